@@ -1,0 +1,3 @@
+from cw_tui.cli import main
+
+raise SystemExit(main())

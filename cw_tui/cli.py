@@ -1,0 +1,380 @@
+"""The `cw-tui` command (SPEC §11). Exit codes: 0 ok, 1 partial failure, 2 usage,
+configuration or input error. Every subcommand is a thin layer over cw_tui.services."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cw_tui import __version__
+from cw_tui.rules.charge_dates import EndRule, StartRule
+from cw_tui.rules.periods import months_back, resolve_period
+from cw_tui.rules.vocabulary import BillingCycle, ChargeType, parse_enum
+from cw_tui.services import settings, system_log
+from cw_tui.services.paths import default_database_path
+from cw_tui.services.platform_files import PlatformDataError
+from cw_tui.services.store import Store, StoreError, now_utc, open_store
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A configuration or usage problem; exit 2 with this message."""
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _store(args: argparse.Namespace) -> Store:
+    path = Path(args.db) if getattr(args, "db", None) else default_database_path()
+    store = open_store(path)
+    system_log.purge(store)
+    return store
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _parse_since(text: str) -> datetime:
+    match = re.fullmatch(r"\s*(\d+)\s*([mhdw])\s*", text)
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        delta = {"m": timedelta(minutes=amount), "h": timedelta(hours=amount), "d": timedelta(days=amount), "w": timedelta(weeks=amount)}[unit]
+        return now_utc() - delta
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--since: {text!r} is neither a duration like 7d, 12h, 30m nor a date YYYY-MM-DD") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _platform_dir(store: Store, args: argparse.Namespace) -> Path:
+    if getattr(args, "platform_dir", None):
+        return Path(args.platform_dir)
+    config = settings.load_configuration(store)
+    if not config.platform_dir:
+        raise UsageError("no Platform export folder is configured: run `cw-tui configure --platform-dir DIR` (or pass --platform-dir)")
+    return Path(config.platform_dir)
+
+
+def _assignment(text: str, keys: type, values: type, option: str) -> tuple[Any, Any]:
+    if "=" not in text:
+        raise UsageError(f"{option}: expected NAME=RULE, got {text!r}")
+    key_text, value_text = text.split("=", 1)
+    try:
+        key = parse_enum(keys, key_text)
+    except ValueError as error:
+        raise UsageError(f"{option}: {error}") from None
+    if values is str:
+        return key, value_text.strip()
+    try:
+        return key, values(value_text.strip().lower().replace(" ", "_").replace("-", "_"))
+    except ValueError:
+        allowed = ", ".join(v.value for v in values)
+        raise UsageError(f"{option}: unknown rule {value_text!r} (expected one of: {allowed})") from None
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_demo_data(args: argparse.Namespace) -> int:
+    from cw_tui.services.demo_data import write_demo_data
+
+    if args.organizations < 1 or args.months < 1 or args.months > 120:
+        raise UsageError("--organizations must be at least 1 and --months between 1 and 120")
+    summary = write_demo_data(
+        args.dir, seed=args.seed, organizations=args.organizations, months=args.months, end_month=args.end_month,
+    )
+    print(
+        f"Wrote a Platform export to {summary.folder}: {summary.organizations} organizations, "
+        f"{summary.offers} offers, {summary.contracts} contracts, {summary.lines} invoice lines "
+        f"({summary.periods[0]} to {summary.periods[-1]})."
+    )
+    return EXIT_OK
+
+
+def cmd_configure(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        config = settings.load_configuration(store)
+        changes = []
+        if args.platform_dir is not None:
+            folder = Path(args.platform_dir).expanduser().resolve()
+            if not folder.is_dir():
+                raise UsageError(f"--platform-dir: {folder} is not a folder")
+            config.platform_dir = str(folder)
+            changes.append(f"Platform folder = {folder}")
+        for text in args.end_rule or []:
+            charge_type, rule = _assignment(text, ChargeType, EndRule, "--end-rule")
+            config.end_rules[charge_type] = rule
+            changes.append(f"end rule {charge_type.value} = {rule.label}")
+        for text in args.start_rule or []:
+            cycle, rule = _assignment(text, BillingCycle, StartRule, "--start-rule")
+            config.start_rules[cycle] = rule
+            changes.append(f"start rule {cycle.value} = {rule.label}")
+        for text in args.charge_type_name or []:
+            charge_type, name = _assignment(text, ChargeType, str, "--charge-type-name")
+            if not name:
+                raise UsageError(f"--charge-type-name: the name of {charge_type.value} cannot be empty")
+            config.charge_type_names[charge_type] = name
+            changes.append(f"charge type name {charge_type.value} = {name}")
+        if args.daily_sync is not None:
+            config.daily_sync = args.daily_sync == "on"
+            changes.append(f"daily sync {args.daily_sync}")
+        if changes:
+            config = settings.Configuration.model_validate(config.model_dump())
+            settings.save_configuration(store, config)
+            system_log.write(store, system_log.Level.INFO, system_log.Category.CONFIGURATION, "Configuration saved", "; ".join(changes))
+        if args.json:
+            _print_json(config.model_dump(mode="json"))
+        else:
+            for change in changes:
+                print(f"set {change}")
+            _print_configuration(config)
+    return EXIT_OK
+
+
+def _print_configuration(config: settings.Configuration) -> None:
+    print(f"Agreement type:   {config.agreement_type.name if config.agreement_type else '(not chosen)'}")
+    print(f"Platform folder:  {config.platform_dir or '(not set)'}")
+    print(f"Daily sync:       {'on' if config.daily_sync else 'off'}")
+    print("Charge end date rules:")
+    for charge_type in ChargeType:
+        print(f"  {charge_type.value:<16} {config.rules.end_rule(charge_type).label}")
+    print("Charge start date rules:")
+    for cycle in BillingCycle:
+        print(f"  {cycle.value:<16} {config.rules.start_rule(cycle).label}")
+    print("Charge type names:")
+    for charge_type in ChargeType:
+        print(f"  {charge_type.value:<16} {config.charge_type_name(charge_type)}")
+
+
+def cmd_load_invoices(args: argparse.Namespace) -> int:
+    from cw_tui.services.platform_import import load_invoices
+
+    today = now_utc().date()
+    try:
+        periods = [resolve_period(p, today) for p in (args.period or ["current"])]
+    except ValueError as error:
+        raise UsageError(f"--period: {error}; use current, previous or YYYY-MM") from None
+    with _store(args) as store:
+        folder = _platform_dir(store, args)
+        config = settings.load_configuration(store)
+        try:
+            report = load_invoices(store, folder, periods, config.rules)
+        except PlatformDataError as error:
+            system_log.write(store, system_log.Level.ERROR, system_log.Category.INVOICES,
+                             f"Invoice load rejected: {error.total} problem(s) in {folder}", str(error))
+            raise
+        if args.json:
+            _print_json({"periods": [vars(p) for p in report.periods], "organizations_added": report.organizations_added,
+                         "offers_added": report.offers_added, "contracts_added": report.contracts_added})
+            return EXIT_OK
+        for p in report.periods:
+            print(
+                f"{p.period}: {p.lines} lines loaded (added {p.added}, refreshed {p.refreshed}, removed {p.removed}, "
+                f"kept {p.kept_synced} synced; skipped {p.skipped_new} lines of invoices in status New)"
+            )
+        print(f"New: {report.organizations_added} organizations, {report.offers_added} offers, {report.contracts_added} contracts.")
+    return EXIT_OK
+
+
+def cmd_load_products(args: argparse.Namespace) -> int:
+    from cw_tui.services.platform_import import load_products
+
+    if not 1 <= args.months <= 12:
+        raise UsageError("--months must be between 1 and 12")
+    since = months_back(now_utc().date(), args.months)
+    with _store(args) as store:
+        folder = _platform_dir(store, args)
+        try:
+            report = load_products(store, folder, since)
+        except PlatformDataError as error:
+            system_log.write(store, system_log.Level.ERROR, system_log.Category.PRODUCTS,
+                             f"Product load rejected: {error.total} problem(s) in {folder}", str(error))
+            raise
+        if args.json:
+            _print_json({"since": since.isoformat(), "offers": report.offers, "offers_added": report.offers_added})
+        else:
+            print(f"Loaded {report.offers} offers from invoice lines since {since.isoformat()} ({report.offers_added} new).")
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cw_tui.services.status import status
+
+    with _store(args) as store:
+        result = status(store)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    orgs, products = result["organizations"], result["products"]
+    print(f"Organizations: {orgs['total']} ({orgs['mapped']} mapped, {orgs['unmapped']} unmapped, {orgs['excluded']} excluded)")
+    print(f"Products:      {products['total']} ({products['mapped']} mapped, {products['unmapped']} unmapped)")
+    print(f"Last sync to PSA: {result['last_sync_to_psa'] or 'never'}   Last organizations sync: {result['last_organizations_sync'] or 'never'}")
+    daily = result["daily_sync"]
+    print(f"Automated daily sync: {'on, next run ' + daily['next_run'] if daily['enabled'] else 'off'}")
+    if result["periods"]:
+        print(f"\n{'Period':<8} {'Lines':>7} {'Mapped':>7} {'Unmapped':>9} {'Excluded':>9} {'Not synced':>11} {'Synced':>7} {'Error':>6}")
+        for p in result["periods"]:
+            print(f"{p['period']:<8} {p['lines']:>7} {p['mapped']:>7} {p['unmapped']:>9} {p['excluded']:>9} {p['not_synced']:>11} {p['synced']:>7} {p['error']:>6}")
+    else:
+        print("\nNo invoice lines loaded yet: run `cw-tui load-invoices --period previous`.")
+    return EXIT_OK
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    query = system_log.LogQuery(
+        level=system_log.Level(args.level.upper()) if args.level else None,
+        category=parse_enum(system_log.Category, args.category) if args.category else None,  # type: ignore[arg-type]
+        text=args.search,
+        since=_parse_since(args.since) if args.since else None,
+    )
+    with _store(args) as store:
+        rows = system_log.entries(store, query, limit=args.limit)
+        total = system_log.count(store, query)
+    if args.json:
+        _print_json([
+            {"id": r.id, "timestamp": r.timestamp.strftime("%Y-%m-%dT%H:%M:%SZ"), "level": r.level, "category": r.category,
+             "summary": r.summary, "details": r.details}
+            for r in rows
+        ])
+        return EXIT_OK
+    for r in reversed(rows):
+        local = r.timestamp.astimezone().strftime("%Y-%m-%d %H:%M")
+        print(f"{local}  {r.level:<7} {r.category:<14} {r.summary}")
+        if args.details and r.details:
+            for line in r.details.splitlines():
+                print(f"{'':>41}{line}")
+    if total > len(rows):
+        print(f"({len(rows)} newest of {total} entries shown; use --limit)")
+    elif not rows:
+        print("No log entries match.")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Until the app arrives, the demo builds a throw-away store from generated Platform data
+    and shows what it holds."""
+    from cw_tui.services.demo_data import write_demo_data
+    from cw_tui.services.platform_import import load_invoices, load_products
+    from cw_tui.services.status import status
+
+    work = Path(tempfile.mkdtemp(prefix="cw-tui-demo-"))
+    folder, db = work / "platform-export", work / "demo.sqlite3"
+    summary = write_demo_data(folder, seed=args.seed)
+    print(f"Demo Platform export: {folder} ({summary.organizations} organizations, {summary.lines} invoice lines)")
+    today = now_utc().date()
+    with open_store(db) as store:
+        config = settings.load_configuration(store)
+        config.platform_dir = str(folder)
+        settings.save_configuration(store, config)
+        load_products(store, folder, months_back(today, 3))
+        load_invoices(store, folder, [resolve_period("previous", today), resolve_period("current", today)], config.rules)
+        result = status(store)
+    print(f"Demo database: {db}")
+    _print_json(result)
+    print(f"\nExplore it: cw-tui --db {db} status | logs --details | load-invoices --period YYYY-MM")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                        help="database file (default: $CW_TUI_DB or the user data folder)")
+    parser = argparse.ArgumentParser(
+        prog="cw-tui",
+        description="Post cloud-marketplace invoice lines into ConnectWise Manage as Agreement Additions.",
+        epilog="Exit codes: 0 ok, 1 some lines failed, 2 usage, configuration or input error.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"cw-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("demo", cmd_demo, "build a throw-away demo database from generated Platform data")
+    p.add_argument("--seed", type=int, default=7)
+
+    p = command("demo-data", cmd_demo_data, "write a deterministic demo Platform export folder")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--seed", type=int, default=7, help="same seed as the sandbox for matching names (default 7)")
+    p.add_argument("--organizations", type=int, default=300, help="number of organizations (default 300)")
+    p.add_argument("--months", type=int, default=15, help="months of invoice lines (default 15)")
+    p.add_argument("--end-month", metavar="YYYY-MM", help="last month (default: the current month)")
+
+    p = command("configure", cmd_configure, "show or change the configuration")
+    p.add_argument("--platform-dir", metavar="DIR", help="the Platform export folder")
+    p.add_argument("--end-rule", action="append", metavar="'CHARGE TYPE=RULE'",
+                   help=f"charge end date rule per charge type; rules: {', '.join(r.value for r in EndRule)}")
+    p.add_argument("--start-rule", action="append", metavar="'CYCLE=RULE'",
+                   help=f"charge start date rule per billing cycle; rules: {', '.join(r.value for r in StartRule)}")
+    p.add_argument("--charge-type-name", action="append", metavar="'CHARGE TYPE=NAME'",
+                   help="the name ConnectWise shows for a charge type")
+    p.add_argument("--daily-sync", choices=["on", "off"], help="automated daily invoice line sync at 00:00 UTC")
+    p.add_argument("--json", action="store_true", help="print the configuration as JSON")
+
+    p = command("load-invoices", cmd_load_invoices, "load invoice lines of a period from the Platform export folder")
+    p.add_argument("--period", action="append", metavar="current|previous|YYYY-MM", help="repeatable (default: current)")
+    p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
+    p.add_argument("--json", action="store_true")
+
+    p = command("load-products", cmd_load_products, "load the offers of recent invoice lines")
+    p.add_argument("--months", type=int, default=3, help="rolling window, 1-12 months (default 3)")
+    p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
+    p.add_argument("--json", action="store_true")
+
+    p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
+    p.add_argument("--json", action="store_true")
+
+    p = command("logs", cmd_logs, "show System Log entries (newest last)")
+    p.add_argument("--level", choices=["info", "warning", "error", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--category", help="Authentication, Configuration, Organizations, Products, Invoices or Sync")
+    p.add_argument("--since", help="a duration (30m, 12h, 7d, 2w) or a date YYYY-MM-DD")
+    p.add_argument("--search", metavar="TEXT")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--details", action="store_true", help="print each entry's details")
+    p.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except PlatformDataError as error:
+        print(f"cw-tui: the Platform data was not loaded; nothing was changed. {error.total} problem(s):", file=sys.stderr)
+        print(str(error), file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, StoreError) as error:
+        print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("cw-tui: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - last resort: a message, never a bare traceback
+        print(f"cw-tui: unexpected error: {system_log.redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
+        if os.environ.get("CW_TUI_DEBUG"):
+            traceback.print_exc()
+        else:
+            print("cw-tui: set CW_TUI_DEBUG=1 for the details", file=sys.stderr)
+        return EXIT_PARTIAL

@@ -1,0 +1,1 @@
+"""Services: everything cw-tui does, without a screen. Nothing here imports textual."""

@@ -1,0 +1,508 @@
+"""The Platform export folder: file format, reading and validation (SPEC §2, §14).
+
+A folder holds four kinds of file, each CSV (one header row, case-insensitive column names,
+UTF-8 with or without BOM, LF or CRLF) or JSON (an array of objects with the same keys):
+
+    organizations.csv   contracts.csv   offers.csv   invoice_lines*.csv
+
+Invoice lines may be split into several files; a file named `invoice_lines_YYYY-MM.csv`
+holds that month only and is skipped when another month is loaded. Reading is
+all-or-nothing: every bad row is reported as `file:line: column: what is wrong`, and a caller
+gets either every row or a `PlatformDataError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+from cw_tui.rules.periods import parse_period, period_of
+from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus, parse_enum
+from cw_tui.services.money import parse_decimal
+
+MAX_REPORTED_ERRORS = 50
+
+
+class PlatformDataError(Exception):
+    """The export folder cannot be loaded. `errors` holds one `file:line: column: problem`
+    string per problem (capped); `total` counts them all."""
+
+    def __init__(self, errors: list[str], total: int | None = None):
+        self.errors = errors[:MAX_REPORTED_ERRORS]
+        self.total = total if total is not None else len(errors)
+        more = self.total - len(self.errors)
+        text = "\n".join(self.errors) + (f"\n... and {more} more" if more > 0 else "")
+        super().__init__(text)
+
+
+# ---------------------------------------------------------------- cell parsers
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _required(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("empty (a value is required)")
+    return value
+
+
+def _iso_date(value: str) -> date:
+    value = value.strip()
+    if not value:
+        raise ValueError("empty (a date YYYY-MM-DD is required)")
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"not a date: {value!r} (expected YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a valid date: {value!r}") from None
+
+
+def _optional_date(value: str) -> date | None:
+    return _iso_date(value) if value.strip() else None
+
+
+def _decimal(value: str) -> Decimal:
+    return parse_decimal(value)
+
+
+def _currency(value: str) -> str:
+    value = value.strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError(f"not a currency code: {value!r} (expected 3 letters, e.g. USD)")
+    return value
+
+
+def _billing_day(value: str) -> int:
+    value = value.strip()
+    if not value.isdigit() or not 1 <= int(value) <= 28:
+        raise ValueError(f"not a billing day: {value!r} (expected a whole number 1-28)")
+    return int(value)
+
+
+def _enum(enum: Any) -> Callable[[str], Any]:
+    return lambda value: parse_enum(enum, value)
+
+
+def _external_id(value: str) -> str | None:
+    value = value.strip()
+    return None if value.lower() in ("", "n/a") else value
+
+
+Required = Annotated[str, BeforeValidator(_required)]
+Text = Annotated[str, BeforeValidator(_text)]
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+OptionalDate = Annotated[date | None, BeforeValidator(_optional_date)]
+Amount = Annotated[Decimal, BeforeValidator(_decimal)]
+Currency = Annotated[str, BeforeValidator(_currency)]
+
+
+class _Row(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OrganizationRow(_Row):
+    organization_id: Required
+    name: Required
+    reference: Text = ""
+    status: Text = "Active"
+
+
+class OfferRow(_Row):
+    offer_id: Required
+    name: Required
+    external_id: Annotated[str | None, BeforeValidator(_external_id)] = None
+    vendor: Text = ""
+
+
+class ContractRow(_Row):
+    contract_id: Required
+    organization_id: Required
+    billing_day: Annotated[int, BeforeValidator(_billing_day)]
+    currency: Currency
+    contract_type: Text = ""
+
+
+class InvoiceLineRow(_Row):
+    line_id: Required
+    invoice_number: Required
+    invoice_date: IsoDate
+    invoice_status: Annotated[InvoiceStatus, BeforeValidator(_enum(InvoiceStatus))]
+    organization_id: Required
+    contract_id: Required
+    subscription_id: Required
+    subscription_name: Required
+    offer_id: Required
+    charge_type: Annotated[ChargeType, BeforeValidator(_enum(ChargeType))]
+    billing_cycle: Annotated[BillingCycle, BeforeValidator(_enum(BillingCycle))]
+    quantity: Amount
+    unit_price: Amount
+    unit_cost: Amount
+    currency: Currency
+    charge_start: IsoDate
+    charge_end: OptionalDate = None
+
+    @property
+    def period(self) -> str:
+        return period_of(self.invoice_date)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    stem: str
+    row: type[_Row]
+    key: str
+    description: str
+    columns: dict[str, str]  # column -> meaning; optional ones say so
+
+    def required_columns(self) -> list[str]:
+        return [c for c, meaning in self.columns.items() if not meaning.startswith("optional")]
+
+
+ORGANIZATIONS = FileKind(
+    "organizations", OrganizationRow, "organization_id", "customer organizations",
+    {
+        "organization_id": "the Platform's ID of the organization (unique)",
+        "name": "organization name",
+        "reference": "optional: Organization Reference #",
+        "status": "optional: Active, New, Suspended, ... (default Active)",
+    },
+)
+OFFERS = FileKind(
+    "offers", OfferRow, "offer_id", "offers (products) sold on the Platform",
+    {
+        "offer_id": "the Platform's ID of the offer (unique)",
+        "name": "offer name",
+        "external_id": "optional: vendor SKU; empty or n/a for the default offer of custom invoices",
+        "vendor": "optional: vendor name",
+    },
+)
+CONTRACTS = FileKind(
+    "contracts", ContractRow, "contract_id", "invoice contracts, normally one per customer",
+    {
+        "contract_id": "the Platform's ID of the contract (unique)",
+        "organization_id": "the organization the contract bills",
+        "billing_day": "billing-cycle day, 1-28",
+        "currency": "ISO 4217 code, e.g. USD",
+        "contract_type": "optional: the Platform's contract type",
+    },
+)
+INVOICE_LINES = FileKind(
+    "invoice_lines", InvoiceLineRow, "line_id", "invoice lines; one file or one per month",
+    {
+        "line_id": "stable, unique ID of the line",
+        "invoice_number": "invoice number",
+        "invoice_date": "YYYY-MM-DD; its month is the line's period",
+        "invoice_status": "New, Verified or Processed (New invoices are skipped)",
+        "organization_id": "the customer organization",
+        "contract_id": "the invoice contract",
+        "subscription_id": "subscription ID (recurring lines of one subscription share it)",
+        "subscription_name": "subscription name",
+        "offer_id": "the offer",
+        "charge_type": "Purchase Fee, Cycle Fee, Correction, Usage Fee, One Time Fee, Item Fee or User Correction",
+        "billing_cycle": "Monthly, Annual, Triennial or None",
+        "quantity": "decimal, '.' as decimal point, at most 6 decimals; negative for credits",
+        "unit_price": "decimal, as quantity",
+        "unit_cost": "decimal, as quantity",
+        "currency": "ISO 4217 code",
+        "charge_start": "YYYY-MM-DD",
+        "charge_end": "YYYY-MM-DD, or empty",
+    },
+)
+FILE_KINDS = (ORGANIZATIONS, OFFERS, CONTRACTS, INVOICE_LINES)
+
+_PERIOD_IN_NAME = re.compile(r"^invoice_lines[_-](\d{4}-\d{2})$", re.IGNORECASE)
+
+
+@dataclass
+class SourceRow:
+    file: str
+    line: int | str  # line number in a CSV, "item N" in a JSON array
+    row: Any
+
+
+@dataclass
+class _Errors:
+    items: list[str] = field(default_factory=list)
+    total: int = 0
+
+    def add(self, where: str, column: str | None, message: str) -> None:
+        self.total += 1
+        if len(self.items) < MAX_REPORTED_ERRORS:
+            self.items.append(f"{where}: {column}: {message}" if column else f"{where}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.total:
+            raise PlatformDataError(self.items, self.total)
+
+
+def _where(file: str, line: int | str) -> str:
+    return f"{file}:{line}"
+
+
+def _decode(path: Path, data: bytes, errors: _Errors) -> str | None:
+    name = path.name
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        errors.add(_where(name, 1), None, "the file is UTF-16 encoded; save it as UTF-8 (CSV UTF-8)")
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        byte = data[error.start : error.start + 1].hex().upper()
+        errors.add(
+            _where(name, line), None,
+            f"not valid UTF-8 (byte 0x{byte}); save the file as UTF-8 (CSV UTF-8)",
+        )
+        return None
+
+
+def _csv_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterator[tuple[int, dict[str, str]]]:
+    if not text.strip():
+        errors.add(_where(name, 1), None, f"the file is empty; expected a header row: {','.join(kind.columns)}")
+        return
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except csv.Error as error:
+        errors.add(_where(name, 1), None, f"cannot read the header row: {error}")
+        return
+    columns = [c.strip().lower() for c in header]
+    missing = [c for c in kind.required_columns() if c not in columns]
+    if missing:
+        errors.add(_where(name, 1), None, f"missing column(s): {', '.join(missing)}")
+        return
+    seen = set()
+    for column in columns:
+        if column and column in seen:
+            errors.add(_where(name, 1), column, "the column appears twice")
+            return
+        seen.add(column)
+    width = len(columns)
+    try:
+        for cells in reader:
+            line = reader.line_num
+            if not cells or (len(cells) == 1 and not cells[0].strip()):
+                continue  # blank line
+            if len(cells) != width:
+                errors.add(_where(name, line), None, f"expected {width} cells, found {len(cells)}")
+                continue
+            yield line, dict(zip(columns, cells))
+    except csv.Error as error:
+        errors.add(_where(name, reader.line_num), None, f"not valid CSV: {error}")
+
+
+def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterator[tuple[str, dict[str, str]]]:
+    if not text.strip():
+        errors.add(_where(name, 1), None, "the file is empty; expected a JSON array of objects")
+        return
+    try:
+        data = json.loads(text, parse_float=str, parse_int=str)
+    except json.JSONDecodeError as error:
+        errors.add(_where(name, error.lineno), None, f"not valid JSON: {error.msg} (column {error.colno})")
+        return
+    if not isinstance(data, list):
+        errors.add(_where(name, 1), None, "expected a JSON array of objects")
+        return
+    required = kind.required_columns()
+    for index, item in enumerate(data, start=1):
+        where = f"item {index}"
+        if not isinstance(item, dict):
+            errors.add(_where(name, where), None, "expected an object")
+            continue
+        row = {str(k).strip().lower(): ("" if v is None else str(v)) for k, v in item.items()}
+        missing = [c for c in required if c not in row]
+        if missing:
+            errors.add(_where(name, where), None, f"missing key(s): {', '.join(missing)}")
+            continue
+        yield where, row
+
+
+def _validation_messages(error: ValidationError) -> Iterable[tuple[str, str]]:
+    for item in error.errors(include_url=False):
+        column = str(item["loc"][0]) if item["loc"] else ""
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        yield column, message
+
+
+def read_rows(path: Path, kind: FileKind, errors: _Errors, keep: Callable[[Any], bool] | None = None) -> list[SourceRow]:
+    """Validate every row of one file; bad rows go to `errors`. `keep` filters valid rows."""
+    name = path.name
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        errors.add(_where(name, 1), None, f"cannot read the file: {error.strerror}")
+        return []
+    text = _decode(path, data, errors)
+    if text is None:
+        return []
+    rows_in = _json_rows(name, text, kind, errors) if path.suffix.lower() == ".json" else _csv_rows(name, text, kind, errors)
+    model = kind.row
+    result: list[SourceRow] = []
+    for line, raw in rows_in:
+        try:
+            row = model.model_validate(raw)
+        except ValidationError as error:
+            for column, message in _validation_messages(error):
+                errors.add(_where(name, line), column, message)
+            continue
+        if keep is None or keep(row):
+            result.append(SourceRow(name, line, row))
+    return result
+
+
+# ---------------------------------------------------------------- the folder
+
+
+@dataclass
+class ExportFolder:
+    path: Path
+    organizations: Path
+    offers: Path
+    contracts: Path
+    invoice_lines: list[Path]
+
+    def invoice_files_for(self, wanted: Callable[[str], bool]) -> list[Path]:
+        """Invoice-line files that may hold a period for which `wanted(period)` is true."""
+        files = []
+        for path in self.invoice_lines:
+            match = _PERIOD_IN_NAME.match(path.stem)
+            if match is None or wanted(match.group(1)):
+                files.append(path)
+        return files
+
+
+def find_export_files(folder: Path | str) -> ExportFolder:
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise PlatformDataError([f"{folder}: the Platform export folder does not exist"])
+    by_stem: dict[str, list[Path]] = {}
+    invoice_files: list[Path] = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or path.suffix.lower() not in (".csv", ".json"):
+            continue
+        stem = path.stem.lower()
+        if stem.startswith("invoice_lines"):
+            if stem != "invoice_lines" and not _PERIOD_IN_NAME.match(stem):
+                raise PlatformDataError([f"{path.name}: invoice line files are named invoice_lines.csv or invoice_lines_YYYY-MM.csv"])
+            invoice_files.append(path)
+        else:
+            by_stem.setdefault(stem, []).append(path)
+    errors = []
+    found = {}
+    for kind in (ORGANIZATIONS, OFFERS, CONTRACTS):
+        paths = by_stem.get(kind.stem, [])
+        if not paths:
+            errors.append(f"{folder}: missing {kind.stem}.csv (or {kind.stem}.json)")
+        elif len(paths) > 1:
+            errors.append(f"{folder}: both {paths[0].name} and {paths[1].name}; keep one")
+        else:
+            found[kind.stem] = paths[0]
+    if not invoice_files:
+        errors.append(f"{folder}: no invoice_lines*.csv (or .json) file")
+    if errors:
+        raise PlatformDataError(errors)
+    return ExportFolder(folder, found["organizations"], found["offers"], found["contracts"], invoice_files)
+
+
+@dataclass
+class PlatformData:
+    """Validated rows of one load: the lines asked for and the records they refer to."""
+
+    organizations: dict[str, OrganizationRow]
+    offers: dict[str, OfferRow]
+    contracts: dict[str, ContractRow]
+    lines: list[InvoiceLineRow]
+    skipped_new: dict[str, int]  # period -> lines of invoices still in status New
+
+
+def _unique(rows: list[SourceRow], kind: FileKind, errors: _Errors) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    first: dict[str, SourceRow] = {}
+    for source in rows:
+        key = getattr(source.row, kind.key)
+        if key in first:
+            other = first[key]
+            errors.add(_where(source.file, source.line), kind.key, f"duplicate {kind.key} {key!r} (first at {other.file}:{other.line})")
+            continue
+        first[key] = source
+        result[key] = source.row
+    return result
+
+
+def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], wanted_period: Callable[[str], bool]) -> PlatformData:
+    """Read and validate the folder. `include` picks the invoice lines of this load,
+    `wanted_period` lets files named for other months be skipped unread."""
+    export = find_export_files(folder)
+    errors = _Errors()
+    organizations = _unique(read_rows(export.organizations, ORGANIZATIONS, errors), ORGANIZATIONS, errors)
+    offers = _unique(read_rows(export.offers, OFFERS, errors), OFFERS, errors)
+    contracts = _unique(read_rows(export.contracts, CONTRACTS, errors), CONTRACTS, errors)
+
+    sources: list[SourceRow] = []
+    for path in export.invoice_files_for(wanted_period):
+        match = _PERIOD_IN_NAME.match(path.stem)
+        file_period = match.group(1) if match else None
+        for source in read_rows(path, INVOICE_LINES, errors):
+            row: InvoiceLineRow = source.row
+            if file_period and row.period != file_period:
+                errors.add(_where(source.file, source.line), "invoice_date", f"{row.invoice_date} is not in the file's month {file_period}")
+                continue
+            if include(row):
+                sources.append(source)
+
+    lines: list[InvoiceLineRow] = []
+    skipped_new: dict[str, int] = {}
+    seen: dict[str, SourceRow] = {}
+    for source in sources:
+        row = source.row
+        where = _where(source.file, source.line)
+        if row.line_id in seen:
+            other = seen[row.line_id]
+            errors.add(where, "line_id", f"duplicate line ID {row.line_id!r} (first at {other.file}:{other.line})")
+            continue
+        seen[row.line_id] = source
+        if row.organization_id not in organizations:
+            errors.add(where, "organization_id", f"unknown organization {row.organization_id!r} (not in {export.organizations.name})")
+        contract = contracts.get(row.contract_id)
+        if contract is None:
+            errors.add(where, "contract_id", f"unknown contract {row.contract_id!r} (not in {export.contracts.name})")
+        elif contract.organization_id != row.organization_id:
+            errors.add(where, "contract_id", f"contract {row.contract_id!r} belongs to organization {contract.organization_id!r}, not {row.organization_id!r}")
+        if row.offer_id not in offers:
+            errors.add(where, "offer_id", f"unknown offer {row.offer_id!r} (not in {export.offers.name})")
+        if row.charge_end is not None and row.charge_end < row.charge_start:
+            errors.add(where, "charge_end", f"{row.charge_end} is before charge_start {row.charge_start}")
+        if row.invoice_status is InvoiceStatus.NEW:
+            skipped_new[row.period] = skipped_new.get(row.period, 0) + 1
+            continue
+        lines.append(row)
+    errors.raise_if_any()
+    return PlatformData(organizations, offers, contracts, lines, skipped_new)
+
+
+def period_filter(periods: Iterable[str]) -> tuple[Callable[[InvoiceLineRow], bool], Callable[[str], bool]]:
+    wanted = set(periods)
+    for period in wanted:
+        parse_period(period)
+    return (lambda row: row.period in wanted), (lambda period: period in wanted)
+
+
+def since_filter(since: date) -> tuple[Callable[[InvoiceLineRow], bool], Callable[[str], bool]]:
+    first_period = period_of(since)
+    return (lambda row: row.invoice_date >= since), (lambda period: period >= first_period)

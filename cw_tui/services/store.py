@@ -1,0 +1,388 @@
+"""The local store: one SQLite file (WAL, busy timeout) holding Platform data, the cached
+ConnectWise records, the mappings, the configuration, sync runs and the System Logs.
+
+Credentials are *not* here (see credentials.py). The schema is versioned with
+`PRAGMA user_version`; `open_store` upgrades an older file in place, in one transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import peewee as pw
+
+from cw_tui.services.money import from_micros, to_micros
+
+APP_ID = 0x63777475  # "cwtu": marks the file as ours (PRAGMA application_id)
+BUSY_TIMEOUT_MS = 10_000
+
+
+class StoreError(Exception):
+    """The database cannot be used; the message says why and what to do."""
+
+
+# ---------------------------------------------------------------- field types
+
+
+class MicrosField(pw.BigIntegerField):
+    """A Decimal stored exactly as integer micro-units."""
+
+    def db_value(self, value: Decimal | None) -> int | None:
+        return None if value is None else to_micros(Decimal(value))
+
+    def python_value(self, value: int | None) -> Decimal | None:
+        return None if value is None else from_micros(int(value))
+
+
+class UTCDateTimeField(pw.TextField):
+    """Aware UTC datetimes stored as sortable ISO text ('2026-11-21T21:00:00.000000Z')."""
+
+    def db_value(self, value: datetime | None) -> str | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC field")
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def python_value(self, value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+class ISODateField(pw.TextField):
+    """A date stored as 'YYYY-MM-DD' (sorts correctly, reads back as a date)."""
+
+    def db_value(self, value: date | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    def python_value(self, value: str | None) -> date | None:
+        return None if value is None else date.fromisoformat(value)
+
+
+def utc_to_text(value: datetime) -> str:
+    return UTCDateTimeField().db_value(value)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- models
+
+
+class BaseModel(pw.Model):
+    class Meta:
+        database = None  # bound by open_store
+        legacy_table_names = False
+
+
+class Organization(BaseModel):
+    """A Platform customer organization, and its mapping to a ConnectWise company."""
+
+    platform_id = pw.TextField(primary_key=True)
+    name = pw.TextField(index=True)
+    reference = pw.TextField(default="", index=True)
+    status = pw.TextField(default="Active")
+    # New organizations stay out of sync until a person includes them (SPEC §5.1).
+    excluded = pw.BooleanField(default=True, index=True)
+    company_id = pw.IntegerField(null=True, index=True)
+    mapping_error = pw.TextField(null=True)
+    first_seen_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+
+class Offer(BaseModel):
+    """A Platform offer, and its mapping to a ConnectWise catalog product."""
+
+    platform_id = pw.TextField(primary_key=True)
+    name = pw.TextField(index=True)
+    external_id = pw.TextField(null=True)  # None = the default offer of custom invoices ("n/a")
+    vendor = pw.TextField(default="", index=True)
+    product_id = pw.IntegerField(null=True, index=True)
+    mapping_error = pw.TextField(null=True)
+    updated_at = UTCDateTimeField()
+
+
+class Contract(BaseModel):
+    """A Platform invoice contract, and its mapping to a ConnectWise agreement."""
+
+    platform_id = pw.TextField(primary_key=True)
+    organization_id = pw.TextField(index=True)
+    billing_day = pw.IntegerField()
+    currency = pw.TextField()
+    contract_type = pw.TextField(default="")
+    agreement_id = pw.IntegerField(null=True)
+    updated_at = UTCDateTimeField()
+
+
+class InvoiceLine(BaseModel):
+    """One Platform invoice line: its Platform values (refreshed while unsynced), charge dates
+    with badges, per-line overrides and its state in ConnectWise."""
+
+    line_id = pw.TextField(primary_key=True)
+    period = pw.TextField()  # YYYY-MM of the invoice date
+    invoice_number = pw.TextField()
+    invoice_date = ISODateField()
+    invoice_status = pw.TextField()
+    organization_id = pw.TextField()
+    contract_id = pw.TextField()
+    subscription_id = pw.TextField()
+    subscription_name = pw.TextField()
+    offer_id = pw.TextField()
+    charge_type = pw.TextField()
+    billing_cycle = pw.TextField()
+    quantity = MicrosField()
+    unit_price = MicrosField()
+    unit_cost = MicrosField()
+    total = MicrosField()
+    currency = pw.TextField()
+    platform_charge_start = ISODateField()
+    platform_charge_end = ISODateField(null=True)
+    charge_start = ISODateField()
+    charge_start_badge = pw.TextField(default="default")
+    charge_end = ISODateField(null=True)
+    charge_end_badge = pw.TextField(default="default")
+    # Per-line overrides (SPEC §6): they win over the organization/offer/contract mappings.
+    override_company_id = pw.IntegerField(null=True)
+    override_product_id = pw.IntegerField(null=True)
+    override_agreement_id = pw.IntegerField(null=True)
+    # not_synced | claimed | synced | error  (claimed = a sync owns it; see the sync engine)
+    sync_status = pw.TextField(default="not_synced")
+    addition_id = pw.IntegerField(null=True)
+    last_error = pw.TextField(null=True)
+    last_sync_at = UTCDateTimeField(null=True)
+    claimed_by = pw.TextField(null=True)
+    claimed_at = UTCDateTimeField(null=True)
+    loaded_at = UTCDateTimeField()
+
+    class Meta:
+        indexes = (
+            (("period", "invoice_date"), False),
+            (("period", "sync_status"), False),
+            (("period", "organization_id"), False),
+            (("period", "offer_id"), False),
+            (("period", "charge_type"), False),
+            (("organization_id",), False),
+            (("offer_id",), False),
+            (("contract_id",), False),
+            (("subscription_id",), False),
+        )
+
+
+class Company(BaseModel):
+    """Cached ConnectWise company."""
+
+    id = pw.IntegerField(primary_key=True)
+    identifier = pw.TextField(index=True)
+    name = pw.TextField(index=True)
+    status_id = pw.IntegerField(null=True)
+    status_name = pw.TextField(null=True)
+    deleted = pw.BooleanField(default=False)
+    default_contact_id = pw.IntegerField(null=True)
+    synced_at = UTCDateTimeField()
+
+
+class CompanyStatus(BaseModel):
+    id = pw.IntegerField(primary_key=True)
+    name = pw.TextField()
+    inactive = pw.BooleanField(default=False)
+    synced_at = UTCDateTimeField()
+
+
+class Product(BaseModel):
+    """Cached ConnectWise catalog item."""
+
+    id = pw.IntegerField(primary_key=True)
+    identifier = pw.TextField(index=True)
+    description = pw.TextField(index=True)
+    inactive = pw.BooleanField(default=False)
+    synced_at = UTCDateTimeField()
+
+
+class AgreementType(BaseModel):
+    id = pw.IntegerField(primary_key=True)
+    name = pw.TextField()
+    inactive = pw.BooleanField(default=False)
+    synced_at = UTCDateTimeField()
+
+
+class Agreement(BaseModel):
+    """Cached ConnectWise agreement."""
+
+    id = pw.IntegerField(primary_key=True)
+    name = pw.TextField()
+    company_id = pw.IntegerField(index=True)
+    type_id = pw.IntegerField(null=True)
+    type_name = pw.TextField(null=True)
+    status = pw.TextField(default="Active")
+    cancelled = pw.BooleanField(default=False)
+    synced_at = UTCDateTimeField()
+
+
+class Setting(BaseModel):
+    """Configuration, one JSON value per key (see settings.py)."""
+
+    key = pw.TextField(primary_key=True)
+    value = pw.TextField()
+
+
+class SyncRun(BaseModel):
+    id = pw.AutoField()
+    kind = pw.TextField()  # sync | dry-run | organizations | products | invoices
+    period = pw.TextField(null=True)
+    started_at = UTCDateTimeField()
+    finished_at = UTCDateTimeField(null=True)
+    state = pw.TextField(default="running")  # running | ok | partial | failed
+    owner = pw.TextField(null=True)  # host:pid of the process that runs it
+    created = pw.IntegerField(default=0)
+    updated = pw.IntegerField(default=0)
+    cancelled = pw.IntegerField(default=0)
+    agreements_created = pw.IntegerField(default=0)
+    skipped = pw.IntegerField(default=0)
+    errors = pw.IntegerField(default=0)
+    api_calls = pw.IntegerField(default=0)
+
+
+class LogEntry(BaseModel):
+    id = pw.AutoField()
+    timestamp = UTCDateTimeField(index=True)
+    level = pw.TextField(index=True)  # INFO | WARNING | ERROR
+    category = pw.TextField(index=True)
+    summary = pw.TextField()
+    details = pw.TextField(default="")
+
+
+MODELS: list[type[BaseModel]] = [
+    Organization,
+    Offer,
+    Contract,
+    InvoiceLine,
+    Company,
+    CompanyStatus,
+    Product,
+    AgreementType,
+    Agreement,
+    Setting,
+    SyncRun,
+    LogEntry,
+]
+
+# ---------------------------------------------------------------- migrations
+
+
+def _v1_initial_schema(db: pw.SqliteDatabase) -> None:
+    from cw_tui.services.schema_v1 import STATEMENTS
+
+    for statement in STATEMENTS:
+        db.execute_sql(statement)
+
+# Index i holds the step from version i to i+1. Never edit a released step: add a new one.
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1_initial_schema]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+# ---------------------------------------------------------------- opening
+
+
+class Store:
+    """An open store. Models are bound to its database while it is open."""
+
+    def __init__(self, path: Path, db: pw.SqliteDatabase):
+        self.path = path
+        self.db = db
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def atomic(self):  # noqa: ANN201 - peewee's context manager
+        return self.db.atomic()
+
+    def schema_version(self) -> int:
+        return self.db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def _describe(path: Path, error: Exception) -> str:
+    text = str(error).lower()
+    if "locked" in text or "busy" in text:
+        return (
+            f"database {path} is locked by another program; wait for it to finish "
+            "(or close the other cw-tui) and try again"
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return (
+            f"database {path} is damaged or is not a cw-tui database ({error}); "
+            "restore it from a backup or choose another file with --db"
+        )
+    if "disk" in text and ("full" in text or "i/o" in text):
+        return f"cannot write database {path}: the disk is full or failing ({error})"
+    if "readonly" in text or "read-only" in text or "permission" in text:
+        return f"cannot write database {path}: permission denied ({error})"
+    if "unable to open" in text:
+        return f"cannot open database {path}: the folder does not exist or is not writable"
+    return f"database {path} cannot be used: {error}"
+
+
+def open_store(path: Path | str, *, migrate: bool = True) -> Store:
+    """Open (creating if needed) and upgrade the store at `path`; binds the models to it."""
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(f"cannot create the folder for database {path}: {error.strerror}") from None
+    db = pw.SqliteDatabase(
+        str(path),
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        pragmas={
+            "journal_mode": "wal",
+            "busy_timeout": BUSY_TIMEOUT_MS,
+            "synchronous": "normal",
+            "foreign_keys": 1,
+        },
+        check_same_thread=False,
+    )
+    try:
+        db.connect()
+        version = db.execute_sql("PRAGMA user_version").fetchone()[0]
+        app_id = db.execute_sql("PRAGMA application_id").fetchone()[0]
+        tables = {row[0] for row in db.execute_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+        if version == 0 and tables:
+            raise StoreError(f"{path} is an SQLite file of another program, not a cw-tui database")
+        if version and app_id != APP_ID:
+            raise StoreError(f"{path} is an SQLite file of another program, not a cw-tui database")
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"database {path} was written by a newer cw-tui (schema {version}, this one "
+                f"knows {SCHEMA_VERSION}); upgrade cw-tui"
+            )
+        db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        if migrate and version < SCHEMA_VERSION:
+            _migrate(db, version)
+    except StoreError:
+        db.close()
+        raise
+    except (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError) as error:
+        db.close()
+        raise StoreError(_describe(path, error)) from None
+    return Store(path, db)
+
+
+def _migrate(db: pw.SqliteDatabase, version: int) -> None:
+    # BEGIN IMMEDIATE: two processes upgrading at once serialise instead of racing.
+    with db.atomic("IMMEDIATE"):
+        current = db.execute_sql("PRAGMA user_version").fetchone()[0]
+        for step in range(current, SCHEMA_VERSION):
+            MIGRATIONS[step](db)
+        db.execute_sql(f"PRAGMA application_id = {APP_ID}")
+        db.execute_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
