@@ -10,7 +10,7 @@ _PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 def period_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
+    return day.isoformat()[:7]
 
 
 def parse_period(text: str) -> tuple[int, int]:

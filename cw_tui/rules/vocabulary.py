@@ -39,11 +39,16 @@ class InvoiceStatus(StrEnum):
 LOADABLE_INVOICE_STATUSES = frozenset({InvoiceStatus.VERIFIED, InvoiceStatus.PROCESSED})
 
 
+_LOOKUP: dict[type, dict[str, StrEnum]] = {}
+
+
 def parse_enum(enum: type[StrEnum], text: str) -> StrEnum:
     """Case- and space-insensitive lookup ("cycle fee", "CYCLE  FEE" -> Cycle Fee)."""
-    key = " ".join(text.split()).casefold()
-    for member in enum:
-        if member.value.casefold() == key:
-            return member
-    allowed = ", ".join(m.value for m in enum)
-    raise ValueError(f"unknown value {text!r} (expected one of: {allowed})")
+    table = _LOOKUP.get(enum)
+    if table is None:
+        table = _LOOKUP[enum] = {m.value.casefold(): m for m in enum}
+    member = table.get(text.casefold()) or table.get(" ".join(text.split()).casefold())
+    if member is None:
+        allowed = ", ".join(m.value for m in enum)
+        raise ValueError(f"unknown value {text!r} (expected one of: {allowed})")
+    return member

@@ -156,7 +156,7 @@ def write_demo_data(
         for org in orgs:
             contract = org.contracts[0]
             invoice_date = _month_day(period, contract[1])
-            if period == end_month:
+            if period == period_of(today):
                 status = "Verified" if rng.random() < 0.7 else "New"
             else:
                 roll = rng.random()

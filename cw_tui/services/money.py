@@ -21,7 +21,10 @@ def parse_decimal(text: str) -> Decimal:
         raise ValueError(f"not a number: {text!r}{hint}") from None
     if not value.is_finite():
         raise ValueError(f"not a finite number: {text!r}")
-    if value.as_tuple().exponent < -SCALE:  # type: ignore[operator]
+    dot = cleaned.find(".")
+    if ("e" in cleaned or "E" in cleaned) and value.as_tuple().exponent < -SCALE:  # type: ignore[operator]
+        raise ValueError(f"{text!r} has more than {SCALE} decimal places")
+    if dot >= 0 and len(cleaned) - dot - 1 > SCALE and value != value.quantize(_QUANTUM):
         raise ValueError(f"{text!r} has more than {SCALE} decimal places")
     if abs(value) >= Decimal(10) ** 12:
         raise ValueError(f"{text!r} is too large")

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cw_tui.cli import main
+from cw_tui.services.demo_data import write_demo_data
+from cw_tui.services.store import Store, open_store
+
+DEMO_END_MONTH = "2026-10"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the user's real database or credentials."""
+    monkeypatch.setenv("CW_TUI_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("CW_TUI_DB", str(tmp_path / "default.sqlite3"))
+
+
+@pytest.fixture(scope="session")
+def demo_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("demo-source")
+    write_demo_data(folder, seed=7, organizations=60, months=3, end_month=DEMO_END_MONTH)
+    return folder
+
+
+@pytest.fixture
+def demo_folder(demo_source: Path, tmp_path: Path) -> Path:
+    """A private copy of a small demo export, free to be damaged by the test."""
+    folder = tmp_path / "export"
+    shutil.copytree(demo_source, folder)
+    return folder
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    s = open_store(tmp_path / "store.sqlite3")
+    yield s
+    s.close()
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+    def json(self):
+        return json.loads(self.out)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the real `cw-tui` entry point in-process."""
+
+    def run(*args: str | Path) -> CliResult:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def run_process(*args: str | Path, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+    """Run `cw-tui` as a separate process, as a user or cron would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cw_tui", *map(str, args)],
+        capture_output=True, text=True, env=full_env, timeout=timeout,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def reopen(path: Path) -> Store:
+    return open_store(path)
