@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from cw_tui.services import credentials
+from cw_tui.services.credentials import Credentials, CredentialsError
+
+
+def test_saved_with_mode_0600_and_read_back(tmp_path: Path) -> None:
+    creds = Credentials("http://127.0.0.1:1", "acme", "pub", "priv-secret-1", "client-guid-1")
+    path = credentials.save(creds)
+    assert path.parent == tmp_path / "config"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert credentials.load_saved() == creds
+    assert "priv-secret-1" not in repr(creds) and "client-guid-1" not in str(creds)
+
+
+def test_environment_takes_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
+    credentials.save(Credentials("http://127.0.0.1:1", "acme", "pub", "priv", "cid"))
+    monkeypatch.setenv("CW_PRIVATE_KEY", "from-env")
+    current = credentials.current()
+    assert current is not None and current.private_key == "from-env" and current.company_id == "acme"
+
+
+def test_environment_alone_is_enough(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert credentials.current() is None
+    for name, var in credentials.ENVIRONMENT.items():
+        monkeypatch.setenv(var, f"{name}-value")
+    current = credentials.current()
+    assert current is not None and current.complete()
+
+
+def test_a_damaged_file_is_an_error(tmp_path: Path) -> None:
+    path = credentials.credentials_path()
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    with pytest.raises(CredentialsError, match="damaged"):
+        credentials.load_saved()
+
+
+def test_missing_fields_are_named() -> None:
+    assert Credentials(url="x").missing() == ["Company ID", "Public Key", "Private Key", "Client ID"]
