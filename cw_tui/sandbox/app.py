@@ -1,0 +1,502 @@
+"""The ConnectWise sandbox: an ASGI app serving the subset of the ConnectWise Manage REST API
+that cw-tui uses, as ConnectWise does it (API-NOTES, openapi-subset.json): Basic auth plus
+`clientId`, paging with `Link` headers, `conditions`, `fields`, `orderBy`, `/count`,
+ConnectWise-shaped errors, and optional latency and faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import base64
+import binascii
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cw_tui.sandbox.conditions import ConditionError, _get, compile_conditions
+from cw_tui.sandbox.data import SandboxState, now_text
+
+MEDIA_TYPE = "application/vnd.connectwise.com+json; version=2025.1"
+API = "/{codebase}/apis/3.0"
+MAX_PAGE_SIZE = 1000
+_CW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")
+DROP_HEADER = "x-sandbox-drop"
+
+
+@dataclass
+class Faults:
+    latency_ms: float = 0.0
+    fail_rate: float = 0.0
+    throttle_rate: float = 0.0
+    drop_after_commit_rate: float = 0.0
+    retry_after_s: int = 1
+    seed: int | None = None
+
+
+@dataclass
+class Keys:
+    company_id: str
+    public_key: str
+    private_key: str
+    client_id: str
+
+
+class _Dropped(Exception):
+    """Raised after a write is applied, to drop the connection without a response."""
+
+
+class _QuietDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], _Dropped))
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietDrops())
+
+
+def _cw_json(data: Any, status: int = 200, headers: dict | None = None) -> Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def _error(status: int, code: str, message: str, errors: list[dict] | None = None) -> Response:
+    return JSONResponse({"code": code, "message": message, "errors": errors}, status_code=status)
+
+
+def _invalid(resource: str, *errors: tuple[str, str, str]) -> Response:
+    return _error(400, "InvalidObject", f"{resource} object is invalid",
+                  [{"code": code, "message": message, "resource": resource, "field": field} for code, field, message in errors])
+
+
+def _project(record: dict, fields: str | None) -> dict:
+    if not fields:
+        return record
+    result: dict = {}
+    for path in (p.strip() for p in fields.split(",")):
+        if not path:
+            continue
+        parts = path.split("/")
+        value = _get(record, path)
+        if value is None and not isinstance(record.get(parts[0]), dict):
+            if parts[0] not in record:
+                continue
+        target = result
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = value
+    return result
+
+
+class Sandbox:
+    def __init__(self, state: SandboxState, keys: Keys, faults: Faults | None = None, state_file: Path | None = None):
+        self.state = state
+        self.keys = keys
+        self.faults = faults or Faults()
+        self.random = random.Random(self.faults.seed)
+        self.state_file = state_file
+        self._dirty = False
+        self._save_scheduled = False
+        self.lock = asyncio.Lock()
+        self.requests = 0  # API requests answered or faulted, for tests and benchmarks
+        self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        yield
+        self.save()
+
+    # ------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        drop = False
+
+        async def guarded_send(message: dict) -> None:
+            nonlocal drop
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() != DROP_HEADER]
+                drop = len(headers) != len(message.get("headers", []))
+                await send({**message, "headers": headers})
+                return
+            if drop and message["type"] == "http.response.body":
+                # the write is applied and the status line is out; the body never comes
+                raise _Dropped()
+            await send(message)
+
+        await self.app(scope, receive, guarded_send)
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self) -> None:
+        self._save_scheduled = False
+        if self.state_file and self._dirty:
+            tmp = self.state_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state.to_json()))
+            tmp.replace(self.state_file)
+            self._dirty = False
+
+    def _changed(self) -> None:
+        # Writes come in bursts during a sync: save at most twice a second, and on shutdown.
+        self._dirty = True
+        if self.state_file and not self._save_scheduled:
+            self._save_scheduled = True
+            asyncio.get_running_loop().call_later(0.5, self.save)
+
+    # ------------------------------------------------------------ plumbing
+
+    def _check_auth(self, request: Request) -> Response | None:
+        header = request.headers.get("authorization", "")
+        expected = f"{self.keys.company_id}+{self.keys.public_key}:{self.keys.private_key}"
+        given = ""
+        if header[:6].lower() == "basic ":
+            try:
+                given = base64.b64decode(header[6:].strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                given = ""
+        if given != expected:
+            return _error(401, "Unauthorized", "Password or user name is invalid.")
+        if request.headers.get("clientid") != self.keys.client_id:
+            return _error(401, "Unauthorized", "A valid clientId header is required.")
+        return None
+
+    async def _faults(self, request: Request, write: bool) -> Response | None:
+        faults = self.faults
+        if faults.latency_ms:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if faults.throttle_rate and self.random.random() < faults.throttle_rate:
+            return JSONResponse(
+                {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {faults.retry_after_s} seconds."},
+                status_code=429, headers={"Retry-After": str(faults.retry_after_s)},
+            )
+        if faults.fail_rate and self.random.random() < faults.fail_rate:
+            return _error(500, "InternalServerError", "An unexpected error occurred (injected by the sandbox).")
+        return None
+
+    def _drop(self, write: bool) -> bool:
+        rate = self.faults.drop_after_commit_rate
+        return write and bool(rate) and self.random.random() < rate
+
+    def _handler(self, func: Any, *, write: bool = False) -> Any:
+        async def endpoint(request: Request) -> Response:
+            self.requests += 1
+            denied = self._check_auth(request)
+            if denied is not None:
+                return denied
+            faulted = await self._faults(request, write)
+            if faulted is not None:
+                return faulted
+            async with self.lock:
+                try:
+                    response = await func(request)
+                except ConditionError as error:
+                    return _error(400, "InvalidCondition", f"conditions: {error}")
+                if write and response.status_code < 300:
+                    self._changed()
+            if self._drop(write) and response.status_code < 300:
+                response.headers[DROP_HEADER] = "1"
+            return response
+
+        return endpoint
+
+    async def _body(self, request: Request) -> Any:
+        try:
+            return json.loads(await request.body())
+        except ValueError:
+            return None
+
+    def _list(self, request: Request, rows: list[dict]) -> Response:
+        params = request.query_params
+        predicate = compile_conditions(params.get("conditions"))
+        matched = [r for r in rows if predicate(r)]
+        order = (params.get("orderBy") or "id asc").strip()
+        match = re.fullmatch(r"([A-Za-z_][\w/]*)(?:\s+(asc|desc))?", order, re.IGNORECASE)
+        if not match:
+            return _error(400, "InvalidOrderBy", f"orderBy: cannot sort by {order!r}")
+        key, direction = match.group(1), (match.group(2) or "asc").lower()
+        matched.sort(key=lambda r: (_get(r, key) is None, str(_get(r, key)).casefold() if isinstance(_get(r, key), str) else _get(r, key) or 0),
+                     reverse=direction == "desc")
+        try:
+            page = max(1, int(params.get("page") or 1))
+            size = int(params.get("pageSize") or 25)
+        except ValueError:
+            return _error(400, "InvalidParameter", "page and pageSize must be whole numbers")
+        size = max(1, min(size, MAX_PAGE_SIZE))
+        last = max(1, -(-len(matched) // size))
+        chunk = matched[(page - 1) * size : page * size]
+        fields = params.get("fields")
+        links = []
+
+        def link(p: int, rel: str) -> str:
+            query = dict(params)
+            query.update(page=str(p), pageSize=str(size))
+            return f'<{request.url.replace(query=urlencode(query))}>; rel="{rel}"'
+
+        links.append(link(1, "first"))
+        if page > 1:
+            links.append(link(page - 1, "prev"))
+        if page < last:
+            links.append(link(page + 1, "next"))
+        links.append(link(last, "last"))
+        return _cw_json([_project(r, fields) for r in chunk], headers={"Link": ", ".join(links)})
+
+    def _count(self, request: Request, rows: list[dict]) -> Response:
+        predicate = compile_conditions(request.query_params.get("conditions"))
+        return _cw_json({"count": sum(1 for r in rows if predicate(r))})
+
+    def _one(self, request: Request, table: dict[int, dict], name: str) -> Response:
+        record = table.get(int(request.path_params["id"]))
+        if record is None:
+            return _error(404, "NotFound", f"{name} recId {request.path_params['id']} not found")
+        return _cw_json(_project(record, request.query_params.get("fields")))
+
+    # ------------------------------------------------------------ routes
+
+    def _routes(self) -> list[Route]:
+        s = self.state
+
+        def collection(path: str, table: str, name: str) -> list[Route]:
+            async def list_rows(request: Request) -> Response:
+                return self._list(request, list(getattr(s, table).values()))
+
+            async def count_rows(request: Request) -> Response:
+                return self._count(request, list(getattr(s, table).values()))
+
+            async def one(request: Request) -> Response:
+                return self._one(request, getattr(s, table), name)
+
+            return [
+                Route(f"{API}{path}", self._handler(list_rows), methods=["GET"]),
+                Route(f"{API}{path}/count", self._handler(count_rows), methods=["GET"]),
+                Route(f"{API}{path}/{{id:int}}", self._handler(one), methods=["GET"]),
+            ]
+
+        async def company_info(request: Request) -> Response:
+            if request.path_params["company_id"].lower() != self.keys.company_id.lower():
+                return JSONResponse(None)
+            return JSONResponse({
+                "CompanyName": self.keys.company_id, "Codebase": "v4_6_release/", "VersionCode": "v2025.1",
+                "VersionNumber": "v4.6", "CompanyID": self.keys.company_id, "IsCloud": "False",
+            })
+
+        async def system_info(request: Request) -> Response:
+            return _cw_json({"version": "v2025.1.10431", "isCloud": False, "serverTimeZone": "Eastern Standard Time",
+                             "licenseBits": [], "cloudRegion": "NA", "maxWorkFlowRecordsAllowed": 100})
+
+        async def create_agreement(request: Request) -> Response:
+            return self.create_agreement(await self._body(request))
+
+        async def list_additions(request: Request) -> Response:
+            parent = self._agreement_or_404(request)
+            if isinstance(parent, Response):
+                return parent
+            return self._list(request, [a for a in s.additions.values() if a["agreementId"] == parent["id"]])
+
+        async def count_additions(request: Request) -> Response:
+            parent = self._agreement_or_404(request)
+            if isinstance(parent, Response):
+                return parent
+            return self._count(request, [a for a in s.additions.values() if a["agreementId"] == parent["id"]])
+
+        async def one_addition(request: Request) -> Response:
+            addition = self._addition_or_404(request)
+            return addition if isinstance(addition, Response) else _cw_json(_project(addition, request.query_params.get("fields")))
+
+        async def create_addition(request: Request) -> Response:
+            parent = self._agreement_or_404(request)
+            if isinstance(parent, Response):
+                return parent
+            return self.create_addition(parent, await self._body(request))
+
+        async def patch_addition(request: Request) -> Response:
+            addition = self._addition_or_404(request)
+            if isinstance(addition, Response):
+                return addition
+            return self.patch_addition(addition, await self._body(request))
+
+        async def delete_addition(request: Request) -> Response:
+            addition = self._addition_or_404(request)
+            if isinstance(addition, Response):
+                return addition
+            del s.additions[addition["id"]]
+            return Response(status_code=204)
+
+        additions = f"{API}/finance/agreements/{{parentId:int}}/additions"
+        return [
+            Route("/login/companyinfo/{company_id}", company_info, methods=["GET"]),
+            Route(f"{API}/system/info", self._handler(system_info), methods=["GET"]),
+            *collection("/company/companies/statuses", "statuses", "CompanyStatus"),
+            *collection("/company/companies", "companies", "Company"),
+            *collection("/procurement/catalog", "catalog", "CatalogItem"),
+            *collection("/finance/agreements/types", "agreement_types", "AgreementType"),
+            Route(f"{API}/finance/agreements", self._handler(create_agreement, write=True), methods=["POST"]),
+            *collection("/finance/agreements", "agreements", "Agreement"),
+            Route(additions, self._handler(list_additions), methods=["GET"]),
+            Route(additions, self._handler(create_addition, write=True), methods=["POST"]),
+            Route(f"{additions}/count", self._handler(count_additions), methods=["GET"]),
+            Route(f"{additions}/{{id:int}}", self._handler(one_addition), methods=["GET"]),
+            Route(f"{additions}/{{id:int}}", self._handler(patch_addition, write=True), methods=["PATCH"]),
+            Route(f"{additions}/{{id:int}}", self._handler(delete_addition, write=True), methods=["DELETE"]),
+        ]
+
+    def _agreement_or_404(self, request: Request) -> dict | Response:
+        agreement = self.state.agreements.get(int(request.path_params["parentId"]))
+        if agreement is None:
+            return _error(404, "NotFound", f"Agreement recId {request.path_params['parentId']} not found")
+        return agreement
+
+    def _addition_or_404(self, request: Request) -> dict | Response:
+        parent = self._agreement_or_404(request)
+        if isinstance(parent, Response):
+            return parent
+        addition = self.state.additions.get(int(request.path_params["id"]))
+        if addition is None or addition["agreementId"] != parent["id"]:
+            return _error(404, "NotFound", f"Addition recId {request.path_params['id']} not found")
+        return addition
+
+    # ------------------------------------------------------------ writes
+
+    def _reference(self, value: Any, table: dict[int, dict], keys: tuple[str, ...] = ("identifier", "name")) -> dict | None:
+        if not isinstance(value, dict):
+            return None
+        if isinstance(value.get("id"), int) and not isinstance(value.get("id"), bool):
+            return table.get(value["id"])
+        for key in keys:
+            if isinstance(value.get(key), str):
+                wanted = value[key].casefold()
+                return next((r for r in table.values() if str(r.get(key, "")).casefold() == wanted), None)
+        return None
+
+    def _validate_addition(self, body: dict) -> list[tuple[str, str, str]]:
+        errors: list[tuple[str, str, str]] = []
+        product_ref = body.get("product")
+        if product_ref is None:
+            errors.append(("Required", "product", "The product field is required."))
+        else:
+            product = self._reference(product_ref, self.state.catalog, ("identifier",))
+            if product is None:
+                errors.append(("NotFound", "product", "Product not found."))
+            elif product.get("inactiveFlag"):
+                errors.append(("InvalidObject", "product", f"Product {product['identifier']} is inactive and cannot be added."))
+        if body.get("billCustomer") is None:
+            errors.append(("Required", "billCustomer", "The billCustomer field is required."))
+        elif body["billCustomer"] not in BILL_CUSTOMER:
+            errors.append(("InvalidValue", "billCustomer", f"billCustomer must be one of {', '.join(BILL_CUSTOMER)}."))
+        for name in ("quantity", "unitPrice", "unitCost", "lessIncluded"):
+            value = body.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                errors.append(("InvalidValue", name, f"{name} must be a number."))
+        for name in ("effectiveDate", "cancelledDate"):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, str) or not _CW_DATETIME.match(value)):
+                errors.append(("UnsupportedFormat", name, f"{value!r} is not a supported date format (use YYYY-MM-DDTHH:MM:SSZ)."))
+        for name, limit in (("serialNumber", 50), ("invoiceDescription", 6000), ("description", 6000), ("uom", 50)):
+            value = body.get(name)
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                errors.append(("InvalidValue", name, f"{name} must be text of at most {limit} characters."))
+        return errors
+
+    def _store_addition(self, addition: dict) -> dict:
+        product = self._reference(addition["product"], self.state.catalog, ("identifier",)) or {}
+        addition["product"] = {"id": product.get("id"), "identifier": product.get("identifier")}
+        quantity = float(addition.get("quantity") or 0)
+        price = float(addition.get("unitPrice") or 0)
+        cost = float(addition.get("unitCost") or 0)
+        addition.update(extPrice=round(quantity * price, 2), extCost=round(quantity * cost, 2),
+                        margin=round(quantity * (price - cost), 2))
+        return addition
+
+    def create_addition(self, agreement: dict, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return _invalid("addition", ("InvalidObject", "", "The request body must be an addition object."))
+        if agreement.get("agreementStatus") != "Active" or agreement.get("cancelledFlag"):
+            return _invalid("addition", ("InvalidObject", "agreement",
+                            f"Additions cannot be added to agreement {agreement['id']}: its status is {agreement.get('agreementStatus')}."))
+        errors = self._validate_addition(body)
+        if errors:
+            return _invalid("addition", *errors)
+        addition_id = self.state.new_id("addition")
+        allowed = {k: v for k, v in body.items() if k not in ("id", "agreementId", "_info", "extPrice", "extCost", "margin")}
+        addition = self._store_addition({
+            **allowed, "id": addition_id, "agreementId": agreement["id"], "agreementStatus": "Active",
+            "billedQuantity": 0.0, "sequenceNumber": float(addition_id % 1000),
+            "_info": {"lastUpdated": now_text(), "updatedBy": "api", "dateEntered": now_text()},
+        })
+        self.state.additions[addition_id] = addition
+        return _cw_json(addition, status=201)
+
+    def patch_addition(self, addition: dict, body: Any) -> Response:
+        if not isinstance(body, list) or not all(isinstance(op, dict) for op in body):
+            return _invalid("addition", ("InvalidObject", "", "The request body must be a list of patch operations."))
+        updated = dict(addition)
+        for op in body:
+            kind, path = op.get("op"), str(op.get("path", "")).lstrip("/")
+            if kind not in ("add", "replace", "remove"):
+                return _invalid("addition", ("InvalidValue", "op", f"Unsupported patch operation {kind!r}."))
+            if not path or "/" in path:
+                # ConnectWise does not support nested paths; it would silently ignore them
+                continue
+            if path in ("id", "agreementId", "_info"):
+                return _invalid("addition", ("ReadOnly", path, f"{path} cannot be changed."))
+            if kind == "remove":
+                updated.pop(path, None)
+            else:
+                updated[path] = op.get("value")
+        errors = self._validate_addition(updated)
+        if errors:
+            return _invalid("addition", *errors)
+        updated["_info"] = {**addition.get("_info", {}), "lastUpdated": now_text(), "updatedBy": "api"}
+        self.state.additions[addition["id"]] = self._store_addition(updated)
+        return _cw_json(self.state.additions[addition["id"]])
+
+    def create_agreement(self, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return _invalid("agreement", ("InvalidObject", "", "The request body must be an agreement object."))
+        errors = []
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            errors.append(("Required", "name", "The name field is required."))
+        elif len(name) > 100:
+            errors.append(("InvalidValue", "name", "name must be at most 100 characters."))
+        agreement_type = self._reference(body.get("type"), self.state.agreement_types, ("name",))
+        if agreement_type is None:
+            errors.append(("Required" if body.get("type") is None else "NotFound", "type", "A valid agreement type is required."))
+        elif agreement_type.get("inactiveFlag"):
+            errors.append(("InvalidObject", "type", f"Agreement type {agreement_type['name']} is inactive."))
+        company = self._reference(body.get("company"), self.state.companies, ("identifier",))
+        if company is None:
+            errors.append(("Required" if body.get("company") is None else "NotFound", "company", "A valid company is required."))
+        contact = body.get("contact")
+        if not isinstance(contact, dict) or not isinstance(contact.get("id"), int):
+            errors.append(("Required", "contact", "The contact field is required."))
+        for name_ in ("startDate", "endDate"):
+            value = body.get(name_)
+            if value is not None and (not isinstance(value, str) or not _CW_DATETIME.match(value)):
+                errors.append(("UnsupportedFormat", name_, f"{value!r} is not a supported date format."))
+        if errors:
+            return _invalid("agreement", *errors)
+        assert company is not None and agreement_type is not None
+        agreement_id = self.state.new_id("agreement")
+        agreement = {
+            **{k: v for k, v in body.items() if k not in ("id", "_info")},
+            "id": agreement_id,
+            "type": {"id": agreement_type["id"], "name": agreement_type["name"]},
+            "company": {"id": company["id"], "identifier": company["identifier"], "name": company["name"]},
+            "agreementStatus": "Active",
+            "cancelledFlag": False,
+            "_info": {"lastUpdated": now_text(), "updatedBy": "api", "dateEntered": now_text()},
+        }
+        self.state.agreements[agreement_id] = agreement
+        return _cw_json(agreement, status=201)
