@@ -4,6 +4,7 @@ configuration or input error. Every subcommand is a thin layer over cw_tui.servi
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
@@ -19,7 +20,17 @@ from cw_tui import __version__
 from cw_tui.rules.charge_dates import EndRule, StartRule
 from cw_tui.rules.periods import months_back, resolve_period
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, parse_enum
+from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings, system_log
+from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
+from cw_tui.services.connectwise.errors import (
+    AuthenticationFailed,
+    InvalidSettings,
+    NotFound,
+    PermissionDenied,
+    TLSFailure,
+)
+from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.services.store import Store, StoreError, now_utc, open_store
@@ -84,6 +95,22 @@ def _assignment(text: str, keys: type, values: type, option: str) -> tuple[Any, 
         raise UsageError(f"{option}: unknown rule {value_text!r} (expected one of: {allowed})") from None
 
 
+def _client(**options: Any) -> ConnectWiseClient:
+    creds = credential_store.current()
+    if creds is None or not creds.complete():
+        missing = ", ".join(creds.missing()) if creds else "all"
+        raise UsageError(f"no ConnectWise credentials ({missing} missing): run `cw-tui connect` first")
+    return ConnectWiseClient(creds, **options)
+
+
+def _run(coroutine_factory: Callable[[ConnectWiseClient], Any], **options: Any) -> Any:
+    async def main() -> Any:
+        async with _client(**options) as client:
+            return await coroutine_factory(client)
+
+    return asyncio.run(main())
+
+
 # ---------------------------------------------------------------- commands
 
 
@@ -127,6 +154,10 @@ def cmd_configure(args: argparse.Namespace) -> int:
                 raise UsageError(f"--charge-type-name: the name of {charge_type.value} cannot be empty")
             config.charge_type_names[charge_type] = name
             changes.append(f"charge type name {charge_type.value} = {name}")
+        if args.agreement_type is not None:
+            chosen = _agreement_type(store, args.agreement_type)
+            config.agreement_type = settings.AgreementTypeChoice(id=chosen.id, name=chosen.name)
+            changes.append(f"agreement type = {chosen.name} (#{chosen.id})")
         if args.daily_sync is not None:
             config.daily_sync = args.daily_sync == "on"
             changes.append(f"daily sync {args.daily_sync}")
@@ -141,6 +172,30 @@ def cmd_configure(args: argparse.Namespace) -> int:
                 print(f"set {change}")
             _print_configuration(config)
     return EXIT_OK
+
+
+def _agreement_type(store: Store, name: str):  # noqa: ANN202 - an AgreementType row
+    """The active agreement type called `name` (or with that ID), fresh from ConnectWise when
+    credentials exist, else from the cache."""
+    from cw_tui.services.store import AgreementType, now_utc as now
+
+    creds = credential_store.current()
+    if creds is not None and creds.complete():
+        types = _run(lambda client: client.agreement_types())
+        stamp = now()
+        with store.atomic():
+            AgreementType.delete().execute()
+            for t in types:
+                AgreementType.create(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=stamp)
+    active = list(AgreementType.select().where(AgreementType.inactive == False).order_by(AgreementType.name))  # noqa: E712
+    if not active:
+        raise UsageError("no agreement types known: run `cw-tui connect` (or `cw-tui sync-organizations`) first")
+    wanted = name.strip().casefold()
+    for t in active:
+        if t.name.casefold() == wanted or str(t.id) == wanted:
+            return t
+    raise UsageError(f"--agreement-type: no active agreement type {name!r}; choose one of: "
+                     + ", ".join(t.name for t in active))
 
 
 def _print_configuration(config: settings.Configuration) -> None:
@@ -262,6 +317,104 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from cw_tui.sandbox.app import Faults
+    from cw_tui.sandbox.server import build_sandbox, serve
+
+    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
+    faults = Faults(latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
+                    drop_after_commit_rate=args.drop_after_commit_rate)
+    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None)
+    try:
+        serve(sandbox, args.host, args.port)
+    except OSError as error:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {error.strerror}") from None
+    return EXIT_OK
+
+
+def cmd_connect(args: argparse.Namespace) -> int:
+    given = {
+        "url": args.url, "company_id": args.company_id, "public_key": args.public_key,
+        "private_key": args.private_key, "client_id": args.client_id,
+    }
+    creds = credential_store.from_environment(Credentials())
+    creds = Credentials(**{k: (v if v is not None else getattr(creds, k)) for k, v in given.items()})
+    creds.register_secrets()
+    missing = creds.missing()
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}: pass the options or set CW_URL, CW_COMPANY_ID, "
+                         "CW_PUBLIC_KEY, CW_PRIVATE_KEY and CW_CLIENT_ID")
+
+    async def test() -> Any:
+        async with ConnectWiseClient(creds, retries=2, timeout=20) as client:
+            info = await client.system_info()
+            return info, await client.api_base()
+
+    with _store(args) as store:
+        try:
+            info, base = asyncio.run(test())
+        except ConnectWiseError as error:
+            system_log.write(store, system_log.Level.ERROR, system_log.Category.AUTHENTICATION,
+                             "Connection test failed; credentials not saved", error.details())
+            raise
+        path = credential_store.save(creds)
+        system_log.write(store, system_log.Level.INFO, system_log.Category.AUTHENTICATION,
+                         f"Connected to ConnectWise {info.version or ''}".strip(),
+                         f"API base {base}; company {creds.company_id}; credentials saved to {path}")
+    if args.json:
+        _print_json({"ok": True, "version": info.version, "api_base": base, "saved_to": str(path)})
+    else:
+        print(f"Connected to ConnectWise {info.version} at {base}. Credentials saved to {path} (mode 0600).")
+    return EXIT_OK
+
+
+def cmd_sync_organizations(args: argparse.Namespace) -> int:
+    from cw_tui.services.connectwise_data import refresh_cache
+
+    with _store(args) as store:
+        try:
+            result = _run(lambda client: refresh_cache(store, client))
+        except ConnectWiseError as error:
+            system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
+                             "Organizations sync failed", error.details())
+            raise
+    if args.json:
+        _print_json(vars(result))
+    else:
+        print(f"Synced {result.companies} companies, {result.statuses} company statuses, {result.products} catalog "
+              f"products, {result.agreement_types} agreement types and {result.agreements} agreements "
+              f"({result.api_calls} API calls).")
+    return EXIT_OK
+
+
+def cmd_automap(args: argparse.Namespace) -> int:
+    from cw_tui.services.connectwise_data import automap
+    from cw_tui.services.store import Company
+
+    with _store(args) as store:
+        if Company.select().count() == 0:
+            raise UsageError("no ConnectWise companies cached yet: run `cw-tui sync-organizations` first")
+        result = automap(store, include=args.include, dry_run=args.dry_run)
+    if args.json:
+        _print_json({"dry_run": args.dry_run, "organizations": len(result.organizations), "offers": len(result.offers),
+                     "included": result.included,
+                     "organization_matches": [{"organization_id": o, "organization": n, "company_id": c, "company": cn}
+                                              for o, n, c, cn in result.organizations],
+                     "offer_matches": [{"offer_id": o, "offer": n, "product_id": p, "product": pn}
+                                       for o, n, p, pn in result.offers]})
+        return EXIT_OK
+    verb = "Would map" if args.dry_run else "Mapped"
+    for _, name, company_id, company in result.organizations:
+        print(f"  organization  {name}  ->  {company} (#{company_id})")
+    for _, name, product_id, product in result.offers:
+        print(f"  offer         {name}  ->  {product} (#{product_id})")
+    print(f"{verb} {len(result.organizations)} organizations and {len(result.offers)} offers"
+          + (f"; {'would include' if args.dry_run else 'included'} {result.included} organizations in sync." if args.include else "."))
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Until the app arrives, the demo builds a throw-away store from generated Platform data
     and shows what it holds."""
@@ -318,7 +471,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=15, help="months of invoice lines (default 15)")
     p.add_argument("--end-month", metavar="YYYY-MM", help="last month (default: the current month)")
 
+    p = command("sandbox", cmd_sandbox, "run the local ConnectWise sandbox; prints its URL and credentials as JSON")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--seed", type=int, default=7, help="same seed as demo-data for matching names (default 7)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay every API answer")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered with a 500")
+    p.add_argument("--throttle-rate", type=float, default=0.0, help="share of requests answered with a 429")
+    p.add_argument("--drop-after-commit-rate", type=float, default=0.0,
+                   help="share of writes applied and then answered by a dropped connection")
+    p.add_argument("--state", metavar="FILE", help="keep the sandbox's data in this file across restarts")
+
+    p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")
+    p.add_argument("--url", help="API URL, e.g. https://na.myconnectwise.net ($CW_URL)")
+    p.add_argument("--company-id", help="the company ID typed at ConnectWise login ($CW_COMPANY_ID)")
+    p.add_argument("--public-key", help="API member public key ($CW_PUBLIC_KEY)")
+    p.add_argument("--private-key", help="API member private key ($CW_PRIVATE_KEY; safer than the option)")
+    p.add_argument("--client-id", help="your clientId from developer.connectwise.com ($CW_CLIENT_ID)")
+    p.add_argument("--json", action="store_true")
+
+    p = command("sync-organizations", cmd_sync_organizations,
+                "fetch ConnectWise companies, statuses, products, agreement types and agreements")
+    p.add_argument("--json", action="store_true")
+
+    p = command("automap", cmd_automap, "map organizations and offers by exact normalised name or identifier where unique")
+    p.add_argument("--include", action="store_true", help="also include the mapped organizations in sync")
+    p.add_argument("--dry-run", action="store_true", help="show what would be mapped, change nothing")
+    p.add_argument("--json", action="store_true")
+
     p = command("configure", cmd_configure, "show or change the configuration")
+    p.add_argument("--agreement-type", metavar="NAME", help="the agreement type used when cw-tui creates agreements")
     p.add_argument("--platform-dir", metavar="DIR", help="the Platform export folder")
     p.add_argument("--end-rule", action="append", metavar="'CHARGE TYPE=RULE'",
                    help=f"charge end date rule per charge type; rules: {', '.join(r.value for r in EndRule)}")
@@ -365,12 +547,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cw-tui: the Platform data was not loaded; nothing was changed. {error.total} problem(s):", file=sys.stderr)
         print(str(error), file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, StoreError) as error:
+    except ConnectWiseError as error:
+        print(f"cw-tui: ConnectWise: {system_log.redact(error.message)}", file=sys.stderr)
+        configuration = (AuthenticationFailed, PermissionDenied, NotFound, InvalidSettings, TLSFailure)
+        return EXIT_USAGE if isinstance(error, configuration) else EXIT_PARTIAL
+    except (UsageError, StoreError, CredentialsError) as error:
         print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cw-tui: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (e.g. `| head`): not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as error:  # noqa: BLE001 - last resort: a message, never a bare traceback
         print(f"cw-tui: unexpected error: {system_log.redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
         if os.environ.get("CW_TUI_DEBUG"):

@@ -30,6 +30,7 @@ from cw_tui.sandbox.data import SandboxState, now_text
 MEDIA_TYPE = "application/vnd.connectwise.com+json; version=2025.1"
 API = "/{codebase}/apis/3.0"
 MAX_PAGE_SIZE = 1000
+CODEBASES = ("v4_6_release", "v2025_1")
 _CW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")
 DROP_HEADER = "x-sandbox-drop"
@@ -192,6 +193,8 @@ class Sandbox:
     def _handler(self, func: Any, *, write: bool = False) -> Any:
         async def endpoint(request: Request) -> Response:
             self.requests += 1
+            if request.path_params.get("codebase") not in CODEBASES:
+                return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
             denied = self._check_auth(request)
             if denied is not None:
                 return denied

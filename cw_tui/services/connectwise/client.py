@@ -19,6 +19,8 @@ import ipaddress
 import json
 import random
 import re
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -110,7 +112,8 @@ class _MinuteBudget:
                 if len(self.starts) < self.limit:
                     self.starts.append(now)
                     return
-                await asyncio.sleep(60 - (now - self.starts[0]) + 0.001)
+                # wake at least once a second: cheap, and robust to clock adjustments
+                await asyncio.sleep(min(1.0, 60 - (now - self.starts[0]) + 0.001))
 
 
 class ConnectWiseClient:
@@ -333,7 +336,7 @@ class ConnectWiseClient:
 
     async def catalog_items(self, conditions: str | None = None) -> list[models.CatalogItem]:
         return await self._list(models.CatalogItem, "/procurement/catalog", conditions,
-                                "id,identifier,description,inactiveFlag,price,cost")
+                                "id,identifier,description,inactiveFlag,price,cost,subcategory,type,customerDescription")
 
     async def agreement_types(self) -> list[models.AgreementType]:
         return await self._list(models.AgreementType, "/finance/agreements/types")
@@ -370,9 +373,31 @@ class ConnectWiseClient:
         await self.request("DELETE", f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}")
 
 
+def _causes(error: BaseException) -> list[BaseException]:
+    chain, seen = [], set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for item in list(chain):  # anyio wraps several attempts in an ExceptionGroup
+        chain.extend(getattr(item, "exceptions", ()))
+    return chain
+
+
 def _connection_error(error: Exception, host: str, method: str, path: str) -> ConnectWiseError:
-    text = str(error)
+    causes = _causes(error)
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return ConnectionFailed(f"{host} refused the connection; check the API URL and that ConnectWise is reachable",
+                                method=method, path=path)
+    if any(isinstance(c, socket.gaierror) for c in causes):
+        return ConnectionFailed(f"the host {host} is unknown; check the API URL", method=method, path=path)
+    if any(isinstance(c, ssl.SSLError) for c in causes):
+        return TLSFailure(f"secure connection to {host} failed; check the API URL and the server's certificate",
+                          method=method, path=path)
+    text = " ".join(str(c) for c in causes)
     lowered = text.lower()
+    text = str(error)
     if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
         return TLSFailure(f"secure connection to {host} failed ({text}); check the API URL and the server's certificate",
                           method=method, path=path)

@@ -1,0 +1,126 @@
+"""Refreshing the local cache of ConnectWise records, and automatic mapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cw_tui.rules.automatch import unique_matches
+from cw_tui.services import settings, system_log
+from cw_tui.services.connectwise import ConnectWiseClient
+from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
+from cw_tui.services.store import (
+    Agreement,
+    AgreementType,
+    Company,
+    CompanyStatus,
+    Offer,
+    Organization,
+    Product,
+    Store,
+    now_utc,
+)
+from cw_tui.services.system_log import Category, Level
+
+
+@dataclass
+class CacheRefresh:
+    companies: int = 0
+    statuses: int = 0
+    products: int = 0
+    agreement_types: int = 0
+    agreements: int = 0
+    api_calls: int = 0
+
+
+async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
+    """Fetch every company (all pages), status, catalog item, agreement type and agreement,
+    and replace the cached copies in one transaction."""
+    now = now or now_utc()
+    calls_before = client.api_calls
+    companies = await client.companies()
+    statuses = await client.company_statuses()
+    items = await client.catalog_items()
+    types = await client.agreement_types()
+    agreements = await client.agreements()
+    with store.atomic():
+        for model in (Company, CompanyStatus, Product, AgreementType, Agreement):
+            model.delete().execute()
+        rows = [
+            dict(id=c.id, identifier=c.identifier or "", name=c.name or "", status_id=c.status.id if c.status else None,
+                 status_name=c.status.name if c.status else None, deleted=bool(c.deletedFlag),
+                 default_contact_id=c.defaultContact.id if c.defaultContact else None, synced_at=now)
+            for c in companies
+        ]
+        _insert(Company, rows)
+        _insert(CompanyStatus, [dict(id=s.id, name=s.name or "", inactive=bool(s.inactiveFlag), synced_at=now) for s in statuses])
+        _insert(Product, [dict(id=p.id, identifier=p.identifier or "", description=p.description or "",
+                               inactive=bool(p.inactiveFlag), synced_at=now) for p in items])
+        _insert(AgreementType, [dict(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=now) for t in types])
+        _insert(Agreement, [
+            dict(id=a.id, name=a.name or "", company_id=a.company.id if a.company and a.company.id else 0,
+                 type_id=a.type.id if a.type else None, type_name=a.type.name if a.type else None,
+                 status=a.agreementStatus or "Active", cancelled=bool(a.cancelledFlag), synced_at=now)
+            for a in agreements
+        ])
+        Organization.update(mapping_error=None).execute()
+        settings.set_value(store, LAST_ORGANIZATIONS_SYNC, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    result = CacheRefresh(len(companies), len(statuses), len(items), len(types), len(agreements),
+                          client.api_calls - calls_before)
+    system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
+                     f"Synced organizations: {result.companies} ConnectWise companies",
+                     f"{result.statuses} company statuses, {result.products} catalog products, "
+                     f"{result.agreement_types} agreement types, {result.agreements} agreements; {result.api_calls} API calls",
+                     at=now)
+    return result
+
+
+def _insert(model, rows: list[dict]) -> None:  # noqa: ANN001 - a peewee model class
+    for start in range(0, len(rows), 200):
+        model.insert_many(rows[start : start + 200]).execute()
+
+
+@dataclass
+class AutomapResult:
+    organizations: list[tuple[str, str, int, str]] = field(default_factory=list)  # org id, org name, company id, name
+    offers: list[tuple[str, str, int, str]] = field(default_factory=list)  # offer id, name, product id, description
+    included: int = 0
+
+
+def automap(store: Store, *, include: bool = False, dry_run: bool = False) -> AutomapResult:
+    """Map unmapped organizations to companies and offers to active catalog products, by
+    exact normalised name or identifier, only where the match is unique."""
+    result = AutomapResult()
+    organizations = list(Organization.select().where(Organization.company_id.is_null()))
+    companies = list(Company.select().where(Company.deleted == False))  # noqa: E712
+    for org, company in unique_matches(
+        organizations, companies,
+        item_keys=lambda o: (o.name,),
+        candidate_keys=lambda c: (c.name, c.identifier),
+    ):
+        result.organizations.append((org.platform_id, org.name, company.id, company.name))
+    offers = list(Offer.select().where(Offer.product_id.is_null()))
+    products = list(Product.select().where(Product.inactive == False))  # noqa: E712
+    for offer, product in unique_matches(
+        offers, products,
+        item_keys=lambda o: (o.name, o.external_id),
+        candidate_keys=lambda p: (p.description, p.identifier),
+    ):
+        result.offers.append((offer.platform_id, offer.name, product.id, product.description))
+    if include:
+        result.included = len(result.organizations)
+    if dry_run:
+        return result
+    with store.atomic():
+        for org_id, _, company_id, _ in result.organizations:
+            update = {"company_id": company_id, "mapping_error": None}
+            if include:
+                update["excluded"] = False
+            Organization.update(**update).where(Organization.platform_id == org_id).execute()
+        for offer_id, _, product_id, _ in result.offers:
+            Offer.update(product_id=product_id, mapping_error=None).where(Offer.platform_id == offer_id).execute()
+    system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
+                     f"Automap: {len(result.organizations)} organizations and {len(result.offers)} offers mapped",
+                     "included in sync: " + ("yes" if include else "no") + "; " +
+                     "; ".join(f"{name} -> {cw}" for _, name, _, cw in result.organizations[:50]))
+    return result

@@ -1,0 +1,64 @@
+"""Starting the real sandbox for tests: in a thread on a loopback socket, or as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from cw_tui.sandbox.app import Faults
+from cw_tui.sandbox.server import SandboxThread, build_sandbox, free_port
+
+
+@contextmanager
+def sandbox_thread(seed: int = 7, **faults):
+    with SandboxThread(build_sandbox(seed, Faults(**faults))) as running:
+        yield running
+
+
+@contextmanager
+def sandbox_process(*extra: str, seed: int = 7):
+    """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cw_tui", "sandbox", "--port", str(port), "--seed", str(seed), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"sandbox did not start: {proc.stderr.read()}")
+        yield json.loads(line)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def env_for(announced: dict, **overrides: str) -> dict[str, str]:
+    env = {
+        "CW_URL": announced["url"], "CW_COMPANY_ID": announced["company_id"],
+        "CW_PUBLIC_KEY": announced["public_key"], "CW_PRIVATE_KEY": announced["private_key"],
+        "CW_CLIENT_ID": announced["client_id"],
+    }
+    env.update(overrides)
+    return env
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.02)
+
+
+def all_bytes(db: Path) -> bytes:
+    """The database and its WAL side files, as stored on disk."""
+    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
