@@ -4,6 +4,7 @@ validate against ../shared/connectwise/openapi-subset.json (API-NOTES "Validatin
 from __future__ import annotations
 
 import asyncio
+import os
 import json
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -18,7 +19,9 @@ from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.services.connectwise.conditions import condition
 from tests.sandbox_helpers import sandbox_thread
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "connectwise" / "openapi-subset.json"
+# shared/ sits beside the repository (DEVELOPERS.md); CW_TUI_SHARED points elsewhere if needed.
+SHARED = Path(os.environ.get("CW_TUI_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SPEC_PATH = SHARED / "connectwise" / "openapi-subset.json"
 SERVER = "https://na.myconnectwise.net"
 PREFIX = "/v4_6_release/apis/3.0"
 

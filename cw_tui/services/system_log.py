@@ -39,21 +39,24 @@ _CREDENTIAL_PATTERNS = [
 MASK = "********"
 
 
+MIN_SECRET_LENGTH = 8  # shorter "secrets" would mask ordinary words in every message
+
+
 def register_secret(value: str | None) -> None:
     """Remember a secret so that it is masked wherever it would be written."""
-    if value and len(value) >= 4:
+    if value and len(value) >= MIN_SECRET_LENGTH:
         with _secrets_lock:
             _secrets.add(value)
 
 
 def redact(text: str) -> str:
+    for pattern in _CREDENTIAL_PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + MASK, text)
     with _secrets_lock:
         secrets = sorted(_secrets, key=len, reverse=True)
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, MASK)
-    for pattern in _CREDENTIAL_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + MASK, text)
     return text
 
 
