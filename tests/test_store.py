@@ -127,3 +127,17 @@ def test_two_threads_share_a_store(tmp_path: Path) -> None:
             t.join()
         assert not errors
         assert s.db.execute_sql("SELECT COUNT(*) FROM setting").fetchone()[0] == 200
+
+
+def test_a_version_1_file_is_upgraded_to_the_current_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "v1.sqlite3"
+    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 1)
+    with open_store(path) as s:
+        s.db.execute_sql("INSERT INTO setting (key, value) VALUES ('kept', '1')")
+    monkeypatch.undo()
+    with open_store(path) as s:
+        assert s.schema_version() == SCHEMA_VERSION >= 2
+        assert s.db.execute_sql("SELECT value FROM setting WHERE key='kept'").fetchone()[0] == "1"
+        columns = {row[1] for row in s.db.execute_sql('PRAGMA table_info("invoice_line")')}
+        assert "posted_agreement_id" in columns

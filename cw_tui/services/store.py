@@ -114,6 +114,9 @@ class Contract(BaseModel):
     contract_type = pw.TextField(default="")
     agreement_id = pw.IntegerField(null=True)
     updated_at = UTCDateTimeField()
+    # v2: a sync creating this contract's agreement (SPEC §8 rule 4) claims it first
+    agreement_claimed_by = pw.TextField(null=True)
+    agreement_claimed_at = UTCDateTimeField(null=True)
 
 
 class InvoiceLine(BaseModel):
@@ -155,6 +158,10 @@ class InvoiceLine(BaseModel):
     claimed_by = pw.TextField(null=True)
     claimed_at = UTCDateTimeField(null=True)
     loaded_at = UTCDateTimeField()
+    # v2: the agreement an attempt posted (or was about to post) to: set before the request,
+    # so an unknown outcome is resolved by looking the marker up on that agreement.
+    posted_agreement_id = pw.IntegerField(null=True)
+    posted_run_id = pw.IntegerField(null=True)
 
     class Meta:
         indexes = (
@@ -164,7 +171,35 @@ class InvoiceLine(BaseModel):
             (("period", "offer_id"), False),
             (("contract_id",), False),
             (("subscription_id",), False),
+            (("claimed_by",), False),
         )
+
+
+class SubscriptionAddition(BaseModel):
+    """The persistent Addition of a recurring subscription (SPEC §7): created once, then
+    updated; cancelled when a later period has no recurring line for it."""
+
+    subscription_id = pw.TextField(primary_key=True)
+    marker = pw.TextField(unique=True)
+    agreement_id = pw.IntegerField(null=True)
+    addition_id = pw.IntegerField(null=True)
+    state = pw.TextField(default="pending")  # pending (not known to exist yet) | active | cancelled
+    billing_cycle = pw.TextField(default="Monthly")
+    product_id = pw.IntegerField(null=True)
+    quantity = MicrosField(null=True)
+    unit_price = MicrosField(null=True)
+    unit_cost = MicrosField(null=True)
+    effective_date = ISODateField(null=True)
+    cancelled_date = ISODateField(null=True)
+    description = pw.TextField(null=True)
+    invoice_description = pw.TextField(null=True)
+    company_id = pw.IntegerField(null=True)
+    currency = pw.TextField(null=True)
+    last_period = pw.TextField(null=True)
+    claimed_by = pw.TextField(null=True)
+    claimed_at = UTCDateTimeField(null=True)
+    created_run_id = pw.IntegerField(null=True)
+    updated_at = UTCDateTimeField()
 
 
 class Company(BaseModel):
@@ -255,6 +290,7 @@ MODELS: list[type[BaseModel]] = [
     Offer,
     Contract,
     InvoiceLine,
+    SubscriptionAddition,
     Company,
     CompanyStatus,
     Product,
@@ -274,8 +310,25 @@ def _v1_initial_schema(db: pw.SqliteDatabase) -> None:
     for statement in STATEMENTS:
         db.execute_sql(statement)
 
+def _v2_sync_engine(db: pw.SqliteDatabase) -> None:
+    """Claims and persistent additions for the sync engine."""
+    db.execute_sql('ALTER TABLE "invoice_line" ADD COLUMN "posted_agreement_id" INTEGER')
+    db.execute_sql('ALTER TABLE "invoice_line" ADD COLUMN "posted_run_id" INTEGER')
+    db.execute_sql('ALTER TABLE "contract" ADD COLUMN "agreement_claimed_by" TEXT')
+    db.execute_sql('ALTER TABLE "contract" ADD COLUMN "agreement_claimed_at" TEXT')
+    db.execute_sql('CREATE INDEX "invoice_line_claimed_by" ON "invoice_line" ("claimed_by")')
+    db.execute_sql(
+        'CREATE TABLE "subscription_addition" ("subscription_id" TEXT NOT NULL PRIMARY KEY, "marker" TEXT NOT NULL, '
+        '"agreement_id" INTEGER, "addition_id" INTEGER, "state" TEXT NOT NULL, "billing_cycle" TEXT NOT NULL, '
+        '"product_id" INTEGER, "quantity" INTEGER, "unit_price" INTEGER, "unit_cost" INTEGER, "effective_date" TEXT, '
+        '"cancelled_date" TEXT, "description" TEXT, "invoice_description" TEXT, "company_id" INTEGER, "currency" TEXT, '
+        '"last_period" TEXT, "claimed_by" TEXT, "claimed_at" TEXT, "created_run_id" INTEGER, "updated_at" TEXT NOT NULL)'
+    )
+    db.execute_sql('CREATE UNIQUE INDEX "subscription_addition_marker" ON "subscription_addition" ("marker")')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1_initial_schema]
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1_initial_schema, _v2_sync_engine]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
