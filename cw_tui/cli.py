@@ -13,6 +13,7 @@ import tempfile
 import traceback
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from cw_tui.services.connectwise.errors import (
     TLSFailure,
 )
 from cw_tui.services.credentials import Credentials, CredentialsError
+from cw_tui.services.sync_engine import SyncNotReady
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.services.store import Store, StoreError, now_utc, open_store
@@ -415,6 +417,121 @@ def cmd_automap(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
+    from cw_tui.services.sync_engine import totals_json
+
+    def target(agreement: Any) -> Any:
+        return agreement if isinstance(agreement, int) else f"new: {agreement.name}"
+
+    return {
+        "period": plan.period,
+        "creates": [{"marker": c.marker, "lines": list(c.line_ids), "agreement": target(c.agreement), "customer": c.customer,
+                     "currency": c.currency, "quantity": str(c.values.quantity), "unit_price": str(c.values.unit_price),
+                     "amount": str(c.values.amount)} for c in plan.creates],
+        "updates": [{"marker": u.marker, "lines": list(u.line_ids), "addition_id": u.addition_id, "customer": u.customer,
+                     "currency": u.currency, "changes": sorted(u.changes), "amount": str(u.values.amount)} for u in plan.updates],
+        "cancels": [{"marker": c.marker, "addition_id": c.addition_id, "cancelled_date": c.cancelled_date.isoformat()}
+                    for c in plan.cancels],
+        "new_agreements": [{"contract": a.contract_id, "company_id": a.company_id, "name": a.name} for a in plan.new_agreements],
+        "unchanged": len(plan.unchanged),
+        "skipped": len(plan.skips),
+        "totals": totals_json(plan.totals()),
+    }
+
+
+def _print_totals(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    print(f"\n{'Customer':<40} {'Cur':<4} {'Create':>6} {'Update':>6} {'Cancel':>6} {'Lines':>6} {'Amount':>14}")
+    for row in rows:
+        print(f"{row['customer'][:40]:<40} {row['currency']:<4} {row['creates']:>6} {row['updates']:>6} {row['cancels']:>6} "
+              f"{row['lines']:>6} {Decimal(row['amount']):>14,.2f}")
+    by_currency: dict[str, Decimal] = {}
+    for row in rows:
+        by_currency[row["currency"]] = by_currency.get(row["currency"], Decimal(0)) + Decimal(row["amount"])
+    print("Total: " + ", ".join(f"{currency} {amount:,.2f}" for currency, amount in sorted(by_currency.items())))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from cw_tui.services import sync_engine
+
+    with _store(args) as store:
+        config = settings.load_configuration(store)
+        if config.agreement_type is None:
+            raise UsageError("choose an Agreement Type first: `cw-tui configure --agreement-type NAME`")
+        if args.scheduled:
+            if not config.daily_sync:
+                if not args.json:
+                    print("Automated daily sync is off; nothing to do.")
+                else:
+                    _print_json({"scheduled": True, "enabled": False})
+                return EXIT_OK
+            periods = [args.period] if args.period else sync_engine.periods_to_sync(store)
+        else:
+            periods = [resolve_period(args.period or "previous", now_utc().date())]
+        if args.dry_run:
+            async def plans(client: ConnectWiseClient) -> list:
+                await sync_engine.refresh_agreements(store, client)
+                return [sync_engine.build_plan(store, period) for period in periods]
+
+            built = _run(plans)
+            if args.json:
+                _print_json(_plan_json(built[0]) if len(built) == 1 else [_plan_json(p) for p in built])
+                return EXIT_OK
+            for plan in built:
+                print(f"Plan for {plan.period} (nothing is sent):")
+                for agreement in plan.new_agreements:
+                    print(f"  new agreement   {agreement.name} (company #{agreement.company_id})")
+                print(f"  {len(plan.creates)} additions to create, {len(plan.updates)} to update, {len(plan.cancels)} to cancel, "
+                      f"{len(plan.unchanged)} unchanged; {len(plan.skips)} lines skipped (not mapped or excluded)")
+                _print_totals(sync_engine.totals_json(plan.totals()))
+            return EXIT_OK
+
+        def show(done: int, total: int) -> None:
+            if not args.json and sys.stderr.isatty():
+                print(f"\r  posting {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        results = []
+        for period in periods:
+            results.append(_run(lambda client, p=period: sync_engine.run_sync(store, client, p, progress=show)))
+    if args.json:
+        _print_json(results[0].as_json() if len(results) == 1 else [r.as_json() for r in results])
+    else:
+        for r in results:
+            print(f"\r{r.period}: {r.created} created, {r.updated} updated, {r.cancelled} cancelled, {r.unchanged} unchanged, "
+                  f"{r.agreements_created} agreements created; {r.synced_lines} lines synced, {r.skipped} skipped, "
+                  f"{r.errors} errors ({r.api_calls} API calls, {r.duration_s:.1f} s)")
+            _print_totals(sync_engine.totals_json(r.totals))
+        if any(r.errors for r in results):
+            print("Some lines failed: `cw-tui logs --level error` says why. The next sync retries them.")
+    return EXIT_PARTIAL if any(r.errors for r in results) else EXIT_OK
+
+
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    from cw_tui.services import sync_engine
+
+    period = resolve_period(args.period, now_utc().date())
+    with _store(args) as store:
+        report = _run(lambda client: sync_engine.reconcile(store, client, period))
+        system_log.write(store, system_log.Level.WARNING if report.mismatches else system_log.Level.INFO,
+                         system_log.Category.SYNC, f"Reconciled {period}: {len(report.mismatches)} mismatches",
+                         f"{report.additions_read} additions read")
+    rows = [{"customer": c, "currency": cur, **{k: str(v) if isinstance(v, Decimal) else v for k, v in t.items()}}
+            for (c, cur), t in sorted(report.per_customer.items())]
+    if args.json:
+        _print_json({"period": period, "additions_read": report.additions_read, "customers": rows,
+                     "mismatches": [vars(m) for m in report.mismatches]})
+    else:
+        print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
+        for m in report.mismatches:
+            print(f"  {m.kind:<9} {m.marker:<40} {m.customer[:30]:<30} {m.detail}")
+        expected = sum((Decimal(r["expected_amount"]) for r in rows), Decimal(0))
+        found = sum((Decimal(r["found_amount"]) for r in rows), Decimal(0))
+        print(f"{len(rows)} customer/currency groups; expected {expected:,.2f}, found {found:,.2f}; "
+              f"{len(report.mismatches)} mismatches.")
+    return EXIT_PARTIAL if report.mismatches else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """Until the app arrives, the demo builds a throw-away store from generated Platform data
     and shows what it holds."""
@@ -521,6 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
     p.add_argument("--json", action="store_true")
 
+    p = command("sync", cmd_sync, "post the fully mapped, unsynced lines of a period as Additions (exactly once)")
+    p.add_argument("--period", metavar="YYYY-MM", help="default: the previous month (with --scheduled: every period with work)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan: creates, updates, cancels, totals; send no write")
+    p.add_argument("--scheduled", action="store_true", help="for cron/systemd: does nothing unless daily sync is on")
+    p.add_argument("--json", action="store_true")
+
+    p = command("reconcile", cmd_reconcile, "compare a period's synced lines with the Additions in ConnectWise")
+    p.add_argument("--period", metavar="YYYY-MM", required=True)
+    p.add_argument("--json", action="store_true")
+
     p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
     p.add_argument("--json", action="store_true")
 
@@ -551,7 +678,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cw-tui: ConnectWise: {system_log.redact(error.message)}", file=sys.stderr)
         configuration = (AuthenticationFailed, PermissionDenied, NotFound, InvalidSettings, TLSFailure)
         return EXIT_USAGE if isinstance(error, configuration) else EXIT_PARTIAL
-    except (UsageError, StoreError, CredentialsError) as error:
+    except (UsageError, StoreError, CredentialsError, SyncNotReady) as error:
         print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

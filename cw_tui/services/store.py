@@ -352,8 +352,9 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def atomic(self):  # noqa: ANN201 - peewee's context manager
-        return self.db.atomic()
+    def atomic(self, lock_type: str | None = None):  # noqa: ANN201 - peewee's context manager
+        """A transaction; "IMMEDIATE" takes the write lock at once (claims, loads)."""
+        return self.db.atomic(lock_type) if lock_type else self.db.atomic()
 
     def schema_version(self) -> int:
         return self.db.execute_sql("PRAGMA user_version").fetchone()[0]
