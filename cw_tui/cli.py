@@ -516,7 +516,8 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         system_log.write(store, system_log.Level.WARNING if report.mismatches else system_log.Level.INFO,
                          system_log.Category.SYNC, f"Reconciled {period}: {len(report.mismatches)} mismatches",
                          f"{report.additions_read} additions read")
-    rows = [{"customer": c, "currency": cur, **{k: str(v) if isinstance(v, Decimal) else v for k, v in t.items()}}
+    rows = [{"customer": c, "currency": cur, **{k: str(v.quantize(Decimal("0.01"))) if isinstance(v, Decimal) else v
+                                                for k, v in t.items()}}
             for (c, cur), t in sorted(report.per_customer.items())]
     if args.json:
         _print_json({"period": period, "additions_read": report.additions_read, "customers": rows,

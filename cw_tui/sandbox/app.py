@@ -6,6 +6,7 @@ ConnectWise-shaped errors, and optional latency and faults."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import base64
 import binascii
@@ -110,6 +111,9 @@ class Sandbox:
         self._save_scheduled = False
         self.lock = asyncio.Lock()
         self.requests = 0  # API requests answered or faulted, for tests and benchmarks
+        self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests seen at once
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
@@ -178,11 +182,13 @@ class Sandbox:
         if faults.latency_ms:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.throttle_rate and self.random.random() < faults.throttle_rate:
+            self.injected["429"] += 1
             return JSONResponse(
                 {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {faults.retry_after_s} seconds."},
                 status_code=429, headers={"Retry-After": str(faults.retry_after_s)},
             )
         if faults.fail_rate and self.random.random() < faults.fail_rate:
+            self.injected["500"] += 1
             return _error(500, "InternalServerError", "An unexpected error occurred (injected by the sandbox).")
         return None
 
@@ -192,6 +198,14 @@ class Sandbox:
 
     def _handler(self, func: Any, *, write: bool = False) -> Any:
         async def endpoint(request: Request) -> Response:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            try:
+                return await answer(request)
+            finally:
+                self.in_flight -= 1
+
+        async def answer(request: Request) -> Response:
             self.requests += 1
             if request.path_params.get("codebase") not in CODEBASES:
                 return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
@@ -209,6 +223,7 @@ class Sandbox:
                 if write and response.status_code < 300:
                     self._changed()
             if self._drop(write) and response.status_code < 300:
+                self.injected["drop"] += 1
                 response.headers[DROP_HEADER] = "1"
             return response
 

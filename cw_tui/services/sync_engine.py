@@ -384,7 +384,8 @@ class _Run:
         except ConnectWiseError as error:
             self.failed(action.line_ids, f"could not get an agreement: {error.message}", error.details())
             return
-        self.target_recorded(action.line_ids, agreement_id)
+        if not isinstance(action.agreement, int):
+            self.target_recorded(action.line_ids, agreement_id)  # known targets were recorded with the claim
         if action.subscription_id:
             self._subscription_pending(action, agreement_id)
         body = action.values.body(action.marker)
@@ -551,6 +552,16 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             for start in range(0, len(leftover), _CHUNK):
                 InvoiceLine.update(sync_status="not_synced", claimed_by=None, claimed_at=None).where(
                     InvoiceLine.line_id.in_(leftover[start : start + _CHUNK]) & (InvoiceLine.claimed_by == owner)).execute()
+        # where each request goes, recorded before any is sent (one transaction for the run)
+        by_agreement: dict[int, list[str]] = defaultdict(list)
+        for action in creates:
+            if isinstance(action.agreement, int):
+                by_agreement[action.agreement].extend(action.line_ids)
+        with store.atomic():
+            for agreement_id, line_ids in by_agreement.items():
+                for start in range(0, len(line_ids), _CHUNK):
+                    InvoiceLine.update(posted_agreement_id=agreement_id, posted_run_id=run.id).where(
+                        InvoiceLine.line_id.in_(line_ids[start : start + _CHUNK]) & (InvoiceLine.claimed_by == owner)).execute()
         state.total = len(creates) + len(updates) + len(cancels)
         for action in unchanged:
             state.unchanged(action)

@@ -1,0 +1,143 @@
+"""Post 2,000 invoice lines to the sandbox at --latency-ms 50.
+
+    python benchmarks/sync_bench.py [--lines 2000] [--latency-ms 50] [--concurrency 8]
+
+The sandbox runs as its own process (`cw-tui sandbox`), as in real use. The lines are
+one-time Usage Fees of organizations whose company has exactly one active agreement of the
+configured type (SPEC §8 rule 3), so each line costs one POST: the steady state of a monthly
+sync once agreements exist. Prints the wall time, the ratio to the ideal
+(lines x latency / concurrency) and API calls per posted line. Targets (issue 4): ratio
+<= 1.3, calls per line <= 1.05. The request budget is raised for the run: at ConnectWise's
+default (1000 requests a minute) 2,000 lines take at least two minutes whatever the latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import peak_rss_mb, report  # noqa: E402
+from cw_tui.rules.charge_dates import ChargeDateRules  # noqa: E402
+from cw_tui.sandbox.data import seed_state  # noqa: E402
+from cw_tui.sandbox.server import free_port  # noqa: E402
+from cw_tui.services import settings  # noqa: E402
+from cw_tui.services.connectwise import ConnectWiseClient  # noqa: E402
+from cw_tui.services.connectwise_data import automap, refresh_cache  # noqa: E402
+from cw_tui.services.credentials import Credentials  # noqa: E402
+from cw_tui.services.platform_files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS  # noqa: E402
+from cw_tui.services.platform_import import load_invoices  # noqa: E402
+from cw_tui.services.store import Organization, open_store  # noqa: E402
+from cw_tui.services.sync_engine import run_sync  # noqa: E402
+
+PERIOD = "2026-10"
+SEED = 7
+
+
+def write_export(folder: Path, lines: int) -> tuple[int, str]:
+    """Organizations named after companies with exactly one active agreement of one type."""
+    state = seed_state(SEED)
+    by_type: dict[int, list[int]] = defaultdict(list)
+    for company in state.companies.values():
+        active = [a for a in state.agreements.values() if a["company"]["id"] == company["id"] and a["agreementStatus"] == "Active"]
+        types = [a["type"]["id"] for a in active]
+        for type_id in set(types):
+            if types.count(type_id) == 1:
+                by_type[type_id].append(company["id"])
+    type_id, company_ids = max(by_type.items(), key=lambda kv: len(kv[1]))
+    names = {}
+    for cid in company_ids:
+        name = state.companies[cid]["name"]
+        if sum(1 for c in state.companies.values() if c["name"] == name) == 1:
+            names[cid] = name
+    products = [p for p in state.catalog.values() if not p["inactiveFlag"]][:10]
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def write(stem: str, header: list[str], rows: list[list]) -> None:
+        with (folder / f"{stem}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    orgs = list(names.items())
+    write(ORGANIZATIONS.stem, list(ORGANIZATIONS.columns), [[f"ORG-{cid}", name, f"R{cid}", "Active"] for cid, name in orgs])
+    write(OFFERS.stem, list(OFFERS.columns), [[f"OFF-{p['id']}", p["description"], p["identifier"], "Vendor"] for p in products])
+    write(CONTRACTS.stem, list(CONTRACTS.columns), [[f"CTR-{cid}", f"ORG-{cid}", "5", "USD", "Reseller"] for cid, _ in orgs])
+    rows = []
+    for n in range(lines):
+        cid, _ = orgs[n % len(orgs)]
+        product = products[n % len(products)]
+        rows.append([f"LN-{n:06d}", f"INV-{cid}", f"{PERIOD}-05", "Processed", f"ORG-{cid}", f"CTR-{cid}", f"SUB-{n:06d}",
+                     product["description"], f"OFF-{product['id']}", "Usage Fee", "None", f"{1 + n % 17}.5", "2.10", "1.60",
+                     "USD", "2026-09-01", "2026-09-30"])
+    write(f"{INVOICE_LINES.stem}_{PERIOD}", list(INVOICE_LINES.columns), rows)
+    return type_id, state.agreement_types[type_id]["name"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--latency-ms", type=float, default=50)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    port = free_port()
+    sandbox = subprocess.Popen(
+        [sys.executable, "-m", "cw_tui", "sandbox", "--port", str(port), "--seed", str(SEED), "--latency-ms", str(args.latency_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        announced = json.loads(sandbox.stdout.readline())
+        creds = Credentials(announced["url"], announced["company_id"], announced["public_key"], announced["private_key"],
+                            announced["client_id"])
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "export"
+            type_id, type_name = write_export(folder, args.lines)
+            with open_store(Path(tmp) / "bench.sqlite3") as store:
+                config = settings.load_configuration(store)
+                config.agreement_type = settings.AgreementTypeChoice(id=type_id, name=type_name)
+                settings.save_configuration(store, config)
+                load_invoices(store, folder, [PERIOD], ChargeDateRules.defaults())
+
+                async def go():
+                    async with ConnectWiseClient(creds, max_in_flight=args.concurrency, requests_per_minute=100_000) as client:
+                        await refresh_cache(store, client)
+                        automap(store, include=True)
+                        mapped = Organization.select().where(Organization.company_id.is_null(False)).count()
+                        started = time.perf_counter()
+                        result = await run_sync(store, client, PERIOD)
+                        return time.perf_counter() - started, result, mapped
+
+                wall, result, mapped = asyncio.run(go())
+    finally:
+        sandbox.terminate()
+        sandbox.wait(timeout=10)
+    ideal = args.lines * (args.latency_ms / 1000) / args.concurrency
+    posted = result.synced_lines
+    report("sync_bench", {
+        "lines": args.lines,
+        "lines_posted": posted,
+        "errors": result.errors,
+        "organizations": mapped,
+        "latency_ms": args.latency_ms,
+        "concurrency": args.concurrency,
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "ratio_to_ideal": round(wall / ideal, 3),
+        "api_calls": result.api_calls,
+        "api_calls_per_line": round(result.api_calls / max(1, posted), 4),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "targets": "ratio <= 1.3, calls per line <= 1.05",
+    })
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Issue 4: the sync engine against the real sandbox over a loopback socket, with faults,
+killed processes and concurrent runs. Every test ends by counting the Additions through the
+ConnectWise API: exactly one per marker, one marker per synced line or subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from cw_tui.rules.additions import marker
+from cw_tui.rules.vocabulary import ChargeType
+from cw_tui.services.connectwise import ConnectWiseClient
+from cw_tui.services.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
+from tests.sandbox_helpers import sandbox_thread
+
+P1, P2 = "2026-09", "2026-10"
+
+
+def cw_env(sandbox) -> dict[str, str]:
+    c = sandbox.credentials
+    return {"CW_URL": c.url, "CW_COMPANY_ID": c.company_id, "CW_PUBLIC_KEY": c.public_key,
+            "CW_PRIVATE_KEY": c.private_key, "CW_CLIENT_ID": c.client_id}
+
+
+@pytest.fixture
+def world(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A sandbox, and a store with P1 loaded and automapped, as a finance user would set it up."""
+    with sandbox_thread(seed=7) as sandbox:
+        for key, value in cw_env(sandbox).items():
+            monkeypatch.setenv(key, value)
+        db = tmp_path / "sync.sqlite3"
+        for args in (("connect",), ("configure", "--platform-dir", demo_folder, "--agreement-type", "Cloud Services"),
+                     ("sync-organizations",), ("load-invoices", "--period", P1), ("automap", "--include")):
+            result = cli("--db", db, *args)
+            assert result.code == 0, (args, result.err)
+        yield sandbox, db
+
+
+def cw_markers(sandbox) -> Counter:
+    """Every cw-tui marker in ConnectWise, counted through the API."""
+    async def go():
+        async with ConnectWiseClient(sandbox.credentials) as client:
+            agreements = await client.agreements()
+            counter: Counter = Counter()
+            for agreement in agreements:
+                for addition in await client.additions(agreement.id, 'serialNumber like "cwt:*"'):
+                    counter[addition.serialNumber] += 1
+            return counter
+    return asyncio.run(go())
+
+
+def expected_markers(db: Path) -> set[str]:
+    with open_store(db):
+        markers = set()
+        for line in InvoiceLine.select().where(InvoiceLine.sync_status == "synced"):
+            recurring = ChargeType(line.charge_type).recurring
+            markers.add(marker("S", line.subscription_id) if recurring else marker("L", line.line_id))
+        return markers
+
+
+def assert_exactly_once(sandbox, db: Path) -> Counter:
+    counts = cw_markers(sandbox)
+    duplicates = {m: n for m, n in counts.items() if n > 1}
+    assert not duplicates, f"posted twice: {duplicates}"
+    assert set(counts) == expected_markers(db)
+    with open_store(db):
+        unresolved = InvoiceLine.select().where(InvoiceLine.sync_status == "claimed").count()
+    assert unresolved == 0
+    return counts
+
+
+def mapped_not_synced(cli, db: Path, period: str) -> int:
+    status = cli("--db", db, "status", "--json").json()
+    row = next(p for p in status["periods"] if p["period"] == period)
+    return row["mapped"] - row["synced"]
+
+
+def test_sync_posts_every_mapped_line_exactly_once(cli, world) -> None:
+    sandbox, db = world
+    result = cli("--db", db, "sync", "--period", P1, "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert set(summary) >= {"run_id", "created", "updated", "cancelled", "agreements_created", "skipped", "errors",
+                            "api_calls", "duration_s"}
+    assert summary["created"] > 50 and summary["errors"] == 0 and summary["skipped"] > 0
+    assert mapped_not_synced(cli, db, P1) == 0
+    counts = assert_exactly_once(sandbox, db)
+    assert len(counts) == summary["created"]
+    # a second run posts nothing again
+    again = cli("--db", db, "sync", "--period", P1, "--json").json()
+    assert again["created"] == again["updated"] == 0 and again["errors"] == 0
+    assert cw_markers(sandbox) == counts
+    reconciled = cli("--db", db, "reconcile", "--period", P1, "--json")
+    assert reconciled.code == 0 and reconciled.json()["mismatches"] == []
+    logs = cli("--db", db, "logs", "--category", "sync", "--json").json()
+    assert any(e["summary"].startswith(f"Sync of {P1} finished") for e in logs)
+    assert any(e["level"] == "WARNING" and "skipped" in e["summary"] for e in logs)
+
+
+def test_faults_end_exactly_once(cli, world) -> None:
+    """(a) dropped connections after commit, 5xx and 429s: run until done, nothing doubled."""
+    sandbox, db = world
+    faults = sandbox.sandbox.faults
+    faults.drop_after_commit_rate, faults.fail_rate, faults.throttle_rate = 0.2, 0.05, 0.05
+    codes = []
+    for _ in range(6):
+        codes.append(cli("--db", db, "sync", "--period", P1).code)
+        if mapped_not_synced(cli, db, P1) == 0:
+            break
+    assert mapped_not_synced(cli, db, P1) == 0, codes
+    injected = sandbox.sandbox.injected
+    assert injected["drop"] > 0 and injected["500"] > 0 and injected["429"] > 0, injected
+    faults.drop_after_commit_rate = faults.fail_rate = faults.throttle_rate = 0
+    assert_exactly_once(sandbox, db)
+    assert cli("--db", db, "reconcile", "--period", P1, "--json").json()["mismatches"] == []
+
+
+def _sync_process(db: Path, sandbox, period: str) -> subprocess.Popen:
+    env = {**os.environ, **cw_env(sandbox)}
+    return subprocess.Popen([sys.executable, "-m", "cw_tui", "--db", str(db), "sync", "--period", period, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
+    """(b) SIGKILL in the middle of a run, then run again."""
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 40
+    proc = _sync_process(db, sandbox, P1)
+    deadline = time.monotonic() + 60
+    with open_store(db):
+        while InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() < 20:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
+            time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    with open_store(db):
+        left_claimed = InvoiceLine.select().where(InvoiceLine.sync_status == "claimed").count()
+    assert left_claimed > 0, "the kill should have left claims behind"
+    sandbox.sandbox.faults.latency_ms = 0
+    again = cli("--db", db, "sync", "--period", P1, "--json")
+    assert again.code == 0, again.err
+    assert mapped_not_synced(cli, db, P1) == 0
+    assert_exactly_once(sandbox, db)
+
+
+def test_two_syncs_at_once_post_each_line_once(cli, world) -> None:
+    """(c) two `cw-tui sync` processes started at once on the same database."""
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 10
+    first, second = _sync_process(db, sandbox, P1), _sync_process(db, sandbox, P1)
+    outputs = [p.communicate(timeout=120) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    assert mapped_not_synced(cli, db, P1) == 0
+    counts = assert_exactly_once(sandbox, db)
+    import json
+    created = [json.loads(out)["created"] for out, _ in outputs]
+    assert sum(created) == len(counts)
+
+
+def test_rejected_lines_end_error_with_connectwise_message(cli, world) -> None:
+    """(d) lines whose product is inactive in ConnectWise: Error with the message; the rest Synced; exit 1."""
+    sandbox, db = world
+    with open_store(db):
+        inactive = Product.select().where(Product.inactive == True).first()  # noqa: E712
+        offer = (Offer.select().join(InvoiceLine, on=(InvoiceLine.offer_id == Offer.platform_id))
+                 .where(Offer.product_id.is_null(False) & (InvoiceLine.period == P1)).first())
+        Offer.update(product_id=inactive.id).where(Offer.platform_id == offer.platform_id).execute()
+    result = cli("--db", db, "sync", "--period", P1, "--json")
+    assert result.code == 1
+    assert result.json()["errors"] > 0
+    with open_store(db):
+        errors = list(InvoiceLine.select().where(InvoiceLine.sync_status == "error"))
+        assert errors and all(l.offer_id == offer.platform_id for l in errors)
+        assert all("inactive" in l.last_error for l in errors)
+        others = InvoiceLine.select().where((InvoiceLine.offer_id != offer.platform_id) & (InvoiceLine.period == P1)
+                                            & (InvoiceLine.sync_status == "error")).count()
+        assert others == 0
+    assert mapped_not_synced(cli, db, P1) == len(errors)
+    assert_exactly_once(sandbox, db)
+    logs = cli("--db", db, "logs", "--level", "error", "--json").json()
+    assert any("inactive" in e["summary"] or "inactive" in e["details"] for e in logs)
+
+
+def _drop_subscription(folder: Path, period: str) -> str:
+    """Remove one monthly subscription's lines from a month's file; returns its ID."""
+    path = folder / f"invoice_lines_{period}.csv"
+    rows = list(csv.reader(io.StringIO(path.read_text(), newline="")))
+    h = rows[0]
+    candidates = Counter(r[h.index("subscription_id")] for r in rows[1:]
+                         if r[h.index("charge_type")] == "Cycle Fee" and r[h.index("billing_cycle")] == "Monthly")
+    gone = sorted(candidates)[0]
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([r for r in rows if r[h.index("subscription_id")] != gone])
+    path.write_text(buffer.getvalue())
+    return gone
+
+
+def test_the_next_month_updates_and_cancels(cli, world, demo_folder: Path) -> None:
+    sandbox, db = world
+    assert cli("--db", db, "sync", "--period", P1).code == 0
+    with open_store(db):
+        subscriptions = {s.subscription_id: s.addition_id for s in SubscriptionAddition.select().where(SubscriptionAddition.state == "active")}
+    gone = _drop_subscription(demo_folder, P2)
+    assert gone in subscriptions
+    assert cli("--db", db, "load-invoices", "--period", P2).code == 0
+    before = cw_markers(sandbox)
+    result = cli("--db", db, "sync", "--period", P2, "--json")
+    assert result.code == 0, result.err
+    summary = result.json()
+    assert summary["cancelled"] >= 1
+    after = assert_exactly_once(sandbox, db)
+    # persistent additions were reused: no subscription got a second marker or addition
+    with open_store(db):
+        rows = {s.subscription_id: s for s in SubscriptionAddition.select()}
+    for subscription_id, addition_id in subscriptions.items():
+        assert rows[subscription_id].addition_id == addition_id
+    assert rows[gone].state == "cancelled" and rows[gone].cancelled_date.isoformat() == "2026-09-30"
+    new_subscription_markers = {m for m in after if m.startswith("cwt:S:")} - {m for m in before if m.startswith("cwt:S:")}
+    assert all(m[6:] not in subscriptions for m in new_subscription_markers)
+
+    async def cancelled_date():
+        async with ConnectWiseClient(sandbox.credentials) as client:
+            row = rows[gone]
+            [addition] = await client.additions(row.agreement_id, f'serialNumber="{marker("S", gone)}"')
+            return addition.cancelledDate
+    assert asyncio.run(cancelled_date()) == "2026-09-30T00:00:00Z"
+    assert cli("--db", db, "reconcile", "--period", P2, "--json").json()["mismatches"] == []
+
+
+def test_dry_run_sends_no_write_and_its_totals_match_the_sync(cli, world) -> None:
+    sandbox, db = world
+    state = sandbox.sandbox.state
+    before = (len(state.additions), len(state.agreements), cw_markers(sandbox))
+    plan = cli("--db", db, "sync", "--period", P1, "--dry-run", "--json")
+    assert plan.code == 0, plan.err
+    assert (len(state.additions), len(state.agreements), cw_markers(sandbox)) == before
+    planned = plan.json()
+    assert planned["creates"] and planned["totals"]
+    result = cli("--db", db, "sync", "--period", P1, "--json").json()
+    assert result["created"] == len(planned["creates"])
+    assert result["agreements_created"] == len(planned["new_agreements"])
+    assert result["totals"] == planned["totals"]
