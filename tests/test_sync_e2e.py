@@ -250,3 +250,23 @@ def test_dry_run_sends_no_write_and_its_totals_match_the_sync(cli, world) -> Non
     assert result["created"] == len(planned["creates"])
     assert result["agreements_created"] == len(planned["new_agreements"])
     assert result["totals"] == planned["totals"]
+
+
+def test_scheduled_sync_runs_only_when_daily_sync_is_on(cli, world) -> None:
+    sandbox, db = world
+    off = cli("--db", db, "sync", "--scheduled", "--json")
+    assert off.code == 0 and off.json() == {"scheduled": True, "enabled": False}
+    assert cw_markers(sandbox) == Counter()
+    assert cli("--db", db, "configure", "--daily-sync", "on").code == 0
+    on = cli("--db", db, "sync", "--scheduled", "--json")
+    assert on.code == 0, on.err
+    assert on.json()["period"] == P1 and on.json()["created"] > 0
+    status = cli("--db", db, "status", "--json").json()
+    assert status["last_sync_to_psa"] is not None and status["daily_sync"]["enabled"] is True
+
+
+def test_sync_needs_an_agreement_type(cli, demo_folder: Path, tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite3"
+    cli("--db", db, "configure", "--platform-dir", demo_folder)
+    result = cli("--db", db, "sync", "--period", P1)
+    assert result.code == 2 and "Agreement Type" in result.err
