@@ -44,6 +44,13 @@ class UsageError(Exception):
     """A configuration or usage problem; exit 2 with this message."""
 
 
+class ConnectionRefusedByConnectWise(UsageError):
+    """`connect` failed: nothing was saved."""
+
+    def __init__(self, check: Any) -> None:
+        super().__init__(f"ConnectWise: {check.message}; nothing was saved")
+
+
 # ---------------------------------------------------------------- helpers
 
 
@@ -179,16 +186,13 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def _agreement_type(store: Store, name: str):  # noqa: ANN202 - an AgreementType row
     """The active agreement type called `name` (or with that ID), fresh from ConnectWise when
     credentials exist, else from the cache."""
-    from cw_tui.services.store import AgreementType, now_utc as now
+    from cw_tui.services.store import AgreementType
+
+    from cw_tui.services.connection import cache_agreement_types
 
     creds = credential_store.current()
     if creds is not None and creds.complete():
-        types = _run(lambda client: client.agreement_types())
-        stamp = now()
-        with store.atomic():
-            AgreementType.delete().execute()
-            for t in types:
-                AgreementType.create(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=stamp)
+        cache_agreement_types(store, _run(lambda client: client.agreement_types()))
     active = list(AgreementType.select().where(AgreementType.inactive == False).order_by(AgreementType.name))  # noqa: E712
     if not active:
         raise UsageError("no agreement types known: run `cw-tui connect` (or `cw-tui sync-organizations`) first")
@@ -349,26 +353,18 @@ def cmd_connect(args: argparse.Namespace) -> int:
         raise UsageError(f"missing {', '.join(missing)}: pass the options or set CW_URL, CW_COMPANY_ID, "
                          "CW_PUBLIC_KEY, CW_PRIVATE_KEY and CW_CLIENT_ID")
 
-    async def test() -> Any:
-        async with ConnectWiseClient(creds, retries=2, timeout=20) as client:
-            info = await client.system_info()
-            return info, await client.api_base()
+    from cw_tui.services.connection import check_connection, record_check, save_credentials
 
     with _store(args) as store:
-        try:
-            info, base = asyncio.run(test())
-        except ConnectWiseError as error:
-            system_log.write(store, system_log.Level.ERROR, system_log.Category.AUTHENTICATION,
-                             "Connection test failed; credentials not saved", error.details())
-            raise
-        path = credential_store.save(creds)
-        system_log.write(store, system_log.Level.INFO, system_log.Category.AUTHENTICATION,
-                         f"Connected to ConnectWise {info.version or ''}".strip(),
-                         f"API base {base}; company {creds.company_id}; credentials saved to {path}")
+        check = asyncio.run(check_connection(creds))
+        record_check(store, check, saved=check.ok)
+        if not check.ok:
+            raise ConnectionRefusedByConnectWise(check)
+        path = save_credentials(store, creds)
     if args.json:
-        _print_json({"ok": True, "version": info.version, "api_base": base, "saved_to": str(path)})
+        _print_json({"ok": True, "version": check.version, "api_base": check.api_base, "saved_to": str(path)})
     else:
-        print(f"Connected to ConnectWise {info.version} at {base}. Credentials saved to {path} (mode 0600).")
+        print(f"{check.message} at {check.api_base}. Credentials saved to {path} (mode 0600).")
     return EXIT_OK
 
 
@@ -534,27 +530,40 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """Until the app arrives, the demo builds a throw-away store from generated Platform data
-    and shows what it holds."""
+    """The app on a throw-away database and configuration, with the sandbox running in-process
+    and a generated Platform export; the sandbox credentials are typed in for you."""
+    import shutil
+
+    from cw_tui.app import CwTuiApp
+    from cw_tui.sandbox.server import SandboxThread, build_sandbox
     from cw_tui.services.demo_data import write_demo_data
-    from cw_tui.services.platform_import import load_invoices, load_products
-    from cw_tui.services.status import status
 
     work = Path(tempfile.mkdtemp(prefix="cw-tui-demo-"))
-    folder, db = work / "platform-export", work / "demo.sqlite3"
-    summary = write_demo_data(folder, seed=args.seed)
-    print(f"Demo Platform export: {folder} ({summary.organizations} organizations, {summary.lines} invoice lines)")
-    today = now_utc().date()
-    with open_store(db) as store:
-        config = settings.load_configuration(store)
-        config.platform_dir = str(folder)
-        settings.save_configuration(store, config)
-        load_products(store, folder, months_back(today, 3))
-        load_invoices(store, folder, [resolve_period("previous", today), resolve_period("current", today)], config.rules)
-        result = status(store)
-    print(f"Demo database: {db}")
-    _print_json(result)
-    print(f"\nExplore it: cw-tui --db {db} status | logs --details | load-invoices --period YYYY-MM")
+    os.environ["CW_TUI_CONFIG_DIR"] = str(work / "config")  # the demo never touches your real credentials
+    for variable in credential_store.ENVIRONMENT.values():
+        os.environ.pop(variable, None)
+    try:
+        folder = work / "platform-export"
+        write_demo_data(folder, seed=args.seed)
+        sandbox = SandboxThread(build_sandbox(args.seed)).start()
+        try:
+            with open_store(work / "demo.sqlite3") as store:
+                config = settings.load_configuration(store)
+                config.platform_dir = str(folder)
+                settings.save_configuration(store, config)
+                CwTuiApp(store, prefill_credentials=sandbox.credentials).run()
+        finally:
+            sandbox.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return EXIT_OK
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from cw_tui.app import CwTuiApp
+
+    with _store(args) as store:
+        CwTuiApp(store).run()
     return EXIT_OK
 
 
@@ -579,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = command("demo", cmd_demo, "build a throw-away demo database from generated Platform data")
+    p = command("demo", cmd_demo, "the app on throw-away data, with a local ConnectWise sandbox")
     p.add_argument("--seed", type=int, default=7)
 
     p = command("demo-data", cmd_demo_data, "write a deterministic demo Platform export folder")
@@ -667,8 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
-        parser.print_help()
-        return EXIT_USAGE
+        args.handler = cmd_app  # `cw-tui` alone opens the app
     try:
         return args.handler(args)
     except PlatformDataError as error:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,11 @@ from cw_tui.services.demo_data import write_demo_data
 from cw_tui.services.store import Store, open_store
 
 DEMO_END_MONTH = "2026-10"
+
+# Times on screen are local: tests and snapshots run in UTC, whatever the machine says.
+os.environ["TZ"] = "UTC"
+time.tzset()
+os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
 
 @pytest.fixture(autouse=True)

@@ -108,11 +108,3 @@ def test_logs_since(cli, tmp_path: Path, since: str) -> None:
     db = tmp_path / "x.sqlite3"
     cli("--db", db, "configure", "--daily-sync", "off")
     assert cli("--db", db, "logs", "--since", since).code == 0
-
-
-def test_demo_builds_a_store(tmp_path: Path) -> None:
-    result = run_process("demo", env={"TMPDIR": str(tmp_path)})
-    assert result.code == 0, result.err
-    assert "Demo database:" in result.out
-    status = json.loads(result.out[result.out.index("{"): result.out.rindex("}") + 1])
-    assert status["organizations"]["total"] > 200 and len(status["periods"]) == 2

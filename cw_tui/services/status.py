@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cw_tui.services import settings
@@ -58,3 +58,41 @@ def status(store: Store, now: datetime | None = None) -> dict[str, Any]:
             "next_run": _iso(settings.next_daily_run(now)) if config.daily_sync else None,
         },
     }
+
+
+def dashboard_figures(store: Store, now: datetime | None = None) -> dict[str, Any]:
+    """status() plus what the Dashboard draws: amounts posted vs loaded per currency for the
+    latest period, amounts posted per month, and the 30-day log counts."""
+    from decimal import Decimal
+
+    from cw_tui.services.money import from_micros
+
+    now = now or now_utc()
+    figures = status(store, now)
+    latest = figures["periods"][0]["period"] if figures["periods"] else None
+    amounts: dict[str, dict[str, Decimal]] = {}
+    if latest:
+        for currency, loaded, posted in store.db.execute_sql(
+            "SELECT currency, SUM(total), SUM(CASE WHEN sync_status = 'synced' THEN total ELSE 0 END) "
+            "FROM invoice_line WHERE period = ? GROUP BY currency ORDER BY currency", (latest,)
+        ):
+            amounts[currency] = {"loaded": from_micros(loaded or 0), "posted": from_micros(posted or 0)}
+    per_month: dict[str, dict[str, Decimal]] = {}
+    for period, currency, posted in store.db.execute_sql(
+        "SELECT period, currency, SUM(total) FROM invoice_line WHERE sync_status = 'synced' "
+        "GROUP BY period, currency ORDER BY period"
+    ):
+        per_month.setdefault(period, {})[currency] = from_micros(posted or 0)
+    loaded_periods = sorted(p["period"] for p in figures["periods"])
+    since = UTCDateTimeField().db_value(now - timedelta(days=30))
+    counts = dict(store.db.execute_sql(
+        "SELECT level, COUNT(*) FROM log_entry WHERE timestamp >= ? GROUP BY level", (since,)).fetchall())
+    figures.update(
+        latest_period=latest,
+        amounts=amounts,
+        posted_per_month=[(p, per_month.get(p, {})) for p in loaded_periods],
+        logs_30d=sum(counts.values()),
+        errors_30d=counts.get("ERROR", 0),
+        warnings_30d=counts.get("WARNING", 0),
+    )
+    return figures

@@ -1,0 +1,204 @@
+"""The cw-tui app: four areas (Dashboard, Mapping, System Logs, Settings), gated until the
+setup is done (SPEC §3), with keys, mouse and the command palette."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from cw_tui.keymap import load_keymap
+from cw_tui.screens.dashboard import DashboardScreen
+from cw_tui.screens.help import HelpScreen
+from cw_tui.screens.logs import LogsScreen
+from cw_tui.screens.mapping import MappingScreen
+from cw_tui.screens.settings import SettingsScreen
+from cw_tui.services import credentials as credential_store
+from cw_tui.services import settings as settings_service
+from cw_tui.services import system_log
+from cw_tui.services.credentials import Credentials, CredentialsError
+from cw_tui.services.store import Store, now_utc
+from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.tiles import Tile
+
+AREA_NAMES = {"dashboard": "Dashboard", "mapping": "Mapping", "logs": "System Logs", "settings": "Settings"}
+
+
+def terminal_is_light() -> bool:
+    """Follow the terminal's light/dark choice where it says (COLORFGBG="fg;bg")."""
+    choice = os.environ.get("CW_TUI_THEME", "").lower()
+    if choice in ("light", "dark"):
+        return choice == "light"
+    background = os.environ.get("COLORFGBG", "").split(";")[-1]
+    return background.isdigit() and int(background) in (7, 15)
+
+
+class CwTuiApp(App):
+    TITLE = "cw-tui"
+    SUB_TITLE = "Platform invoices into ConnectWise"
+    MODES = {"dashboard": DashboardScreen, "mapping": MappingScreen, "logs": LogsScreen, "settings": SettingsScreen}
+    BINDINGS = [
+        Binding("1", "area('dashboard')", "Dashboard", id="app.dashboard"),
+        Binding("2", "area('mapping')", "Mapping", id="app.mapping"),
+        Binding("3", "area('logs')", "Logs", id="app.logs"),
+        Binding("4", "area('settings')", "Settings", id="app.settings"),
+        Binding("question_mark,f1", "help", "Help", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+    ]
+    CSS = """
+    Screen { background: $background; }
+    Toast { max-width: 60; }
+    """
+
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
+                 prefill_credentials: Credentials | None = None, keymap: dict[str, str] | None = None,
+                 watch_daily_sync: bool = True) -> None:
+        super().__init__()
+        self.store = store
+        self._clock = clock or now_utc
+        self.prefill_credentials = prefill_credentials
+        self._keymap_override = keymap
+        self.watch_daily_sync = watch_daily_sync
+        self._daily_done: str | None = None
+        self.connection_timeout = 20.0  # Test Connection gives up after this many seconds
+        self.theme = "textual-light" if terminal_is_light() else "textual-dark"
+
+    # --------------------------------------------------------------- state
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def has_credentials(self) -> bool:
+        try:
+            creds = credential_store.current()
+        except CredentialsError:
+            return False
+        return creds is not None and creds.complete()
+
+    def setup_complete(self) -> bool:
+        return self.has_credentials() and settings_service.load_configuration(self.store).agreement_type is not None
+
+    def allowed_areas(self) -> set[str]:
+        if not self.has_credentials():
+            return {"settings"}
+        if not self.setup_complete():
+            return {"settings", "logs"}
+        return set(AREA_NAMES)
+
+    def credentials_changed(self) -> None:
+        for screen in self._all_screens():
+            refresh = getattr(screen, "refresh_gating", None)
+            if refresh:
+                refresh()
+        self.refresh_bindings()
+
+    def _all_screens(self) -> Iterable[Screen]:
+        for stack in self._screen_stacks.values():
+            yield from stack
+
+    # --------------------------------------------------------------- lifecycle
+
+    def on_mount(self) -> None:
+        keymap, problem = (self._keymap_override, None) if self._keymap_override is not None else load_keymap()
+        if keymap:
+            self.set_keymap(keymap)
+        self.keymap = keymap
+        if problem:
+            self.notify(problem, severity="warning", timeout=10)
+        self.switch_mode("dashboard" if self.setup_complete() else "settings")
+        if self.watch_daily_sync:
+            self.set_interval(30, self.check_daily_sync)
+
+    # --------------------------------------------------------------- navigation
+
+    def action_area(self, mode: str) -> None:
+        if mode not in self.allowed_areas():
+            reason = ("Save your ConnectWise credentials first (Settings → Authentication)." if not self.has_credentials()
+                      else "Choose an Agreement Type first (Settings → Configuration).")
+            self.notify(f"{AREA_NAMES[mode]} is not available yet. {reason}", severity="warning")
+            return
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "area" and parameters:
+            return True if parameters[0] in self.allowed_areas() else None  # None: shown, greyed out
+        return True
+
+    def open_target(self, target: str | None) -> None:
+        """A tile's target: "mapping:invoices", "logs:ERROR", "settings:configuration"."""
+        if not target:
+            return
+        area, _, detail = target.partition(":")
+        self.action_area(area)
+        if area not in self.allowed_areas():
+            return
+
+        def after() -> None:
+            screen = self.screen
+            if isinstance(screen, MappingScreen) and detail:
+                screen.show_tab(detail)
+            elif isinstance(screen, LogsScreen) and detail:
+                screen.show_level(detail)
+            elif isinstance(screen, SettingsScreen) and detail:
+                from textual.widgets import TabbedContent
+
+                screen.query_one(TabbedContent).active = detail
+
+        self.call_after_refresh(after)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        groups = [("Everywhere", list(self.BINDINGS)), ("Dashboard", DashboardScreen.BINDINGS),
+                  ("Mapping", MappingScreen.BINDINGS), ("System Logs", LogsScreen.BINDINGS),
+                  ("Settings", SettingsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
+        self.push_screen(HelpScreen([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for mode, name in AREA_NAMES.items():
+            if mode in self.allowed_areas():
+                yield SystemCommand(f"Go to {name}", f"Open the {name} area", lambda m=mode: self.action_area(m))
+        if "mapping" in self.allowed_areas():
+            for tab in ("organizations", "products", "invoices"):
+                yield SystemCommand(f"Go to {tab.capitalize()}", f"Mapping → {tab.capitalize()}",
+                                    lambda t=tab: self.open_target(f"mapping:{t}"))
+        yield SystemCommand("Keys", "Every key binding", self.action_help)
+
+    # --------------------------------------------------------------- daily sync
+
+    def check_daily_sync(self) -> None:
+        """While the app is open it also syncs at 00:00 UTC (SPEC §11); the engine's claims
+        keep it from posting what cron posts at the same moment."""
+        config = settings_service.load_configuration(self.store)
+        now = self.now()
+        today = now.date().isoformat()
+        if not config.daily_sync or not self.setup_complete() or self._daily_done == today:
+            return
+        if now.hour == 0:
+            self._daily_done = today
+            self.daily_sync()
+
+    @work(exclusive=True, group="daily-sync", exit_on_error=False)
+    async def daily_sync(self) -> None:
+        from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
+        from cw_tui.services.sync_engine import periods_to_sync, run_sync
+
+        creds = credential_store.current()
+        if creds is None:
+            return
+        try:
+            async with ConnectWiseClient(creds) as client:
+                for period in periods_to_sync(self.store):
+                    result = await run_sync(self.store, client, period)
+                    self.notify(f"Daily sync of {period}: {result.synced_lines} lines synced, {result.errors} errors",
+                                severity="error" if result.errors else "information")
+        except ConnectWiseError as error:
+            system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
+            self.notify(f"Daily sync failed: {error.message}", severity="error")

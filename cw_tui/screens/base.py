@@ -1,0 +1,32 @@
+"""What every area screen shares: the area bar on top, the footer below."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer
+
+from cw_tui.widgets.area_bar import AreaBar
+
+
+class AreaScreen(Screen):
+    AREA = ""
+
+    def compose_area(self) -> ComposeResult:
+        yield from ()
+
+    def compose(self) -> ComposeResult:
+        yield AreaBar(self.AREA)
+        yield from self.compose_area()
+        yield Footer()
+
+    def refresh_gating(self) -> None:
+        for bar in self.query(AreaBar):
+            bar.refresh_gating()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_gating()
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Reload what the screen shows (called when it comes back into view)."""

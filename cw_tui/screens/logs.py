@@ -1,0 +1,173 @@
+"""System Logs (SPEC §13): tiles, level filter, search, the paged grid, one entry's details,
+and a live pane of new entries (also from a sync in another process: it polls the store)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, RichLog, Select, Static
+
+from cw_tui.screens.base import AreaScreen
+from cw_tui.services import system_log
+from cw_tui.services.grid_query import LOGS
+from cw_tui.services.store import LogEntry
+from cw_tui.services.system_log import Level, LogQuery
+from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.tiles import Tile
+
+LEVEL_STYLE = {"INFO": "bold black on #5fafff", "WARNING": "bold black on #ffaf00", "ERROR": "bold white on #d70000"}
+
+
+def level_badge(level: str) -> Text:
+    return Text(f" {level} ", style=LEVEL_STYLE.get(level, ""))
+
+
+def local_minute(value: str) -> str:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+class LogDetail(ModalScreen[None]):
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
+    DEFAULT_CSS = """
+    LogDetail { align: center middle; }
+    LogDetail > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    LogDetail .details { height: auto; max-height: 20; overflow-y: auto; }
+    LogDetail Button { margin-top: 1; }
+    """
+
+    def __init__(self, entry: LogEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+    def compose(self) -> ComposeResult:
+        e = self.entry
+        with Vertical():
+            yield Label(Text.assemble(level_badge(e.level), f"  {e.timestamp.astimezone():%Y-%m-%d %H:%M:%S}  {e.category}"))
+            yield Static(Text(e.summary, style="bold"))
+            yield Static(Text(e.details or "(no details)"), classes="details")
+            yield Button("Close", id="close", variant="primary")
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss()
+
+
+class LogsScreen(AreaScreen):
+    AREA = "logs"
+    BINDINGS = [
+        Binding("ctrl+r", "reload", "Refresh", id="logs.refresh"),
+        Binding("l", "level", "Level", id="logs.level"),
+        Binding("ctrl+l", "toggle_live", "Live pane", id="logs.live"),
+    ]
+    DEFAULT_CSS = """
+    LogsScreen .tiles { height: 6; padding: 0 1; }
+    LogsScreen .tiles Tile { margin-right: 1; }
+    LogsScreen .filters { height: 1; padding: 0 1; }
+    LogsScreen .filters Label { padding: 0 1 0 0; }
+    LogsScreen .filters Select { width: 18; }
+    LogsScreen #live { height: 6; border-top: solid $primary; }
+    LogsScreen #live.-hidden { display: none; }
+    """
+
+    def compose_area(self) -> ComposeResult:
+        with Horizontal(classes="tiles"):
+            yield Tile("Total Logs (30d)", id="tile-total")
+            yield Tile("Errors (30d)", target="logs:ERROR", id="tile-errors")
+            yield Tile("Warnings (30d)", target="logs:WARNING", id="tile-warnings")
+            yield Tile("Last Update", target="logs:refresh", id="tile-updated")
+        with Horizontal(classes="filters"):
+            yield Label("Level")
+            yield Select([("All", "ALL"), ("INFO", "INFO"), ("WARNING", "WARNING"), ("ERROR", "ERROR")], value="ALL",
+                         allow_blank=False, compact=True, id="level")
+            yield Button("Refresh", id="refresh", compact=True)
+        yield SqlGrid(LOGS, formatters={"level": level_badge, "timestamp": local_minute}, id="log-grid",
+                      summary=lambda page: f"Showing {len(page.rows):,} of {page.total:,} log entries")
+        yield RichLog(id="live", max_lines=500, wrap=False, markup=False)
+
+    def on_mount(self) -> None:
+        self.last_seen = self._newest_id()
+        live = self.query_one("#live", RichLog)
+        live.border_title = "Live"
+        live.write(Text("New entries appear here as they happen (a sync or load here or in another process).", style="dim"))
+        self.set_interval(1.0, self._poll)
+        self.refresh_tiles()
+
+    def refresh_data(self) -> None:
+        self.query_one(SqlGrid).reload()
+        self.refresh_tiles()
+
+    def _newest_id(self) -> int:
+        newest = LogEntry.select(LogEntry.id).order_by(LogEntry.id.desc()).first()
+        return newest.id if newest else 0
+
+    @work(thread=True, exclusive=True, group="log-tiles", exit_on_error=False)
+    def refresh_tiles(self) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        since = self.app.now() - timedelta(days=30)  # type: ignore[attr-defined]
+        counts = {
+            "total": system_log.count(store, LogQuery(since=since)),
+            "errors": system_log.count(store, LogQuery(level=Level.ERROR, since=since)),
+            "warnings": system_log.count(store, LogQuery(level=Level.WARNING, since=since)),
+        }
+        self.app.call_from_thread(self._show_tiles, counts)
+
+    def _show_tiles(self, counts: dict[str, int]) -> None:
+        self.query_one("#tile-total", Tile).set(f"{counts['total']:,}", "entries kept 30 days")
+        self.query_one("#tile-errors", Tile).set(f"{counts['errors']:,}", "press enter to list", "red" if counts["errors"] else "")
+        self.query_one("#tile-warnings", Tile).set(f"{counts['warnings']:,}", "press enter to list",
+                                                     "orange" if counts["warnings"] else "")
+        self.query_one("#tile-updated", Tile).set(f"{self.app.now().astimezone():%H:%M:%S}", "enter to refresh")  # type: ignore[attr-defined]
+
+    def _poll(self) -> None:
+        """New entries since the last look, from this process or another one."""
+        entries = system_log.entries(self.app.store, LogQuery(after_id=self.last_seen), limit=200)  # type: ignore[attr-defined]
+        if not entries:
+            return
+        live = self.query_one("#live", RichLog)
+        for entry in reversed(entries):
+            live.write(Text.assemble(f"{entry.timestamp.astimezone():%H:%M:%S} ", level_badge(entry.level),
+                                     f" {entry.category:<13} {entry.summary}"))
+        self.last_seen = max(e.id for e in entries)
+        self.refresh_data()
+
+    def show_level(self, level: str) -> None:
+        self.query_one("#level", Select).value = level
+
+    def action_level(self) -> None:
+        self.query_one("#level", Select).focus()
+
+    def action_reload(self) -> None:
+        self.refresh_data()
+
+    def action_toggle_live(self) -> None:
+        self.query_one("#live").toggle_class("-hidden")
+
+    @on(Select.Changed, "#level")
+    def _level(self, event: Select.Changed) -> None:
+        grid = self.query_one(SqlGrid)
+        grid.set_filter("level", frozenset() if event.value in ("ALL", Select.NULL) else frozenset({event.value}))
+
+    @on(Button.Pressed, "#refresh")
+    def _refresh(self) -> None:
+        self.refresh_data()
+
+    @on(Tile.Opened)
+    def _tile(self, event: Tile.Opened) -> None:
+        target = event.tile.target or ""
+        if target == "logs:refresh":
+            self.refresh_data()
+        elif target.startswith("logs:"):
+            self.show_level(target[5:])
+
+    @on(SqlGrid.RowChosen)
+    def _chosen(self, event: SqlGrid.RowChosen) -> None:
+        entry = LogEntry.get_or_none(LogEntry.id == int(event.key))
+        if entry is not None:
+            self.app.push_screen(LogDetail(entry))

@@ -1,0 +1,381 @@
+"""Settings (SPEC §4): Authentication, Configuration, Dictionary."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.widgets import (
+    Button,
+    Collapsible,
+    DataTable,
+    Input,
+    Label,
+    LoadingIndicator,
+    Select,
+    Static,
+    Switch,
+    TabbedContent,
+    TabPane,
+)
+
+from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
+from cw_tui.rules.vocabulary import BillingCycle, ChargeType
+from cw_tui.screens.base import AreaScreen
+from cw_tui.services import credentials as credential_store
+from cw_tui.services import settings as settings_service
+from cw_tui.services import system_log
+from cw_tui.services.connection import (
+    ConnectionCheck,
+    active_agreement_types,
+    check_connection,
+    fetch_agreement_types,
+    record_check,
+    save_credentials,
+)
+from cw_tui.services.credentials import Credentials
+
+HOW_TO = """\
+1. Company ID and Site URL: the company and site you type on the ConnectWise login page
+   (the API URL is the site, e.g. https://na.myconnectwise.net; cw-tui finds the API host
+   and codebase itself).
+2. Keys: in ConnectWise, System > Members > API Members > (your API member) > API Keys >
+   New. ConnectWise shows the private key once: copy it now.
+3. Client ID: your integration's clientId from developer.connectwise.com (ClientID page).
+   ConnectWise requires it on every call."""
+
+DICTIONARY = (("Organizations", "Companies"), ("Invoice lines", "Additions"), ("Offers", "Products"), ("Contracts", "Agreements"))
+FIELDS = (
+    ("url", "API URL", "https://na.myconnectwise.net", False),
+    ("company_id", "ConnectWise Company ID", "the company you type at login", False),
+    ("public_key", "API Public Key", "", False),
+    ("private_key", "API Private Key", "", True),
+    ("client_id", "Client ID", "the clientId GUID from developer.connectwise.com", True),
+)
+SECRET_FIELDS = {"private_key", "client_id"}
+
+
+class SettingsScreen(AreaScreen):
+    AREA = "settings"
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save", id="settings.save"),
+        Binding("ctrl+t", "test_connection", "Test connection", id="settings.test"),
+    ]
+    DEFAULT_CSS = """
+    SettingsScreen .title { padding: 0 1; text-style: bold; }
+    SettingsScreen .banner { background: $warning 30%; color: $text; padding: 0 1; border-left: thick $warning; margin: 0 1; }
+    SettingsScreen .next-step { padding: 0 1; color: $text-accent; }
+    SettingsScreen TabbedContent { height: 1fr; }
+    SettingsScreen .form { grid-size: 2; grid-columns: 26 1fr; grid-rows: auto; grid-gutter: 1 1; height: auto; padding: 1 1 0 1; }
+    SettingsScreen .buttons { height: auto; padding: 0 1; }
+    SettingsScreen .buttons Button { margin-right: 1; }
+    SettingsScreen #test-status { height: auto; min-height: 1; padding: 0 1; }
+    SettingsScreen #test-status.-ok { color: $success; }
+    SettingsScreen #test-status.-error { color: $error; }
+    SettingsScreen LoadingIndicator { height: 1; width: 8; display: none; }
+    SettingsScreen LoadingIndicator.-busy { display: block; }
+    SettingsScreen Collapsible { margin: 0 1; }
+    SettingsScreen .section { padding: 1 1 0 1; text-style: bold; color: $text-accent; }
+    SettingsScreen .form Select { width: 1fr; }
+    SettingsScreen .form Horizontal { height: auto; }
+    SettingsScreen .buttons { padding: 1 1 0 1; }
+    """
+
+    def compose_area(self) -> ComposeResult:
+        yield Static("Settings — Configure your ConnectWise integration credentials and preferences.", classes="title")
+        yield Static("", id="banner", classes="banner")
+        with TabbedContent(initial="authentication"):
+            with TabPane("Authentication", id="authentication"):
+                with VerticalScroll():
+                    with Collapsible(title="How to obtain API credentials", collapsed=True):
+                        yield Static(HOW_TO)
+                    with Grid(classes="form"):
+                        for name, label, placeholder, secret in FIELDS:
+                            yield Label(label)
+                            yield Input(placeholder=placeholder, password=secret, id=f"field-{name}", compact=True)
+                    with Horizontal(classes="buttons"):
+                        yield Button("Test Connection", id="test", variant="default")
+                        yield Button("Save", id="save", variant="primary")
+                        yield LoadingIndicator()
+                    yield Static("", id="test-status")
+            with TabPane("Configuration", id="configuration"):
+                with VerticalScroll():
+                    with Grid(classes="form"):
+                        yield Label("Agreement Type *")
+                        with Horizontal():
+                            yield Select([], id="agreement-type", prompt="Load from ConnectWise", compact=True)
+                        yield Label("")
+                        yield Button("Reload agreement types", id="reload-types", compact=True)
+                        yield Label("Platform export folder")
+                        yield Input(id="platform-dir", placeholder="/path/to/platform-export", compact=True)
+                        yield Label("Automated daily sync")
+                        with Horizontal(classes="switch-row"):
+                            yield Switch(id="daily-sync")
+                            yield Label("  every day at 00:00 UTC", classes="hint")
+                    yield Static("Charge End Date rules (per charge type)", classes="section")
+                    with Grid(classes="form"):
+                        for charge_type in ChargeType:
+                            yield Label(charge_type.value)
+                            yield Select([(END_RULE_LABELS[r], r.value) for r in EndRule], allow_blank=False,
+                                         value=EndRule.DEFAULT.value, id=f"end-{_slug(charge_type)}", compact=True)
+                    yield Static("Charge Start Date rules (per billing cycle)", classes="section")
+                    with Grid(classes="form"):
+                        for cycle in BillingCycle:
+                            yield Label(cycle.value)
+                            yield Select([(START_RULE_LABELS[r], r.value) for r in StartRule], allow_blank=False,
+                                         value=StartRule.DEFAULT.value, id=f"start-{_slug(cycle)}", compact=True)
+                    yield Static("Custom Charge Type Names (what ConnectWise shows)", classes="section")
+                    with Grid(classes="form"):
+                        for charge_type in ChargeType:
+                            yield Label(charge_type.value)
+                            yield Input(placeholder=charge_type.value, id=f"name-{_slug(charge_type)}", compact=True)
+                    with Horizontal(classes="buttons"):
+                        yield Button("Save Configuration", id="save-config", variant="primary")
+                    yield Static("", id="config-status")
+            with TabPane("Dictionary", id="dictionary"):
+                with Vertical():
+                    yield Static("Platform terms and their ConnectWise names.", classes="section")
+                    yield DataTable(id="dictionary-table", cursor_type="none", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        table = self.query_one("#dictionary-table", DataTable)
+        table.add_columns("Platform term", "ConnectWise term")
+        for row in DICTIONARY:
+            table.add_row(*row)
+        self.fill_credentials()
+        self.fill_configuration()
+        self.refresh_banner()
+        self._focus_next_step()
+
+    def _focus_next_step(self) -> None:
+        """The first empty field, or Test Connection when all are filled (the demo)."""
+        if self.app.has_credentials():  # type: ignore[attr-defined]
+            return
+        for name, *_ in FIELDS:
+            field = self.query_one(f"#field-{name}", Input)
+            if not field.value:
+                field.focus()
+                return
+        self.query_one("#test", Button).focus()
+
+    def refresh_data(self) -> None:
+        self.refresh_banner()
+
+    # --------------------------------------------------------------- state shown
+
+    def refresh_banner(self) -> None:
+        banner = self.query_one("#banner", Static)
+        app = self.app
+        if not app.has_credentials():  # type: ignore[attr-defined]
+            banner.update("Start here: enter your ConnectWise API credentials below, press Test Connection, then Save.")
+            banner.display = True
+        elif not app.setup_complete():  # type: ignore[attr-defined]
+            banner.update("Setup is not finished: choose an Agreement Type on the Configuration tab. Until then "
+                          "Dashboard, Mapping and sync stay unavailable.")
+            banner.display = True
+        else:
+            banner.display = False
+        self.refresh_gating()
+
+    def fill_credentials(self) -> None:
+        saved = credential_store.current()
+        prefill = self.app.prefill_credentials  # type: ignore[attr-defined]
+        for name, _, placeholder, _ in FIELDS:
+            field = self.query_one(f"#field-{name}", Input)
+            if saved is not None and getattr(saved, name):
+                if name in SECRET_FIELDS:
+                    field.value = ""
+                    field.placeholder = "•••••••• saved — type to replace"
+                else:
+                    field.value = getattr(saved, name)
+            elif prefill is not None:
+                field.value = getattr(prefill, name)
+
+    def credentials_from_form(self) -> Credentials:
+        saved = credential_store.current()
+        values = {}
+        for name, *_ in FIELDS:
+            typed = self.query_one(f"#field-{name}", Input).value.strip()
+            values[name] = typed or (getattr(saved, name) if saved is not None else "")
+        return Credentials(**values)
+
+    def fill_configuration(self) -> None:
+        config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
+        self._set_type_options(active_agreement_types(), config.agreement_type.id if config.agreement_type else None)
+        self.query_one("#platform-dir", Input).value = config.platform_dir or ""
+        self.query_one("#daily-sync", Switch).value = config.daily_sync
+        for charge_type in ChargeType:
+            self.query_one(f"#end-{_slug(charge_type)}", Select).value = config.rules.end_rule(charge_type).value
+            self.query_one(f"#name-{_slug(charge_type)}", Input).value = config.charge_type_names.get(charge_type, "")
+        for cycle in BillingCycle:
+            self.query_one(f"#start-{_slug(cycle)}", Select).value = config.rules.start_rule(cycle).value
+
+    def _set_type_options(self, types: list, chosen: int | None) -> None:
+        select = self.query_one("#agreement-type", Select)
+        select.set_options([(t.name, t.id) for t in types])
+        if chosen is not None and any(t.id == chosen for t in types):
+            select.value = chosen
+
+    # --------------------------------------------------------------- authentication
+
+    def _status(self, text: str, kind: str = "") -> None:
+        status = self.query_one("#test-status", Static)
+        status.update(text)
+        status.set_class(kind == "ok", "-ok")
+        status.set_class(kind == "error", "-error")
+        status.scroll_visible(animate=False)
+
+    def _busy(self, busy: bool) -> None:
+        self.query_one(LoadingIndicator).set_class(busy, "-busy")
+        for button_id in ("#test", "#save"):
+            self.query_one(button_id, Button).disabled = busy
+
+    def action_test_connection(self) -> None:
+        creds = self.credentials_from_form()
+        missing = creds.missing()
+        if missing:
+            self._status(f"Fill in: {', '.join(missing)}.", "error")
+            return
+        self._busy(True)
+        self._status("Testing the connection…")
+        self._check(creds, save=False)
+
+    def action_save(self) -> None:
+        if self.query_one(TabbedContent).active == "configuration":
+            self.save_configuration()
+            return
+        creds = self.credentials_from_form()
+        missing = creds.missing()
+        if missing:
+            self._status(f"Fill in: {', '.join(missing)}.", "error")
+            return
+        self._busy(True)
+        self._status("Checking the credentials before saving…")
+        self._check(creds, save=True)
+
+    @work(exclusive=True, group="connection", exit_on_error=False)
+    async def _check(self, creds: Credentials, save: bool) -> None:
+        check = await check_connection(creds, timeout=self.app.connection_timeout)  # type: ignore[attr-defined]
+        self._checked(creds, check, save)
+
+    def _checked(self, creds: Credentials, check: ConnectionCheck, save: bool) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        self._busy(False)
+        if not check.ok:
+            record_check(store, check, saved=False)
+            self._status(f"✗ {_failure_title(check.kind)}: {system_log.redact(check.message)}", "error")
+            return
+        if not save:
+            record_check(store, check, saved=False)
+            self._status(f"✓ {check.message} ({check.api_base}). Press Save to keep these credentials.", "ok")
+            return
+        try:
+            save_credentials(store, creds)
+        except credential_store.CredentialsError as error:
+            self._status(f"✗ {error}", "error")
+            return
+        record_check(store, check, saved=True)
+        self._status(f"✓ {check.message}. Credentials saved.", "ok")
+        self.fill_credentials()
+        self.app.credentials_changed()  # type: ignore[attr-defined]
+        self.load_types()
+        self.refresh_banner()
+        if self.app.setup_complete():  # type: ignore[attr-defined]
+            self.app.notify("Credentials saved.", title="Settings")
+            self.app.action_area("mapping")  # type: ignore[attr-defined]
+        else:
+            # Mapping stays closed until an Agreement Type is chosen: show that step instead
+            self.query_one(TabbedContent).active = "configuration"
+            self.call_after_refresh(self.query_one("#agreement-type", Select).focus)
+            self.app.notify("Credentials saved. Next: choose an Agreement Type and press Save Configuration.",
+                            title="Settings")
+
+    # --------------------------------------------------------------- configuration
+
+    @on(Button.Pressed, "#test")
+    def _test_pressed(self) -> None:
+        self.action_test_connection()
+
+    @on(Button.Pressed, "#save")
+    def _save_pressed(self) -> None:
+        self.action_save()
+
+    @on(Button.Pressed, "#reload-types")
+    def _reload_types(self) -> None:
+        self.load_types()
+
+    @on(TabbedContent.TabActivated)
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "configuration" and not active_agreement_types() and self.app.has_credentials():  # type: ignore[attr-defined]
+            self.load_types()
+
+    @work(exclusive=True, group="agreement-types", exit_on_error=False)
+    async def load_types(self) -> None:
+        creds = credential_store.current()
+        if creds is None or not creds.complete():
+            self.query_one("#config-status", Static).update("Save your credentials first: agreement types come from ConnectWise.")
+            return
+        status = self.query_one("#config-status", Static)
+        status.update("Loading agreement types from ConnectWise…")
+        try:
+            types = await fetch_agreement_types(self.app.store, creds)  # type: ignore[attr-defined]
+        except Exception as error:  # noqa: BLE001 - shown, never a traceback
+            status.update(f"✗ Could not load agreement types: {system_log.redact(str(error))}")
+            return
+        config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
+        self._set_type_options(types, config.agreement_type.id if config.agreement_type else None)
+        status.update(f"{len(types)} agreement types loaded from ConnectWise.")
+
+    @on(Button.Pressed, "#save-config")
+    def _save_config_pressed(self) -> None:
+        self.save_configuration()
+
+    def save_configuration(self) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        config = settings_service.load_configuration(store)
+        status = self.query_one("#config-status", Static)
+        status.scroll_visible(animate=False)
+        chosen = self.query_one("#agreement-type", Select).value
+        if chosen is Select.NULL or chosen is None:
+            status.update("✗ Choose an Agreement Type: it is required.")
+            return
+        types = {t.id: t.name for t in active_agreement_types()}
+        config.agreement_type = settings_service.AgreementTypeChoice(id=int(chosen), name=types.get(int(chosen), str(chosen)))
+        config.platform_dir = self.query_one("#platform-dir", Input).value.strip() or None
+        config.daily_sync = self.query_one("#daily-sync", Switch).value
+        config.end_rules = {t: EndRule(self.query_one(f"#end-{_slug(t)}", Select).value) for t in ChargeType
+                            if self.query_one(f"#end-{_slug(t)}", Select).value != EndRule.DEFAULT.value}
+        config.start_rules = {c: StartRule(self.query_one(f"#start-{_slug(c)}", Select).value) for c in BillingCycle
+                              if self.query_one(f"#start-{_slug(c)}", Select).value != StartRule.DEFAULT.value}
+        config.charge_type_names = {t: v for t in ChargeType if (v := self.query_one(f"#name-{_slug(t)}", Input).value.strip())}
+        try:
+            config = settings_service.Configuration.model_validate(config.model_dump())
+        except ValueError as error:
+            status.update(f"✗ {error}")
+            return
+        settings_service.save_configuration(store, config)
+        system_log.write(store, system_log.Level.INFO, system_log.Category.CONFIGURATION, "Configuration saved",
+                         f"agreement type {config.agreement_type.name}; daily sync {'on' if config.daily_sync else 'off'}")
+        status.update("✓ Configuration saved.")
+        self.refresh_banner()
+        self.app.credentials_changed()  # type: ignore[attr-defined]
+        self.app.notify("Configuration saved. Press 1 for the Dashboard, 2 for Mapping.", title="Settings")
+
+
+def _slug(value: object) -> str:
+    return str(getattr(value, "value", value)).lower().replace(" ", "-")
+
+
+def _failure_title(kind: str | None) -> str:
+    return {
+        "authentication": "Bad credentials",
+        "permission": "Missing permission",
+        "not_found": "Wrong URL or codebase",
+        "connection": "Host unreachable",
+        "tls": "TLS failure",
+        "timeout": "Timed out",
+        "settings": "Check the fields",
+        "throttled": "Throttled",
+        "server": "ConnectWise error",
+    }.get(kind or "", "Connection failed")

@@ -1,0 +1,296 @@
+"""One SQL-paged grid widget for every grid: search box, sortable headers with an indicator,
+per-column multi-select filters, items per page, page number, previous/next, and the summary
+line. The widget shows one page; `services.grid_query` does the work in SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, Input, Label, Select, SelectionList, Static
+from textual.widgets.selection_list import Selection
+
+from cw_tui.services.grid_query import PAGE_SIZES, GridSource, GridState, Page, distinct_values, fetch_page
+
+Formatter = Callable[[Any], Any]
+
+
+class FilterModal(ModalScreen[frozenset | None]):
+    """The multi-select list of a column's values."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("enter", "apply", "Apply", priority=True)]
+    DEFAULT_CSS = """
+    FilterModal { align: center middle; }
+    FilterModal > Vertical { width: 60; max-width: 95%; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
+    FilterModal SelectionList { height: auto; max-height: 16; }
+    FilterModal Horizontal { height: auto; align-horizontal: right; }
+    """
+
+    def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset) -> None:
+        super().__init__()
+        self.title_text = title
+        self.values = values
+        self.selected = selected
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
+            yield SelectionList(*[
+                Selection(f"{'(empty)' if v is None else v}  ({n:,})", v, v in self.selected) for v, n in self.values
+            ])
+            with Horizontal():
+                yield Button("Clear", id="clear")
+                yield Button("Apply", id="apply", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one(SelectionList).focus()
+
+    def action_apply(self) -> None:
+        self.dismiss(frozenset(self.query_one(SelectionList).selected))
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        self.action_apply()
+
+    @on(Button.Pressed, "#clear")
+    def _clear(self) -> None:
+        self.dismiss(frozenset())
+
+
+class SqlGrid(Vertical):
+    """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
+
+    class RowChosen(Message):
+        def __init__(self, grid: "SqlGrid", key: str) -> None:
+            super().__init__()
+            self.grid = grid
+            self.key = key
+
+    class Loaded(Message):
+        def __init__(self, grid: "SqlGrid", page: Page) -> None:
+            super().__init__()
+            self.grid = grid
+            self.page = page
+
+    BINDINGS = [
+        Binding("slash", "focus_search", "Search", id="grid.search"),
+        Binding("s", "sort", "Sort", id="grid.sort"),
+        Binding("f", "filter", "Filter", id="grid.filter"),
+        Binding("right_square_bracket", "page(1)", "Next page", id="grid.next_page", show=False),
+        Binding("left_square_bracket", "page(-1)", "Prev page", id="grid.prev_page", show=False),
+    ]
+    DEFAULT_CSS = """
+    SqlGrid { height: 1fr; }
+    SqlGrid .grid-bar { height: 1; }
+    SqlGrid .grid-bar Input { width: 1fr; height: 1; border: none; padding: 0 1; }
+    SqlGrid .grid-bar Select { width: 14; }
+    SqlGrid .grid-bar .range { width: auto; padding: 0 1; }
+    SqlGrid DataTable { height: 1fr; }
+    SqlGrid .grid-pager { height: 1; }
+    SqlGrid .grid-pager Button { min-width: 0; width: auto; height: 1; border: none; padding: 0 1; }
+    SqlGrid .grid-pager Input { width: 8; height: 1; border: none; padding: 0 1; }
+    SqlGrid .summary { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    """
+
+    def __init__(self, source: GridSource, *, formatters: dict[str, Formatter] | None = None,
+                 summary: Callable[[Page], str] | None = None, page_size: int = 20, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.source = source
+        self.formatters = formatters or {}
+        self.summary_text = summary
+        self.state = GridState(page_size=page_size)
+        self.page: Page | None = None
+        self._cursor_after_load: str | None = None  # "first" or "last" after a page move
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="grid-bar"):
+            yield Input(placeholder=f"/ Search {self.source.name}…", classes="search", compact=True)
+            yield Select([(f"{n} / page", n) for n in PAGE_SIZES], value=self.state.page_size, allow_blank=False,
+                         compact=True, classes="page-size")
+        table = DataTable(cursor_type="row", zebra_stripes=True)
+        yield table
+        with Horizontal(classes="grid-pager"):
+            yield Button("‹ Prev", classes="prev", compact=True)
+            yield Input(value="1", classes="page-number", compact=True, restrict=r"\d*")
+            yield Button("Next ›", classes="next", compact=True)
+            yield Label("", classes="range")
+            yield Static("", classes="summary")
+
+    @property
+    def table(self) -> DataTable:
+        return self.query_one(DataTable)
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    def set_source(self, source: GridSource) -> None:
+        self.source = source
+        self.state = replace(self.state, page=1, filters=())
+        self.reload()
+
+    # --------------------------------------------------------------- data
+
+    def reload(self) -> None:
+        self._fetch(self.source, self.state)
+
+    @work(thread=True, exclusive=True, group="grid-fetch", exit_on_error=False)
+    def _fetch(self, source: GridSource, state: GridState) -> None:
+        page = fetch_page(self.app.store, source, state)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._show, page)
+
+    def _header(self, column) -> Text:  # noqa: ANN001 - a Column
+        direction = dict(self.state.sort).get(column.key)
+        mark = "" if direction is None else (" ▼" if direction else " ▲")
+        funnel = " ⚲" if self.state.filter_values(column.key) else ""
+        return Text(column.title + mark + funnel, style="bold")
+
+    def _show(self, page: Page) -> None:
+        self.page = page
+        self.state = replace(self.state, page=page.page)
+        table = self.table
+        keep_row = table.cursor_row if table.row_count else 0
+        table.clear(columns=True)
+        visible = [c for c in self.source.columns if c.width != 0]
+        for column in visible:
+            table.add_column(self._header(column), key=column.key, width=column.width)
+        indices = [self.source.columns.index(c) for c in visible]
+        for key, row in zip(page.keys, page.rows):
+            cells = []
+            for index in indices:
+                column = self.source.columns[index]
+                value = row[index]
+                formatter = self.formatters.get(column.key)
+                cell = formatter(value) if formatter else ("" if value is None else str(value))
+                if isinstance(cell, str):
+                    cell = Text(cell, justify="right" if column.numeric else "left")
+                cells.append(cell)
+            table.add_row(*cells, key=key)
+        if table.row_count:
+            wanted = {"first": 0, "last": table.row_count - 1}.get(self._cursor_after_load or "", keep_row)
+            table.move_cursor(row=min(wanted, table.row_count - 1))
+        self._cursor_after_load = None
+        self.query_one(".range", Label).update(f"{page.range_text()}  page {page.page}/{page.pages}")
+        self.query_one(".page-number", Input).value = str(page.page)
+        summary = self.summary_text(page) if self.summary_text else f"Showing {len(page.rows):,} of {page.total:,} {self.source.name}"
+        self.query_one(".summary", Static).update(summary)
+        self.post_message(self.Loaded(self, page))
+
+    # --------------------------------------------------------------- actions
+
+    def current_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def current_column(self):  # noqa: ANN201 - a Column
+        visible = [c for c in self.source.columns if c.width != 0]
+        return visible[min(self.table.cursor_column, len(visible) - 1)] if visible else None
+
+    def action_focus_search(self) -> None:
+        self.query_one(".search", Input).focus()
+
+    def action_sort(self) -> None:
+        column = self.current_column()
+        if column is not None and column.sortable:
+            self.state = self.state.toggled_sort(column.key)
+            self.reload()
+
+    def action_filter(self, key: str | None = None) -> None:
+        column = self.source.column(key) if key else self.current_column()
+        if column is None or not column.filterable:
+            filterable = [c for c in self.source.columns if c.filterable]
+            if not filterable:
+                self.app.notify("No column of this grid can be filtered.")
+                return
+            column = filterable[0]
+        values = distinct_values(self.app.store, self.source, column.key, self.state)  # type: ignore[attr-defined]
+
+        def apply(selected: frozenset | None) -> None:
+            if selected is not None:
+                self.state = self.state.with_filter(column.key, selected)
+                self.reload()
+
+        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key)), apply)
+
+    def action_page(self, step: int) -> None:
+        if self.page is None:
+            return
+        target = min(max(1, self.page.page + step), self.page.pages)
+        if target != self.page.page:
+            self.state = replace(self.state, page=target)
+            self.reload()
+
+    def set_filter(self, key: str, values: frozenset) -> None:
+        self.state = self.state.with_filter(key, values)
+        self.reload()
+
+    def set_search(self, text: str) -> None:
+        self.query_one(".search", Input).value = text
+        self.state = replace(self.state, search=text, page=1)
+        self.reload()
+
+    # --------------------------------------------------------------- events
+
+    @on(Input.Changed, ".search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self.state = replace(self.state, search=event.value, page=1)
+        self.reload()
+
+    @on(Input.Submitted, ".search")
+    def _search_done(self) -> None:
+        self.table.focus()
+
+    @on(Input.Submitted, ".page-number")
+    def _page_typed(self, event: Input.Submitted) -> None:
+        if event.value.isdigit():
+            self.state = replace(self.state, page=max(1, int(event.value)))
+            self.reload()
+        self.table.focus()
+
+    @on(Select.Changed, ".page-size")
+    def _page_size(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int) and event.value != self.state.page_size:
+            self.state = replace(self.state, page_size=event.value, page=1)
+            self.reload()
+
+    @on(Button.Pressed, ".prev")
+    def _prev(self) -> None:
+        self.action_page(-1)
+
+    @on(Button.Pressed, ".next")
+    def _next(self) -> None:
+        self.action_page(1)
+
+    @on(DataTable.HeaderSelected)
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        column = self.source.column(str(event.column_key.value))
+        if column.sortable:
+            self.state = self.state.toggled_sort(column.key)
+            self.reload()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        self.post_message(self.RowChosen(self, str(event.row_key.value)))
+
+    def on_key(self, event) -> None:  # noqa: ANN001 - a Key event
+        table = self.table
+        if not table.has_focus or self.page is None:
+            return
+        # moving past the last row goes to the next page, before the first to the previous one
+        if event.key == "down" and table.cursor_row == table.row_count - 1 and self.page.page < self.page.pages:
+            event.stop()
+            self._cursor_after_load = "first"
+            self.action_page(1)
+        elif event.key == "up" and table.cursor_row == 0 and self.page.page > 1:
+            event.stop()
+            self._cursor_after_load = "last"
+            self.action_page(-1)

@@ -1,0 +1,50 @@
+"""Dashboard and System Logs tiles: a title and a figure; focusable, and lead somewhere."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Static
+
+
+class Tile(Static, can_focus=True):
+    BINDINGS = [Binding("enter", "open", "Open", show=False)]
+    DEFAULT_CSS = """
+    Tile { border: round $primary 60%; padding: 0 1; height: 6; width: 1fr; min-width: 18; }
+    Tile:focus { border: round $accent; background: $boost; }
+    Tile:hover { background: $boost; }
+    Tile.-red { border: round $error; }
+    Tile.-orange { border: round $warning; }
+    Tile.-green { border: round $success; }
+    """
+
+    class Opened(Message):
+        def __init__(self, tile: "Tile") -> None:
+            super().__init__()
+            self.tile = tile
+
+    def __init__(self, title: str, *, target: str | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.title = title
+        self.target = target
+        self.figure = ""
+
+    def set(self, main: str, sub: str = "", tone: str = "") -> None:
+        # the title inside, not on the border: at 80 columns a border title is cut off
+        text = Text(self.title + "\n", style="dim italic")
+        text.append(main, style="bold")
+        if sub:
+            text.append("\n" + sub, style="dim")
+        self.update(text)
+        for name in ("-red", "-orange", "-green"):
+            self.remove_class(name)
+        if tone:
+            self.add_class(f"-{tone}")
+        self.figure = main
+
+    def action_open(self) -> None:
+        self.post_message(self.Opened(self))
+
+    def on_click(self) -> None:
+        self.action_open()
