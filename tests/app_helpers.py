@@ -43,7 +43,8 @@ def seeded_store(path: Path, demo_folder: Path, *, configured: bool = True) -> S
     store = open_store(path)
     credential_store.save(FIXED_CREDENTIALS)
     config = settings.load_configuration(store)
-    config.platform_dir = str(demo_folder)
+    home = Path.home()
+    config.platform_dir = f"~/{demo_folder.relative_to(home)}" if demo_folder.is_relative_to(home) else str(demo_folder)
     if configured:
         config.agreement_type = settings.AgreementTypeChoice(id=2, name="Cloud Services")
     settings.save_configuration(store, config)

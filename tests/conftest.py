@@ -28,6 +28,7 @@ def _isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test touches the user's real database or credentials."""
     monkeypatch.setenv("CW_TUI_CONFIG_DIR", str(tmp_path / "config"))
     monkeypatch.setenv("CW_TUI_DB", str(tmp_path / "default.sqlite3"))
+    monkeypatch.setenv("HOME", str(tmp_path))  # paths shown as ~/... are the same in every run
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ TILES = (
     ("orgs", "Organizations", "mapping:organizations"),
     ("products", "Products", "mapping:products"),
     ("lines", "Invoice lines", "mapping:invoices"),
-    ("amounts", "Posted / loaded", "mapping:invoices"),
+    ("amounts", "Posted vs loaded", "mapping:invoices"),
     ("daily", "Automated Daily Sync", "settings:configuration"),
     ("errors", "Errors (30d)", "logs:ERROR"),
 )
@@ -75,30 +75,32 @@ class DashboardScreen(AreaScreen):
     def _show(self, f: dict[str, Any]) -> None:
         now = self.app.now()  # type: ignore[attr-defined]
         tile = lambda name: self.query_one(f"#tile-{name}", Tile)  # noqa: E731
-        tile("last-sync").set(local_time(f["last_sync_to_psa"], now), "last successful post")
-        tile("last-orgs").set(local_time(f["last_organizations_sync"], now), "companies from ConnectWise")
+        tile("last-sync").set(local_time(f["last_sync_to_psa"], now), "last post")
+        tile("last-orgs").set(local_time(f["last_organizations_sync"], now), "from ConnectWise")
         orgs, products = f["organizations"], f["products"]
-        tile("orgs").set(f"{orgs['mapped']:,} / {orgs['total']:,} mapped",
+        tile("orgs").set(f"{orgs['mapped']:,}/{orgs['total']:,} mapped",
                          f"{orgs['unmapped']:,} unmapped · {orgs['excluded']:,} excluded",
                          "green" if orgs["total"] and not orgs["unmapped"] else "")
-        tile("products").set(f"{products['mapped']:,} / {products['total']:,} mapped", f"{products['unmapped']:,} unmapped",
+        tile("products").set(f"{products['mapped']:,}/{products['total']:,} mapped", f"{products['unmapped']:,} unmapped",
                              "green" if products["total"] and not products["unmapped"] else "")
         latest = f["periods"][0] if f["periods"] else None
         if latest:
-            tile("lines").set(f"{latest['synced']:,} / {latest['lines']:,} synced",
+            tile("lines").set(f"{latest['synced']:,}/{latest['lines']:,} synced",
                               f"{latest['period']}: {latest['not_synced']:,} not synced · {latest['error']:,} error · "
                               f"{latest['unmapped']:,} unmapped", "red" if latest["error"] else "")
         else:
-            tile("lines").set("no lines loaded", "Mapping → Invoices → Load")
+            tile("lines").set("none loaded", "enter: Invoices")
         amounts = f["amounts"]
         if amounts:
-            lines = [f"{cur} {money(a['posted'])} / {money(a['loaded'])}" for cur, a in sorted(amounts.items())]
-            tile("amounts").set(lines[0], "\n".join(lines[1:3]))
+            main = max(amounts, key=lambda c: amounts[c]["loaded"])
+            others = len(amounts) - 1
+            tile("amounts").set(f"{main} {money(amounts[main]['posted'])}",
+                                f"of {money(amounts[main]['loaded'])}" + (f" (+{others} cur.)" if others else ""))
         else:
             tile("amounts").set("—", "nothing loaded")
         daily = f["daily_sync"]
         tile("daily").set("On" if daily["enabled"] else "Off",
-                          f"next run {local_time(daily['next_run'], now)}" if daily["enabled"] else "Settings → Configuration",
+                          f"next run {local_time(daily['next_run'], now)}" if daily["enabled"] else "enter: Settings",
                           "green" if daily["enabled"] else "")
         tile("errors").set(f"{f['errors_30d']:,}", f"{f['warnings_30d']:,} warnings", "red" if f["errors_30d"] else "")
         self.query_one("#chart", Static).update(self._chart(f["posted_per_month"]))

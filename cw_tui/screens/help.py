@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -10,6 +12,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label
 
 from cw_tui.keymap import describe, keymap_path
+
+
+def tilde(path: Path) -> str:
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -26,7 +33,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Keys (remap them in {keymap_path()}; ctrl+p opens the command palette)")
+            yield Label(f"Keys (remap them in {tilde(keymap_path())}; ctrl+p opens the command palette)")
             table = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("Where", "Keys", "What", "Binding id")
             for row in self.rows:

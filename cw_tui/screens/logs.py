@@ -67,12 +67,12 @@ class LogsScreen(AreaScreen):
         Binding("ctrl+l", "toggle_live", "Live pane", id="logs.live"),
     ]
     DEFAULT_CSS = """
-    LogsScreen .tiles { height: 6; padding: 0 1; }
+    LogsScreen .tiles { height: 5; padding: 0 1; }
     LogsScreen .tiles Tile { margin-right: 1; }
     LogsScreen .filters { height: 1; padding: 0 1; }
     LogsScreen .filters Label { padding: 0 1 0 0; }
     LogsScreen .filters Select { width: 18; }
-    LogsScreen #live { height: 6; border-top: solid $primary; }
+    LogsScreen #live { height: 5; border-top: solid $primary; }
     LogsScreen #live.-hidden { display: none; }
     """
 
@@ -119,9 +119,9 @@ class LogsScreen(AreaScreen):
         self.app.call_from_thread(self._show_tiles, counts)
 
     def _show_tiles(self, counts: dict[str, int]) -> None:
-        self.query_one("#tile-total", Tile).set(f"{counts['total']:,}", "entries kept 30 days")
-        self.query_one("#tile-errors", Tile).set(f"{counts['errors']:,}", "press enter to list", "red" if counts["errors"] else "")
-        self.query_one("#tile-warnings", Tile).set(f"{counts['warnings']:,}", "press enter to list",
+        self.query_one("#tile-total", Tile).set(f"{counts['total']:,}", "kept 30 days")
+        self.query_one("#tile-errors", Tile).set(f"{counts['errors']:,}", "enter: list", "red" if counts["errors"] else "")
+        self.query_one("#tile-warnings", Tile).set(f"{counts['warnings']:,}", "enter: list",
                                                      "orange" if counts["warnings"] else "")
         self.query_one("#tile-updated", Tile).set(f"{self.app.now().astimezone():%H:%M:%S}", "enter to refresh")  # type: ignore[attr-defined]
 

@@ -11,7 +11,7 @@ from textual.widgets import Static
 class Tile(Static, can_focus=True):
     BINDINGS = [Binding("enter", "open", "Open", show=False)]
     DEFAULT_CSS = """
-    Tile { border: round $primary 60%; padding: 0 1; height: 6; width: 1fr; min-width: 18; }
+    Tile { border: round $primary 60%; padding: 0 0 0 1; height: 5; width: 1fr; min-width: 16; text-wrap: nowrap; text-overflow: ellipsis; }
     Tile:focus { border: round $accent; background: $boost; }
     Tile:hover { background: $boost; }
     Tile.-red { border: round $error; }
@@ -32,10 +32,10 @@ class Tile(Static, can_focus=True):
 
     def set(self, main: str, sub: str = "", tone: str = "") -> None:
         # the title inside, not on the border: at 80 columns a border title is cut off
-        text = Text(self.title + "\n", style="dim italic")
+        text = Text(self.title + "\n", style="dim italic", no_wrap=True, overflow="ellipsis")
         text.append(main, style="bold")
         if sub:
-            text.append("\n" + sub, style="dim")
+            text.append("\n" + sub.splitlines()[0], style="dim")
         self.update(text)
         for name in ("-red", "-orange", "-green"):
             self.remove_class(name)

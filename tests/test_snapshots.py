@@ -1,0 +1,77 @@
+"""Snapshot tests of every screen at 100x30 and 80x24 (issue 5, must show 2): seeded data,
+a frozen clock, UTC, no animations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cw_tui.services.store import open_store
+from tests.app_helpers import FIXED_CREDENTIALS, make_app, seeded_store
+
+SIZES = [(100, 30), (80, 24)]
+
+
+async def settle(pilot) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    for widget in pilot.app.screen.query("Input"):
+        widget.cursor_blink = False
+
+
+def keys(*pressed: str):
+    async def run_before(pilot) -> None:
+        await settle(pilot)
+        for key in pressed:
+            await pilot.press(key)
+            await settle(pilot)
+    return run_before
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, demo_folder: Path):
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_first_start_settings(snap_compare, tmp_path: Path, size) -> None:
+    with open_store(tmp_path / "fresh.sqlite3") as store:
+        app = make_app(store, prefill_credentials=FIXED_CREDENTIALS)
+        assert snap_compare(app, terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", ["dashboard", "mapping", "logs", "settings", "configuration", "dictionary",
+                                    "products", "invoices", "help", "best-practices"])
+def test_screens(snap_compare, seeded, size, screen: str) -> None:
+    presses = {
+        "dashboard": (),
+        "mapping": ("2",),
+        "products": ("2", "right_square_bracket"),
+        "invoices": ("2",),
+        "logs": ("3",),
+        "settings": ("4",),
+        "configuration": ("4",),
+        "dictionary": ("4",),
+        "help": ("question_mark",),
+        "best-practices": ("2", "b"),
+    }[screen]
+
+    async def run_before(pilot) -> None:
+        await keys(*presses)(pilot)
+        app = pilot.app
+        if screen in ("configuration", "dictionary"):
+            from textual.widgets import TabbedContent
+
+            app.screen.query_one(TabbedContent).active = screen
+        if screen in ("products", "invoices"):
+            from textual.widgets import TabbedContent
+
+            app.screen.query_one(TabbedContent).active = screen
+        await settle(pilot)
+
+    assert snap_compare(make_app(seeded), terminal_size=size, run_before=run_before)
