@@ -171,11 +171,14 @@ def cmd_configure(args: argparse.Namespace) -> int:
             config.daily_sync = args.daily_sync == "on"
             changes.append(f"daily sync {args.daily_sync}")
         if changes:
-            config = settings.Configuration.model_validate(config.model_dump())
+            try:
+                config = config.validated()
+            except settings.ConfigurationError as error:
+                raise UsageError(str(error)) from None
             settings.save_configuration(store, config)
             system_log.write(store, system_log.Level.INFO, system_log.Category.CONFIGURATION, "Configuration saved", "; ".join(changes))
         if args.json:
-            _print_json(config.model_dump(mode="json"))
+            _print_json(config.to_json())
         else:
             for change in changes:
                 print(f"set {change}")

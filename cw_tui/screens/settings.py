@@ -6,6 +6,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.lazy import Lazy
 from textual.widgets import (
     Button,
     Collapsible,
@@ -26,14 +27,7 @@ from cw_tui.screens.base import AreaScreen
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
-from cw_tui.services.connection import (
-    ConnectionCheck,
-    active_agreement_types,
-    check_connection,
-    fetch_agreement_types,
-    record_check,
-    save_credentials,
-)
+from cw_tui.services.settings import active_agreement_types
 from cw_tui.services.credentials import Credentials
 
 HOW_TO = """\
@@ -100,51 +94,13 @@ class SettingsScreen(AreaScreen):
                         yield LoadingIndicator()
                     yield Static("", id="test-status")
             with TabPane("Configuration", id="configuration"):
-                with VerticalScroll():
-                    with Grid(classes="form"):
-                        yield Label("Agreement Type *")
-                        with Horizontal():
-                            yield Select([], id="agreement-type", prompt="Load from ConnectWise", compact=True)
-                        yield Label("")
-                        yield Button("Reload agreement types", id="reload-types", compact=True)
-                        yield Label("Platform export folder")
-                        yield Input(id="platform-dir", placeholder="/path/to/platform-export", compact=True)
-                        yield Label("Automated daily sync")
-                        with Horizontal(classes="switch-row"):
-                            yield Switch(id="daily-sync")
-                            yield Label("  every day at 00:00 UTC", classes="hint")
-                    yield Static("Charge End Date rules (per charge type)", classes="section")
-                    with Grid(classes="form"):
-                        for charge_type in ChargeType:
-                            yield Label(charge_type.value)
-                            yield Select([(END_RULE_LABELS[r], r.value) for r in EndRule], allow_blank=False,
-                                         value=EndRule.DEFAULT.value, id=f"end-{_slug(charge_type)}", compact=True)
-                    yield Static("Charge Start Date rules (per billing cycle)", classes="section")
-                    with Grid(classes="form"):
-                        for cycle in BillingCycle:
-                            yield Label(cycle.value)
-                            yield Select([(START_RULE_LABELS[r], r.value) for r in StartRule], allow_blank=False,
-                                         value=StartRule.DEFAULT.value, id=f"start-{_slug(cycle)}", compact=True)
-                    yield Static("Custom Charge Type Names (what ConnectWise shows)", classes="section")
-                    with Grid(classes="form"):
-                        for charge_type in ChargeType:
-                            yield Label(charge_type.value)
-                            yield Input(placeholder=charge_type.value, id=f"name-{_slug(charge_type)}", compact=True)
-                    with Horizontal(classes="buttons"):
-                        yield Button("Save Configuration", id="save-config", variant="primary")
-                    yield Static("", id="config-status")
+                # mounted after the first paint: it is most of this screen's widgets
+                yield Lazy(ConfigurationForm())
             with TabPane("Dictionary", id="dictionary"):
-                with Vertical():
-                    yield Static("Platform terms and their ConnectWise names.", classes="section")
-                    yield DataTable(id="dictionary-table", cursor_type="none", zebra_stripes=True)
+                yield Lazy(Dictionary())
 
     def on_mount(self) -> None:
-        table = self.query_one("#dictionary-table", DataTable)
-        table.add_columns("Platform term", "ConnectWise term")
-        for row in DICTIONARY:
-            table.add_row(*row)
         self.fill_credentials()
-        self.fill_configuration()
         self.refresh_banner()
         self._focus_next_step()
 
@@ -200,24 +156,11 @@ class SettingsScreen(AreaScreen):
             values[name] = typed or (getattr(saved, name) if saved is not None else "")
         return Credentials(**values)
 
-    def fill_configuration(self) -> None:
-        config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
-        self._set_type_options(active_agreement_types(), config.agreement_type.id if config.agreement_type else None)
-        self.query_one("#platform-dir", Input).value = config.platform_dir or ""
-        self.query_one("#daily-sync", Switch).value = config.daily_sync
-        for charge_type in ChargeType:
-            self.query_one(f"#end-{_slug(charge_type)}", Select).value = config.rules.end_rule(charge_type).value
-            self.query_one(f"#name-{_slug(charge_type)}", Input).value = config.charge_type_names.get(charge_type, "")
-        for cycle in BillingCycle:
-            self.query_one(f"#start-{_slug(cycle)}", Select).value = config.rules.start_rule(cycle).value
-
-    def _set_type_options(self, types: list, chosen: int | None) -> None:
-        select = self.query_one("#agreement-type", Select)
-        select.set_options([(t.name, t.id) for t in types])
-        if chosen is not None and any(t.id == chosen for t in types):
-            select.value = chosen
-
     # --------------------------------------------------------------- authentication
+
+    def _focus_agreement_type(self) -> None:
+        for select in self.query("#agreement-type"):
+            select.focus()
 
     def _status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#test-status", Static)
@@ -243,7 +186,9 @@ class SettingsScreen(AreaScreen):
 
     def action_save(self) -> None:
         if self.query_one(TabbedContent).active == "configuration":
-            self.save_configuration()
+            form = self.query(ConfigurationForm)
+            if form:
+                form.first().save_configuration()
             return
         creds = self.credentials_from_form()
         missing = creds.missing()
@@ -256,10 +201,15 @@ class SettingsScreen(AreaScreen):
 
     @work(exclusive=True, group="connection", exit_on_error=False)
     async def _check(self, creds: Credentials, save: bool) -> None:
+        # imported here: httpx and the client are not needed to paint the first screen
+        from cw_tui.services.connection import check_connection
+
         check = await check_connection(creds, timeout=self.app.connection_timeout)  # type: ignore[attr-defined]
         self._checked(creds, check, save)
 
-    def _checked(self, creds: Credentials, check: ConnectionCheck, save: bool) -> None:
+    def _checked(self, creds: Credentials, check, save: bool) -> None:  # noqa: ANN001 - a ConnectionCheck
+        from cw_tui.services.connection import record_check, save_credentials
+
         store = self.app.store  # type: ignore[attr-defined]
         self._busy(False)
         if not check.ok:
@@ -279,7 +229,8 @@ class SettingsScreen(AreaScreen):
         self._status(f"✓ {check.message}. Credentials saved.", "ok")
         self.fill_credentials()
         self.app.credentials_changed()  # type: ignore[attr-defined]
-        self.load_types()
+        for form in self.query(ConfigurationForm):
+            form.load_types()
         self.refresh_banner()
         if self.app.setup_complete():  # type: ignore[attr-defined]
             self.app.notify("Credentials saved.", title="Settings")
@@ -287,7 +238,7 @@ class SettingsScreen(AreaScreen):
         else:
             # Mapping stays closed until an Agreement Type is chosen: show that step instead
             self.query_one(TabbedContent).active = "configuration"
-            self.call_after_refresh(self.query_one("#agreement-type", Select).focus)
+            self.call_after_refresh(self._focus_agreement_type)
             self.app.notify("Credentials saved. Next: choose an Agreement Type and press Save Configuration.",
                             title="Settings")
 
@@ -301,14 +252,78 @@ class SettingsScreen(AreaScreen):
     def _save_pressed(self) -> None:
         self.action_save()
 
+class Dictionary(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static("Platform terms and their ConnectWise names.", classes="section")
+        table = DataTable(id="dictionary-table", cursor_type="none", zebra_stripes=True)
+        table.add_columns("Platform term", "ConnectWise term")
+        for row in DICTIONARY:
+            table.add_row(*row)
+        yield table
+
+
+class ConfigurationForm(VerticalScroll):
+    """Settings → Configuration: agreement type, charge-date rules, names, daily sync, folder."""
+
+    def compose(self) -> ComposeResult:
+        with Grid(classes="form"):
+            yield Label("Agreement Type *")
+            with Horizontal():
+                yield Select([], id="agreement-type", prompt="Load from ConnectWise", compact=True)
+            yield Label("")
+            yield Button("Reload agreement types", id="reload-types", compact=True)
+            yield Label("Platform export folder")
+            yield Input(id="platform-dir", placeholder="/path/to/platform-export", compact=True)
+            yield Label("Automated daily sync")
+            with Horizontal(classes="switch-row"):
+                yield Switch(id="daily-sync")
+                yield Label("  every day at 00:00 UTC", classes="hint")
+        yield Static("Charge End Date rules (per charge type)", classes="section")
+        with Grid(classes="form"):
+            for charge_type in ChargeType:
+                yield Label(charge_type.value)
+                yield Select([(END_RULE_LABELS[r], r.value) for r in EndRule], allow_blank=False,
+                             value=EndRule.DEFAULT.value, id=f"end-{_slug(charge_type)}", compact=True)
+        yield Static("Charge Start Date rules (per billing cycle)", classes="section")
+        with Grid(classes="form"):
+            for cycle in BillingCycle:
+                yield Label(cycle.value)
+                yield Select([(START_RULE_LABELS[r], r.value) for r in StartRule], allow_blank=False,
+                             value=StartRule.DEFAULT.value, id=f"start-{_slug(cycle)}", compact=True)
+        yield Static("Custom Charge Type Names (what ConnectWise shows)", classes="section")
+        with Grid(classes="form"):
+            for charge_type in ChargeType:
+                yield Label(charge_type.value)
+                yield Input(placeholder=charge_type.value, id=f"name-{_slug(charge_type)}", compact=True)
+        with Horizontal(classes="buttons"):
+            yield Button("Save Configuration", id="save-config", variant="primary")
+        yield Static("", id="config-status")
+
+    def on_mount(self) -> None:
+        self.fill_configuration()
+        if not active_agreement_types() and self.app.has_credentials():  # type: ignore[attr-defined]
+            self.load_types()
+
+    def fill_configuration(self) -> None:
+        config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
+        self._set_type_options(active_agreement_types(), config.agreement_type.id if config.agreement_type else None)
+        self.query_one("#platform-dir", Input).value = config.platform_dir or ""
+        self.query_one("#daily-sync", Switch).value = config.daily_sync
+        for charge_type in ChargeType:
+            self.query_one(f"#end-{_slug(charge_type)}", Select).value = config.rules.end_rule(charge_type).value
+            self.query_one(f"#name-{_slug(charge_type)}", Input).value = config.charge_type_names.get(charge_type, "")
+        for cycle in BillingCycle:
+            self.query_one(f"#start-{_slug(cycle)}", Select).value = config.rules.start_rule(cycle).value
+
+    def _set_type_options(self, types: list, chosen: int | None) -> None:
+        select = self.query_one("#agreement-type", Select)
+        select.set_options([(t.name, t.id) for t in types])
+        if chosen is not None and any(t.id == chosen for t in types):
+            select.value = chosen
+
     @on(Button.Pressed, "#reload-types")
     def _reload_types(self) -> None:
         self.load_types()
-
-    @on(TabbedContent.TabActivated)
-    def _tab(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "configuration" and not active_agreement_types() and self.app.has_credentials():  # type: ignore[attr-defined]
-            self.load_types()
 
     @work(exclusive=True, group="agreement-types", exit_on_error=False)
     async def load_types(self) -> None:
@@ -319,6 +334,8 @@ class SettingsScreen(AreaScreen):
         status = self.query_one("#config-status", Static)
         status.update("Loading agreement types from ConnectWise…")
         try:
+            from cw_tui.services.connection import fetch_agreement_types
+
             types = await fetch_agreement_types(self.app.store, creds)  # type: ignore[attr-defined]
         except Exception as error:  # noqa: BLE001 - shown, never a traceback
             status.update(f"✗ Could not load agreement types: {system_log.redact(str(error))}")
@@ -350,17 +367,19 @@ class SettingsScreen(AreaScreen):
                               if self.query_one(f"#start-{_slug(c)}", Select).value != StartRule.DEFAULT.value}
         config.charge_type_names = {t: v for t in ChargeType if (v := self.query_one(f"#name-{_slug(t)}", Input).value.strip())}
         try:
-            config = settings_service.Configuration.model_validate(config.model_dump())
-        except ValueError as error:
+            config = config.validated()
+        except settings_service.ConfigurationError as error:
             status.update(f"✗ {error}")
             return
         settings_service.save_configuration(store, config)
         system_log.write(store, system_log.Level.INFO, system_log.Category.CONFIGURATION, "Configuration saved",
                          f"agreement type {config.agreement_type.name}; daily sync {'on' if config.daily_sync else 'off'}")
         status.update("✓ Configuration saved.")
-        self.refresh_banner()
+        self.screen.refresh_banner()  # type: ignore[attr-defined]
         self.app.credentials_changed()  # type: ignore[attr-defined]
         self.app.notify("Configuration saved. Press 1 for the Dashboard, 2 for Mapping.", title="Settings")
+
+
 
 
 def _slug(value: object) -> str:

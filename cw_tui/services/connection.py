@@ -7,6 +7,7 @@ from pathlib import Path
 
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import system_log
+from cw_tui.services.settings import active_agreement_types
 from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
 from cw_tui.services.connectwise.models import AgreementType as CWAgreementType
 from cw_tui.services.credentials import Credentials
@@ -65,5 +66,3 @@ async def fetch_agreement_types(store: Store, creds: Credentials) -> list[Agreem
     return active_agreement_types()
 
 
-def active_agreement_types() -> list[AgreementType]:
-    return list(AgreementType.select().where(AgreementType.inactive == False).order_by(AgreementType.name))  # noqa: E712

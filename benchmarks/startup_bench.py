@@ -1,0 +1,88 @@
+"""Startup to first paint: from starting the process to the first screen painted.
+
+    python benchmarks/startup_bench.py [--repeat 7]
+
+Each run is a fresh Python process (imports included) on a store with a month of demo data;
+it renders headless and reports the moment the first screen has been laid out and painted.
+Target (issue 5): <= 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import report  # noqa: E402
+
+CHILD = r"""
+import sys, time
+from cw_tui.app import CwTuiApp
+from cw_tui.services.store import open_store
+
+
+class Measured(CwTuiApp):
+    def on_ready(self) -> None:
+        # Textual posts Ready right after the first screen's first compositor refresh
+        print(time.monotonic(), type(self.screen).__name__, flush=True)
+        self.exit()
+
+
+with open_store(sys.argv[1]) as store:
+    Measured(store, watch_daily_sync=False).run(headless=True, size=(100, 30))
+"""
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    from cw_tui.rules.charge_dates import ChargeDateRules
+    from cw_tui.services.demo_data import write_demo_data
+    from cw_tui.services.platform_import import load_invoices
+    from cw_tui.services.store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "export"
+        write_demo_data(folder, seed=7, months=2, end_month="2026-10")
+        db = Path(tmp) / "bench.sqlite3"
+        with open_store(db) as store:
+            load_invoices(store, folder, ["2026-09", "2026-10"], ChargeDateRules.defaults())
+        import os
+
+        from cw_tui.services import settings
+        from cw_tui.services.credentials import Credentials, save
+
+        configured_dir = Path(tmp) / "configured"
+        os.environ["CW_TUI_CONFIG_DIR"] = str(configured_dir)
+        save(Credentials("http://127.0.0.1:9", "sandbox", "public-key", "private-key-1234", "client-id-1234"))
+        configured_db = Path(tmp) / "configured.sqlite3"
+        import shutil
+
+        shutil.copy(db, configured_db)
+        with open_store(configured_db) as store:
+            config = settings.load_configuration(store)
+            config.agreement_type = settings.AgreementTypeChoice(id=2, name="Cloud Services")
+            settings.save_configuration(store, config)
+        figures = {"runs": args.repeat}
+        for case, database, config_dir in (("first_start", db, Path(tmp) / "fresh"), ("configured", configured_db, configured_dir)):
+            times, screen = [], ""
+            for _ in range(args.repeat):
+                started = time.monotonic()
+                out = subprocess.run([sys.executable, "-c", CHILD, str(database)], capture_output=True, text=True,
+                                     env={**os.environ, "CW_TUI_CONFIG_DIR": str(config_dir)}, check=True).stdout.split()
+                times.append(float(out[0]) - started)
+                screen = out[1]
+            figures[f"{case}_screen"] = screen
+            figures[f"{case}_first_paint_s_median"] = round(statistics.median(times), 3)
+            figures[f"{case}_first_paint_s_max"] = round(max(times), 3)
+    report("startup_bench", {**figures, "target_s": 1.0})
+
+
+if __name__ == "__main__":
+    main()
