@@ -352,9 +352,12 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def atomic(self, lock_type: str | None = None):  # noqa: ANN201 - peewee's context manager
-        """A transaction; "IMMEDIATE" takes the write lock at once (claims, loads)."""
-        return self.db.atomic(lock_type) if lock_type else self.db.atomic()
+    def atomic(self, lock_type: str = "IMMEDIATE"):  # noqa: ANN201 - peewee's context manager
+        """A write transaction that takes the write lock at its start. A deferred one that
+        reads first and writes later fails at once with "database is locked" (SQLite's
+        BUSY_SNAPSHOT in WAL mode) when another process wrote in between; waiting for the
+        lock up front lets the busy timeout do its job."""
+        return self.db.atomic(lock_type)
 
     def schema_version(self) -> int:
         return self.db.execute_sql("PRAGMA user_version").fetchone()[0]
