@@ -372,11 +372,11 @@ def cmd_connect(args: argparse.Namespace) -> int:
 
 
 def cmd_sync_organizations(args: argparse.Namespace) -> int:
-    from cw_tui.services.connectwise_data import refresh_cache
+    from cw_tui.services.connectwise_data import sync_organizations
 
     with _store(args) as store:
         try:
-            result = _run(lambda client: refresh_cache(store, client))
+            result = _run(lambda client: sync_organizations(store, client))
         except ConnectWiseError as error:
             system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
                              "Organizations sync failed", error.details())
@@ -384,6 +384,8 @@ def cmd_sync_organizations(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(vars(result))
     else:
+        if result.organizations:
+            print(f"{result.organizations} organizations on invoices of the last 3 months ({result.organizations_added} new).")
         print(f"Synced {result.companies} companies, {result.statuses} company statuses, {result.products} catalog "
               f"products, {result.agreement_types} agreement types and {result.agreements} agreements "
               f"({result.api_calls} API calls).")

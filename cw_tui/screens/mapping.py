@@ -5,14 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from cw_tui.screens.base import AreaScreen
+from cw_tui.screens.mapping_modals import AutomapModal, LoadInvoicesModal, LoadProductsModal, Matches, SyncPlanModal
 from cw_tui.services.grid_query import invoices_source, organizations_source, products_source
 from cw_tui.services.money import from_micros
 from cw_tui.widgets.grid import SqlGrid
@@ -102,15 +103,310 @@ def click_to_select(value: str | None) -> Text:
     return Text(value) if value else Text("Click to select", style="dim italic")
 
 
-class MappingScreen(AreaScreen):
+class _Busy:
+    """Disables a button and shows what runs while a long operation goes on (SPEC §5)."""
+
+    def __init__(self, screen: AreaScreen, button_id: str, label_id: str, text: str) -> None:
+        self.screen, self.button_id, self.label_id, self.text = screen, button_id, label_id, text
+
+    def __enter__(self) -> None:
+        self.screen.app.call_from_thread(self._set, True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.screen.app.call_from_thread(self._set, False)
+
+    def _set(self, busy: bool) -> None:
+        self.screen.query_one(f"#{self.button_id}", Button).disabled = busy
+        self.screen.query_one(f"#{self.label_id}", Static).update(self.text if busy else "")
+
+
+class MappingActions(AreaScreen):
+    """The Mapping page's operations; the long ones run in thread workers (the UI never waits)."""
+
+    TAB_ACTIONS: dict[str, str] = {}
+
+    def _to_tab(self, action: str) -> None:
+        """Every action works from any tab: it first shows the tab it belongs to."""
+        tab = self.TAB_ACTIONS.get(action)
+        if tab:
+            self.query_one(TabbedContent).active = tab
+
+    def _client(self):  # noqa: ANN202 - a ConnectWiseClient
+        from cw_tui.services import credentials as credential_store
+        from cw_tui.services.connectwise import ConnectWiseClient
+
+        return ConnectWiseClient(credential_store.current())
+
+    def _failed(self, what: str, error: Exception) -> None:
+        from cw_tui.services import system_log
+
+        message = system_log.redact(getattr(error, "message", None) or str(error))
+        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12)
+
+    # ---- organizations
+
+    def action_sync_organizations(self) -> None:
+        self._to_tab("sync_organizations")
+        self._sync_organizations()
+
+    @work(thread=True, exclusive=True, group="sync-organizations", exit_on_error=False)
+    def _sync_organizations(self) -> None:
+        import asyncio
+
+        from cw_tui.services import system_log
+        from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services.connectwise_data import sync_organizations
+        from cw_tui.services.platform_files import PlatformDataError
+
+        store = self.app.store
+        with _Busy(self, "sync-organizations", "organizations-busy", "Sync in progress…"):
+            async def go():
+                async with self._client() as client:
+                    return await sync_organizations(store, client)
+            try:
+                result = asyncio.run(go())
+            except ConnectWiseError as error:
+                system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
+                                 "Organizations sync failed", error.details())
+                self._failed("Sync Organizations", error)
+                return
+            except PlatformDataError as error:
+                self._platform_error("Sync Organizations", error)
+                return
+        self.app.call_from_thread(self.app.notify, f"{result.organizations} organizations on recent invoices "
+                                  f"({result.organizations_added} new); {result.companies} ConnectWise companies, "
+                                  f"{result.products} products and {result.agreements} agreements.")
+        self.app.call_from_thread(self.refresh_data)
+
+    def action_automatch(self) -> None:
+        self._to_tab("automatch")
+        from cw_tui.services.connectwise_data import automap
+
+        found = automap(self.app.store, dry_run=True)
+        if not found.organizations and not found.offers:
+            self.app.notify("No unmapped organization or offer has an exact, unique match. "
+                            "Run Sync Organizations first if ConnectWise data is missing.")
+            return
+
+        def chosen(answer: str | None) -> None:
+            if answer:
+                done = automap(self.app.store, include=answer == "map_include")
+                self.app.notify(f"Mapped {len(done.organizations)} organizations and {len(done.offers)} offers.")
+                self.refresh_data()
+
+        self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers)), chosen)
+
+    def action_toggle_excluded(self) -> None:
+        self._to_tab("toggle_excluded")
+        from cw_tui.services.mapping import set_excluded
+        from cw_tui.services.store import Organization
+
+        grid = self.query_one("#grid-organizations", SqlGrid)
+        key = grid.current_key()
+        if key is None:
+            return
+        org = Organization.get_by_id(key)
+        set_excluded(self.app.store, [key], not org.excluded)
+        grid.reload()
+
+    # ---- products and invoices
+
+    def _folder_or_warn(self):  # noqa: ANN202 - a Path or None
+        from pathlib import Path
+
+        from cw_tui.services import settings
+
+        config = settings.load_configuration(self.app.store)
+        if not config.platform_dir:
+            self.app.notify("Set the Platform export folder first (Settings → Configuration).", severity="warning")
+            return None
+        return Path(config.platform_dir).expanduser()
+
+    def action_load_products(self) -> None:
+        self._to_tab("load_products")
+        folder = self._folder_or_warn()
+        if folder is not None:
+            self.app.push_screen(LoadProductsModal(), lambda months: months and self._load_products(folder, months))
+
+    @work(thread=True, exclusive=True, group="load-products", exit_on_error=False)
+    def _load_products(self, folder, months: int) -> None:  # noqa: ANN001
+        from cw_tui.rules.periods import months_back
+        from cw_tui.services.platform_files import PlatformDataError
+        from cw_tui.services.platform_import import load_products
+
+        with _Busy(self, "load-products", "products-busy", f"Loading offers of the last {months} months…"):
+            try:
+                report = load_products(self.app.store, folder, months_back(self.app.now().date(), months))
+            except PlatformDataError as error:
+                self._platform_error("Load Products", error)
+                return
+        self.app.call_from_thread(self.app.notify, f"Loaded {report.offers} offers ({report.offers_added} new).")
+        self.app.call_from_thread(self.refresh_data)
+
+    def _platform_error(self, what: str, error) -> None:  # noqa: ANN001 - a PlatformDataError
+        from cw_tui.services import system_log
+
+        system_log.write(self.app.store, system_log.Level.ERROR, system_log.Category.INVOICES,
+                         f"{what} rejected: {error.total} problem(s); nothing was changed", str(error))
+        first = "\n".join(error.errors[:4])
+        self.app.call_from_thread(self.app.notify, f"{what}: nothing was changed. {error.total} problem(s):\n{first}\n"
+                                  "(all of them in System Logs)", severity="error", timeout=20)
+
+    def action_load_invoices(self) -> None:
+        self._to_tab("load_invoices")
+        folder = self._folder_or_warn()
+        if folder is not None:
+            self.app.push_screen(LoadInvoicesModal(), lambda which: which and self._load_invoices(folder, which))
+
+    @work(thread=True, exclusive=True, group="load-invoices", exit_on_error=False)
+    def _load_invoices(self, folder, which: list[str]) -> None:  # noqa: ANN001
+        from cw_tui.rules.periods import resolve_period
+        from cw_tui.services import settings
+        from cw_tui.services.platform_files import PlatformDataError
+        from cw_tui.services.platform_import import load_invoices
+
+        periods = [resolve_period(w, self.app.now().date()) for w in which]
+        store = self.app.store
+        with _Busy(self, "load-invoices", "invoices-busy", f"Loading {', '.join(periods)}…"):
+            try:
+                report = load_invoices(store, folder, periods, settings.load_configuration(store).rules)
+            except PlatformDataError as error:
+                self._platform_error("Load Invoices", error)
+                return
+        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.added:,} new, {p.removed:,} removed)" for p in report.periods)
+        self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
+        self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
+
+    def _after_load(self, period: str) -> None:
+        self._fill_periods()
+        self.query_one("#period", Select).value = period
+        self.refresh_data()
+
+    # ---- sync
+
+    def action_sync_invoices(self) -> None:
+        self._to_tab("sync_invoices")
+        period = self.query_one("#period", Select).value
+        if not isinstance(period, str):
+            self.app.notify("Load invoice lines first.", severity="warning")
+            return
+        self._plan(period)
+
+    @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
+    def _plan(self, period: str) -> None:
+        import asyncio
+
+        from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services.sync_engine import build_plan, refresh_agreements
+
+        store = self.app.store
+        with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
+            async def go():
+                async with self._client() as client:
+                    await refresh_agreements(store, client)
+            try:
+                asyncio.run(go())
+                plan = build_plan(store, period)
+            except ConnectWiseError as error:
+                self._failed("Planning the sync", error)
+                return
+        self.app.call_from_thread(self.app.push_screen, SyncPlanModal(plan),
+                                  lambda ok: ok and self._sync(period))
+
+    @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
+    def _sync(self, period: str) -> None:
+        import asyncio
+
+        from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services.sync_engine import run_sync
+
+        store = self.app.store
+        bar = self.query_one("#sync-progress", ProgressBar)
+        self.app.call_from_thread(bar.add_class, "-running")
+        grid = self.query_one("#grid-invoices", SqlGrid)
+        last_reload = [0.0]
+
+        def progress(done: int, total: int) -> None:
+            import time
+
+            self.app.call_from_thread(bar.update, total=total, progress=done)
+            if time.monotonic() - last_reload[0] > 0.5:  # each line's Status in PSA as it goes
+                last_reload[0] = time.monotonic()
+                self.app.call_from_thread(grid.reload)
+
+        with _Busy(self, "sync-invoices", "invoices-busy", "Posting to ConnectWise…"):
+            async def go():
+                async with self._client() as client:
+                    return await run_sync(store, client, period, progress=progress)
+            try:
+                result = asyncio.run(go())
+            except ConnectWiseError as error:
+                self._failed("Sync", error)
+                return
+            finally:
+                self.app.call_from_thread(bar.remove_class, "-running")
+        severity = "error" if result.errors else "information"
+        self.app.call_from_thread(
+            self.app.notify,
+            f"{period}: {result.synced_lines:,} lines synced ({result.created} created, {result.updated} updated, "
+            f"{result.cancelled} cancelled); {result.skipped} skipped; {result.errors} errors.", severity=severity, timeout=12)
+        self.app.call_from_thread(self.refresh_data)
+
+    @on(Button.Pressed, "#sync-organizations")
+    def _b1(self) -> None:
+        self.action_sync_organizations()
+
+    @on(Button.Pressed, "#automatch")
+    def _b2(self) -> None:
+        self.action_automatch()
+
+    @on(Button.Pressed, "#toggle-excluded")
+    def _b3(self) -> None:
+        self.action_toggle_excluded()
+
+    @on(Button.Pressed, "#load-products")
+    def _b4(self) -> None:
+        self.action_load_products()
+
+    @on(Button.Pressed, "#load-invoices")
+    def _b5(self) -> None:
+        self.action_load_invoices()
+
+    @on(Button.Pressed, "#sync-invoices")
+    def _b6(self) -> None:
+        self.action_sync_invoices()
+
+    @on(TabbedContent.TabActivated)
+    def _tab_changed(self) -> None:
+        self.refresh_bindings()
+
+
+
+class MappingScreen(MappingActions):
     AREA = "mapping"
     BINDINGS = [
+        Binding("o", "sync_organizations", "Sync orgs", id="mapping.sync_organizations"),
+        Binding("a", "automatch", "Auto-match", id="mapping.automatch"),
+        Binding("x", "toggle_excluded", "Include/exclude", id="mapping.toggle_excluded"),
+        Binding("p", "load_products", "Load products", id="mapping.load_products"),
+        Binding("i", "load_invoices", "Load invoices", id="mapping.load_invoices"),
+        Binding("P", "sync_invoices", "Sync to PSA", id="mapping.sync_invoices"),
         Binding("b", "best_practices", "Best practices", id="mapping.best_practices"),
+        Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
+        Binding("left_square_bracket", "tab(-1)", "Previous tab", id="mapping.previous_tab", show=False),
         Binding("ctrl+r", "reload", "Refresh", id="mapping.refresh"),
     ]
+    TAB_ACTIONS = {
+        "sync_organizations": "organizations", "automatch": "organizations", "toggle_excluded": "organizations",
+        "load_products": "products", "load_invoices": "invoices", "sync_invoices": "invoices",
+    }
     DEFAULT_CSS = """
     MappingScreen TabbedContent { height: 1fr; }
-    MappingScreen .period-bar { height: 1; padding: 0 1; }
+    MappingScreen .period-bar, MappingScreen .toolbar { height: 1; padding: 0 1; }
+    MappingScreen .toolbar Button, MappingScreen .period-bar Button { margin-right: 1; }
+    MappingScreen .busy { width: 1fr; color: $text-warning; padding: 0 1; }
+    MappingScreen ProgressBar { width: 40; display: none; }
+    MappingScreen ProgressBar.-running { display: block; }
     MappingScreen .period-bar Select { width: 24; }
     MappingScreen .period-bar Label { padding: 0 1 0 0; }
     """
@@ -118,17 +414,29 @@ class MappingScreen(AreaScreen):
     def compose_area(self) -> ComposeResult:
         with TabbedContent(initial="organizations"):
             with TabPane("Organizations", id="organizations"):
+                with Horizontal(classes="toolbar"):
+                    yield Button("Sync Organizations", id="sync-organizations", compact=True)
+                    yield Button("Auto-match", id="automatch", compact=True)
+                    yield Button("Include/Exclude", id="toggle-excluded", compact=True)
+                    yield Static("", classes="busy", id="organizations-busy")
                 yield SqlGrid(organizations_source(), id="grid-organizations", formatters={
                     "status": status_dot, "psa_name": click_to_select, "mapping": mapping_badge},
                     summary=self._org_summary)
             with TabPane("Products", id="products"):
+                with Horizontal(classes="toolbar"):
+                    yield Button("Load Products", id="load-products", compact=True)
+                    yield Static("", classes="busy", id="products-busy")
                 yield SqlGrid(products_source(), id="grid-products", formatters={
                     "psa_name": click_to_select, "mapping": mapping_badge}, summary=self._product_summary)
             with TabPane("Invoices", id="invoices"):
                 with Horizontal(classes="period-bar"):
                     yield Label("Show invoices")
                     yield Select([], id="period", compact=True, prompt="no periods loaded")
-                    yield Button("💡 Best Practices", id="best-practices", compact=True)
+                    yield Button("Load Invoices", id="load-invoices", compact=True)
+                    yield Button("Sync Invoices to PSA", id="sync-invoices", compact=True, variant="primary")
+                    yield Button("💡", id="best-practices", compact=True, tooltip="Best Practices")
+                    yield ProgressBar(id="sync-progress", show_eta=False)
+                    yield Static("", classes="busy", id="invoices-busy")
                 yield SqlGrid(invoices_source(""), id="grid-invoices", formatters={
                     "quantity": amount, "unit_price": amount, "unit_cost": amount, "total": amount,
                     "charge_start": dated, "charge_end": dated, "mapping": mapping_badge, "sync": psa_status,
@@ -158,6 +466,12 @@ class MappingScreen(AreaScreen):
     def _period(self, event: Select.Changed) -> None:
         if isinstance(event.value, str):
             self.query_one("#grid-invoices", SqlGrid).set_source(invoices_source(event.value))
+
+    def action_tab(self, step: int) -> None:
+        tabs = ["organizations", "products", "invoices"]
+        content = self.query_one(TabbedContent)
+        content.active = tabs[(tabs.index(content.active) + step) % len(tabs)]
+        self.call_after_refresh(lambda: self.query_one(f"#grid-{content.active}", SqlGrid).table.focus())
 
     def show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab

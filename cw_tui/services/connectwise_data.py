@@ -25,12 +25,37 @@ from cw_tui.services.system_log import Category, Level
 
 @dataclass
 class CacheRefresh:
+    organizations: int = 0  # Platform organizations on recent valid invoices
+    organizations_added: int = 0
     companies: int = 0
     statuses: int = 0
     products: int = 0
     agreement_types: int = 0
     agreements: int = 0
     api_calls: int = 0
+
+
+ORGANIZATION_WINDOW_MONTHS = 3
+
+
+async def sync_organizations(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
+    """SPEC §5.1 Sync Organizations: every ConnectWise company (and the rest of the cache),
+    and the Organization list refreshed from the Platform data (the organizations on valid
+    invoices of the last three months), when a Platform folder is configured."""
+    from pathlib import Path
+
+    from cw_tui.rules.periods import months_back
+    from cw_tui.services.platform_import import refresh_organizations
+
+    now = now or now_utc()
+    config = settings.load_configuration(store)
+    organizations = added = 0
+    if config.platform_dir:
+        organizations, added = refresh_organizations(
+            store, Path(config.platform_dir).expanduser(), months_back(now.date(), ORGANIZATION_WINDOW_MONTHS), now=now)
+    result = await refresh_cache(store, client, now=now)
+    result.organizations, result.organizations_added = organizations, added
+    return result
 
 
 async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
@@ -65,7 +90,7 @@ async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetim
         ])
         Organization.update(mapping_error=None).execute()
         settings.set_value(store, LAST_ORGANIZATIONS_SYNC, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    result = CacheRefresh(len(companies), len(statuses), len(items), len(types), len(agreements),
+    result = CacheRefresh(0, 0, len(companies), len(statuses), len(items), len(types), len(agreements),
                           client.api_calls - calls_before)
     system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
                      f"Synced organizations: {result.companies} ConnectWise companies",

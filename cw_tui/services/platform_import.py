@@ -99,12 +99,13 @@ def _existing_ids(store: Store, table: str, ids: set[str]) -> set[str]:
     return found
 
 
-def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLineRow], now: datetime, *, with_orgs: bool = True) -> tuple[int, int, int]:
+def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLineRow], now: datetime, *,
+                       with_orgs: bool = True, with_offers: bool = True) -> tuple[int, int, int]:
     """Insert or refresh the organizations, offers and contracts that `lines` refer to.
     Mappings and the Excluded flag are kept; new organizations start excluded."""
     stamp = utc_to_text(now)
     org_ids = {line.organization_id for line in lines} if with_orgs else set()
-    offer_ids = {line.offer_id for line in lines}
+    offer_ids = {line.offer_id for line in lines} if with_offers else set()
     contract_ids = {line.contract_id for line in lines} if with_orgs else set()
     before = [_existing_ids(store, t, ids) for t, ids in (("organization", org_ids), ("offer", offer_ids), ("contract", contract_ids))]
 
@@ -265,3 +266,16 @@ def load_products(store: Store, folder: Path | str, since: date, *, now: datetim
             f"{report.offers_added} new offers; from {Path(folder)}", at=now,
         )
     return report
+
+
+def refresh_organizations(store: Store, folder: Path | str, since: date, *, now: datetime | None = None) -> tuple[int, int]:
+    """The Organization list is the organizations on valid invoices (SPEC §5.1): add those
+    invoiced since `since`, refresh names and statuses; mappings and exclusions are kept.
+    Returns (organizations on those invoices, new ones)."""
+    include, wanted = since_filter(since)
+    with _no_gc_pauses():
+        data = read_export(folder, include, wanted)
+    now = now or now_utc()
+    with store.db.atomic("IMMEDIATE"):
+        added, _, _ = _upsert_references(store, data, data.lines, now, with_offers=False)
+    return len({line.organization_id for line in data.lines}), added

@@ -84,8 +84,8 @@ class SqlGrid(Vertical):
         Binding("slash", "focus_search", "Search", id="grid.search"),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("f", "filter", "Filter", id="grid.filter"),
-        Binding("right_square_bracket", "page(1)", "Next page", id="grid.next_page", show=False),
-        Binding("left_square_bracket", "page(-1)", "Prev page", id="grid.prev_page", show=False),
+        Binding("greater_than_sign", "page(1)", "Next page", id="grid.next_page", show=False),
+        Binding("less_than_sign", "page(-1)", "Prev page", id="grid.prev_page", show=False),
     ]
     DEFAULT_CSS = """
     SqlGrid { height: 1fr; }
