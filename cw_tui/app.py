@@ -202,3 +202,7 @@ class CwTuiApp(App):
         except ConnectWiseError as error:
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
             self.notify(f"Daily sync failed: {error.message}", severity="error")
+        except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
+            system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed",
+                             f"{type(error).__name__}: {error}")
+            self.notify(f"Daily sync failed: {error}", severity="error")

@@ -341,8 +341,19 @@ class Store:
     def __init__(self, path: Path, db: pw.SqliteDatabase):
         self.path = path
         self.db = db
+        self._closed = False
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        key = str(self.path.resolve())
+        entry = _OPEN.get(key)
+        if entry is not None and entry[0] is self.db:
+            if entry[1] > 1:
+                _OPEN[key] = (entry[0], entry[1] - 1)
+                return
+            del _OPEN[key]
         if not self.db.is_closed():
             self.db.close()
 
@@ -384,9 +395,22 @@ def _describe(path: Path, error: Exception) -> str:
     return f"database {path} cannot be used: {error}"
 
 
+# One database object per file in a process: the models are bound to one database at a
+# time, and two objects on one file would give one thread two connections, each waiting for
+# the other's write lock.
+_OPEN: dict[str, tuple[pw.SqliteDatabase, int]] = {}
+
+
 def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     """Open (creating if needed) and upgrade the store at `path`; binds the models to it."""
     path = Path(path).expanduser()
+    key = str(path.resolve())
+    shared = _OPEN.get(key)
+    if shared is not None:
+        db, count = shared
+        _OPEN[key] = (db, count + 1)
+        db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        return Store(path, db)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -426,6 +450,7 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     except (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError) as error:
         db.close()
         raise StoreError(_describe(path, error)) from None
+    _OPEN[key] = (db, 1)
     return Store(path, db)
 
 
