@@ -82,12 +82,7 @@ async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetim
         _insert(Product, [dict(id=p.id, identifier=p.identifier or "", description=p.description or "",
                                inactive=bool(p.inactiveFlag), synced_at=now) for p in items])
         _insert(AgreementType, [dict(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=now) for t in types])
-        _insert(Agreement, [
-            dict(id=a.id, name=a.name or "", company_id=a.company.id if a.company and a.company.id else 0,
-                 type_id=a.type.id if a.type else None, type_name=a.type.name if a.type else None,
-                 status=a.agreementStatus or "Active", cancelled=bool(a.cancelledFlag), synced_at=now)
-            for a in agreements
-        ])
+        _insert(Agreement, agreement_rows(agreements, now))
         Organization.update(mapping_error=None).execute()
         settings.set_value(store, LAST_ORGANIZATIONS_SYNC, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     result = CacheRefresh(0, 0, len(companies), len(statuses), len(items), len(types), len(agreements),
@@ -98,6 +93,23 @@ async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetim
                      f"{result.agreement_types} agreement types, {result.agreements} agreements; {result.api_calls} API calls",
                      at=now)
     return result
+
+
+def agreement_rows(agreements: list, stamp: datetime) -> list[dict]:
+    return [
+        dict(id=a.id, name=a.name or "", company_id=a.company.id if a.company and a.company.id else 0,
+             type_id=a.type.id if a.type else None, type_name=a.type.name if a.type else None,
+             status=a.agreementStatus or "Active", cancelled=bool(a.cancelledFlag), synced_at=stamp)
+        for a in agreements
+    ]
+
+
+async def refresh_agreements(store: Store, client: ConnectWiseClient) -> None:
+    """Only the agreements: SPEC §8 rule 3 needs today's, not those of the last organizations sync."""
+    agreements = await client.agreements()
+    with store.atomic():
+        Agreement.delete().execute()
+        _insert(Agreement, agreement_rows(agreements, now_utc()))
 
 
 def _insert(model, rows: list[dict]) -> None:  # noqa: ANN001 - a peewee model class

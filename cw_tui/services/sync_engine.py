@@ -44,6 +44,7 @@ from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, OutcomeUnknown
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
+from cw_tui.services.connectwise_data import refresh_agreements
 from cw_tui.services.money import from_micros, to_micros
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import (
@@ -165,20 +166,6 @@ def build_plan(store: Store, period: str, *, only_lines: set[str] | None = None)
     names = {t: config.charge_type_name(t) for t in ChargeType}
     return plan_sync(period, plan_lines(store, period), cached_agreements(store), persistent_additions(store),
                      config.agreement_type.id, names, only_lines=only_lines)
-
-
-async def refresh_agreements(store: Store, client: ConnectWiseClient) -> None:
-    """Rule 3 of SPEC §8 needs today's agreements, not those of the last organizations sync."""
-    agreements = await client.agreements()
-    stamp = now_utc()
-    with store.atomic():
-        Agreement.delete().execute()
-        rows = [dict(id=a.id, name=a.name or "", company_id=a.company.id if a.company and a.company.id else 0,
-                     type_id=a.type.id if a.type else None, type_name=a.type.name if a.type else None,
-                     status=a.agreementStatus or "Active", cancelled=bool(a.cancelledFlag), synced_at=stamp)
-                for a in agreements]
-        for start in range(0, len(rows), 200):
-            Agreement.insert_many(rows[start : start + 200]).execute()
 
 
 # ---------------------------------------------------------------- claims
