@@ -114,3 +114,90 @@ def test_the_open_app_syncs_at_midnight_utc(tmp_path: Path, demo_folder: Path, c
 
         run(scenario())
         store.close()
+
+
+def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_folder: Path) -> None:
+    from cw_tui.screens.mapping_modals import BulkUpdateModal, LineEditModal, ScopeModal
+    from cw_tui.screens.pickers import PickerModal
+    from tests.app_helpers import seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            screen = app.screen
+            orgs = screen.query_one("#grid-organizations", SqlGrid)
+            await wait_for(pilot, lambda: orgs.page is not None and orgs.page.total > 0)
+            orgs.set_filter("mapping", frozenset({"Unmapped"}))
+            await wait_for(pilot, lambda: orgs.page.total > 0 and orgs.state.filters)
+            orgs.table.focus()
+            await pilot.pause()
+            key = orgs.current_key()
+            # Edit: the picker, a search by name, enter picks it
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            company = Company.select().order_by(Company.id.desc()).first()
+            await pilot.press(*company.name[:12])
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: Organization.get_by_id(key).company_id == company.id)
+            # Unmap: the row stays, unmapped
+            orgs.set_filter("mapping", frozenset())
+            orgs.set_search(Organization.get_by_id(key).name)
+            await wait_for(pilot, lambda: orgs.page is not None and key in orgs.page.keys)
+            orgs.table.focus()
+            orgs.table.move_cursor(row=orgs.page.keys.index(key))
+            await pilot.pause()
+            await pilot.press("delete")
+            await wait_for(pilot, lambda: Organization.get_by_id(key).company_id is None)
+            assert Organization.get_or_none(Organization.platform_id == key) is not None
+
+            # Invoices: mark all matching a filter, bulk update a Charge End Date
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            invoices = screen.query_one("#grid-invoices", SqlGrid)
+            await wait_for(pilot, lambda: invoices.page is not None and invoices.page.total > 0)
+            invoices.set_filter("charge_type", frozenset({"Usage Fee"}))
+            await wait_for(pilot, lambda: invoices.state.filters and invoices.page.total > 0)
+            invoices.table.focus()
+            await pilot.press("ctrl+a")
+            await wait_for(pilot, lambda: invoices.marked_count() == invoices.page.total)
+            await pilot.press("E")
+            await wait_for(pilot, lambda: isinstance(app.screen, BulkUpdateModal))
+            app.screen.query_one("#field").value = "end"
+            await pilot.pause()
+            app.screen.query_one("#date").value = "2026-12-31"
+            await pilot.click("#apply")
+            usage = InvoiceLine.select().where((InvoiceLine.period == invoices.source.params[0])
+                                               & (InvoiceLine.charge_type == "Usage Fee")
+                                               & InvoiceLine.sync_status.in_(["not_synced", "error"]))
+            await wait_for(pilot, lambda: all(str(l.charge_end) == "2026-12-31" for l in usage))
+            assert all(l.charge_end_badge == "user" for l in usage)
+
+            # Edit one line: its agreement, for the whole contract
+            invoices.set_filter("charge_type", frozenset())
+            invoices.set_filter("sync", frozenset({"not_synced"}))
+            await wait_for(pilot, lambda: invoices.state.filters and invoices.page.total > 0)
+            invoices.table.focus()
+            await pilot.pause()
+            line_id = invoices.current_key()
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+            await pilot.click("#pick-agreement")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            app.screen.company_id = None
+            app.screen._fill("Demo agreement")
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+            await pilot.press("ctrl+s")
+            await wait_for(pilot, lambda: isinstance(app.screen, ScopeModal))
+            await pilot.click("#contract")
+            line = InvoiceLine.get_by_id(line_id)
+            from cw_tui.services.store import Contract
+
+            await wait_for(pilot, lambda: Contract.get_by_id(line.contract_id).agreement_id == 5001)
+
+    run(scenario())
+    store.close()

@@ -293,7 +293,7 @@ class MappingActions(AreaScreen):
         self._plan(period)
 
     @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
-    def _plan(self, period: str) -> None:
+    def _plan(self, period: str, only_lines: set[str] | None = None) -> None:
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
@@ -306,15 +306,15 @@ class MappingActions(AreaScreen):
                     await refresh_agreements(store, client)
             try:
                 asyncio.run(go())
-                plan = build_plan(store, period)
+                plan = build_plan(store, period, only_lines=only_lines)
             except ConnectWiseError as error:
                 self._failed("Planning the sync", error)
                 return
         self.app.call_from_thread(self.app.push_screen, SyncPlanModal(plan),
-                                  lambda ok: ok and self._sync(period))
+                                  lambda ok: ok and self._sync(period, only_lines))
 
     @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
-    def _sync(self, period: str) -> None:
+    def _sync(self, period: str, only_lines: set[str] | None = None) -> None:
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
@@ -337,7 +337,7 @@ class MappingActions(AreaScreen):
         with _Busy(self, "sync-invoices", "invoices-busy", "Posting to ConnectWise…"):
             async def go():
                 async with self._client() as client:
-                    return await run_sync(store, client, period, progress=progress)
+                    return await run_sync(store, client, period, only_lines=only_lines, progress=progress)
             try:
                 result = asyncio.run(go())
             except ConnectWiseError as error:
@@ -351,6 +351,191 @@ class MappingActions(AreaScreen):
             f"{period}: {result.synced_lines:,} lines synced ({result.created} created, {result.updated} updated, "
             f"{result.cancelled} cancelled); {result.skipped} skipped; {result.errors} errors.", severity=severity, timeout=12)
         self.app.call_from_thread(self.refresh_data)
+
+    # ---- edit, unmap, bulk update, per-row sync (SPEC §5)
+
+    def _grid(self) -> SqlGrid:
+        return self.query_one(f"#grid-{self.query_one(TabbedContent).active}", SqlGrid)
+
+    def _line(self, line_id: str) -> dict | None:
+        from cw_tui.services.repository import LINE_MAPPING_JOINS
+
+        row = self.app.store.db.execute_sql(
+            f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
+                       l.quantity, l.unit_price, l.currency, l.charge_start, l.charge_end, l.last_error, l.sync_status,
+                       COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id
+                FROM invoice_line l {LINE_MAPPING_JOINS}
+                LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)
+                LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)
+                LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)
+                WHERE l.line_id = ?""", (line_id,)).fetchone()
+        if row is None:
+            return None
+        keys = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
+                "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
+                "contract_id")
+        line = dict(zip(keys, row))
+        line["quantity"], line["unit_price"] = amount(line["quantity"]), amount(line["unit_price"])
+        return line
+
+    def action_edit(self) -> None:
+        from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
+        from cw_tui.services.mapping import MappingError, map_offers, map_organizations
+        from cw_tui.services.store import Offer, Organization
+
+        grid = self._grid()
+        key = grid.current_key()
+        if key is None:
+            return
+        tab = self.query_one(TabbedContent).active
+        store = self.app.store
+        if tab == "invoices":
+            self._edit_line(key)
+            return
+        if tab == "organizations":
+            org = Organization.get_by_id(key)
+            kind, suggest, apply = COMPANIES, org.name, map_organizations
+        else:
+            offer = Offer.get_by_id(key)
+            kind, suggest, apply = PRODUCTS, offer.name, map_offers
+
+        def chosen(value) -> None:  # noqa: ANN001
+            if value is None:
+                return
+            try:
+                apply(store, [key], None if value[0] == "clear" else value[0])
+            except MappingError as error:
+                self.app.notify(str(error), severity="error")
+                return
+            grid.reload()
+
+        self.app.push_screen(PickerModal(store, kind, suggest_for=suggest, clear_label="Unmap"), chosen)
+
+    def _edit_line(self, key: str) -> None:
+        from cw_tui.screens.mapping_modals import LineEditModal, ScopeModal
+        from cw_tui.services.mapping import LineChange, MappingError, map_contract, update_line_ids
+
+        line = self._line(key)
+        if line is None:
+            return
+        if line["sync_status"] in ("synced", "claimed"):
+            self.app.notify("Synced lines are read-only: correct them in ConnectWise.", severity="warning")
+            return
+        store = self.app.store
+        grid = self._grid()
+
+        def apply(changes: dict, scope: str) -> None:
+            def value(name: str):  # noqa: ANN202
+                chosen = changes.get(name, ...)
+                return ... if chosen is ... else (None if chosen == "clear" else chosen[0] if isinstance(chosen, tuple) else chosen)
+
+            try:
+                agreement = value("agreement")
+                if scope == "contract" and agreement is not ...:
+                    map_contract(store, line["contract_id"], agreement)
+                    agreement = ...
+                change = LineChange(company_id=value("company"), product_id=value("product"), agreement_id=agreement,
+                                    charge_start=changes.get("start", ...), charge_end=changes.get("end", ...))
+                update_line_ids(store, [key], change)
+            except MappingError as error:
+                self.app.notify(str(error), severity="error")
+                return
+            self.app.notify("Line updated." if scope == "line" else f"Contract {line['contract_id']} updated.")
+            grid.reload()
+
+        def edited(changes: dict | None) -> None:
+            if not changes:
+                return
+            agreement = changes.get("agreement")
+            if agreement is not None and agreement != "clear":
+                self.app.push_screen(ScopeModal(line["contract_id"], agreement[1]), lambda scope: scope and apply(changes, scope))
+            else:
+                apply(changes, "line")
+
+        self.app.push_screen(LineEditModal(store, line), edited)
+
+    def action_unmap(self) -> None:
+        from cw_tui.services.mapping import LineChange, map_offers, map_organizations, update_line_ids
+
+        grid = self._grid()
+        key = grid.current_key()
+        if key is None:
+            return
+        tab = self.query_one(TabbedContent).active
+        store = self.app.store
+        if tab == "organizations":
+            map_organizations(store, [key], None)
+        elif tab == "products":
+            map_offers(store, [key], None)
+        else:
+            changed = update_line_ids(store, [key], LineChange(company_id=None, product_id=None, agreement_id=None))
+            if not changed:
+                self.app.notify("Synced lines are read-only.", severity="warning")
+                return
+        self.app.notify("Unmapped: the row stays, its status is back to Unmapped." if tab != "invoices"
+                        else "The line's own mappings were removed: it follows its organization, offer and contract.")
+        grid.reload()
+
+    def action_bulk_update(self) -> None:
+        from cw_tui.screens.mapping_modals import BulkUpdateModal
+        from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
+        from cw_tui.services.mapping import LineChange, MappingError, map_offers, map_organizations, update_lines
+
+        grid = self._grid()
+        count = grid.marked_count()
+        if not count:
+            self.app.notify("Mark rows first: space marks one, ctrl+a marks all matching.", severity="warning")
+            return
+        store = self.app.store
+        tab = self.query_one(TabbedContent).active
+        sql, params = grid.marked_keys_sql()
+
+        def done(changed: int) -> None:
+            self.app.notify(f"Updated {changed:,} row(s).")
+            grid.action_clear_marks()
+
+        if tab in ("organizations", "products"):
+            keys = [r[0] for r in store.db.execute_sql(sql, params)]
+            apply = map_organizations if tab == "organizations" else map_offers
+
+            def picked(value) -> None:  # noqa: ANN001
+                if value is not None:
+                    try:
+                        done(apply(store, keys, None if value[0] == "clear" else value[0]))
+                    except MappingError as error:
+                        self.app.notify(str(error), severity="error")
+
+            self.app.push_screen(PickerModal(store, COMPANIES if tab == "organizations" else PRODUCTS, clear_label="Unmap"),
+                                 picked)
+            return
+
+        def bulk(result) -> None:  # noqa: ANN001
+            if result is None:
+                return
+            field, value = result
+            chosen = None if isinstance(value, tuple) and value[0] == "clear" else (value[0] if isinstance(value, tuple) else value)
+            names = {"company": "company_id", "product": "product_id", "agreement": "agreement_id",
+                     "start": "charge_start", "end": "charge_end"}
+            change = LineChange(**{names[field]: chosen})
+            try:
+                done(update_lines(store, sql, params, change))
+            except MappingError as error:
+                self.app.notify(str(error), severity="error")
+
+        self.app.push_screen(BulkUpdateModal(store, count), bulk)
+
+    def action_sync_row(self) -> None:
+        self._to_tab("sync_invoices")
+        grid = self.query_one("#grid-invoices", SqlGrid)
+        key = grid.current_key()
+        period = self.query_one("#period", Select).value
+        if key is None or not isinstance(period, str):
+            return
+        self._plan(period, {key})
+
+    @on(SqlGrid.RowChosen)
+    def _row_chosen(self, event: SqlGrid.RowChosen) -> None:
+        self.action_edit()
 
     @on(Button.Pressed, "#sync-organizations")
     def _b1(self) -> None:
@@ -391,6 +576,10 @@ class MappingScreen(MappingActions):
         Binding("p", "load_products", "Load products", id="mapping.load_products"),
         Binding("i", "load_invoices", "Load invoices", id="mapping.load_invoices"),
         Binding("P", "sync_invoices", "Sync to PSA", id="mapping.sync_invoices"),
+        Binding("e", "edit", "Edit", id="mapping.edit"),
+        Binding("delete", "unmap", "Unmap", id="mapping.unmap"),
+        Binding("E", "bulk_update", "Bulk update", id="mapping.bulk_update"),
+        Binding("y", "sync_row", "Sync line", id="mapping.sync_row", show=False),
         Binding("b", "best_practices", "Best practices", id="mapping.best_practices"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
         Binding("left_square_bracket", "tab(-1)", "Previous tab", id="mapping.previous_tab", show=False),

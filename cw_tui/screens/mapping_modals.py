@@ -163,3 +163,202 @@ class SyncPlanModal(_Modal):
     @on(Button.Pressed, "#post")
     def _post(self) -> None:
         self.dismiss(True)
+
+
+class ScopeModal(_Modal):
+    """SPEC §5.3: does a changed agreement apply to this line or the whole contract?"""
+
+    def __init__(self, contract_id: str, agreement_name: str) -> None:
+        super().__init__()
+        self.contract_id = contract_id
+        self.agreement_name = agreement_name
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Apply the agreement to…", classes="title")
+            yield Static(f"{self.agreement_name}: this line only, or every unsynced line of contract {self.contract_id}?")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("This line", id="line")
+                yield Button(f"Whole contract {self.contract_id}", id="contract", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#line", Button).focus()
+
+    @on(Button.Pressed, "#line, #contract")
+    def _chosen(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id)
+
+
+class LineEditModal(_Modal):
+    """Inline Edit of an invoice line: PSA Organization, Product, Agreement, Charge Start and
+    End. Returns a dict of the changed fields ({"company": (id, name) | "clear", ...}) or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "confirm", "Confirm")]
+    DEFAULT_CSS = """
+    LineEditModal .row { height: auto; margin-bottom: 1; }
+    LineEditModal .row Label { width: 22; }
+    LineEditModal .row Button { width: 1fr; }
+    LineEditModal .row Input { width: 1fr; }
+    LineEditModal #problem { color: $error; }
+    """
+
+    def __init__(self, store, line: dict) -> None:  # noqa: ANN001 - a Store
+        super().__init__()
+        self.store = store
+        self.line = line
+        self.changes: dict = {}
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        line = self.line
+        with Vertical():
+            yield Label(f"Edit line {line['line_id']}", classes="title")
+            yield Static(f"{line['organization']} · {line['offer']} · {line['charge_type']} · "
+                         f"{line['quantity']} × {line['unit_price']} {line['currency']}")
+            if line.get("last_error"):
+                yield Static(Text(f"Last error from ConnectWise: {line['last_error']}", style="bold red"))
+            for key, label in (("company", "PSA Organization"), ("product", "PSA Product"), ("agreement", "PSA Agreement")):
+                with Horizontal(classes="row"):
+                    yield Label(label)
+                    yield Button(line.get(f"{key}_name") or "Click to select", id=f"pick-{key}", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Charge Start Date")
+                yield Input(value=line["charge_start"] or "", placeholder="YYYY-MM-DD", id="start", restrict=r"[0-9-]*",
+                            compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Charge End Date")
+                yield Input(value=line["charge_end"] or "", placeholder="YYYY-MM-DD or empty", id="end", restrict=r"[0-9-]*",
+                            compact=True)
+            yield Static("", id="problem")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Confirm", id="confirm", variant="primary")
+
+    @on(Button.Pressed, "#pick-company, #pick-product, #pick-agreement")
+    def _pick(self, event: Button.Pressed) -> None:
+        from cw_tui.screens.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerModal
+
+        key = (event.button.id or "").removeprefix("pick-")
+        kind = {"company": COMPANIES, "product": PRODUCTS, "agreement": AGREEMENTS}[key]
+        suggest = {"company": self.line["organization"], "product": self.line["offer"], "agreement": None}[key]
+        company = self.changes.get("company", (self.line.get("company_id"), None))
+        company_id = company[0] if isinstance(company, tuple) else None
+
+        def chosen(value) -> None:  # noqa: ANN001
+            if value is None:
+                return
+            self.changes[key] = "clear" if value[0] == "clear" else value
+            event.button.label = "(follows the mapping)" if value[0] == "clear" else value[1]
+
+        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id), chosen)
+
+    def action_confirm(self) -> None:
+        from textual.widgets import Input
+
+        from cw_tui.services.mapping import MappingError, parse_day
+
+        changes = dict(self.changes)
+        try:
+            start_text = self.query_one("#start", Input).value.strip()
+            end_text = self.query_one("#end", Input).value.strip()
+            if start_text != (self.line["charge_start"] or ""):
+                start = parse_day(start_text)
+                if start is None:
+                    raise MappingError("the Charge Start Date cannot be empty")
+                changes["start"] = start
+            if end_text != (self.line["charge_end"] or ""):
+                changes["end"] = parse_day(end_text)
+            start = changes.get("start") or parse_day(self.line["charge_start"] or "")
+            end = changes["end"] if "end" in changes else parse_day(self.line["charge_end"] or "")
+            if start and end and end < start:
+                raise MappingError("the Charge End Date is before the Charge Start Date")
+        except MappingError as error:
+            self.query_one("#problem", Static).update(str(error))
+            return
+        self.dismiss(changes)
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self) -> None:
+        self.action_confirm()
+
+
+BULK_FIELDS = (("company", "PSA Organization"), ("product", "PSA Product"), ("agreement", "PSA Agreement"),
+               ("start", "Charge Start Date"), ("end", "Charge End Date"))
+
+
+class BulkUpdateModal(_Modal):
+    """SPEC §5.3 Bulk Update: one field, one value, for every marked line; a count and a
+    confirmation. Returns (field, value) or None."""
+
+    def __init__(self, store, count: int) -> None:  # noqa: ANN001 - a Store
+        super().__init__()
+        self.store = store
+        self.count = count
+        self.value = None
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input
+
+        with Vertical():
+            yield Label(f"Bulk Update of {self.count:,} marked line(s)", classes="title")
+            yield Select([(label, key) for key, label in BULK_FIELDS], value="company", allow_blank=False, id="field")
+            yield Button("Choose…", id="choose")
+            yield Input(placeholder="YYYY-MM-DD (empty clears an end date)", id="date", restrict=r"[0-9-]*")
+            yield Static("", id="problem")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button(f"Apply to {self.count:,} lines", id="apply", variant="warning")
+
+    def on_mount(self) -> None:
+        self._field_changed()
+
+    @on(Select.Changed, "#field")
+    def _field_changed(self) -> None:
+        from textual.widgets import Input
+
+        field = self.query_one("#field", Select).value
+        dated = field in ("start", "end")
+        self.query_one("#choose", Button).display = not dated
+        self.query_one("#date", Input).display = dated
+        self.value = None
+        self.query_one("#choose", Button).label = "Choose…"
+
+    @on(Button.Pressed, "#choose")
+    def _choose(self) -> None:
+        from cw_tui.screens.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerModal
+
+        field = self.query_one("#field", Select).value
+        kind = {"company": COMPANIES, "product": PRODUCTS, "agreement": AGREEMENTS}[field]
+
+        def chosen(value) -> None:  # noqa: ANN001
+            if value is not None:
+                self.value = value
+                self.query_one("#choose", Button).label = "(follows the mapping)" if value[0] == "clear" else value[1]
+
+        self.app.push_screen(PickerModal(self.store, kind), chosen)
+
+    @on(Button.Pressed, "#apply")
+    def _apply(self) -> None:
+        from textual.widgets import Input
+
+        from cw_tui.services.mapping import MappingError, parse_day
+
+        field = self.query_one("#field", Select).value
+        problem = self.query_one("#problem", Static)
+        if field in ("start", "end"):
+            try:
+                day = parse_day(self.query_one("#date", Input).value)
+            except MappingError as error:
+                problem.update(str(error))
+                return
+            if field == "start" and day is None:
+                problem.update("Type a Charge Start Date.")
+                return
+            self.dismiss((field, day))
+            return
+        if self.value is None:
+            problem.update("Choose a value first.")
+            return
+        self.dismiss((field, self.value))

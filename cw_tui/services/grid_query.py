@@ -38,6 +38,16 @@ class GridSource:
     params: tuple = ()
     default_sort: tuple[tuple[str, bool], ...] = ()  # (column key, descending)
     summary: Callable[[Store, "GridSource"], str] | None = None
+    # Counting needs only the joins the WHERE clause uses: (alias, JOIN clause) pairs that are
+    # added to `count_base` when "alias." appears in it. Empty: count over from_sql.
+    count_base: str = ""
+    count_joins: tuple[tuple[str, str], ...] = ()
+
+    def count_from(self, where_sql: str) -> str:
+        if not self.count_base:
+            return self.from_sql
+        joins = [join for alias, join in self.count_joins if f"{alias}." in where_sql]
+        return " ".join([self.count_base, *joins])
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
@@ -128,14 +138,21 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
     return where
 
 
+def _order_sql(source: GridSource, state: GridState) -> str:
+    # Plain ORDER BY (NULLs first when ascending, as SQLite does): an `x IS NULL` term would
+    # keep SQLite from walking an index and make it sort every row.
+    order = [(source.column(k).sql, desc) for k, desc in (state.sort or source.default_sort)]
+    terms = [f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in order]
+    return " ORDER BY " + ", ".join([*terms, source.key_sql])
+
+
 def fetch_page(store: Store, source: GridSource, state: GridState) -> Page:
     where = _where(source, state)
-    total = store.db.execute_sql(f"SELECT COUNT(*) FROM {source.from_sql}{where.sql()}", where.params).fetchone()[0]
+    where_sql = where.sql()
+    total = store.db.execute_sql(f"SELECT COUNT(*) FROM {source.count_from(where_sql)}{where_sql}", where.params).fetchone()[0]
     pages = max(1, -(-total // state.page_size))
     page = min(max(1, state.page), pages)
-    order = [(source.column(k).sql, desc) for k, desc in (state.sort or source.default_sort)]
-    order_sql = ", ".join(f"{expr} IS NULL, {expr} {'DESC' if desc else 'ASC'}" for expr, desc in order)
-    order_sql = f" ORDER BY {order_sql + ', ' if order_sql else ''}{source.key_sql}"
+    order_sql = _order_sql(source, state)
     select = ", ".join([source.key_sql] + [c.sql for c in source.columns])
     rows = store.db.execute_sql(
         f"SELECT {select} FROM {source.from_sql}{where.sql()}{order_sql} LIMIT ? OFFSET ?",
@@ -143,8 +160,33 @@ def fetch_page(store: Store, source: GridSource, state: GridState) -> Page:
     ).fetchall()
     base = _Where([source.where] if source.where else [], list(source.params))
     all_rows = total if not (state.search or state.filters) else store.db.execute_sql(
-        f"SELECT COUNT(*) FROM {source.from_sql}{base.sql()}", base.params).fetchone()[0]
+        f"SELECT COUNT(*) FROM {source.count_from(base.sql())}{base.sql()}", base.params).fetchone()[0]
     return Page([str(r[0]) for r in rows], [tuple(r[1:]) for r in rows], total, page, state.page_size, all_rows)
+
+
+def matching_keys(source: GridSource, state: GridState) -> tuple[str, list[Any]]:
+    """A subquery of the keys of every row that matches the grid's search and filters: bulk
+    changes use the same predicate as the grid, so "all matching" means what is shown."""
+    where = _where(source, state)
+    return f"SELECT {source.key_sql} FROM {source.from_sql}{where.sql()}", where.params
+
+
+def export_csv(store: Store, source: GridSource, state: GridState, path) -> int:  # noqa: ANN001 - a Path
+    """Every row matching the grid's search and filters, all columns, in the grid's order."""
+    import csv
+
+    where = _where(source, state)
+    cursor = store.db.execute_sql(
+        f"SELECT {', '.join(c.sql for c in source.columns)} FROM {source.from_sql}{where.sql()}{_order_sql(source, state)}",
+        where.params)
+    count = 0
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([c.title for c in source.columns])
+        for row in cursor:
+            writer.writerow([c.format(v) if c.format else ("" if v is None else v) for c, v in zip(source.columns, row)])
+            count += 1
+    return count
 
 
 def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200) -> list[tuple[Any, int]]:
@@ -245,4 +287,10 @@ def invoices_source(period: str) -> GridSource:
             Column("last_sync", "Last Sync", "l.last_sync_at", width=16),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
+        count_base="invoice_line l",
+        count_joins=(
+            ("o", "JOIN organization o ON o.platform_id = l.organization_id"),
+            ("f", "JOIN offer f ON f.platform_id = l.offer_id"),
+            ("c", "JOIN contract c ON c.platform_id = l.contract_id"),
+        ),
     )

@@ -84,6 +84,10 @@ class SqlGrid(Vertical):
         Binding("slash", "focus_search", "Search", id="grid.search"),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("f", "filter", "Filter", id="grid.filter"),
+        Binding("space", "mark", "Mark", id="grid.mark"),
+        Binding("ctrl+a", "mark_all", "Mark all matching", id="grid.mark_all", show=False),
+        Binding("U", "clear_marks", "Clear marks", id="grid.clear_marks", show=False),
+        Binding("ctrl+e", "export", "Export CSV", id="grid.export", show=False),
         Binding("greater_than_sign", "page(1)", "Next page", id="grid.next_page", show=False),
         Binding("less_than_sign", "page(-1)", "Prev page", id="grid.prev_page", show=False),
     ]
@@ -109,6 +113,9 @@ class SqlGrid(Vertical):
         self.state = GridState(page_size=page_size)
         self.page: Page | None = None
         self._cursor_after_load: str | None = None  # "first" or "last" after a page move
+        # marks live here, not in the table: keys of marked rows, or every row that matches
+        self.marked: set[str] = set()
+        self.all_matching = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -134,6 +141,8 @@ class SqlGrid(Vertical):
     def set_source(self, source: GridSource) -> None:
         self.source = source
         self.state = replace(self.state, page=1, filters=())
+        self.marked.clear()
+        self.all_matching = False
         self.reload()
 
     # --------------------------------------------------------------- data
@@ -159,11 +168,12 @@ class SqlGrid(Vertical):
         keep_row = table.cursor_row if table.row_count else 0
         table.clear(columns=True)
         visible = [c for c in self.source.columns if c.width != 0]
+        table.add_column(Text("●", style="bold"), key="_mark", width=1)
         for column in visible:
             table.add_column(self._header(column), key=column.key, width=column.width)
         indices = [self.source.columns.index(c) for c in visible]
         for key, row in zip(page.keys, page.rows):
-            cells = []
+            cells: list = [self._mark_cell(key)]
             for index in indices:
                 column = self.source.columns[index]
                 value = row[index]
@@ -180,6 +190,9 @@ class SqlGrid(Vertical):
         self.query_one(".range", Label).update(f"{page.range_text()}  page {page.page}/{page.pages}")
         self.query_one(".page-number", Input).value = str(page.page)
         summary = self.summary_text(page) if self.summary_text else f"Showing {len(page.rows):,} of {page.total:,} {self.source.name}"
+        marks = self.marked_count()
+        if marks:
+            summary = f"{marks:,} marked · " + summary
         self.query_one(".summary", Static).update(summary)
         self.post_message(self.Loaded(self, page))
 
@@ -193,7 +206,72 @@ class SqlGrid(Vertical):
 
     def current_column(self):  # noqa: ANN201 - a Column
         visible = [c for c in self.source.columns if c.width != 0]
-        return visible[min(self.table.cursor_column, len(visible) - 1)] if visible else None
+        index = max(0, self.table.cursor_column - 1)  # column 0 is the mark
+        return visible[min(index, len(visible) - 1)] if visible else None
+
+    # --------------------------------------------------------------- marks
+
+    def _mark_cell(self, key: str) -> Text:
+        return Text("●", style="bold yellow") if self.all_matching or key in self.marked else Text(" ")
+
+    def marked_count(self) -> int:
+        if self.all_matching:
+            return self.page.total if self.page else 0
+        return len(self.marked)
+
+    def marked_keys_sql(self) -> tuple[str, list]:
+        """A subquery of the marked keys: the grid's own predicate for "all matching"."""
+        from cw_tui.services.grid_query import matching_keys
+
+        if self.all_matching:
+            return matching_keys(self.source, self.state)
+        keys = sorted(self.marked)
+        column = self.source.key_sql.split(".")[-1]
+        table = self.source.from_sql.split()[0]
+        return f"SELECT {column} FROM {table} WHERE {column} IN ({','.join('?' * len(keys))})", keys
+
+    def action_mark(self) -> None:
+        key = self.current_key()
+        if key is None:
+            return
+        if self.all_matching:  # leave "all matching" for explicit marks of what is on the page
+            self.all_matching = False
+            self.marked = set(self.page.keys) if self.page else set()
+        self.marked.symmetric_difference_update({key})
+        self.table.update_cell(key, "_mark", self._mark_cell(key))
+        self.table.move_cursor(row=min(self.table.cursor_row + 1, self.table.row_count - 1))
+        self._update_summary()
+
+    def action_mark_all(self) -> None:
+        self.all_matching = True
+        self.marked.clear()
+        self.app.notify(f"All {self.page.total if self.page else 0:,} matching rows are marked.")
+        self.reload()
+
+    def action_clear_marks(self) -> None:
+        self.all_matching = False
+        self.marked.clear()
+        self.reload()
+
+    def _update_summary(self) -> None:
+        if self.page is not None:
+            base = self.summary_text(self.page) if self.summary_text else f"Showing {len(self.page.rows):,} of {self.page.total:,} {self.source.name}"
+            marks = self.marked_count()
+            self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base)
+
+    def action_export(self) -> None:
+        from datetime import datetime
+        from pathlib import Path
+
+        from cw_tui.services.grid_query import export_csv
+
+        path = Path.home() / f"cw-tui-{self.source.name.replace(' ', '-')}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+        try:
+            count = export_csv(self.app.store, self.source, self.state, path)  # type: ignore[attr-defined]
+        except OSError as error:
+            self.app.notify(f"Export failed: {error.strerror} ({path})", severity="error")
+            return
+        self.app.notify(f"Exported {count:,} {self.source.name} to {path}")
 
     def action_focus_search(self) -> None:
         self.query_one(".search", Input).focus()
@@ -216,6 +294,7 @@ class SqlGrid(Vertical):
 
         def apply(selected: frozenset | None) -> None:
             if selected is not None:
+                self.all_matching = False
                 self.state = self.state.with_filter(column.key, selected)
                 self.reload()
 
@@ -230,6 +309,7 @@ class SqlGrid(Vertical):
             self.reload()
 
     def set_filter(self, key: str, values: frozenset) -> None:
+        self.all_matching = False
         self.state = self.state.with_filter(key, values)
         self.reload()
 
@@ -242,6 +322,7 @@ class SqlGrid(Vertical):
 
     @on(Input.Changed, ".search")
     def _search_changed(self, event: Input.Changed) -> None:
+        self.all_matching = False  # "all matching" meant the rows of the old search
         self.state = replace(self.state, search=event.value, page=1)
         self.reload()
 
@@ -272,6 +353,8 @@ class SqlGrid(Vertical):
 
     @on(DataTable.HeaderSelected)
     def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        if event.column_key.value == "_mark":
+            return
         column = self.source.column(str(event.column_key.value))
         if column.sortable:
             self.state = self.state.toggled_sort(column.key)

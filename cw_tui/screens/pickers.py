@@ -1,0 +1,134 @@
+""""Click to select" pickers (SPEC §5): a searchable list over the cached ConnectWise
+companies, products or agreements, by name or ID; fuzzy suggestions (rapidfuzz) come first
+when the search box is empty. Returns (id, name), ("clear", None), or None (cancelled)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList
+from textual.widgets.option_list import Option
+
+
+@dataclass(frozen=True)
+class PickerKind:
+    title: str
+    table: str
+    name_sql: str
+    extra_sql: str  # shown after the name (identifier, status)
+    where: str = ""
+
+
+COMPANIES = PickerKind("PSA Organization", "company", "name", "identifier", "NOT deleted")
+PRODUCTS = PickerKind("PSA Product", "product", "description", "identifier", "NOT inactive")  # inactive ones hidden
+AGREEMENTS = PickerKind("PSA Agreement", "agreement", "name", "COALESCE(type_name, '') || ' · ' || status",
+                        "status = 'Active' AND NOT cancelled")
+
+
+class PickerModal(ModalScreen):
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "to_list", "List", show=False)]
+    DEFAULT_CSS = """
+    PickerModal { align: center middle; }
+    PickerModal > Vertical { width: 80; max-width: 96%; height: 24; max-height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
+    PickerModal OptionList { height: 1fr; }
+    PickerModal Horizontal { height: auto; align-horizontal: right; }
+    PickerModal Button { margin-left: 1; }
+    """
+
+    def __init__(self, store, kind: PickerKind, *, suggest_for: str | None = None,  # noqa: ANN001 - a Store
+                 company_id: int | None = None, clear_label: str = "Clear (follow the mapping)") -> None:
+        super().__init__()
+        self.store = store
+        self.kind = kind
+        self.suggest_for = suggest_for
+        self.company_id = company_id
+        self.clear_label = clear_label
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            hint = f" for “{self.suggest_for}”" if self.suggest_for else ""
+            yield Label(f"Select {self.kind.title}{hint}: type a name or an ID")
+            yield Input(placeholder="search by name or ID", id="search")
+            yield OptionList(id="options")
+            with Horizontal():
+                if self.clear_label:
+                    yield Button(self.clear_label, id="clear")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self._fill("")
+        self.query_one("#search", Input).focus()
+
+    def _rows(self, text: str) -> list[tuple[int, str, str]]:
+        where = [self.kind.where] if self.kind.where else []
+        params: list = []
+        if self.company_id is not None and self.kind.table == "agreement":
+            where.append("company_id = ?")
+            params.append(self.company_id)
+        text = text.strip()
+        if text:
+            where.append(f"({self.kind.name_sql} LIKE ? OR {self.kind.extra_sql} LIKE ? OR CAST(id AS TEXT) = ?)")
+            params += [f"%{text}%", f"%{text}%", text]
+        sql = (f"SELECT id, {self.kind.name_sql}, {self.kind.extra_sql} FROM {self.kind.table}"
+               + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {self.kind.name_sql} LIMIT 200")
+        return [tuple(r) for r in self.store.db.execute_sql(sql, params)]
+
+    def _all_names(self) -> list[tuple[int, str]]:
+        where = f" WHERE {self.kind.where}" if self.kind.where else ""
+        return [tuple(r) for r in self.store.db.execute_sql(f"SELECT id, {self.kind.name_sql} FROM {self.kind.table}{where}")]
+
+    def _fill(self, text: str) -> None:
+        rows = self._rows(text)
+        options = self.query_one("#options", OptionList)
+        options.clear_options()
+        if not text.strip() and self.suggest_for and rows:
+            # the closest names first, out of every record: a person confirms, nothing is applied by itself
+            names = dict(self._all_names())
+            best = process.extract(self.suggest_for, names, scorer=fuzz.WRatio, limit=5)
+            for name, score, rid in best:
+                if score >= 60:
+                    options.add_option(Option(f"★ {name}  (#{rid}, {score:.0f}% match)", id=f"pick-{rid}"))
+            seen = {rid for _, score, rid in best if score >= 60}
+            rows = [r for r in rows if r[0] not in seen]
+        for rid, name, extra in rows:
+            options.add_option(Option(f"{name}  ·  {extra}  (#{rid})", id=f"pick-{rid}"))
+        if options.option_count:
+            options.highlighted = 0
+
+    @on(Input.Changed, "#search")
+    def _search(self, event: Input.Changed) -> None:
+        self._fill(event.value)
+
+    @on(Input.Submitted, "#search")
+    def _submit(self) -> None:
+        options = self.query_one("#options", OptionList)
+        if options.option_count:
+            self._choose(options.get_option_at_index(options.highlighted or 0).id)
+
+    def action_to_list(self) -> None:
+        self.query_one("#options", OptionList).focus()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self._choose(event.option.id)
+
+    def _choose(self, option_id: str | None) -> None:
+        if not option_id:
+            return
+        rid = int(option_id.removeprefix("pick-"))
+        name = self.store.db.execute_sql(f"SELECT {self.kind.name_sql} FROM {self.kind.table} WHERE id = ?", (rid,)).fetchone()[0]
+        self.dismiss((rid, name))
+
+    @on(Button.Pressed, "#clear")
+    def _clear(self) -> None:
+        self.dismiss(("clear", None))
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,106 @@
+"""Changing mappings (SPEC §5, §6, §9): organizations, offers, contracts, and lines one by
+one or by a grid's "all matching" predicate; synced lines never change."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from cw_tui.services.grid_query import GridState, invoices_source, matching_keys
+from cw_tui.services.mapping import (
+    LineChange,
+    MappingError,
+    map_contract,
+    map_offers,
+    map_organizations,
+    update_line_ids,
+    update_lines,
+)
+from cw_tui.services.status import period_counts
+from cw_tui.services.store import Agreement, Company, InvoiceLine, Offer, Organization, Product
+from tests.app_helpers import FROZEN, seeded_store
+
+PERIOD = "2026-10"
+
+
+@pytest.fixture
+def store(tmp_path: Path, demo_folder: Path):
+    s = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    yield s
+    s.close()
+
+
+def test_map_and_unmap_organizations_and_offers(store) -> None:
+    org = Organization.select().where(Organization.company_id.is_null()).first()
+    map_organizations(store, [org.platform_id], 251)
+    assert Organization.get_by_id(org.platform_id).company_id == 251
+    map_organizations(store, [org.platform_id], None)
+    assert Organization.get_by_id(org.platform_id).company_id is None  # the row stays, unmapped
+    with pytest.raises(MappingError, match="not known"):
+        map_organizations(store, [org.platform_id], 999_999)
+    Product.insert(id=4242, identifier="OLD", description="Old product", inactive=True, synced_at=FROZEN).execute()
+    offer = Offer.select().first()
+    with pytest.raises(MappingError, match="inactive"):
+        map_offers(store, [offer.platform_id], 4242)
+
+
+def test_bulk_update_of_all_matching_lines_leaves_synced_ones(store) -> None:
+    source = invoices_source(PERIOD)
+    state = GridState(filters=(("charge_type", frozenset({"Cycle Fee"})),))
+    sql, params = matching_keys(source, state)
+    synced_before = {l.line_id: l.override_product_id for l in InvoiceLine.select().where(InvoiceLine.sync_status == "synced")}
+    changed = update_lines(store, sql, params, LineChange(product_id=1001, charge_end=date(2026, 12, 31)))
+    editable = InvoiceLine.select().where((InvoiceLine.period == PERIOD) & (InvoiceLine.charge_type == "Cycle Fee")
+                                          & InvoiceLine.sync_status.in_(["not_synced", "error"]))
+    assert changed == editable.count() > 10
+    assert all(l.override_product_id == 1001 and l.charge_end == date(2026, 12, 31) and l.charge_end_badge == "user"
+               for l in editable)
+    for line_id, product in synced_before.items():
+        assert InvoiceLine.get_by_id(line_id).override_product_id == product
+    others = InvoiceLine.select().where((InvoiceLine.period == PERIOD) & (InvoiceLine.charge_type != "Cycle Fee"))
+    assert all(l.override_product_id is None for l in others)
+
+
+def test_a_typed_start_moves_a_default_end_and_is_checked(store) -> None:
+    line = InvoiceLine.select().where((InvoiceLine.charge_type == "Usage Fee") & (InvoiceLine.sync_status == "not_synced")).first()
+    assert line.charge_end_badge == "default"
+    update_line_ids(store, [line.line_id], LineChange(charge_start=date(2026, 11, 5)))
+    line = InvoiceLine.get_by_id(line.line_id)
+    assert (line.charge_start, line.charge_start_badge) == (date(2026, 11, 5), "user")
+    assert (line.charge_end, line.charge_end_badge) == (date(2026, 11, 30), "default")
+    update_line_ids(store, [line.line_id], LineChange(charge_end=date(2026, 11, 20)))
+    with pytest.raises(MappingError, match="before"):
+        update_line_ids(store, [line.line_id], LineChange(charge_start=date(2026, 11, 25)))
+    with pytest.raises(MappingError, match="before"):
+        update_line_ids(store, [line.line_id], LineChange(charge_end=date(2026, 11, 1)))
+
+
+def test_contract_scope_applies_to_every_unsynced_line(store) -> None:
+    line = InvoiceLine.select().where(InvoiceLine.sync_status == "not_synced").first()
+    update_line_ids(store, [line.line_id], LineChange(agreement_id=5001))
+    assert InvoiceLine.get_by_id(line.line_id).override_agreement_id == 5001
+    map_contract(store, line.contract_id, 5001)
+    assert InvoiceLine.get_by_id(line.line_id).override_agreement_id is None  # follows the contract now
+    Agreement.insert(id=5002, name="Cancelled one", company_id=250, type_id=2, status="Cancelled", cancelled=True,
+                     synced_at=FROZEN).execute()
+    with pytest.raises(MappingError, match="Active"):
+        map_contract(store, line.contract_id, 5002)
+
+
+def test_counts_follow_mapping_changes(store) -> None:
+    """Mapping one organization moves its lines whose offer is mapped out of Unmapped; a new
+    organization is excluded, so they count as Excluded until a person includes it."""
+    before = {p["period"]: p for p in period_counts(store)}[PERIOD]
+    org_id, k = store.db.execute_sql(
+        "SELECT l.organization_id, COUNT(*) FROM invoice_line l JOIN offer f ON f.platform_id = l.offer_id "
+        "JOIN organization o ON o.platform_id = l.organization_id "
+        "WHERE l.period = ? AND f.product_id IS NOT NULL AND o.company_id IS NULL "
+        "GROUP BY l.organization_id ORDER BY COUNT(*) DESC LIMIT 1", (PERIOD,)).fetchone()
+    Company.insert(id=77777, identifier="NEW", name="New customer", deleted=False, synced_at=FROZEN).execute()
+    map_organizations(store, [org_id], 77777)
+    after = {p["period"]: p for p in period_counts(store)}[PERIOD]
+    assert after["unmapped"] == before["unmapped"] - k
+    assert after["excluded"] == before["excluded"] + k
+    assert after["lines"] == after["mapped"] + after["unmapped"] + after["excluded"]
