@@ -4,6 +4,7 @@ setup is done (SPEC §3), with keys, mouse and the command palette."""
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -66,6 +67,8 @@ class CwTuiApp(App):
         self.watch_daily_sync = watch_daily_sync
         self._daily_done: str | None = None
         self.connection_timeout = 20.0  # Test Connection gives up after this many seconds
+        # grid queries run here, off the UI thread, on one warm SQLite connection
+        self.db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
         self.theme = "textual-light" if terminal_is_light() else "textual-dark"
 
     # --------------------------------------------------------------- state
@@ -113,6 +116,9 @@ class CwTuiApp(App):
         self.switch_mode("dashboard" if self.setup_complete() else "settings")
         if self.watch_daily_sync:
             self.set_interval(30, self.check_daily_sync)
+
+    def on_unmount(self) -> None:
+        self.db_executor.shutdown(wait=False, cancel_futures=True)
 
     # --------------------------------------------------------------- navigation
 

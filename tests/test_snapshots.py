@@ -75,3 +75,42 @@ def test_screens(snap_compare, seeded, size, screen: str) -> None:
         await settle(pilot)
 
     assert snap_compare(make_app(seeded), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("modal", ["load-products", "load-invoices", "line-edit", "picker", "bulk-update", "filter"])
+def test_mapping_modals(snap_compare, seeded, size, modal: str) -> None:
+    async def run_before(pilot) -> None:
+        await keys("2")(pilot)
+        app = pilot.app
+        from textual.widgets import TabbedContent
+
+        from cw_tui.widgets.grid import SqlGrid
+
+        screen = app.screen
+        if modal == "load-products":
+            await pilot.press("p")
+        elif modal == "load-invoices":
+            await pilot.press("i")
+        elif modal == "picker":
+            screen.query_one("#grid-organizations", SqlGrid).table.focus()
+            await settle(pilot)
+            await pilot.press("e")
+        else:
+            screen.query_one(TabbedContent).active = "invoices"
+            await settle(pilot)
+            grid = screen.query_one("#grid-invoices", SqlGrid)
+            grid.table.focus()
+            await settle(pilot)
+            if modal == "line-edit":
+                await pilot.press("e")
+            elif modal == "bulk-update":
+                await pilot.press("ctrl+a")
+                await settle(pilot)
+                await pilot.press("E")
+            else:
+                grid.table.move_cursor(column=7)
+                await pilot.press("f")
+        await settle(pilot)
+
+    assert snap_compare(make_app(seeded), terminal_size=size, run_before=run_before)

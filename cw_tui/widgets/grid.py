@@ -4,6 +4,8 @@ line. The widget shows one page; `services.grid_query` does the work in SQL."""
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -150,10 +152,13 @@ class SqlGrid(Vertical):
     def reload(self) -> None:
         self._fetch(self.source, self.state)
 
-    @work(thread=True, exclusive=True, group="grid-fetch", exit_on_error=False)
-    def _fetch(self, source: GridSource, state: GridState) -> None:
-        page = fetch_page(self.app.store, source, state)  # type: ignore[attr-defined]
-        self.app.call_from_thread(self._show, page)
+    @work(exclusive=True, group="grid-fetch", exit_on_error=False)
+    async def _fetch(self, source: GridSource, state: GridState) -> None:
+        # One long-lived database thread for all grids: its SQLite connection and page cache
+        # stay warm (a new thread per query would open a new, cold connection every time).
+        loop = asyncio.get_running_loop()
+        page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state)  # type: ignore[attr-defined]
+        self._show(page)
 
     def _header(self, column) -> Text:  # noqa: ANN001 - a Column
         direction = dict(self.state.sort).get(column.key)
@@ -166,11 +171,17 @@ class SqlGrid(Vertical):
         self.state = replace(self.state, page=page.page)
         table = self.table
         keep_row = table.cursor_row if table.row_count else 0
-        table.clear(columns=True)
         visible = [c for c in self.source.columns if c.width != 0]
-        table.add_column(Text("●", style="bold"), key="_mark", width=1)
-        for column in visible:
-            table.add_column(self._header(column), key=column.key, width=column.width)
+        wanted = ["_mark", *(c.key for c in visible)]
+        if [k.value for k in table.columns] == wanted:
+            table.clear()  # same columns: keep them, refresh the sort and filter marks
+            for column in visible:
+                table.columns[column.key].label = self._header(column)  # type: ignore[index]
+        else:
+            table.clear(columns=True)
+            table.add_column(Text("●", style="bold"), key="_mark", width=1)
+            for column in visible:
+                table.add_column(self._header(column), key=column.key, width=column.width)
         indices = [self.source.columns.index(c) for c in visible]
         for key, row in zip(page.keys, page.rows):
             cells: list = [self._mark_cell(key)]
