@@ -117,7 +117,6 @@ def update_lines(store: Store, where_sql: str, params: list[Any], change: LineCh
             raise MappingError(f"ConnectWise product {change.product_id} is unknown or inactive")
     if change.agreement_id is not ...:
         _check_agreement(change.agreement_id)
-    scope = f"line_id IN ({where_sql}) AND {EDITABLE}"
     sets: list[tuple[str, list[Any]]] = []
     if change.company_id is not ...:
         sets.append(("override_company_id = ?", [change.company_id]))
@@ -127,7 +126,13 @@ def update_lines(store: Store, where_sql: str, params: list[Any], change: LineCh
         sets.append(("override_agreement_id = ?", [change.agreement_id]))
     with store.atomic():
         db = store.db
-        affected = db.execute_sql(f"SELECT COUNT(*) FROM invoice_line WHERE {scope}", params).fetchone()[0]
+        # the grid's predicate (joins, LIKEs) is evaluated once: its keys go to a temp table
+        db.execute_sql("CREATE TEMP TABLE IF NOT EXISTS bulk_lines (line_id TEXT PRIMARY KEY)")
+        db.execute_sql("DELETE FROM bulk_lines")
+        db.execute_sql(f"INSERT INTO bulk_lines SELECT line_id FROM invoice_line WHERE line_id IN ({where_sql}) AND {EDITABLE}",
+                       params)
+        scope, params = "line_id IN (SELECT line_id FROM bulk_lines)", []
+        affected = db.execute_sql("SELECT COUNT(*) FROM bulk_lines").fetchone()[0]
         start, end = change.charge_start, change.charge_end
         if start is not ... or end is not ...:
             if start is ... or start is None:
