@@ -201,3 +201,35 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
 
     run(scenario())
     store.close()
+
+
+def test_sort_and_filter_the_chosen_column_from_the_keyboard(tmp_path: Path, demo_folder: Path) -> None:
+    """left/right choose the column; `s` sorts it, `f` filters it; coming back from the filter
+    modal keeps the filter (the period list is refilled then)."""
+    from tests.app_helpers import seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            grid = app.screen.query_one("#grid-invoices", SqlGrid)
+            await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0)
+            await pilot.press(*["right"] * 6)
+            assert grid.current_column().key == "charge_type"
+            await pilot.press("s")
+            await wait_for(pilot, lambda: grid.state.sort == (("charge_type", False),))
+            await pilot.press("f")
+            await pilot.pause()
+            await pilot.press("space", "enter")  # the first value
+            await wait_for(pilot, lambda: bool(grid.state.filters))
+            [(key, values)] = grid.state.filters
+            await pilot.pause(0.3)
+            assert key == "charge_type" and len(values) == 1 and grid.state.filters  # still there
+            assert all(row[6] == next(iter(values)) for row in grid.page.rows)
+
+    run(scenario())
+    store.close()

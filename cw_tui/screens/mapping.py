@@ -653,8 +653,11 @@ class MappingScreen(MappingActions):
 
     @on(Select.Changed, "#period")
     def _period(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
-            self.query_one("#grid-invoices", SqlGrid).set_source(invoices_source(event.value))
+        grid = self.query_one("#grid-invoices", SqlGrid)
+        # the list of periods is refilled whenever the screen comes back (e.g. from a modal):
+        # only a different period resets the grid's search, filters and marks
+        if isinstance(event.value, str) and grid.source.params != (event.value,):
+            grid.set_source(invoices_source(event.value))
 
     def action_tab(self, step: int) -> None:
         tabs = ["organizations", "products", "invoices"]

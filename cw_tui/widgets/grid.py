@@ -25,10 +25,31 @@ from cw_tui.services.grid_query import PAGE_SIZES, GridSource, GridState, Page, 
 Formatter = Callable[[Any], Any]
 
 
+class _ValueList(SelectionList):
+    """space toggles a value, enter applies the filter (SelectionList would toggle on enter)."""
+
+    BINDINGS = [Binding("enter", "screen.apply", "Apply")]
+
+
+class GridTable(DataTable):
+    """The grid's table: a row cursor, and left/right choose the column that `s` sorts and
+    `f` filters (a row cursor alone has no current column)."""
+
+    BINDINGS = [
+        Binding("left", "column(-1)", "Column left", show=False),
+        Binding("right", "column(1)", "Column right", show=False),
+    ]
+
+    def action_column(self, step: int) -> None:
+        grid = self.parent
+        if isinstance(grid, SqlGrid):
+            grid.move_column(step)
+
+
 class FilterModal(ModalScreen[frozenset | None]):
     """The multi-select list of a column's values."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("enter", "apply", "Apply", priority=True)]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
     FilterModal { align: center middle; }
     FilterModal > Vertical { width: 60; max-width: 95%; height: auto; max-height: 80%; border: thick $accent; background: $surface; padding: 0 1; }
@@ -45,7 +66,7 @@ class FilterModal(ModalScreen[frozenset | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
-            yield SelectionList(*[
+            yield _ValueList(*[
                 Selection(f"{'(empty)' if v is None else v}  ({n:,})", v, v in self.selected) for v, n in self.values
             ])
             with Horizontal():
@@ -118,14 +139,14 @@ class SqlGrid(Vertical):
         # marks live here, not in the table: keys of marked rows, or every row that matches
         self.marked: set[str] = set()
         self.all_matching = False
+        self.column_index = 0  # the current column among the visible ones (sort, filter)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
             yield Input(placeholder=f"/ Search {self.source.name}…", classes="search", compact=True)
             yield Select([(f"{n} / page", n) for n in PAGE_SIZES], value=self.state.page_size, allow_blank=False,
                          compact=True, classes="page-size")
-        table = DataTable(cursor_type="row", zebra_stripes=True)
-        yield table
+        yield GridTable(cursor_type="row", zebra_stripes=True)
         with Horizontal(classes="grid-pager"):
             yield Button("‹ Prev", classes="prev", compact=True)
             yield Input(value="1", classes="page-number", compact=True, restrict=r"\d*")
@@ -164,7 +185,9 @@ class SqlGrid(Vertical):
         direction = dict(self.state.sort).get(column.key)
         mark = "" if direction is None else (" ▼" if direction else " ▲")
         funnel = " ⚲" if self.state.filter_values(column.key) else ""
-        return Text(column.title + mark + funnel, style="bold")
+        current = self.current_column()
+        style = "bold reverse" if current is not None and current.key == column.key else "bold"
+        return Text(column.title + mark + funnel, style=style)
 
     def _show(self, page: Page) -> None:
         self.page = page
@@ -217,8 +240,24 @@ class SqlGrid(Vertical):
 
     def current_column(self):  # noqa: ANN201 - a Column
         visible = [c for c in self.source.columns if c.width != 0]
-        index = max(0, self.table.cursor_column - 1)  # column 0 is the mark
-        return visible[min(index, len(visible) - 1)] if visible else None
+        return visible[min(self.column_index, len(visible) - 1)] if visible else None
+
+    def move_column(self, step: int) -> None:
+        visible = [c for c in self.source.columns if c.width != 0]
+        if not visible:
+            return
+        self.column_index = max(0, min(len(visible) - 1, self.column_index + step))
+        table = self.table
+        for column in visible:
+            table.columns[column.key].label = self._header(column)  # type: ignore[index]
+        # keep the chosen column in view
+        x = sum((c.width or 10) + 2 for c in visible[: self.column_index]) + 3
+        width = (visible[self.column_index].width or 10) + 2
+        if x < table.scroll_x:
+            table.scroll_to(x=x, animate=False)
+        elif x + width > table.scroll_x + table.size.width:
+            table.scroll_to(x=x + width - table.size.width, animate=False)
+        table.refresh()
 
     # --------------------------------------------------------------- marks
 
