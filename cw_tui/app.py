@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from cw_tui.keymap import load_keymap
+from cw_tui.screens.base import AreaScreen
 from cw_tui.screens.dashboard import DashboardScreen
 from cw_tui.screens.help import HelpScreen
 from cw_tui.screens.logs import LogsScreen
@@ -129,6 +130,9 @@ class CwTuiApp(App):
             self.notify(f"{AREA_NAMES[mode]} is not available yet. {reason}", severity="warning")
             return
         if self.current_mode != mode:
+            for screen in self._screen_stacks.get(mode, []):
+                if isinstance(screen, AreaScreen):
+                    screen.stale = True
             self.switch_mode(mode)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

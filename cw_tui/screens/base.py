@@ -11,6 +11,9 @@ from cw_tui.widgets.area_bar import AreaBar
 
 class AreaScreen(Screen):
     AREA = ""
+    # Set when the user comes back to this area from another one; a modal closing over the
+    # screen does not reload everything (the action behind the modal reloads what it changed).
+    stale = False
 
     def compose_area(self) -> ComposeResult:
         yield from ()
@@ -26,7 +29,9 @@ class AreaScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.refresh_gating()
-        self.refresh_data()
+        if self.stale:
+            self.stale = False
+            self.refresh_data()
 
     def refresh_data(self) -> None:
         """Reload what the screen shows (called when it comes back into view)."""

@@ -45,6 +45,12 @@ class GridTable(DataTable):
         if isinstance(grid, SqlGrid):
             grid.move_column(step)
 
+    def on_click(self, event) -> None:  # noqa: ANN001 - a Click event
+        grid = self.parent
+        if event.y == 0 and isinstance(grid, SqlGrid):  # the header row: sort by that column
+            event.stop()
+            grid.header_clicked(event.x + int(self.scroll_x))
+
 
 class FilterModal(ModalScreen[frozenset | None]):
     """The multi-select list of a column's values."""
@@ -140,6 +146,7 @@ class SqlGrid(Vertical):
         self.marked: set[str] = set()
         self.all_matching = False
         self.column_index = 0  # the current column among the visible ones (sort, filter)
+        self._rows: dict[str, tuple] = {}
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -189,45 +196,65 @@ class SqlGrid(Vertical):
         style = "bold reverse" if current is not None and current.key == column.key else "bold"
         return Text(column.title + mark + funnel, style=style)
 
+    def _visible(self) -> list:
+        return [c for c in self.source.columns if c.width != 0]
+
+    def _header_text(self) -> Text:
+        """All column titles in one header cell, laid out like the rows."""
+        text = Text(" ● ", style="bold")
+        for column in self._visible():
+            text.append_text(self._fit(self._header(column), column.width or 10, False))
+        return text
+
+    @staticmethod
+    def _fit(cell: Text, width: int, right: bool) -> Text:
+        cell = cell.copy()
+        cell.truncate(width, overflow="ellipsis")
+        pad = width - cell.cell_len
+        out = Text(" ")
+        if right and pad > 0:
+            out.append(" " * pad)
+        out.append_text(cell)
+        if not right and pad > 0:
+            out.append(" " * pad)
+        out.append(" ")
+        return out
+
+    def _row_text(self, key: str, row: tuple) -> Text:
+        # One cell per row: the stock DataTable renders each cell through Rich on every
+        # repaint, and 20 rows x 20 columns cost far more than 20 composed lines.
+        text = Text.assemble(" ", self._mark_cell(key), " ")
+        for column in self._visible():
+            value = row[self.source.columns.index(column)]
+            formatter = self.formatters.get(column.key)
+            cell = formatter(value) if formatter else ("" if value is None else str(value))
+            if isinstance(cell, str):
+                cell = Text(cell)
+            text.append_text(self._fit(cell, column.width or 10, column.numeric))
+        return text
+
     def _show(self, page: Page) -> None:
         self.page = page
         self.state = replace(self.state, page=page.page)
+        self._rows = dict(zip(page.keys, page.rows))
         table = self.table
         keep_row = table.cursor_row if table.row_count else 0
-        visible = [c for c in self.source.columns if c.width != 0]
-        wanted = ["_mark", *(c.key for c in visible)]
-        if [k.value for k in table.columns] == wanted:
-            table.clear()  # same columns: keep them, refresh the sort and filter marks
-            for column in visible:
-                table.columns[column.key].label = self._header(column)  # type: ignore[index]
+        header = self._header_text()
+        if [k.value for k in table.columns] == ["row"]:
+            table.clear()
+            table.columns["row"].label = header  # type: ignore[index]
         else:
             table.clear(columns=True)
-            table.add_column(Text("●", style="bold"), key="_mark", width=1)
-            for column in visible:
-                table.add_column(self._header(column), key=column.key, width=column.width)
-        indices = [self.source.columns.index(c) for c in visible]
+            table.add_column(header, key="row", width=header.cell_len)
         for key, row in zip(page.keys, page.rows):
-            cells: list = [self._mark_cell(key)]
-            for index in indices:
-                column = self.source.columns[index]
-                value = row[index]
-                formatter = self.formatters.get(column.key)
-                cell = formatter(value) if formatter else ("" if value is None else str(value))
-                if isinstance(cell, str):
-                    cell = Text(cell, justify="right" if column.numeric else "left")
-                cells.append(cell)
-            table.add_row(*cells, key=key)
+            table.add_row(self._row_text(key, row), key=key)
         if table.row_count:
             wanted = {"first": 0, "last": table.row_count - 1}.get(self._cursor_after_load or "", keep_row)
             table.move_cursor(row=min(wanted, table.row_count - 1))
         self._cursor_after_load = None
         self.query_one(".range", Label).update(f"{page.range_text()}  page {page.page}/{page.pages}")
         self.query_one(".page-number", Input).value = str(page.page)
-        summary = self.summary_text(page) if self.summary_text else f"Showing {len(page.rows):,} of {page.total:,} {self.source.name}"
-        marks = self.marked_count()
-        if marks:
-            summary = f"{marks:,} marked · " + summary
-        self.query_one(".summary", Static).update(summary)
+        self._update_summary()
         self.post_message(self.Loaded(self, page))
 
     # --------------------------------------------------------------- actions
@@ -243,21 +270,30 @@ class SqlGrid(Vertical):
         return visible[min(self.column_index, len(visible) - 1)] if visible else None
 
     def move_column(self, step: int) -> None:
-        visible = [c for c in self.source.columns if c.width != 0]
+        visible = self._visible()
         if not visible:
             return
         self.column_index = max(0, min(len(visible) - 1, self.column_index + step))
         table = self.table
-        for column in visible:
-            table.columns[column.key].label = self._header(column)  # type: ignore[index]
+        if [k.value for k in table.columns] == ["row"]:
+            table.columns["row"].label = self._header_text()  # type: ignore[index]
         # keep the chosen column in view
-        x = sum((c.width or 10) + 2 for c in visible[: self.column_index]) + 3
+        x = 3 + sum((c.width or 10) + 2 for c in visible[: self.column_index])
         width = (visible[self.column_index].width or 10) + 2
         if x < table.scroll_x:
             table.scroll_to(x=x, animate=False)
         elif x + width > table.scroll_x + table.size.width:
             table.scroll_to(x=x + width - table.size.width, animate=False)
         table.refresh()
+
+    def column_at(self, x: int):  # noqa: ANN201 - a Column or None
+        """The column under a click on the header (x in content coordinates)."""
+        position = 3
+        for column in self._visible():
+            position += (column.width or 10) + 2
+            if x < position:
+                return column
+        return None
 
     # --------------------------------------------------------------- marks
 
@@ -288,7 +324,7 @@ class SqlGrid(Vertical):
             self.all_matching = False
             self.marked = set(self.page.keys) if self.page else set()
         self.marked.symmetric_difference_update({key})
-        self.table.update_cell(key, "_mark", self._mark_cell(key))
+        self.table.update_cell(key, "row", self._row_text(key, self._rows[key]))
         self.table.move_cursor(row=min(self.table.cursor_row + 1, self.table.row_count - 1))
         self._update_summary()
 
@@ -304,7 +340,7 @@ class SqlGrid(Vertical):
         self.reload()
 
     def _update_summary(self) -> None:
-        if self.page is not None:
+        if self.page is not None:  # noqa: SIM102
             base = self.summary_text(self.page) if self.summary_text else f"Showing {len(self.page.rows):,} of {self.page.total:,} {self.source.name}"
             marks = self.marked_count()
             self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base)
@@ -401,12 +437,10 @@ class SqlGrid(Vertical):
     def _next(self) -> None:
         self.action_page(1)
 
-    @on(DataTable.HeaderSelected)
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        if event.column_key.value == "_mark":
-            return
-        column = self.source.column(str(event.column_key.value))
-        if column.sortable:
+    def header_clicked(self, x: int) -> None:
+        column = self.column_at(x)
+        if column is not None and column.sortable:
+            self.column_index = self._visible().index(column)
             self.state = self.state.toggled_sort(column.key)
             self.reload()
 
