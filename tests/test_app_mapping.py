@@ -233,3 +233,77 @@ def test_sort_and_filter_the_chosen_column_from_the_keyboard(tmp_path: Path, dem
 
     run(scenario())
     store.close()
+
+
+def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: Path, cli) -> None:
+    """`y` posts one line (plan first); a line ConnectWise rejects ends Error with its reason;
+    when ConnectWise cannot be reached, mapped organizations show Response Error."""
+    from cw_tui.screens.mapping_modals import LineEditModal
+    from cw_tui.services.store import Product
+
+    with sandbox_thread() as sandbox:
+        db = tmp_path / "s.sqlite3"
+        store = configured_store(db, demo_folder, sandbox)
+        for args in (("sync-organizations",), ("load-invoices", "--period", "2026-10"), ("automap", "--include")):
+            assert cli("--db", db, *args).code == 0
+        from cw_tui.rules.mapping import MappingStatus
+        from cw_tui.services.sync_engine import plan_lines
+
+        postable = [p for p in plan_lines(store, "2026-10")
+                    if p.mapping_status is MappingStatus.MAPPED and not p.charge_type.recurring]
+        line = InvoiceLine.get_by_id(postable[0].line_id)
+        rejected = InvoiceLine.get_by_id(postable[1].line_id)
+        inactive = Product.select().where(Product.inactive == True).first()  # noqa: E712
+
+        async def scenario() -> None:
+            app = make_app(store, clock=lambda: datetime(2026, 11, 18, 9, 0, tzinfo=UTC))
+            async with app.run_test(size=(120, 36)) as pilot:
+                await pilot.press("2")
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                screen = app.screen
+                await pilot.press("right_square_bracket", "right_square_bracket")
+                grid = screen.query_one("#grid-invoices", SqlGrid)
+                await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0)
+                grid.set_search(line.invoice_number)
+                await wait_for(pilot, lambda: line.line_id in grid.page.keys)
+                grid.table.focus()
+                grid.table.move_cursor(row=grid.page.keys.index(line.line_id))
+                await pilot.press("y")
+                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=20)
+                assert len(app.screen.plan.creates) == 1
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: InvoiceLine.get_by_id(line.line_id).sync_status == "synced", timeout=20)
+                assert InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() == 1  # only that line
+
+                # an inactive product: ConnectWise rejects the line, which ends Error with the reason
+                store.db.execute_sql("UPDATE invoice_line SET override_product_id = ? WHERE line_id = ?",
+                                     (inactive.id, rejected.line_id))
+                grid.set_search(rejected.invoice_number)
+                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys)
+                grid.table.focus()
+                grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
+                await pilot.press("y")
+                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=20)
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: InvoiceLine.get_by_id(rejected.line_id).sync_status == "error", timeout=20)
+                assert "inactive" in InvoiceLine.get_by_id(rejected.line_id).last_error
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys)
+                grid.table.focus()
+                grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
+                await pilot.press("e")  # the edit shows ConnectWise's reason
+                await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+                assert "inactive" in str(app.screen.line["last_error"])
+                await pilot.press("escape")
+
+                # ConnectWise unreachable: mapped organizations show Response Error
+                sandbox.sandbox.faults.fail_rate = 1.0
+                await pilot.press("o")
+                orgs = screen.query_one("#grid-organizations", SqlGrid)
+                await wait_for(pilot, lambda: Organization.select().where(Organization.mapping_error.is_null(False)).count() > 0,
+                               timeout=60)
+                orgs.set_filter("mapping", frozenset({"Response Error"}))
+                await wait_for(pilot, lambda: orgs.page is not None and orgs.state.filters and orgs.page.total > 0)
+
+        run(scenario())
+        store.close()

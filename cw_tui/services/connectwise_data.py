@@ -7,7 +7,7 @@ from datetime import datetime
 
 from cw_tui.rules.automatch import unique_matches
 from cw_tui.services import settings, system_log
-from cw_tui.services.connectwise import ConnectWiseClient
+from cw_tui.services.connectwise import ConnectionFailed, ConnectWiseClient, ConnectWiseError, ServerError, Throttled, TimedOut
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
 from cw_tui.services.store import (
     Agreement,
@@ -53,9 +53,22 @@ async def sync_organizations(store: Store, client: ConnectWiseClient, *, now: da
     if config.platform_dir:
         organizations, added = refresh_organizations(
             store, Path(config.platform_dir).expanduser(), months_back(now.date(), ORGANIZATION_WINDOW_MONTHS), now=now)
-    result = await refresh_cache(store, client, now=now)
+    try:
+        result = await refresh_cache(store, client, now=now)
+    except ConnectWiseError as error:
+        if isinstance(error, (ConnectionFailed, TimedOut, ServerError, Throttled)):
+            mark_response_error(store, error.message)
+        raise
     result.organizations, result.organizations_added = organizations, added
     return result
+
+
+def mark_response_error(store: Store, message: str) -> None:
+    """SPEC §5: "Response Error" is the Mapping Status of mapped records whose ConnectWise
+    data could not be fetched; the next successful sync clears it."""
+    with store.atomic():
+        Organization.update(mapping_error=message).where(Organization.company_id.is_null(False)).execute()
+        Offer.update(mapping_error=message).where(Offer.product_id.is_null(False)).execute()
 
 
 async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
@@ -84,6 +97,7 @@ async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetim
         _insert(AgreementType, [dict(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=now) for t in types])
         _insert(Agreement, agreement_rows(agreements, now))
         Organization.update(mapping_error=None).execute()
+        Offer.update(mapping_error=None).execute()
         settings.set_value(store, LAST_ORGANIZATIONS_SYNC, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
     result = CacheRefresh(0, 0, len(companies), len(statuses), len(items), len(types), len(agreements),
                           client.api_calls - calls_before)
