@@ -265,30 +265,30 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
                 grid = screen.query_one("#grid-invoices", SqlGrid)
                 await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0)
                 grid.set_search(line.invoice_number)
-                await wait_for(pilot, lambda: line.line_id in grid.page.keys)
+                await wait_for(pilot, lambda: line.line_id in grid.page.keys, timeout=30)
                 grid.table.focus()
                 grid.table.move_cursor(row=grid.page.keys.index(line.line_id))
                 await pilot.press("y")
-                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=20)
+                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=60)
                 assert len(app.screen.plan.creates) == 1
                 await pilot.press("enter")
-                await wait_for(pilot, lambda: InvoiceLine.get_by_id(line.line_id).sync_status == "synced", timeout=20)
+                await wait_for(pilot, lambda: InvoiceLine.get_by_id(line.line_id).sync_status == "synced", timeout=60)
                 assert InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() == 1  # only that line
 
                 # an inactive product: ConnectWise rejects the line, which ends Error with the reason
                 store.db.execute_sql("UPDATE invoice_line SET override_product_id = ? WHERE line_id = ?",
                                      (inactive.id, rejected.line_id))
                 grid.set_search(rejected.invoice_number)
-                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys)
+                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys, timeout=30)
                 grid.table.focus()
                 grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
                 await pilot.press("y")
-                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=20)
+                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=60)
                 await pilot.press("enter")
-                await wait_for(pilot, lambda: InvoiceLine.get_by_id(rejected.line_id).sync_status == "error", timeout=20)
+                await wait_for(pilot, lambda: InvoiceLine.get_by_id(rejected.line_id).sync_status == "error", timeout=60)
                 assert "inactive" in InvoiceLine.get_by_id(rejected.line_id).last_error
-                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
-                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys)
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen), timeout=30)
+                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys, timeout=30)
                 grid.table.focus()
                 grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
                 await pilot.press("e")  # the edit shows ConnectWise's reason
@@ -303,7 +303,8 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
                 await wait_for(pilot, lambda: Organization.select().where(Organization.mapping_error.is_null(False)).count() > 0,
                                timeout=60)
                 orgs.set_filter("mapping", frozenset({"Response Error"}))
-                await wait_for(pilot, lambda: orgs.page is not None and orgs.state.filters and orgs.page.total > 0)
+                await wait_for(pilot, lambda: orgs.page is not None and orgs.state.filters and orgs.page.total > 0,
+                               timeout=30)
 
         run(scenario())
         store.close()
