@@ -18,6 +18,25 @@ from tests.app_helpers import make_app, run, wait_for
 from tests.sandbox_helpers import sandbox_thread
 
 
+async def put_cursor_on(pilot, grid, key: str) -> None:
+    """Move the row cursor to `key` once the grid has settled (late page loads move rows)."""
+    for _ in range(50):
+        await wait_for(pilot, lambda: grid.page is not None and key in grid.page.keys, timeout=30)
+        grid.table.focus()
+        grid.table.move_cursor(row=grid.page.keys.index(key))
+        await pilot.pause(0.2)
+        if grid.current_key() == key:
+            return
+    raise AssertionError(f"the cursor never stayed on {key}")
+
+
+async def modal_ready(pilot, modal_type, button_id: str, timeout: float = 60) -> None:
+    """The modal is up and its default button has the focus (keys sent earlier would be lost)."""
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, modal_type) and app.focused is not None
+                   and app.focused.id == button_id, timeout=timeout)
+
+
 def configured_store(path: Path, folder: Path, sandbox):
     store = open_store(path)
     credential_store.save(sandbox.credentials)
@@ -43,12 +62,12 @@ def test_the_monthly_workflow_from_the_keyboard(tmp_path: Path, demo_folder: Pat
                 await wait_for(pilot, lambda: Company.select().count() == 400, timeout=20)
                 await wait_for(pilot, lambda: Organization.select().count() > 20)
                 await pilot.press("p")  # Load Products
-                await wait_for(pilot, lambda: isinstance(app.screen, LoadProductsModal))
+                await modal_ready(pilot, LoadProductsModal, "load")
                 await pilot.press("enter")
                 await wait_for(pilot, lambda: Offer.select().count() > 20)
                 await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
                 await pilot.press("a")  # auto-match: nothing changes until confirmed
-                await wait_for(pilot, lambda: isinstance(app.screen, AutomapModal))
+                await modal_ready(pilot, AutomapModal, "map_include")
                 assert Organization.select().where(Organization.company_id.is_null(False)).count() == 0
                 await pilot.press("enter")  # "Map and include in sync" has the focus
                 await wait_for(pilot, lambda: Organization.select().where(Organization.company_id.is_null(False)).count() > 20)
@@ -66,13 +85,13 @@ def test_the_monthly_workflow_from_the_keyboard(tmp_path: Path, demo_folder: Pat
                 await wait_for(pilot, lambda: Organization.get_by_id(key).excluded != before)
 
                 await pilot.press("i")  # Load Invoices: Previous Month is checked
-                await wait_for(pilot, lambda: isinstance(app.screen, LoadInvoicesModal))
+                await modal_ready(pilot, LoadInvoicesModal, "load")
                 await pilot.press("enter")
                 await wait_for(pilot, lambda: InvoiceLine.select().where(InvoiceLine.period == "2026-10").count() > 100)
                 await wait_for(pilot, lambda: screen.query_one(TabbedContent).active == "invoices")
 
                 await pilot.press("P")  # Sync Invoices to PSA: the plan first
-                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=20)
+                await modal_ready(pilot, SyncPlanModal, "post")
                 assert InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() == 0
                 plan = app.screen.plan
                 await pilot.press("enter")  # Post to ConnectWise
@@ -265,32 +284,32 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
                 grid = screen.query_one("#grid-invoices", SqlGrid)
                 await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0)
                 grid.set_search(line.invoice_number)
-                await wait_for(pilot, lambda: line.line_id in grid.page.keys, timeout=30)
-                grid.table.focus()
-                grid.table.move_cursor(row=grid.page.keys.index(line.line_id))
+                await put_cursor_on(pilot, grid, line.line_id)
                 await pilot.press("y")
-                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=60)
-                assert len(app.screen.plan.creates) == 1
+                await modal_ready(pilot, SyncPlanModal, "post")
+                assert [c.line_ids for c in app.screen.plan.creates] == [(line.line_id,)]
                 await pilot.press("enter")
-                await wait_for(pilot, lambda: InvoiceLine.get_by_id(line.line_id).sync_status == "synced", timeout=60)
+                try:
+                    await wait_for(pilot, lambda: InvoiceLine.get_by_id(line.line_id).sync_status == "synced", timeout=60)
+                except AssertionError:
+                    from cw_tui.services import system_log
+
+                    raise AssertionError(f"screen {app.screen}, line {InvoiceLine.get_by_id(line.line_id).sync_status}, "
+                                         f"logs {[e.summary for e in system_log.entries(store, limit=8)]}") from None
                 assert InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() == 1  # only that line
 
                 # an inactive product: ConnectWise rejects the line, which ends Error with the reason
                 store.db.execute_sql("UPDATE invoice_line SET override_product_id = ? WHERE line_id = ?",
                                      (inactive.id, rejected.line_id))
                 grid.set_search(rejected.invoice_number)
-                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys, timeout=30)
-                grid.table.focus()
-                grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
+                await put_cursor_on(pilot, grid, rejected.line_id)
                 await pilot.press("y")
-                await wait_for(pilot, lambda: isinstance(app.screen, SyncPlanModal), timeout=60)
+                await modal_ready(pilot, SyncPlanModal, "post")
                 await pilot.press("enter")
                 await wait_for(pilot, lambda: InvoiceLine.get_by_id(rejected.line_id).sync_status == "error", timeout=60)
                 assert "inactive" in InvoiceLine.get_by_id(rejected.line_id).last_error
                 await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen), timeout=30)
-                await wait_for(pilot, lambda: rejected.line_id in grid.page.keys, timeout=30)
-                grid.table.focus()
-                grid.table.move_cursor(row=grid.page.keys.index(rejected.line_id))
+                await put_cursor_on(pilot, grid, rejected.line_id)
                 await pilot.press("e")  # the edit shows ConnectWise's reason
                 await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
                 assert "inactive" in str(app.screen.line["last_error"])

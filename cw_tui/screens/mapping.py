@@ -343,6 +343,13 @@ class MappingActions(AreaScreen):
             except ConnectWiseError as error:
                 self._failed("Sync", error)
                 return
+            except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
+                from cw_tui.services import system_log
+
+                system_log.write(store, system_log.Level.ERROR, system_log.Category.SYNC, "Sync failed",
+                                 f"{type(error).__name__}: {error}")
+                self._failed("Sync", error)
+                return
             finally:
                 self.app.call_from_thread(bar.remove_class, "-running")
         severity = "error" if result.errors else "information"
@@ -537,29 +544,19 @@ class MappingActions(AreaScreen):
     def _row_chosen(self, event: SqlGrid.RowChosen) -> None:
         self.action_edit()
 
-    @on(Button.Pressed, "#sync-organizations")
-    def _b1(self) -> None:
-        self.action_sync_organizations()
+    BUTTON_ACTIONS = {
+        "sync-organizations": "sync_organizations", "automatch": "automatch", "toggle-excluded": "toggle_excluded",
+        "load-products": "load_products", "load-invoices": "load_invoices", "sync-invoices": "sync_invoices",
+        "best-practices": "best_practices",
+    }
 
-    @on(Button.Pressed, "#automatch")
-    def _b2(self) -> None:
-        self.action_automatch()
-
-    @on(Button.Pressed, "#toggle-excluded")
-    def _b3(self) -> None:
-        self.action_toggle_excluded()
-
-    @on(Button.Pressed, "#load-products")
-    def _b4(self) -> None:
-        self.action_load_products()
-
-    @on(Button.Pressed, "#load-invoices")
-    def _b5(self) -> None:
-        self.action_load_invoices()
-
-    @on(Button.Pressed, "#sync-invoices")
-    def _b6(self) -> None:
-        self.action_sync_invoices()
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        """Each toolbar button does what its key does."""
+        action = self.BUTTON_ACTIONS.get(event.button.id or "")
+        if action:
+            event.stop()
+            getattr(self, f"action_{action}")()
 
     @on(TabbedContent.TabActivated)
     def _tab_changed(self) -> None:
@@ -670,10 +667,6 @@ class MappingScreen(MappingActions):
 
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
-
-    @on(Button.Pressed, "#best-practices")
-    def _best(self) -> None:
-        self.action_best_practices()
 
     def _org_summary(self, page) -> str:  # noqa: ANN001 - a Page
         counts = self.app.store.db.execute_sql(  # type: ignore[attr-defined]
