@@ -134,11 +134,11 @@ def _sync_process(db: Path, sandbox, period: str) -> subprocess.Popen:
 def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
     """(b) SIGKILL in the middle of a run, then run again."""
     sandbox, db = world
-    sandbox.sandbox.faults.latency_ms = 40
+    sandbox.sandbox.faults.latency_ms = 80  # slow enough that the kill lands mid-run on a busy machine
     proc = _sync_process(db, sandbox, P1)
     deadline = time.monotonic() + 60
     with open_store(db):
-        while InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() < 20:
+        while InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() < 10:
             assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() is not None else "slow"
             time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
