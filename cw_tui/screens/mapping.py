@@ -364,6 +364,12 @@ class MappingActions(AreaScreen):
     def _grid(self) -> SqlGrid:
         return self.query_one(f"#grid-{self.query_one(TabbedContent).active}", SqlGrid)
 
+    def _current_row(self) -> tuple[SqlGrid, str, str] | None:
+        """The active tab's grid, the key of the row under the cursor, and the tab."""
+        grid = self._grid()
+        key = grid.current_key()
+        return None if key is None else (grid, key, self.query_one(TabbedContent).active)
+
     def _line(self, line_id: str) -> dict | None:
         from cw_tui.services.repository import LINE_MAPPING_JOINS
 
@@ -390,11 +396,10 @@ class MappingActions(AreaScreen):
         from cw_tui.services.mapping import MappingError, map_offers, map_organizations
         from cw_tui.services.store import Offer, Organization
 
-        grid = self._grid()
-        key = grid.current_key()
-        if key is None:
+        current = self._current_row()
+        if current is None:
             return
-        tab = self.query_one(TabbedContent).active
+        grid, key, tab = current
         store = self.app.store
         if tab == "invoices":
             self._edit_line(key)
@@ -464,11 +469,10 @@ class MappingActions(AreaScreen):
     def action_unmap(self) -> None:
         from cw_tui.services.mapping import LineChange, map_offers, map_organizations, update_line_ids
 
-        grid = self._grid()
-        key = grid.current_key()
-        if key is None:
+        current = self._current_row()
+        if current is None:
             return
-        tab = self.query_one(TabbedContent).active
+        grid, key, tab = current
         store = self.app.store
         if tab == "organizations":
             map_organizations(store, [key], None)
