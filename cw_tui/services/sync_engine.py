@@ -196,6 +196,14 @@ def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool
     return True
 
 
+def _free_side_claims(owner: str) -> None:
+    """Free `owner`'s claims on subscriptions and contracts (call inside a transaction).
+    A contract's agreement_claimed_at stays: the next run then looks the agreement up by
+    name before creating one, in case this owner created it and died before recording it."""
+    SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
+    Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
+
+
 def release_stale_claims(store: Store, now: datetime | None = None) -> int:
     """Claims of runs that died. Their lines become Error (and are retried, marker looked up
     first, since their target agreement is recorded); their other claims are freed."""
@@ -223,9 +231,7 @@ def release_stale_claims(store: Store, now: datetime | None = None) -> int:
                 .where((InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
             )
             InvoiceLine.update(claimed_by=None, claimed_at=None).where(InvoiceLine.claimed_by == owner).execute()
-            SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
-            # agreement_claimed_at stays: the next run looks the agreement up before creating one
-            Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
+            _free_side_claims(owner)
     return released
 
 
@@ -584,8 +590,7 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         _release_own_claims(store, owner)
         raise
     with store.atomic():
-        SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
-        Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
+        _free_side_claims(owner)
     result = state.result
     result.api_calls = client.api_calls - calls_before
     result.duration_s = time.monotonic() - started
@@ -615,8 +620,7 @@ def _release_own_claims(store: Store, owner: str) -> None:
         InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
                            last_error="the sync stopped before this line's outcome was known; the next sync checks ConnectWise first").where(
             (InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
-        SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
-        Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
+        _free_side_claims(owner)
 
 
 def periods_to_sync(store: Store) -> list[str]:
