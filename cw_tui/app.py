@@ -4,6 +4,7 @@ setup is done (SPEC §3), with keys, mouse and the command palette."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -71,6 +72,11 @@ class CwTuiApp(App):
         # grid queries run here, off the UI thread, on one warm SQLite connection
         self.db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
         self.theme = "textual-light" if terminal_is_light() else "textual-dark"
+        self._allowed: tuple[float, set[str]] | None = None
+        # No sliding tab underline: over SSH each animation frame is a screen update sent
+        # down the line. TEXTUAL_ANIMATIONS still chooses, when set.
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            self.animation_level = "none"
 
     # --------------------------------------------------------------- state
 
@@ -88,13 +94,21 @@ class CwTuiApp(App):
         return self.has_credentials() and settings_service.load_configuration(self.store).agreement_type is not None
 
     def allowed_areas(self) -> set[str]:
-        if not self.has_credentials():
-            return {"settings"}
-        if not self.setup_complete():
-            return {"settings", "logs"}
-        return set(AREA_NAMES)
+        # Asked for every area binding each time the key hints refresh (every focus change):
+        # remembered briefly, and forgotten at once when Settings saves.
+        now = time.monotonic()
+        if self._allowed is None or now - self._allowed[0] > 2.0:
+            if not self.has_credentials():
+                areas = {"settings"}
+            elif not self.setup_complete():
+                areas = {"settings", "logs"}
+            else:
+                areas = set(AREA_NAMES)
+            self._allowed = (now, areas)
+        return set(self._allowed[1])
 
     def credentials_changed(self) -> None:
+        self._allowed = None
         for screen in self._all_screens():
             refresh = getattr(screen, "refresh_gating", None)
             if refresh:

@@ -141,3 +141,5 @@ def test_a_version_1_file_is_upgraded_to_the_current_schema(tmp_path: Path, monk
         assert s.db.execute_sql("SELECT value FROM setting WHERE key='kept'").fetchone()[0] == "1"
         columns = {row[1] for row in s.db.execute_sql('PRAGMA table_info("invoice_line")')}
         assert "posted_agreement_id" in columns
+        indexes = {row[1] for row in s.db.execute_sql('PRAGMA index_list("invoice_line")')}
+        assert "invoice_line_period" in indexes  # version 3

@@ -1,12 +1,12 @@
-"""What every area screen shares: the area bar on top, the footer below."""
+"""What every area screen shares: the area bar on top, the key hints below."""
 
 from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
 
 from cw_tui.widgets.area_bar import AreaBar
+from cw_tui.widgets.key_bar import KeyBar
 
 
 class AreaScreen(Screen):
@@ -21,7 +21,7 @@ class AreaScreen(Screen):
     def compose(self) -> ComposeResult:
         yield AreaBar(self.AREA)
         yield from self.compose_area()
-        yield Footer()
+        yield KeyBar()
 
     def refresh_gating(self) -> None:
         for bar in self.query(AreaBar):

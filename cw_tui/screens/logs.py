@@ -61,6 +61,7 @@ class LogDetail(ModalScreen[None]):
 
 class LogsScreen(AreaScreen):
     AREA = "logs"
+    AUTO_FOCUS = "GridTable"  # the log's keys (/ search, f filter, enter details) work at once
     BINDINGS = [
         Binding("ctrl+r", "reload", "Refresh", id="logs.refresh"),
         Binding("l", "level", "Level", id="logs.level"),

@@ -563,13 +563,21 @@ class MappingActions(AreaScreen):
             getattr(self, f"action_{action}")()
 
     @on(TabbedContent.TabActivated)
-    def _tab_changed(self) -> None:
+    def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
+        # An action that shows its tab (Load Invoices from Organizations) must not leave the
+        # keys going to a grid on a tab that is now hidden.
+        # The keys go to the shown grid unless the focus is already on that tab (a button).
+        active = event.tabbed_content.active
+        focused = self.focused
+        if focused is None or not any(isinstance(node, TabPane) and node.id == active for node in focused.ancestors):
+            self.query_one(f"#grid-{active}", SqlGrid).table.focus()
 
 
 
 class MappingScreen(MappingActions):
     AREA = "mapping"
+    AUTO_FOCUS = "GridTable"  # the shown tab's grid: its keys work at once
     BINDINGS = [
         Binding("o", "sync_organizations", "Sync orgs", id="mapping.sync_organizations"),
         Binding("a", "automatch", "Auto-match", id="mapping.automatch"),

@@ -5,14 +5,26 @@ at 100 rows and at 100,000. Nothing here imports textual."""
 
 from __future__ import annotations
 
+import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import Store
 
 PAGE_SIZES = (20, 50, 100, 500)
+
+
+@lru_cache(maxsize=256)
+def _alias_pattern(alias: str) -> re.Pattern:
+    return re.compile(rf"(?<![\w.]){re.escape(alias)}\.")
+
+
+def _uses(sql: str, alias: str) -> bool:
+    return bool(_alias_pattern(alias).search(sql))
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,12 @@ class Column:
     # `CAST(sql AS TEXT) LIKE ?`. A column of a joined table can match through a subquery on
     # that small table instead, so a search scans the big one once, without joins.
     search_sql: str | None = None
+    # Sorting by this column walks an index (with the source's `where`): no sort needed.
+    indexed: bool = False
+    # A column of a small joined table (an organization's name) sorts by walking that table's
+    # index and each row's lines: (its alias, a FROM clause that starts with it and joins the
+    # grid's base table). Pages come out in order without sorting every line.
+    sort_driver: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -42,16 +60,35 @@ class GridSource:
     params: tuple = ()
     default_sort: tuple[tuple[str, bool], ...] = ()  # (column key, descending)
     summary: Callable[[Store, "GridSource"], str] | None = None
-    # Counting needs only the joins the WHERE clause uses: (alias, JOIN clause) pairs that are
-    # added to `count_base` when "alias." appears in it. Empty: count over from_sql.
-    count_base: str = ""
-    count_joins: tuple[tuple[str, str], ...] = ()
+    # Counting and choosing a page's keys need only the joins their SQL uses: the base table
+    # (with its alias) and (alias, JOIN clause) pairs in the order they depend on each other.
+    # Empty: every query uses from_sql.
+    base: str = ""
+    joins: tuple[tuple[str, str], ...] = ()
+    # The same rows as `where`, phrased for a scan in file order (a full sort, a search):
+    # walking an index of 100k rows costs one lookup per row, a scan reads pages in order.
+    scan_where: str = ""
+    scan_params: tuple = ()
+
+    @property
+    def rowid_sql(self) -> str:
+        alias = self.key_sql.rsplit(".", 1)[0] if "." in self.key_sql else ""
+        return f"{alias}.rowid" if alias else "rowid"
+
+    def from_for(self, sql: str, driver: tuple[str, str] | None = None) -> str:
+        """The base table (or a sort driver) and the joins that `sql` needs, directly or
+        through another join."""
+        if not self.base:
+            return self.from_sql
+        provided = {driver[0]} if driver else set()
+        needed = {alias for alias, _ in self.joins if _uses(sql, alias)} - provided
+        for alias, clause in reversed(self.joins):  # a join can need an earlier one (cm needs o)
+            if alias in needed:
+                needed |= {a for a, _ in self.joins if a != alias and _uses(clause, a)} - provided
+        return " ".join([driver[1] if driver else self.base, *(c for a, c in self.joins if a in needed)])
 
     def count_from(self, where_sql: str) -> str:
-        if not self.count_base:
-            return self.from_sql
-        joins = [join for alias, join in self.count_joins if f"{alias}." in where_sql]
-        return " ".join([self.count_base, *joins])
+        return self.from_for(where_sql)
 
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
@@ -104,7 +141,7 @@ class Page:
         return max(1, -(-self.total // self.page_size))
 
     def range_text(self) -> str:
-        return f"{self.first:,} – {self.last:,} of {self.total:,}"
+        return f"{self.first:,}–{self.last:,} of {self.total:,}"
 
 
 @dataclass
@@ -116,9 +153,12 @@ class _Where:
         return (" WHERE " + " AND ".join(f"({p})" for p in self.parts)) if self.parts else ""
 
 
-def _where(source: GridSource, state: GridState, *, skip_filter: str | None = None) -> _Where:
+def _where(source: GridSource, state: GridState, *, skip_filter: str | None = None, scan: bool = False) -> _Where:
     where = _Where()
-    if source.where:
+    if scan and source.scan_where:
+        where.parts.append(source.scan_where)
+        where.params.extend(source.scan_params)
+    elif source.where:
         where.parts.append(source.where)
         where.params.extend(source.params)
     search = state.search.strip()
@@ -150,21 +190,143 @@ def _order_sql(source: GridSource, state: GridState) -> str:
     return " ORDER BY " + ", ".join([*terms, source.key_sql])
 
 
-def fetch_page(store: Store, source: GridSource, state: GridState) -> Page:
-    where = _where(source, state)
-    where_sql = where.sql()
-    total = store.db.execute_sql(f"SELECT COUNT(*) FROM {source.count_from(where_sql)}{where_sql}", where.params).fetchone()[0]
+class GridCache:
+    """What a grid's fetches learned, kept while the database is unchanged: counts, and for a
+    search or filter the set of matching rows (a temp table of rowids). Paging, sorting and
+    marking then cost no scan, and a longer search typed after a shorter one looks only at
+    the shorter one's matches. Any commit to the database (seen through `PRAGMA
+    data_version` and the connection's change count) forgets it all.
+
+    Temp tables belong to one connection: use a cache from one thread (the grids use the
+    app's database thread)."""
+
+    _numbers = itertools.count(1)
+
+    def __init__(self) -> None:
+        number = next(self._numbers)
+        self._tables = [f"grid_match_{number}_a", f"grid_match_{number}_b"]
+        self._version: tuple | None = None
+        self.counts: dict[tuple, int] = {}
+        self.match_table: str | None = None
+        self._match_key: tuple | None = None
+        self._match_search = ""
+        self._match_scope: tuple | None = None
+        self.match_count = 0
+
+    def check(self, store: Store) -> None:
+        if self._current(store) != self._version:
+            self.counts.clear()
+            self.match_table = self._match_key = self._match_scope = None
+
+    def _current(self, store: Store) -> tuple:
+        connection = store.db.connection()
+        return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
+
+    def _settle(self, store: Store) -> None:
+        self._version = self._current(store)  # our own temp-table writes are not changes
+
+    def count(self, store: Store, source: GridSource, where: _Where) -> int:
+        key = (source.from_for(where.sql()), where.sql(), tuple(where.params))
+        if key not in self.counts:
+            self.counts[key] = store.db.execute_sql(f"SELECT COUNT(*) FROM {key[0]}{key[1]}", where.params).fetchone()[0]
+            self._settle(store)
+        return self.counts[key]
+
+    def matches(self, store: Store, source: GridSource, state: GridState) -> int:
+        """Fill a temp table with the rowids that match the search and filters; their count."""
+        where = _where(source, state)
+        key = (source.from_sql, source.where, source.params, where.sql(), tuple(where.params))
+        if key == self._match_key:
+            return self.match_count
+        search = state.search.strip()
+        scope = (source.from_sql, source.where, source.params, state.filters)
+        narrower = bool(self._match_search) and self._match_search in search and scope == self._match_scope
+        target = self._tables[1] if self.match_table == self._tables[0] else self._tables[0]
+        db = store.db
+        db.execute_sql(f"CREATE TEMP TABLE IF NOT EXISTS {target} (k INTEGER PRIMARY KEY)")
+        db.execute_sql(f"DELETE FROM temp.{target}")
+        if narrower:  # every row matching "harbor" matches "harbo": look only at those
+            inside = _Where([f"{source.rowid_sql} = m.k", *where.parts], where.params)
+            sql = (f"INSERT INTO temp.{target} (k) SELECT m.k FROM temp.{self.match_table} m CROSS JOIN "
+                   f"{source.from_for(inside.sql())}{inside.sql()}")
+            params = inside.params
+        else:
+            scan = _where(source, state, scan=True)
+            sql = f"INSERT INTO temp.{target} (k) SELECT {source.rowid_sql} FROM {source.from_for(scan.sql())}{scan.sql()}"
+            params = scan.params
+        self.match_count = db.execute_sql(sql, params).rowcount
+        self.match_table, self._match_key, self._match_search, self._match_scope = target, key, search, scope
+        self._settle(store)
+        return self.match_count
+
+
+# A sorted set of matching rows this small is sorted whole; a larger one is paged by walking
+# the sort's index (or driver) and skipping rows that do not match.
+SORT_MATCHES_UP_TO = 20_000
+
+
+def _page_keys(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
+               offset: int, limit: int) -> list:
+    order_sql = _order_sql(source, state)
+    sort = state.sort or source.default_sort
+    first = source.column(sort[0][0]) if sort else None
+    rowid = source.rowid_sql
+    if matches is not None and total <= SORT_MATCHES_UP_TO:
+        sql = (f"SELECT {rowid} FROM temp.{matches} m CROSS JOIN {source.from_for(order_sql)} "
+               f"WHERE {rowid} = m.k{order_sql} LIMIT ? OFFSET ?")
+        return [r[0] for r in store.db.execute_sql(sql, [limit, offset])]
+    if first is not None and first.sort_driver is not None:
+        where = _where(source, state)
+        from_sql = source.from_for(where.sql() + order_sql, first.sort_driver)
+    elif first is None or first.indexed:
+        where = _where(source, state)
+        from_sql = source.from_for(where.sql() + order_sql)
+    else:  # every row is sorted anyway: read them in file order
+        where = _where(source, state, scan=True)
+        from_sql = source.from_for(where.sql() + order_sql)
+    sql = f"SELECT {rowid} FROM {from_sql}{where.sql()}{order_sql} LIMIT ? OFFSET ?"
+    return [r[0] for r in store.db.execute_sql(sql, [*where.params, limit, offset])]
+
+
+def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCache | None = None) -> Page:
+    """One page: the keys of its rows are chosen with as few tables as the search, filters
+    and sort need, then the page's rows are read with every column."""
+    if not source.base:
+        return _fetch_page_simple(store, source, state)
+    cache = cache or GridCache()
+    cache.check(store)
+    base = _where(source, GridState())
+    all_rows = cache.count(store, source, base)
+    narrowed = bool(state.search.strip() or any(values for _, values in state.filters))
+    total = cache.matches(store, source, state) if narrowed else all_rows
     pages = max(1, -(-total // state.page_size))
     page = min(max(1, state.page), pages)
-    order_sql = _order_sql(source, state)
+    matches = cache.match_table if narrowed else None
+    rowids = _page_keys(store, source, state, matches, total, (page - 1) * state.page_size, state.page_size) if total else []
+    rows: list = []
+    if rowids:
+        select = ", ".join([source.rowid_sql, source.key_sql] + [c.sql for c in source.columns])
+        found = {r[0]: r[1:] for r in store.db.execute_sql(
+            f"SELECT {select} FROM {source.from_sql} WHERE {source.rowid_sql} IN ({','.join('?' * len(rowids))})", rowids)}
+        rows = [found[r] for r in rowids if r in found]
+    return Page([str(r[0]) for r in rows], [tuple(r[1:]) for r in rows], total, page, state.page_size, all_rows)
+
+
+def _fetch_page_simple(store: Store, source: GridSource, state: GridState) -> Page:
+    """A small grid: one COUNT and one SELECT over the whole FROM clause."""
+    where = _where(source, state)
+    where_sql = where.sql()
+    total = store.db.execute_sql(f"SELECT COUNT(*) FROM {source.from_sql}{where_sql}", where.params).fetchone()[0]
+    pages = max(1, -(-total // state.page_size))
+    page = min(max(1, state.page), pages)
     select = ", ".join([source.key_sql] + [c.sql for c in source.columns])
     rows = store.db.execute_sql(
-        f"SELECT {select} FROM {source.from_sql}{where.sql()}{order_sql} LIMIT ? OFFSET ?",
+        f"SELECT {select} FROM {source.from_sql}{where_sql}{_order_sql(source, state)} LIMIT ? OFFSET ?",
         [*where.params, state.page_size, (page - 1) * state.page_size],
     ).fetchall()
     base = _Where([source.where] if source.where else [], list(source.params))
     all_rows = total if not (state.search or state.filters) else store.db.execute_sql(
-        f"SELECT COUNT(*) FROM {source.count_from(base.sql())}{base.sql()}", base.params).fetchone()[0]
+        f"SELECT COUNT(*) FROM {source.from_sql}{base.sql()}", base.params).fetchone()[0]
     return Page([str(r[0]) for r in rows], [tuple(r[1:]) for r in rows], total, page, state.page_size, all_rows)
 
 
@@ -269,14 +431,16 @@ def invoices_source(period: str) -> GridSource:
         "LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id) "
         "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)",
         (
-            Column("invoice_date", "Invoice Date", "l.invoice_date", width=10),
+            Column("invoice_date", "Invoice Date", "l.invoice_date", width=10, indexed=True),
             Column("invoice_number", "Invoice #", "l.invoice_number", searchable=True, width=16),
             Column("organization", "Organization Name", "o.name", searchable=True, width=24,
-                   search_sql="l.organization_id IN (SELECT platform_id FROM organization WHERE name LIKE ? ESCAPE '\\')"),
+                   search_sql="l.organization_id IN (SELECT platform_id FROM organization WHERE name LIKE ? ESCAPE '\\')",
+                   sort_driver=("o", "organization o CROSS JOIN invoice_line l ON l.organization_id = o.platform_id")),
             Column("contract", "Contract ID", "l.contract_id", searchable=True, width=10),
             Column("subscription", "Subscription Name", "l.subscription_name", searchable=True, width=24),
             Column("offer", "Offer Name", "f.name", searchable=True, width=24,
-                   search_sql="l.offer_id IN (SELECT platform_id FROM offer WHERE name LIKE ? ESCAPE '\\')"),
+                   search_sql="l.offer_id IN (SELECT platform_id FROM offer WHERE name LIKE ? ESCAPE '\\')",
+                   sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id")),
             Column("charge_type", "Charge Type", "l.charge_type", filterable=True, width=13),
             Column("quantity", "Quantity", "l.quantity", numeric=True, width=10),
             Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10),
@@ -293,10 +457,19 @@ def invoices_source(period: str) -> GridSource:
             Column("last_sync", "Last Sync", "l.last_sync_at", width=16),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
-        count_base="invoice_line l",
-        count_joins=(
+        base="invoice_line l",
+        joins=(
             ("o", "JOIN organization o ON o.platform_id = l.organization_id"),
             ("f", "JOIN offer f ON f.platform_id = l.offer_id"),
             ("c", "JOIN contract c ON c.platform_id = l.contract_id"),
+            ("cm", "LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)"),
+            ("p", "LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)"),
+            ("ag", "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)"),
         ),
+        # a period's lines were loaded together: their rowids lie between the period's first
+        # and last (found at once in invoice_line_period), and `+` keeps SQLite from walking
+        # an index of the period instead of the table
+        scan_where="l.rowid BETWEEN (SELECT MIN(rowid) FROM invoice_line WHERE period = ?) "
+                   "AND (SELECT MAX(rowid) FROM invoice_line WHERE period = ?) AND +l.period = ?",
+        scan_params=(period, period, period),
     )

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,10 +20,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Select, SelectionList, Static
+from textual.strip import Strip
+from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from cw_tui.services.grid_query import PAGE_SIZES, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.widgets.grid_table import GridTable
 
 Formatter = Callable[[Any], Any]
 
@@ -29,27 +34,6 @@ class _ValueList(SelectionList):
     """space toggles a value, enter applies the filter (SelectionList would toggle on enter)."""
 
     BINDINGS = [Binding("enter", "screen.apply", "Apply")]
-
-
-class GridTable(DataTable):
-    """The grid's table: a row cursor, and left/right choose the column that `s` sorts and
-    `f` filters (a row cursor alone has no current column)."""
-
-    BINDINGS = [
-        Binding("left", "column(-1)", "Column left", show=False),
-        Binding("right", "column(1)", "Column right", show=False),
-    ]
-
-    def action_column(self, step: int) -> None:
-        grid = self.parent
-        if isinstance(grid, SqlGrid):
-            grid.move_column(step)
-
-    def on_click(self, event) -> None:  # noqa: ANN001 - a Click event
-        grid = self.parent
-        if event.y == 0 and isinstance(grid, SqlGrid):  # the header row: sort by that column
-            event.stop()
-            grid.header_clicked(event.x + int(self.scroll_x))
 
 
 class FilterModal(ModalScreen[frozenset | None]):
@@ -120,13 +104,15 @@ class SqlGrid(Vertical):
         Binding("greater_than_sign", "page(1)", "Next page", id="grid.next_page", show=False),
         Binding("less_than_sign", "page(-1)", "Prev page", id="grid.prev_page", show=False),
     ]
+    MARK_STYLE = Style(bold=True, color="yellow")
     DEFAULT_CSS = """
     SqlGrid { height: 1fr; }
     SqlGrid .grid-bar { height: 1; }
     SqlGrid .grid-bar Input { width: 1fr; height: 1; border: none; padding: 0 1; }
     SqlGrid .grid-bar Select { width: 14; }
-    SqlGrid .grid-bar .range { width: auto; padding: 0 1; }
-    SqlGrid DataTable { height: 1fr; }
+    SqlGrid .grid-pager .pages { width: 9; }
+    SqlGrid .grid-pager .range { width: 28; padding: 0 1; }
+    SqlGrid GridTable { height: 1fr; }
     SqlGrid .grid-pager { height: 1; }
     SqlGrid .grid-pager Button { min-width: 0; width: auto; height: 1; border: none; padding: 0 1; }
     SqlGrid .grid-pager Input { width: 8; height: 1; border: none; padding: 0 1; }
@@ -147,23 +133,28 @@ class SqlGrid(Vertical):
         self.all_matching = False
         self.column_index = 0  # the current column among the visible ones (sort, filter)
         self._rows: dict[str, tuple] = {}
+        self._cache = GridCache()  # counts and matching rows, reused until the database changes
+        self._columns_for: GridSource | None = None
+        self._cell_cache: dict[tuple[str, Any], list[Segment]] = {}
+        self._columns_cache: list = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
             yield Input(placeholder=f"/ Search {self.source.name}…", classes="search", compact=True)
             yield Select([(f"{n} / page", n) for n in PAGE_SIZES], value=self.state.page_size, allow_blank=False,
                          compact=True, classes="page-size")
-        yield GridTable(cursor_type="row", zebra_stripes=True)
+        yield GridTable()
         with Horizontal(classes="grid-pager"):
             yield Button("‹ Prev", classes="prev", compact=True)
             yield Input(value="1", classes="page-number", compact=True, restrict=r"\d*")
+            yield Label("of 1", classes="pages")
             yield Button("Next ›", classes="next", compact=True)
             yield Label("", classes="range")
             yield Static("", classes="summary")
 
     @property
-    def table(self) -> DataTable:
-        return self.query_one(DataTable)
+    def table(self) -> GridTable:
+        return self.query_one(GridTable)
 
     def on_mount(self) -> None:
         self.reload()
@@ -185,8 +176,23 @@ class SqlGrid(Vertical):
         # One long-lived database thread for all grids: its SQLite connection and page cache
         # stay warm (a new thread per query would open a new, cold connection every time).
         loop = asyncio.get_running_loop()
-        page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state)  # type: ignore[attr-defined]
-        self._show(page)
+        try:
+            page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state,  # type: ignore[attr-defined]
+                                              self._cache)
+            self._show(page)
+        except Exception as error:  # a locked or damaged database, or a bug: say so, keep what is shown
+            import traceback
+
+            from cw_tui.services import system_log
+
+            summary = f"Could not show the {self.source.name}: {error}"
+            category = {"organizations": system_log.Category.ORGANIZATIONS, "products": system_log.Category.PRODUCTS,
+                        "invoice lines": system_log.Category.INVOICES}.get(self.source.name, system_log.Category.CONFIGURATION)
+            try:
+                system_log.write(self.app.store, system_log.Level.ERROR, category, summary, traceback.format_exc())  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - the log lives in the same database
+                pass
+            self.app.notify(summary + " (ctrl+r retries; details in System Logs)", severity="error")
 
     def _header(self, column) -> Text:  # noqa: ANN001 - a Column
         direction = dict(self.state.sort).get(column.key)
@@ -208,6 +214,7 @@ class SqlGrid(Vertical):
 
     @staticmethod
     def _fit(cell: Text, width: int, right: bool) -> Text:
+        """A styled cell cut or padded to its column's width, with a space either side."""
         cell = cell.copy()
         cell.truncate(width, overflow="ellipsis")
         pad = width - cell.cell_len
@@ -220,39 +227,61 @@ class SqlGrid(Vertical):
         out.append(" ")
         return out
 
-    def _row_text(self, key: str, row: tuple) -> Text:
-        # One cell per row: the stock DataTable renders each cell through Rich on every
-        # repaint, and 20 rows x 20 columns cost far more than 20 composed lines.
-        text = Text.assemble(" ", self._mark_cell(key), " ")
-        for column in self._visible():
-            value = row[self.source.columns.index(column)]
-            formatter = self.formatters.get(column.key)
-            cell = formatter(value) if formatter else ("" if value is None else str(value))
+    @staticmethod
+    def _fit_plain(cell: str, width: int, right: bool) -> str:
+        if cell_len(cell) > width:
+            cell = set_cell_size(cell, width - 1) + "…"
+        pad = " " * (width - cell_len(cell))
+        return f" {pad}{cell} " if right else f" {cell}{pad} "
+
+    def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
+        formatter = self.formatters.get(column.key)
+        width = column.width or 10
+        if formatter is None:
+            return [Segment(self._fit_plain("" if value is None else str(value), width, column.numeric))]
+        # Formatters are pure functions of the value (badges, amounts, dates): remember them.
+        cached = self._cell_cache.get((column.key, value))
+        if cached is None:
+            cell = formatter(value)
             if isinstance(cell, str):
-                cell = Text(cell)
-            text.append_text(self._fit(cell, column.width or 10, column.numeric))
-        return text
+                cached = [Segment(self._fit_plain(cell, width, column.numeric))]
+            else:
+                cached = list(self._fit(cell, width, column.numeric).render(self.app.console))
+            if len(self._cell_cache) > 50_000:
+                self._cell_cache.clear()
+            self._cell_cache[(column.key, value)] = cached
+        return cached
+
+    def _row_strip(self, key: str, row: tuple) -> Strip:
+        # A row is rendered once, when its page arrives; GridTable only crops and styles it.
+        marked = self.all_matching or key in self.marked
+        segments = [Segment(" "), Segment("●", self.MARK_STYLE) if marked else Segment(" "), Segment(" ")]
+        width = 3
+        for index, column in self._row_columns():
+            segments.extend(self._cell(column, row[index]))
+            width += (column.width or 10) + 2
+        return Strip(segments, width)
+
+    def _row_columns(self) -> list:
+        """(index in the row, Column) of the visible columns."""
+        if self._columns_for is not self.source:
+            self._columns_for = self.source
+            self._columns_cache = [(n, c) for n, c in enumerate(self.source.columns) if c.width != 0]
+            self._cell_cache.clear()
+        return self._columns_cache
 
     def _show(self, page: Page) -> None:
         self.page = page
         self.state = replace(self.state, page=page.page)
         self._rows = dict(zip(page.keys, page.rows))
         table = self.table
-        keep_row = table.cursor_row if table.row_count else 0
-        header = self._header_text()
-        if [k.value for k in table.columns] == ["row"]:
-            table.clear()
-            table.columns["row"].label = header  # type: ignore[index]
-        else:
-            table.clear(columns=True)
-            table.add_column(header, key="row", width=header.cell_len)
-        for key, row in zip(page.keys, page.rows):
-            table.add_row(self._row_text(key, row), key=key)
-        if table.row_count:
-            wanted = {"first": 0, "last": table.row_count - 1}.get(self._cursor_after_load or "", keep_row)
-            table.move_cursor(row=min(wanted, table.row_count - 1))
+        wanted = {"first": 0, "last": len(page.keys) - 1}.get(self._cursor_after_load or "", table.cursor_row)
+        table.set_rows(self._header_text(), [(key, self._row_strip(key, row)) for key, row in zip(page.keys, page.rows)],
+                       cursor_row=wanted)
         self._cursor_after_load = None
-        self.query_one(".range", Label).update(f"{page.range_text()}  page {page.page}/{page.pages}")
+        # fixed widths: new text repaints the labels without a layout pass of the screen
+        self.query_one(".pages", Label).update(f"of {page.pages:,}", layout=False)
+        self.query_one(".range", Label).update(page.range_text(), layout=False)
         self.query_one(".page-number", Input).value = str(page.page)
         self._update_summary()
         self.post_message(self.Loaded(self, page))
@@ -260,10 +289,7 @@ class SqlGrid(Vertical):
     # --------------------------------------------------------------- actions
 
     def current_key(self) -> str | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.table.cursor_key
 
     def current_column(self):  # noqa: ANN201 - a Column
         visible = [c for c in self.source.columns if c.width != 0]
@@ -275,8 +301,7 @@ class SqlGrid(Vertical):
             return
         self.column_index = max(0, min(len(visible) - 1, self.column_index + step))
         table = self.table
-        if [k.value for k in table.columns] == ["row"]:
-            table.columns["row"].label = self._header_text()  # type: ignore[index]
+        table.set_header(self._header_text())
         # keep the chosen column in view
         x = 3 + sum((c.width or 10) + 2 for c in visible[: self.column_index])
         width = (visible[self.column_index].width or 10) + 2
@@ -296,9 +321,6 @@ class SqlGrid(Vertical):
         return None
 
     # --------------------------------------------------------------- marks
-
-    def _mark_cell(self, key: str) -> Text:
-        return Text("●", style="bold yellow") if self.all_matching or key in self.marked else Text(" ")
 
     def marked_count(self) -> int:
         if self.all_matching:
@@ -324,7 +346,7 @@ class SqlGrid(Vertical):
             self.all_matching = False
             self.marked = set(self.page.keys) if self.page else set()
         self.marked.symmetric_difference_update({key})
-        self.table.update_cell(key, "row", self._row_text(key, self._rows[key]))
+        self.table.update_row(key, self._row_strip(key, self._rows[key]))
         self.table.move_cursor(row=min(self.table.cursor_row + 1, self.table.row_count - 1))
         self._update_summary()
 
@@ -332,18 +354,25 @@ class SqlGrid(Vertical):
         self.all_matching = True
         self.marked.clear()
         self.app.notify(f"All {self.page.total if self.page else 0:,} matching rows are marked.")
-        self.reload()
+        self._show_marks()
 
     def action_clear_marks(self) -> None:
         self.all_matching = False
         self.marked.clear()
-        self.reload()
+        self._show_marks()
+
+    def _show_marks(self) -> None:
+        """Marks live in the widget: redraw the page's rows, no query."""
+        if self.page is not None:
+            self.table.set_rows(self._header_text(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
+                                cursor_row=self.table.cursor_row)
+            self._update_summary()
 
     def _update_summary(self) -> None:
         if self.page is not None:  # noqa: SIM102
             base = self.summary_text(self.page) if self.summary_text else f"Showing {len(self.page.rows):,} of {self.page.total:,} {self.source.name}"
             marks = self.marked_count()
-            self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base)
+            self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
 
     def action_export(self) -> None:
         from datetime import datetime
@@ -444,9 +473,20 @@ class SqlGrid(Vertical):
             self.state = self.state.toggled_sort(column.key)
             self.reload()
 
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        self.post_message(self.RowChosen(self, str(event.row_key.value)))
+    @on(GridTable.RowSelected)
+    def _row_selected(self, event: GridTable.RowSelected) -> None:
+        event.stop()
+        self.post_message(self.RowChosen(self, event.key))
+
+    @on(GridTable.ColumnStep)
+    def _column_step(self, event: GridTable.ColumnStep) -> None:
+        event.stop()
+        self.move_column(event.step)
+
+    @on(GridTable.HeaderClicked)
+    def _header_clicked(self, event: GridTable.HeaderClicked) -> None:
+        event.stop()
+        self.header_clicked(event.x)
 
     def on_key(self, event) -> None:  # noqa: ANN001 - a Key event
         table = self.table

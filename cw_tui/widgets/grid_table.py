@@ -1,0 +1,211 @@
+"""The table of a SqlGrid: one page of rows drawn through Textual's line API.
+
+Textual's stock DataTable renders every cell through Rich on every repaint, which cost about
+100 ms per repaint for a 20-row page of 20 columns. Here each row is rendered to a Strip
+once, when the page arrives; a repaint only crops and styles the strips on screen. The
+header line stays put while the rows scroll under it."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+
+class GridTable(ScrollView, can_focus=True):
+    """Rows with a key each, a row cursor, zebra stripes, a sticky header line."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page_cursor(-1)", "Page up", show=False),
+        Binding("pagedown", "page_cursor(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First row", show=False),
+        Binding("end", "cursor_to(-1)", "Last row", show=False),
+        Binding("enter", "select", "Open", show=False),
+        Binding("left", "column(-1)", "Column left", show=False),
+        Binding("right", "column(1)", "Column right", show=False),
+    ]
+    COMPONENT_CLASSES = {
+        "grid-table--header",
+        "grid-table--cursor",
+        "grid-table--even-row",
+    }
+    DEFAULT_CSS = """
+    GridTable {
+        background: $surface;
+        color: $foreground;
+        & > .grid-table--header { text-style: bold; background: $panel; color: $foreground; }
+        & > .grid-table--even-row { background: $surface-lighten-1 50%; }
+        & > .grid-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            /* no background-tint here: it blends every cell of every line on each repaint */
+            & > .grid-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        &:dark > .grid-table--even-row { background: $surface-darken-1 40%; }
+    }
+    """
+
+    class RowSelected(Message):
+        """enter (or a click on the cursor row) on a row."""
+
+        def __init__(self, table: "GridTable", key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+        @property
+        def control(self) -> "GridTable":
+            return self.table
+
+    class ColumnStep(Message):
+        """left/right: the grid chooses the column that `s` sorts and `f` filters."""
+
+        def __init__(self, step: int) -> None:
+            super().__init__()
+            self.step = step
+
+    class HeaderClicked(Message):
+        def __init__(self, x: int) -> None:
+            super().__init__()
+            self.x = x  # in content coordinates (the horizontal scroll added)
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._header = Strip([])
+        self._keys: list[str] = []
+        self._strips: list[Strip] = []
+        self._index: dict[str, int] = {}
+        self.cursor_row = 0
+        self._styles: dict[str, Style] = {}
+
+    # --------------------------------------------------------------- data
+
+    @property
+    def row_count(self) -> int:
+        return len(self._keys)
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self._keys[self.cursor_row] if self._keys else None
+
+    def _strip(self, text: Text) -> Strip:
+        return Strip(text.render(self.app.console), text.cell_len)
+
+    def set_header(self, header: Text) -> None:
+        self._header = self._strip(header)
+        self._resize()
+        self.refresh()
+
+    def set_rows(self, header: Text, rows: list[tuple[str, Strip]], cursor_row: int = 0) -> None:
+        """The page's rows, each already rendered to one line."""
+        self._header = self._strip(header)
+        self._keys = [key for key, _ in rows]
+        self._index = {key: n for n, key in enumerate(self._keys)}
+        self._strips = [strip for _, strip in rows]
+        self._resize()
+        self.move_cursor(row=cursor_row)
+        self.refresh()
+
+    def update_row(self, key: str, strip: Strip) -> None:
+        index = self._index.get(key)
+        if index is not None:
+            self._strips[index] = strip
+            self.refresh()
+
+    def _resize(self) -> None:
+        width = max([self._header.cell_length, *(s.cell_length for s in self._strips)])
+        self.virtual_size = Size(width, len(self._strips) + 1)
+
+    # --------------------------------------------------------------- cursor
+
+    def move_cursor(self, *, row: int | None = None, column: int | None = None) -> None:  # noqa: ARG002 - DataTable's signature
+        if row is None or not self._keys:
+            self.cursor_row = 0
+            return
+        self.cursor_row = max(0, min(row, len(self._keys) - 1))
+        self._scroll_cursor_into_view()
+        self.refresh()
+
+    def _scroll_cursor_into_view(self) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)  # less the header line
+        top = int(self.scroll_y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False, immediate=True)
+
+    def action_cursor(self, step: int) -> None:
+        self.move_cursor(row=self.cursor_row + step)
+
+    def action_page_cursor(self, step: int) -> None:
+        self.move_cursor(row=self.cursor_row + step * max(1, self.scrollable_content_region.height - 1))
+
+    def action_cursor_to(self, row: int) -> None:
+        self.move_cursor(row=row if row >= 0 else len(self._keys) - 1)
+
+    def action_select(self) -> None:
+        if self._keys:
+            self.post_message(self.RowSelected(self, self._keys[self.cursor_row]))
+
+    def action_column(self, step: int) -> None:
+        self.post_message(self.ColumnStep(step))
+
+    def on_click(self, event: Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        event.stop()
+        if offset.y == 0:
+            self.post_message(self.HeaderClicked(offset.x + int(self.scroll_x)))
+            return
+        row = int(self.scroll_y) + offset.y - 1
+        if 0 <= row < len(self._keys):
+            if row == self.cursor_row:
+                self.action_select()
+            self.move_cursor(row=row)
+
+    def on_resize(self) -> None:
+        self._scroll_cursor_into_view()
+
+    # --------------------------------------------------------------- drawing
+
+    def notify_style_update(self) -> None:
+        self._styles.clear()
+        super().notify_style_update()
+
+    def _style(self, part: str) -> Style:
+        """The widget's style with a component's on top; looked up once per style change."""
+        style = self._styles.get(part)
+        if style is None:
+            base = self.rich_style
+            style = self._styles[part] = base + self.get_component_rich_style(part) if part else base
+        return style
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        if y == 0:
+            style, strip = self._style("grid-table--header"), self._header
+        else:
+            row = scroll_y + y - 1
+            if row >= len(self._strips):
+                return Strip([Segment(" " * width, self._style(""))], width)
+            part = "grid-table--cursor" if row == self.cursor_row else "grid-table--even-row" if row % 2 else ""
+            style, strip = self._style(part), self._strips[row]
+        return strip.crop_extend(scroll_x, scroll_x + width, None).apply_style(style) if width else Strip([])
+

@@ -1,0 +1,119 @@
+"""The SQL-paged grids' fast path (`fetch_page` with a `GridCache`) must show exactly what one
+plain SELECT over the grid's whole FROM clause shows, whatever the user does in between:
+search, narrow the search, filter, sort, page, and change the data from another connection
+(the app writes from its workers while the grid reads on the database thread)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cw_tui.services import grid_query
+from cw_tui.services.grid_query import GridCache, GridState, _fetch_page_simple, fetch_page, invoices_source
+from cw_tui.services.mapping import map_organizations
+from cw_tui.services.store import InvoiceLine, Organization
+from tests.app_helpers import seeded_store
+
+PERIOD = "2026-10"
+SOURCE = invoices_source(PERIOD)
+SORTABLE = [c.key for c in SOURCE.columns if c.sortable]
+
+
+@pytest.fixture
+def store(tmp_path: Path, demo_folder: Path):
+    s = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    yield s
+    s.close()
+
+
+def values(store, key: str) -> list:  # noqa: ANN001
+    column = SOURCE.column(key)
+    return [r[0] for r in store.db.execute_sql(
+        f"SELECT DISTINCT {column.sql} FROM {SOURCE.from_sql} WHERE l.period = ?", (PERIOD,))]
+
+
+def states(store) -> st.SearchStrategy[GridState]:  # noqa: ANN001
+    # fixed lists: the data changes during the test, the strategy must not
+    choices = {"charge_type": sorted(values(store, "charge_type")), "currency": sorted(values(store, "currency")),
+               "mapping": ["excluded", "mapped", "unmapped"], "sync": ["error", "not_synced", "synced"]}
+    filters = st.lists(
+        st.sampled_from(sorted(choices)).flatmap(
+            lambda key: st.tuples(st.just(key), st.frozensets(st.sampled_from(choices[key]), max_size=3))),
+        max_size=2, unique_by=lambda f: f[0])
+    return st.builds(
+        GridState,
+        search=st.sampled_from(["", "a", "Har", "Harb", "Harbor", "INV-2026", "CTR-0000", "1", "12", "zzzq", "Ex", "Exch"]),
+        sort=st.one_of(st.just(()), st.tuples(st.tuples(st.sampled_from(SORTABLE), st.booleans()))),
+        filters=filters.map(tuple),
+        page=st.integers(1, 6),
+        page_size=st.sampled_from([20, 50]),
+    )
+
+
+def write_something(store, n: int) -> None:  # noqa: ANN001
+    """A change that moves rows in and out of searches, filters and sorts."""
+    lines = InvoiceLine.select().where(InvoiceLine.period == PERIOD)
+    line = lines.order_by(InvoiceLine.line_id).offset(n * 7 % lines.count()).first()
+    status = ["not_synced", "error", "synced"][n % 3]
+    InvoiceLine.update(sync_status=status).where(InvoiceLine.line_id == line.line_id).execute()
+    orgs = Organization.select()
+    org = orgs.order_by(Organization.platform_id).offset(n % orgs.count()).first()
+    map_organizations(store, [org.platform_id], None if n % 2 else 250)
+
+
+@pytest.mark.parametrize("sort_matches_up_to", [grid_query.SORT_MATCHES_UP_TO, 0])
+def test_cached_pages_equal_one_plain_select(store, sort_matches_up_to: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    # 0: every set of matching rows counts as large, so pages come from walking the sort
+    monkeypatch.setattr(grid_query, "SORT_MATCHES_UP_TO", sort_matches_up_to)
+    database_thread = ThreadPoolExecutor(1)  # one connection, as the app's database thread
+    cache = GridCache()
+    steps = {"n": 0}
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(state=states(store), write=st.integers(0, 4))
+    def check(state: GridState, write: int) -> None:
+        compare(state)
+        if write == 0:  # now and then, another connection changes the data: the same state again
+            steps["n"] += 1
+            write_something(store, steps["n"])
+            compare(state)
+
+    def compare(state: GridState) -> None:
+        fast = database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
+        plain = database_thread.submit(_fetch_page_simple, store, SOURCE, state).result()
+        assert (fast.keys, fast.rows, fast.total, fast.page, fast.all_rows) == \
+               (plain.keys, plain.rows, plain.total, plain.page, plain.all_rows), state
+
+    check()
+    database_thread.shutdown()
+
+
+def test_a_longer_search_narrows_the_last_matches_and_a_write_forgets_them(store) -> None:  # noqa: ANN001
+    database_thread = ThreadPoolExecutor(1)
+    cache = GridCache()
+
+    def fetch(state: GridState):  # noqa: ANN202
+        return database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
+
+    short = fetch(GridState(search="Ex"))
+    narrowed = fetch(GridState(search="Exch"))
+    assert 0 < narrowed.total < short.total
+    assert narrowed.keys == _fetch_page_simple(store, SOURCE, GridState(search="Exch")).keys
+    # the grid shows lines in error; a line that matched "Exch" goes into error, written on
+    # another connection, then on the grid's own: each time the cached rows are not reused
+    in_error = GridState(search="Exch", filters=(("sync", frozenset({"error"})),))
+    before = fetch(in_error)
+    first, second = narrowed.keys[0], narrowed.keys[1]
+    assert first not in before.keys and second not in before.keys
+    store.db.execute_sql("UPDATE invoice_line SET sync_status = 'error' WHERE line_id = ?", (first,))
+    after_other = fetch(in_error)
+    assert after_other.total == before.total + 1 and first in after_other.keys
+    database_thread.submit(store.db.execute_sql, "UPDATE invoice_line SET sync_status = 'error' WHERE line_id = ?",
+                           (second,)).result()
+    after_own = fetch(in_error)
+    assert after_own.total == before.total + 2 and second in after_own.keys
+    database_thread.shutdown()
