@@ -327,3 +327,62 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
 
         run(scenario())
         store.close()
+
+
+def test_the_shown_grid_has_the_keys_and_the_mouse_sorts_opens_and_presses_keys(tmp_path: Path, demo_folder: Path) -> None:
+    """An action that shows another tab (Load Invoices from Organizations) gives that tab's
+    grid the keys; a click on a column title sorts, a click on the cursor row opens it, and
+    a click on a key hint presses the key."""
+    from cw_tui.screens.pickers import PickerModal
+    from cw_tui.widgets.key_bar import KeyBar
+    from tests.app_helpers import seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            screen = app.screen
+            organizations = screen.query_one("#grid-organizations", SqlGrid)
+            invoices = screen.query_one("#grid-invoices", SqlGrid)
+            await wait_for(pilot, lambda: app.focused is organizations.table)  # the keys work at once
+            await pilot.press("i")  # Load Invoices belongs to the Invoices tab
+            await modal_ready(pilot, LoadInvoicesModal, "load")
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            assert screen.query_one(TabbedContent).active == "invoices"
+            await wait_for(pilot, lambda: app.focused is invoices.table)
+            await wait_for(pilot, lambda: invoices.page is not None and invoices.page.total > 20)
+            await pilot.press("s")  # sorts the invoices, not the hidden organizations
+            await wait_for(pilot, lambda: invoices.state.sort == (("invoice_date", False),))
+            assert organizations.state.sort == ()
+
+            # the header: " ● " then each column as its width plus a space either side
+            x = 3 + (10 + 2) + (16 + 2) + 2  # inside "Organization Name"
+            await pilot.click(invoices.table, offset=(x, 0))
+            await wait_for(pilot, lambda: invoices.state.sort == (("organization", False),))
+            names = [row[2] for row in invoices.page.rows]
+            assert names == sorted(names)
+            await pilot.click(invoices.table, offset=(x, 0))  # again: descending
+            await wait_for(pilot, lambda: invoices.state.sort == (("organization", True),))
+
+            await pilot.click(invoices.table, offset=(20, 3))  # the third row takes the cursor
+            await wait_for(pilot, lambda: invoices.table.cursor_row == 2)
+            key = invoices.current_key()
+            await pilot.click(invoices.table, offset=(20, 3))  # a click on the cursor row opens it
+            await wait_for(pilot, lambda: not isinstance(app.screen, MappingScreen))
+            assert invoices.current_key() == key
+            await pilot.press("escape")
+            while isinstance(app.screen, PickerModal) or not isinstance(app.screen, MappingScreen):
+                await pilot.press("escape")
+                await pilot.pause(0.1)
+
+            bar = screen.query_one(KeyBar)
+            start = next(start for start, _end, hint_key in bar._spans if hint_key == "slash")
+            await pilot.click(bar, offset=(start + 1, 0))  # "/ Search"
+            await wait_for(pilot, lambda: app.focused is invoices.query_one(".search"))
+
+    run(scenario())
+    store.close()

@@ -129,7 +129,19 @@ class MappingActions(AreaScreen):
         """Every action works from any tab: it first shows the tab it belongs to."""
         tab = self.TAB_ACTIONS.get(action)
         if tab:
-            self.query_one(TabbedContent).active = tab
+            self.show_tab(tab)
+
+    def show_tab(self, tab: str) -> None:
+        """Show a tab, and give its grid the keys unless the focus is already on that tab.
+        The focus moves at once: the tab is then drawn once, not again for the focus."""
+        content = self.query_one(TabbedContent)
+        content.active = tab
+        self._focus_shown_grid(tab)
+
+    def _focus_shown_grid(self, tab: str) -> None:
+        focused = self.focused
+        if focused is None or not any(isinstance(node, TabPane) and node.id == tab for node in focused.ancestors):
+            self.query_one(f"#grid-{tab}", SqlGrid).table.focus()
 
     def _client(self):  # noqa: ANN202 - a ConnectWiseClient
         from cw_tui.services import credentials as credential_store
@@ -565,13 +577,7 @@ class MappingActions(AreaScreen):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.refresh_bindings()
-        # An action that shows its tab (Load Invoices from Organizations) must not leave the
-        # keys going to a grid on a tab that is now hidden.
-        # The keys go to the shown grid unless the focus is already on that tab (a button).
-        active = event.tabbed_content.active
-        focused = self.focused
-        if focused is None or not any(isinstance(node, TabPane) and node.id == active for node in focused.ancestors):
-            self.query_one(f"#grid-{active}", SqlGrid).table.focus()
+        self._focus_shown_grid(event.tabbed_content.active)  # a click on a tab changes it too
 
 
 
@@ -671,11 +677,7 @@ class MappingScreen(MappingActions):
     def action_tab(self, step: int) -> None:
         tabs = ["organizations", "products", "invoices"]
         content = self.query_one(TabbedContent)
-        content.active = tabs[(tabs.index(content.active) + step) % len(tabs)]
-        self.call_after_refresh(lambda: self.query_one(f"#grid-{content.active}", SqlGrid).table.focus())
-
-    def show_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.show_tab(tabs[(tabs.index(content.active) + step) % len(tabs)])
 
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
