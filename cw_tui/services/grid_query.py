@@ -358,9 +358,10 @@ def export_csv(store: Store, source: GridSource, state: GridState, path) -> int:
 def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200) -> list[tuple[Any, int]]:
     """A filterable column's values with their counts, under the other active filters."""
     column = source.column(key)
-    where = _where(source, state, skip_filter=key)
+    where = _where(source, state, skip_filter=key, scan=True)  # every matching row is read: in file order
     return [tuple(r) for r in store.db.execute_sql(
-        f"SELECT {column.sql} AS v, COUNT(*) FROM {source.from_sql}{where.sql()} GROUP BY v ORDER BY v LIMIT ?",
+        f"SELECT {column.sql} AS v, COUNT(*) FROM {source.from_for(where.sql() + column.sql)}{where.sql()} "
+        "GROUP BY v ORDER BY v LIMIT ?",
         [*where.params, limit])]
 
 

@@ -47,11 +47,19 @@ class FilterModal(ModalScreen[frozenset | None]):
     FilterModal Horizontal { height: auto; align-horizontal: right; }
     """
 
-    def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset) -> None:
+    def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
+                 on_apply: Callable[[frozenset], None] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.values = values
         self.selected = selected
+        # called before the modal closes: the grid's query runs while the screen comes back
+        self.on_apply = on_apply
+
+    def _done(self, selected: frozenset) -> None:
+        if self.on_apply is not None:
+            self.on_apply(selected)
+        self.dismiss(selected)
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -67,7 +75,7 @@ class FilterModal(ModalScreen[frozenset | None]):
         self.query_one(SelectionList).focus()
 
     def action_apply(self) -> None:
-        self.dismiss(frozenset(self.query_one(SelectionList).selected))
+        self._done(frozenset(self.query_one(SelectionList).selected))
 
     @on(Button.Pressed, "#apply")
     def _apply(self) -> None:
@@ -75,7 +83,7 @@ class FilterModal(ModalScreen[frozenset | None]):
 
     @on(Button.Pressed, "#clear")
     def _clear(self) -> None:
-        self.dismiss(frozenset())
+        self._done(frozenset())
 
 
 class SqlGrid(Vertical):
@@ -405,15 +413,25 @@ class SqlGrid(Vertical):
                 self.app.notify("No column of this grid can be filtered.")
                 return
             column = filterable[0]
-        values = distinct_values(self.app.store, self.source, column.key, self.state)  # type: ignore[attr-defined]
+        self._open_filter(column)
 
-        def apply(selected: frozenset | None) -> None:
-            if selected is not None:
-                self.all_matching = False
-                self.state = self.state.with_filter(column.key, selected)
-                self.reload()
+    @work(exclusive=True, group="grid-filter-values", exit_on_error=False)
+    async def _open_filter(self, column) -> None:  # noqa: ANN001 - a Column
+        # counting a column's values reads every matching row: on the database thread
+        loop = asyncio.get_running_loop()
+        try:
+            values = await loop.run_in_executor(self.app.db_executor, distinct_values, self.app.store,  # type: ignore[attr-defined]
+                                                self.source, column.key, self.state)
+        except Exception as error:  # noqa: BLE001 - a locked or damaged database
+            self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
+            return
 
-        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key)), apply)
+        def apply(selected: frozenset) -> None:
+            self.all_matching = False
+            self.state = self.state.with_filter(column.key, selected)
+            self.reload()
+
+        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key), on_apply=apply))
 
     def action_page(self, step: int) -> None:
         if self.page is None:
