@@ -39,6 +39,9 @@ class GridTable(ScrollView, can_focus=True):
     }
     DEFAULT_CSS = """
     GridTable {
+        /* no horizontal bar: the header shows ◀ ▶ when columns are out of view, and a
+           bar's own repaint after every layout cost a frame (~30 ms) after each modal */
+        scrollbar-size-horizontal: 0;
         background: $surface;
         color: $foreground;
         & > .grid-table--header { text-style: bold; background: $panel; color: $foreground; }
@@ -200,7 +203,8 @@ class GridTable(ScrollView, can_focus=True):
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
         if y == 0:
-            style, strip = self._style("grid-table--header"), self._header
+            style = self._style("grid-table--header")
+            return self._header_line(scroll_x, width, style) if width else Strip([])
         else:
             row = scroll_y + y - 1
             if row >= len(self._strips):
@@ -208,4 +212,19 @@ class GridTable(ScrollView, can_focus=True):
             part = "grid-table--cursor" if row == self.cursor_row else "grid-table--even-row" if row % 2 else ""
             style, strip = self._style(part), self._strips[row]
         return strip.crop_extend(scroll_x, scroll_x + width, None).apply_style(style) if width else Strip([])
+
+    def _header_line(self, scroll_x: int, width: int, style: Style) -> Strip:
+        """The header, with ◀ and ▶ where columns are out of view to the left or right."""
+        strip = self._header.crop_extend(scroll_x, scroll_x + width, None)
+        more_left = scroll_x > 0
+        more_right = scroll_x + width < self.virtual_size.width
+        if (more_left or more_right) and width > 2:
+            arrow = self._style("grid-table--header") + Style(bold=True)
+            middle = strip.crop(1 if more_left else 0, width - 1 if more_right else width)
+            strip = Strip.join([
+                Strip([Segment("◀", arrow)], 1) if more_left else Strip([]),
+                middle,
+                Strip([Segment("▶", arrow)], 1) if more_right else Strip([]),
+            ])
+        return strip.apply_style(style)
 
