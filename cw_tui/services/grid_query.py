@@ -44,6 +44,9 @@ class Column:
     search_sql: str | None = None
     # Sorting by this column walks an index (with the source's `where`): no sort needed.
     indexed: bool = False
+    # The column holds text: the search compares it as it is (a CAST per row costs ~2 ms
+    # per 100,000 rows and column).
+    text: bool = False
     # A column of a small joined table (an organization's name) sorts by walking that table's
     # index and each row's lines: (its alias, a FROM clause that starts with it and joins the
     # grid's base table). Pages come out in order without sorting every line.
@@ -165,7 +168,8 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
     if search:
         like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         columns = [c for c in source.columns if c.searchable]
-        where.parts.append(" OR ".join(c.search_sql or f"CAST({c.sql} AS TEXT) LIKE ? ESCAPE '\\'" for c in columns))
+        where.parts.append(" OR ".join(c.search_sql or (f"{c.sql} LIKE ? ESCAPE '\\'" if c.text else f"CAST({c.sql} AS TEXT) LIKE ? ESCAPE '\\'")
+                                       for c in columns))
         where.params.extend([like] * len(columns))
     for key, values in state.filters:
         if key == skip_filter or not values:
@@ -433,12 +437,12 @@ def invoices_source(period: str) -> GridSource:
         "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)",
         (
             Column("invoice_date", "Invoice Date", "l.invoice_date", width=10, indexed=True),
-            Column("invoice_number", "Invoice #", "l.invoice_number", searchable=True, width=16),
+            Column("invoice_number", "Invoice #", "l.invoice_number", searchable=True, width=16, text=True),
             Column("organization", "Organization Name", "o.name", searchable=True, width=24,
                    search_sql="l.organization_id IN (SELECT platform_id FROM organization WHERE name LIKE ? ESCAPE '\\')",
                    sort_driver=("o", "organization o CROSS JOIN invoice_line l ON l.organization_id = o.platform_id")),
-            Column("contract", "Contract ID", "l.contract_id", searchable=True, width=10),
-            Column("subscription", "Subscription Name", "l.subscription_name", searchable=True, width=24),
+            Column("contract", "Contract ID", "l.contract_id", searchable=True, width=10, text=True),
+            Column("subscription", "Subscription Name", "l.subscription_name", searchable=True, width=24, text=True),
             Column("offer", "Offer Name", "f.name", searchable=True, width=24,
                    search_sql="l.offer_id IN (SELECT platform_id FROM offer WHERE name LIKE ? ESCAPE '\\')",
                    sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id")),
