@@ -193,6 +193,11 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
                                                & InvoiceLine.sync_status.in_(["not_synced", "error"]))
             await wait_for(pilot, lambda: all(str(l.charge_end) == "2026-12-31" for l in usage))
             assert all(l.charge_end_badge == "user" for l in usage)
+            # the grid shows the new dates (and the marks are gone) without being asked to
+            end = [c.key for c in invoices.source.columns].index("charge_end")
+            await wait_for(pilot, lambda: invoices.marked_count() == 0 and all(
+                row[end] == "2026-12-31|user" for row, key in zip(invoices.page.rows, invoices.page.keys)
+                if InvoiceLine.get_by_id(key).sync_status in ("not_synced", "error")))
 
             # Edit one line: its agreement, for the whole contract
             invoices.set_filter("charge_type", frozenset())
