@@ -246,6 +246,13 @@ def test_sort_and_filter_the_chosen_column_from_the_keyboard(tmp_path: Path, dem
             assert grid.current_column().key == "charge_type"
             await pilot.press("s")
             await wait_for(pilot, lambda: grid.state.sort == (("charge_type", False),))
+            await pilot.press("right", "S")  # Quantity as the second sort key
+            await wait_for(pilot, lambda: grid.state.sort == (("charge_type", False), ("quantity", False)))
+            rows = [(row[6], row[7]) for row in grid.page.rows]
+            assert rows == sorted(rows)
+            await pilot.press("S", "S")  # descending, then dropped
+            await wait_for(pilot, lambda: grid.state.sort == (("charge_type", False),))
+            await pilot.press("left")
             await pilot.press("f")
             await pilot.pause()
             await pilot.press("space", "enter")  # the first value

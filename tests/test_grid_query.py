@@ -55,7 +55,7 @@ def states(store) -> st.SearchStrategy[GridState]:  # noqa: ANN001
     return st.builds(
         GridState,
         search=st.sampled_from(["", "a", "Har", "Harb", "Harbor", "INV-2026", "CTR-0000", "1", "12", "zzzq", "Ex", "Exch"]),
-        sort=st.one_of(st.just(()), st.tuples(st.tuples(st.sampled_from(SORTABLE), st.booleans()))),
+        sort=st.lists(st.tuples(st.sampled_from(SORTABLE), st.booleans()), max_size=2, unique_by=lambda k: k[0]).map(tuple),
         filters=filters.map(tuple),
         page=st.integers(1, 6),
         page_size=st.sampled_from([20, 50]),
@@ -130,3 +130,14 @@ def test_a_longer_search_narrows_the_last_matches_and_a_write_forgets_them(store
     after_own = fetch(in_error)
     assert after_own.total == before.total + 2 and second in after_own.keys
     database_thread.shutdown()
+
+
+def test_a_second_sort_key_is_added_turned_and_dropped() -> None:
+    state = GridState().toggled_sort("organization")
+    state = state.with_sort_key("total")
+    assert state.sort == (("organization", False), ("total", False))
+    state = state.with_sort_key("total")
+    assert state.sort == (("organization", False), ("total", True))
+    assert state.with_sort_key("total").sort == (("organization", False),)
+    assert state.with_sort_key("organization").sort == (("organization", True), ("total", True))
+    assert GridState(page=4).with_sort_key("total").page == 1

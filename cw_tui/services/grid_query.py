@@ -112,6 +112,16 @@ class GridState:
     def filter_values(self, key: str) -> frozenset:
         return next((v for k, v in self.filters if k == key), frozenset())
 
+    def with_sort_key(self, key: str) -> "GridState":
+        """`S`: the column as one more sort key after the others (asc -> desc -> off); the
+        sort by the other columns stays."""
+        current = dict(self.sort).get(key)
+        if current is None:
+            return replace(self, sort=(*self.sort, (key, False)), page=1)
+        if current is False:
+            return replace(self, sort=tuple((k, True if k == key else d) for k, d in self.sort), page=1)
+        return replace(self, sort=tuple((k, d) for k, d in self.sort if k != key), page=1)
+
     def toggled_sort(self, key: str) -> "GridState":
         """asc -> desc -> off, on one column."""
         current = dict(self.sort).get(key)

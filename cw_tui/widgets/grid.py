@@ -104,6 +104,7 @@ class SqlGrid(Vertical):
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="grid.search"),
         Binding("s", "sort", "Sort", id="grid.sort"),
+        Binding("S", "sort_more", "Sort by one more column", id="grid.sort_more", show=False),
         Binding("f", "filter", "Filter", id="grid.filter"),
         Binding("space", "mark", "Mark", id="grid.mark"),
         Binding("ctrl+a", "mark_all", "Mark all matching", id="grid.mark_all", show=False),
@@ -205,6 +206,8 @@ class SqlGrid(Vertical):
     def _header(self, column) -> Text:  # noqa: ANN001 - a Column
         direction = dict(self.state.sort).get(column.key)
         mark = "" if direction is None else (" ▼" if direction else " ▲")
+        if direction is not None and len(self.state.sort) > 1:  # which key it is: ▲1, ▼2
+            mark += str([k for k, _ in self.state.sort].index(column.key) + 1)
         funnel = " ⚲" if self.state.filter_values(column.key) else ""
         current = self.current_column()
         style = "bold reverse" if current is not None and current.key == column.key else "bold"
@@ -403,6 +406,12 @@ class SqlGrid(Vertical):
         column = self.current_column()
         if column is not None and column.sortable:
             self.state = self.state.toggled_sort(column.key)
+            self.reload()
+
+    def action_sort_more(self) -> None:
+        column = self.current_column()
+        if column is not None and column.sortable:
+            self.state = self.state.with_sort_key(column.key)
             self.reload()
 
     def action_filter(self, key: str | None = None) -> None:
