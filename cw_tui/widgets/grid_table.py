@@ -137,8 +137,10 @@ class GridTable(ScrollView, can_focus=True):
     # --------------------------------------------------------------- cursor
 
     def move_cursor(self, *, row: int | None = None, column: int | None = None) -> None:  # noqa: ARG002 - DataTable's signature
-        if row is None or not self._keys:
+        if not self._keys:
             self.cursor_row = 0
+            return
+        if row is None:  # a column alone: the row cursor stays (columns are the grid's business)
             return
         self.cursor_row = max(0, min(row, len(self._keys) - 1))
         self._scroll_cursor_into_view()
