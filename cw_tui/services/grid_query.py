@@ -220,6 +220,7 @@ class GridCache:
         number = next(self._numbers)
         self._tables = [f"grid_match_{number}_a", f"grid_match_{number}_b"]
         self._version: tuple | None = None
+        self._checked: tuple = ()
         self.counts: dict[tuple, int] = {}
         self.match_table: str | None = None
         self._match_key: tuple | None = None
@@ -228,7 +229,8 @@ class GridCache:
         self.match_count = 0
 
     def check(self, store: Store) -> None:
-        if self._current(store) != self._version:
+        self._checked = self._current(store)
+        if self._checked != self._version:
             self.counts.clear()
             self.match_table = self._match_key = self._match_scope = None
 
@@ -237,7 +239,10 @@ class GridCache:
         return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
 
     def _settle(self, store: Store) -> None:
-        self._version = self._current(store)  # our own temp-table writes are not changes
+        current = self._current(store)
+        # our own temp-table writes are not changes; a commit by another connection while
+        # this fetch ran is one: then nothing learnt now is kept past the next fetch
+        self._version = current if current[1] == self._checked[1] else None
 
     def count(self, store: Store, source: GridSource, where: _Where) -> int:
         key = (source.from_for(where.sql()), where.sql(), tuple(where.params))
