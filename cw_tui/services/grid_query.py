@@ -90,9 +90,6 @@ class GridSource:
                 needed |= {a for a, _ in self.joins if a != alias and _uses(clause, a)} - provided
         return " ".join([driver[1] if driver else self.base, *(c for a, c in self.joins if a in needed)])
 
-    def count_from(self, where_sql: str) -> str:
-        return self.from_for(where_sql)
-
     def column(self, key: str) -> Column:
         return next(c for c in self.columns if c.key == key)
 
@@ -307,6 +304,11 @@ def _page_keys(store: Store, source: GridSource, state: GridState, matches: str 
     return [r[0] for r in store.db.execute_sql(sql, [*where.params, limit, offset])]
 
 
+def _page_number(total: int, state: GridState) -> int:
+    """The page asked for, within the pages that `total` rows make (page 1 when none)."""
+    return min(max(1, state.page), max(1, -(-total // state.page_size)))
+
+
 def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCache | None = None) -> Page:
     """One page: the keys of its rows are chosen with as few tables as the search, filters
     and sort need, then the page's rows are read with every column."""
@@ -318,8 +320,7 @@ def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCa
     all_rows = cache.count(store, source, base)
     narrowed = bool(state.search.strip() or any(values for _, values in state.filters))
     total = cache.matches(store, source, state) if narrowed else all_rows
-    pages = max(1, -(-total // state.page_size))
-    page = min(max(1, state.page), pages)
+    page = _page_number(total, state)
     matches = cache.match_table if narrowed else None
     rowids = _page_keys(store, source, state, matches, total, (page - 1) * state.page_size, state.page_size) if total else []
     rows: list = []
@@ -336,8 +337,7 @@ def _fetch_page_simple(store: Store, source: GridSource, state: GridState) -> Pa
     where = _where(source, state)
     where_sql = where.sql()
     total = store.db.execute_sql(f"SELECT COUNT(*) FROM {source.from_sql}{where_sql}", where.params).fetchone()[0]
-    pages = max(1, -(-total // state.page_size))
-    page = min(max(1, state.page), pages)
+    page = _page_number(total, state)
     select = ", ".join([source.key_sql] + [c.sql for c in source.columns])
     rows = store.db.execute_sql(
         f"SELECT {select} FROM {source.from_sql}{where_sql}{_order_sql(source, state)} LIMIT ? OFFSET ?",

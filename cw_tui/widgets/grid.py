@@ -285,10 +285,8 @@ class SqlGrid(Vertical):
         self.page = page
         self.state = replace(self.state, page=page.page)
         self._rows = dict(zip(page.keys, page.rows))
-        table = self.table
-        wanted = {"first": 0, "last": len(page.keys) - 1}.get(self._cursor_after_load or "", table.cursor_row)
-        table.set_rows(self._header_text(), [(key, self._row_strip(key, row)) for key, row in zip(page.keys, page.rows)],
-                       cursor_row=wanted)
+        wanted = {"first": 0, "last": len(page.keys) - 1}.get(self._cursor_after_load or "", self.table.cursor_row)
+        self._draw_rows(wanted)
         self._cursor_after_load = None
         # fixed widths: new text repaints the labels without a layout pass of the screen
         self.query_one(".pages", Label).update(f"of {page.pages:,}", layout=False)
@@ -375,9 +373,12 @@ class SqlGrid(Vertical):
     def _show_marks(self) -> None:
         """Marks live in the widget: redraw the page's rows, no query."""
         if self.page is not None:
-            self.table.set_rows(self._header_text(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
-                                cursor_row=self.table.cursor_row)
+            self._draw_rows(self.table.cursor_row)
             self._update_summary()
+
+    def _draw_rows(self, cursor_row: int) -> None:
+        self.table.set_rows(self._header_text(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
+                            cursor_row=cursor_row)
 
     def _update_summary(self) -> None:
         if self.page is not None:  # noqa: SIM102
