@@ -515,8 +515,7 @@ class MappingActions(AreaScreen):
 
         def done(changed: int) -> None:
             self.app.notify(f"Updated {changed:,} row(s).")
-            grid.action_clear_marks()
-            grid.reload()  # the rows changed: show them as they are now
+            grid.reload(clear_marks=True)  # the rows changed: show them as they are now
 
         if tab in ("organizations", "products"):
             keys = [r[0] for r in store.db.execute_sql(sql, params)]

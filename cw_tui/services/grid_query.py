@@ -309,12 +309,12 @@ def _page_number(total: int, state: GridState) -> int:
     return min(max(1, state.page), max(1, -(-total // state.page_size)))
 
 
-def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCache | None = None) -> Page:
+def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCache) -> Page:
     """One page: the keys of its rows are chosen with as few tables as the search, filters
-    and sort need, then the page's rows are read with every column."""
+    and sort need, then the page's rows are read with every column. The cache belongs to
+    one grid (its temp tables to one connection)."""
     if not source.base:
         return _fetch_page_simple(store, source, state)
-    cache = cache or GridCache()
     cache.check(store)
     base = _where(source, GridState())
     all_rows = cache.count(store, source, base)

@@ -171,13 +171,16 @@ class SqlGrid(Vertical):
     def set_source(self, source: GridSource) -> None:
         self.source = source
         self.state = replace(self.state, page=1, filters=())
-        self.marked.clear()
-        self.all_matching = False
-        self.reload()
+        self.reload(clear_marks=True)
 
     # --------------------------------------------------------------- data
 
-    def reload(self) -> None:
+    def reload(self, *, clear_marks: bool = False) -> None:
+        """Query the page again; `clear_marks` when the marked rows no longer mean anything
+        (another source, or a bulk change made to them). The new page is drawn without them."""
+        if clear_marks:
+            self.marked.clear()
+            self.all_matching = False
         self._fetch(self.source, self.state)
 
     @work(exclusive=True, group="grid-fetch", exit_on_error=False)
@@ -214,7 +217,7 @@ class SqlGrid(Vertical):
         return Text(column.title + mark + funnel, style=style)
 
     def _visible(self) -> list:
-        return [c for c in self.source.columns if c.width != 0]
+        return [c for _, c in self._row_columns()]
 
     def _header_text(self) -> Text:
         """All column titles in one header cell, laid out like the rows."""
@@ -301,7 +304,7 @@ class SqlGrid(Vertical):
         return self.table.cursor_key
 
     def current_column(self):  # noqa: ANN201 - a Column
-        visible = [c for c in self.source.columns if c.width != 0]
+        visible = self._visible()
         return visible[min(self.column_index, len(visible) - 1)] if visible else None
 
     def move_column(self, step: int) -> None:
@@ -404,15 +407,15 @@ class SqlGrid(Vertical):
         self.query_one(".search", Input).focus()
 
     def action_sort(self) -> None:
-        column = self.current_column()
-        if column is not None and column.sortable:
-            self.state = self.state.toggled_sort(column.key)
-            self.reload()
+        self._sort(self.current_column(), GridState.toggled_sort)
 
     def action_sort_more(self) -> None:
-        column = self.current_column()
+        self._sort(self.current_column(), GridState.with_sort_key)
+
+    def _sort(self, column, change: Callable[[GridState, str], GridState]) -> None:  # noqa: ANN001 - a Column
         if column is not None and column.sortable:
-            self.state = self.state.with_sort_key(column.key)
+            self.column_index = self._visible().index(column)
+            self.state = change(self.state, column.key)
             self.reload()
 
     def action_filter(self, key: str | None = None) -> None:
@@ -495,11 +498,7 @@ class SqlGrid(Vertical):
         self.action_page(1)
 
     def header_clicked(self, x: int) -> None:
-        column = self.column_at(x)
-        if column is not None and column.sortable:
-            self.column_index = self._visible().index(column)
-            self.state = self.state.toggled_sort(column.key)
-            self.reload()
+        self._sort(self.column_at(x), GridState.toggled_sort)
 
     @on(GridTable.RowSelected)
     def _row_selected(self, event: GridTable.RowSelected) -> None:
