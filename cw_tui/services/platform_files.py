@@ -443,6 +443,8 @@ class PlatformData:
     contracts: dict[str, ContractRow]
     lines: list[InvoiceLineRow]
     skipped_new: dict[str, int]  # period -> lines of invoices still in status New
+    # period -> subscriptions on those New invoices: billed this month, so never cancelled
+    new_subscriptions: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _unique(rows: list[SourceRow], kind: FileKind, errors: _Errors) -> dict[str, Any]:
@@ -482,6 +484,7 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
 
     lines: list[InvoiceLineRow] = []
     skipped_new: dict[str, int] = {}
+    new_subscriptions: dict[str, set[str]] = {}
     seen: dict[str, SourceRow] = {}
     for source in sources:
         row = source.row
@@ -504,10 +507,11 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
             errors.add(where, "charge_end", f"{row.charge_end} is before charge_start {row.charge_start}")
         if row.invoice_status is InvoiceStatus.NEW:
             skipped_new[row.period] = skipped_new.get(row.period, 0) + 1
+            new_subscriptions.setdefault(row.period, set()).add(row.subscription_id)
             continue
         lines.append(row)
     errors.raise_if_any()
-    return PlatformData(organizations, offers, contracts, lines, skipped_new)
+    return PlatformData(organizations, offers, contracts, lines, skipped_new, new_subscriptions)
 
 
 def period_filter(periods: Iterable[str]) -> tuple[Callable[[InvoiceLineRow], bool], Callable[[str], bool]]:

@@ -28,7 +28,7 @@ from cw_tui.services.platform_files import (
     read_export,
     since_filter,
 )
-from cw_tui.services.store import InvoiceLine, Store, now_utc, utc_to_text
+from cw_tui.services.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
 from cw_tui.services.system_log import Category, Level
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.
@@ -239,6 +239,8 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
         )
         for stats in report.periods:
             stats.lines = counts.get(stats.period, 0)
+            _record_period_load(stats.period, now, data.skipped_new.get(stats.period, 0),
+                                data.new_subscriptions.get(stats.period, set()))
             system_log.write(
                 store, Level.INFO, Category.INVOICES,
                 f"Loaded invoice lines for {stats.period}: {stats.lines} lines",
@@ -248,6 +250,15 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
                 at=now,
             )
     return report
+
+
+def _record_period_load(period: str, now: datetime, new_lines: int, new_subscriptions: set[str]) -> None:
+    """What this load saw of the period's New invoices: they keep the period open."""
+    LoadedPeriod.insert(period=period, loaded_at=now, new_lines=new_lines).on_conflict_replace().execute()
+    PeriodNewSubscription.delete().where(PeriodNewSubscription.period == period).execute()
+    rows = [{"period": period, "subscription_id": s} for s in sorted(new_subscriptions)]
+    for start in range(0, len(rows), _CHUNK):
+        PeriodNewSubscription.insert_many(rows[start : start + _CHUNK]).execute()
 
 
 def load_products(store: Store, folder: Path | str, since: date, *, now: datetime | None = None) -> ProductLoad:

@@ -277,6 +277,28 @@ class SyncRun(BaseModel):
     api_calls = pw.IntegerField(default=0)
 
 
+class LoadedPeriod(BaseModel):
+    """v4: what the last load of a period saw in the Platform export. A period is open
+    (SPEC §7) until its month has ended and the export holds no New invoice for it."""
+
+    class Meta:
+        table_name = "period_load"
+
+    period = pw.TextField(primary_key=True)
+    loaded_at = UTCDateTimeField()
+    new_lines = pw.IntegerField(default=0)  # lines of invoices still in status New (not loaded)
+
+
+class PeriodNewSubscription(BaseModel):
+    """v4: subscriptions on a period's New invoices: billed, so never cancelled."""
+
+    period = pw.TextField()
+    subscription_id = pw.TextField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("period", "subscription_id")
+
+
 class LogEntry(BaseModel):
     id = pw.AutoField()
     timestamp = UTCDateTimeField(index=True)
@@ -300,6 +322,8 @@ MODELS: list[type[BaseModel]] = [
     Setting,
     SyncRun,
     LogEntry,
+    LoadedPeriod,
+    PeriodNewSubscription,
 ]
 
 # ---------------------------------------------------------------- migrations
@@ -334,8 +358,18 @@ def _v3_period_index(db: pw.SqliteDatabase) -> None:
     db.execute_sql('CREATE INDEX IF NOT EXISTS "invoice_line_period" ON "invoice_line" ("period")')
 
 
+def _v4_period_loads(db: pw.SqliteDatabase) -> None:
+    """What each period's last load saw: New invoices keep a period open (no cancels)."""
+    db.execute_sql('CREATE TABLE "period_load" ("period" TEXT NOT NULL PRIMARY KEY, "loaded_at" TEXT NOT NULL, '
+                   '"new_lines" INTEGER NOT NULL)')
+    db.execute_sql('CREATE TABLE "period_new_subscription" ("period" TEXT NOT NULL, "subscription_id" TEXT NOT NULL, '
+                   'PRIMARY KEY ("period", "subscription_id"))')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
-MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [_v1_initial_schema, _v2_sync_engine, _v3_period_index]
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
+    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
