@@ -220,7 +220,7 @@ class CwTuiApp(App):
         try:
             async with ConnectWiseClient(creds) as client:
                 for period in periods_to_sync(self.store):
-                    result = await run_sync(self.store, client, period)
+                    result = await run_sync(self.store, client, period, today=self.now().date())
                     self.notify(f"Daily sync of {period}: {result.synced_lines} lines synced, {result.errors} errors",
                                 severity="error" if result.errors else "information")
         except ConnectWiseError as error:

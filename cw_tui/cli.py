@@ -424,20 +424,60 @@ def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
     def target(agreement: Any) -> Any:
         return agreement if isinstance(agreement, int) else f"new: {agreement.name}"
 
+    def cancel(c: Any) -> dict[str, Any]:
+        return {"marker": c.marker, "addition_id": c.addition_id, "agreement": c.agreement_id,
+                "cancelled_date": c.cancelled_date.isoformat(), "customer": c.customer, "currency": c.currency}
+
+    state = plan.state
     return {
         "period": plan.period,
+        "fingerprint": plan.fingerprint,
+        "open": plan.open,
+        "open_reason": state.reason() if state else "",
+        "new_lines_skipped": plan.new_lines_skipped,
         "creates": [{"marker": c.marker, "lines": list(c.line_ids), "agreement": target(c.agreement), "customer": c.customer,
                      "currency": c.currency, "quantity": str(c.values.quantity), "unit_price": str(c.values.unit_price),
                      "amount": str(c.values.amount)} for c in plan.creates],
         "updates": [{"marker": u.marker, "lines": list(u.line_ids), "addition_id": u.addition_id, "customer": u.customer,
-                     "currency": u.currency, "changes": sorted(u.changes), "amount": str(u.values.amount)} for u in plan.updates],
-        "cancels": [{"marker": c.marker, "addition_id": c.addition_id, "cancelled_date": c.cancelled_date.isoformat()}
-                    for c in plan.cancels],
+                     "currency": u.currency, "changes": sorted(u.changes), "amount": str(u.values.amount),
+                     "adopted": u.adopted} for u in plan.updates],
+        "cancels": [cancel(c) for c in plan.cancels],
+        "cancels_when_closed": [cancel(c) for c in plan.deferred_cancels],
+        "already_in_connectwise": [{"marker": a.marker, "lines": list(a.line_ids), "addition_id": a.addition_id,
+                                    "agreement": a.agreement_id, "customer": a.customer, "currency": a.currency}
+                                   for a in plan.adoptions],
         "new_agreements": [{"contract": a.contract_id, "company_id": a.company_id, "name": a.name} for a in plan.new_agreements],
         "unchanged": len(plan.unchanged),
         "skipped": len(plan.skips),
+        "skips": [{"line": s.line_id, "reason": s.reason} for s in plan.skips],
         "totals": totals_json(plan.totals()),
     }
+
+
+def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
+    from cw_tui.services.sync_engine import totals_json
+
+    print(f"Plan for {plan.period} (nothing is sent):")
+    if plan.open:
+        print(f"  {plan.period} is OPEN: {plan.state.reason()}.")
+        print(f"  {len(plan.deferred_cancels)} cancellations wait until the month closes; none is sent now.")
+    if plan.new_lines_skipped:
+        print(f"  {plan.new_lines_skipped:,} lines of invoices in status New were not loaded (they are posted once Verified).")
+    for agreement in plan.new_agreements:
+        print(f"  new agreement   {agreement.name} (company #{agreement.company_id})")
+    print(f"  {len(plan.creates)} additions to create, {len(plan.updates)} to update, {len(plan.cancels)} to cancel, "
+          f"{len(plan.unchanged)} unchanged; {len(plan.skips)} lines skipped (not mapped, excluded or a wrong agreement)")
+    if plan.already_in_connectwise:
+        print(f"  already in ConnectWise: {plan.already_in_connectwise} (adopted: their lines become Synced, "
+              "nothing is posted again)")
+    reasons: dict[str, int] = {}
+    for skip in plan.skips:
+        reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
+        print(f"    {count:>6} skipped: {reason}")
+    _print_totals(totals_json(plan.totals()))
+    print(f"Plan fingerprint: {plan.fingerprint}  (post exactly this plan: cw-tui sync --period {plan.period} "
+          f"--expect-plan {plan.fingerprint})")
 
 
 def _print_totals(rows: list[dict[str, Any]]) -> None:
@@ -472,21 +512,17 @@ def cmd_sync(args: argparse.Namespace) -> int:
             periods = [resolve_period(args.period or "previous", now_utc().date())]
         if args.dry_run:
             async def plans(client: ConnectWiseClient) -> list:
-                await sync_engine.refresh_agreements(store, client)
-                return [sync_engine.build_plan(store, period) for period in periods]
+                return [await sync_engine.prepare_plan(store, client, period) for period in periods]
 
             built = _run(plans)
             if args.json:
                 _print_json(_plan_json(built[0]) if len(built) == 1 else [_plan_json(p) for p in built])
                 return EXIT_OK
             for plan in built:
-                print(f"Plan for {plan.period} (nothing is sent):")
-                for agreement in plan.new_agreements:
-                    print(f"  new agreement   {agreement.name} (company #{agreement.company_id})")
-                print(f"  {len(plan.creates)} additions to create, {len(plan.updates)} to update, {len(plan.cancels)} to cancel, "
-                      f"{len(plan.unchanged)} unchanged; {len(plan.skips)} lines skipped (not mapped or excluded)")
-                _print_totals(sync_engine.totals_json(plan.totals()))
+                _print_plan(plan)
             return EXIT_OK
+        if args.expect_plan and len(periods) != 1:
+            raise UsageError("--expect-plan goes with one period: pass --period YYYY-MM")
 
         def show(done: int, total: int) -> None:
             if not args.json and sys.stderr.isatty():
@@ -494,14 +530,20 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
         results = []
         for period in periods:
-            results.append(_run(lambda client, p=period: sync_engine.run_sync(store, client, p, progress=show)))
+            try:
+                results.append(_run(lambda client, p=period: sync_engine.run_sync(store, client, p, progress=show,
+                                                                                   expect_plan=args.expect_plan)))
+            except sync_engine.PlanChanged as error:
+                if error.plan is not None and not args.json:
+                    _print_plan(error.plan)
+                raise UsageError(str(error)) from None
     if args.json:
         _print_json(results[0].as_json() if len(results) == 1 else [r.as_json() for r in results])
     else:
         for r in results:
             print(f"\r{r.period}: {r.created} created, {r.updated} updated, {r.cancelled} cancelled, {r.unchanged} unchanged, "
-                  f"{r.agreements_created} agreements created; {r.synced_lines} lines synced, {r.skipped} skipped, "
-                  f"{r.errors} errors ({r.api_calls} API calls, {r.duration_s:.1f} s)")
+                  f"{r.adopted} already in ConnectWise, {r.agreements_created} agreements created; {r.synced_lines} lines "
+                  f"synced, {r.skipped} skipped, {r.errors} errors ({r.api_calls} API calls, {r.duration_s:.1f} s)")
             _print_totals(sync_engine.totals_json(r.totals))
         if any(r.errors for r in results):
             print("Some lines failed: `cw-tui logs --level error` says why. The next sync retries them.")
@@ -527,10 +569,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
         print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
         for m in report.mismatches:
             print(f"  {m.kind:<9} {m.marker:<40} {m.customer[:30]:<30} {m.detail}")
-        expected = sum((Decimal(r["expected_amount"]) for r in rows), Decimal(0))
-        found = sum((Decimal(r["found_amount"]) for r in rows), Decimal(0))
-        print(f"{len(rows)} customer/currency groups; expected {expected:,.2f}, found {found:,.2f}; "
-              f"{len(report.mismatches)} mismatches.")
+        print(f"{len(rows)} customer/currency groups; {len(report.mismatches)} mismatches.")
+        for currency, total in sync_engine.totals_by_currency(report.per_customer).items():
+            print(f"  {currency}: expected {total['expected']:,.2f}, found {total['found']:,.2f}")
     return EXIT_PARTIAL if report.mismatches else EXIT_OK
 
 
@@ -657,6 +698,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="YYYY-MM", help="default: the previous month (with --scheduled: every period with work)")
     p.add_argument("--dry-run", action="store_true", help="print the plan: creates, updates, cancels, totals; send no write")
     p.add_argument("--scheduled", action="store_true", help="for cron/systemd: does nothing unless daily sync is on")
+    p.add_argument("--expect-plan", metavar="FINGERPRINT",
+                   help="the fingerprint `sync --dry-run` printed: send nothing (exit 2) if the plan is now different")
     p.add_argument("--json", action="store_true")
 
     p = command("reconcile", cmd_reconcile, "compare a period's synced lines with the Additions in ConnectWise")

@@ -18,18 +18,12 @@ from pathlib import Path
 import pytest
 
 from cw_tui.rules.additions import marker
-from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.services.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
 from tests.sandbox_helpers import sandbox_thread
+from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced
 
 P1, P2 = "2026-09", "2026-10"
-
-
-def cw_env(sandbox) -> dict[str, str]:
-    c = sandbox.credentials
-    return {"CW_URL": c.url, "CW_COMPANY_ID": c.company_id, "CW_PUBLIC_KEY": c.public_key,
-            "CW_PRIVATE_KEY": c.private_key, "CW_CLIENT_ID": c.client_id}
 
 
 @pytest.fixture
@@ -44,45 +38,6 @@ def world(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             result = cli("--db", db, *args)
             assert result.code == 0, (args, result.err)
         yield sandbox, db
-
-
-def cw_markers(sandbox) -> Counter:
-    """Every cw-tui marker in ConnectWise, counted through the API."""
-    async def go():
-        async with ConnectWiseClient(sandbox.credentials) as client:
-            agreements = await client.agreements()
-            counter: Counter = Counter()
-            for agreement in agreements:
-                for addition in await client.additions(agreement.id, 'serialNumber like "cwt:*"'):
-                    counter[addition.serialNumber] += 1
-            return counter
-    return asyncio.run(go())
-
-
-def expected_markers(db: Path) -> set[str]:
-    with open_store(db):
-        markers = set()
-        for line in InvoiceLine.select().where(InvoiceLine.sync_status == "synced"):
-            recurring = ChargeType(line.charge_type).recurring
-            markers.add(marker("S", line.subscription_id) if recurring else marker("L", line.line_id))
-        return markers
-
-
-def assert_exactly_once(sandbox, db: Path) -> Counter:
-    counts = cw_markers(sandbox)
-    duplicates = {m: n for m, n in counts.items() if n > 1}
-    assert not duplicates, f"posted twice: {duplicates}"
-    assert set(counts) == expected_markers(db)
-    with open_store(db):
-        unresolved = InvoiceLine.select().where(InvoiceLine.sync_status == "claimed").count()
-    assert unresolved == 0
-    return counts
-
-
-def mapped_not_synced(cli, db: Path, period: str) -> int:
-    status = cli("--db", db, "status", "--json").json()
-    row = next(p for p in status["periods"] if p["period"] == period)
-    return row["mapped"] - row["synced"]
 
 
 def test_sync_posts_every_mapped_line_exactly_once(cli, world) -> None:

@@ -35,7 +35,7 @@ def line(line_id: str, **changes) -> PlanLine:
     return replace(base, **changes)
 
 
-AGREEMENTS = {250: [AgreementInfo(5001, 250, TYPE, True), AgreementInfo(5002, 250, 1, True)],
+AGREEMENTS = {250: [AgreementInfo(5001, 250, TYPE, True), AgreementInfo(5002, 250, 1, True), AgreementInfo(7777, 250, 1, True)],
               253: [AgreementInfo(5003, 253, TYPE, True), AgreementInfo(5004, 253, TYPE, True)]}
 
 
@@ -151,3 +151,89 @@ def test_every_postable_line_is_in_exactly_one_action(lines: list[PlanLine]) -> 
     assert len(markers) == len(set(markers))
     totals = plan.totals()
     assert sum((t.amount for t in totals.values()), Decimal(0)) == sum((c.values.amount for c in plan.creates), Decimal(0))
+
+
+# ---------------------------------------------------------------- issue 10: money safety
+
+from cw_tui.rules.sync_plan import FoundAddition, adopt_found, period_state  # noqa: E402
+
+MONTHLY = dict(charge_type=ChargeType.CYCLE_FEE, billing_cycle=BillingCycle.MONTHLY, charge_end=None)
+
+
+def test_a_period_is_open_until_its_month_ended_without_new_invoices() -> None:
+    assert period_state("2026-12", date(2026, 12, 31), 0).open  # the month has not ended
+    assert period_state("2026-11", date(2026, 12, 1), 3).open  # New invoices at the last load
+    assert period_state("2026-11", date(2026, 12, 1), None).open  # never recorded: not known to be complete
+    closed = period_state("2026-11", date(2026, 12, 1), 0)
+    assert not closed.open and closed.reason() == ""
+    assert "2026-12-31" in period_state("2026-12", date(2026, 12, 5), 7).reason()
+    assert "7 lines" in period_state("2026-12", date(2026, 12, 5), 7).reason()
+
+
+def test_an_open_period_lists_its_cancellations_and_sends_none() -> None:
+    values = AdditionValues(1000, Decimal(1), Decimal(1), Decimal(1), date(2026, 1, 1), None, "d", "i")
+    gone = PersistentAddition("GONE", 5001, 1, "active", BillingCycle.MONTHLY, values, "2026-11", 250, "USD", "Acme")
+    on_new = PersistentAddition("ON-NEW", 5001, 2, "active", BillingCycle.MONTHLY, values, "2026-11", 250, "USD", "Acme")
+    lines = [line("x")]
+    persistent = {"GONE": gone, "ON-NEW": on_new}
+    still_new = period_state("2026-12", date(2026, 12, 1), 40, frozenset({"ON-NEW"}))
+    plan = plan_sync("2026-12", lines, AGREEMENTS, persistent, TYPE, {}, state=still_new)
+    assert plan.open and not plan.cancels
+    assert [c.subscription_id for c in plan.deferred_cancels] == ["GONE"]  # ON-NEW is billed on a New invoice
+    closed = period_state("2026-12", date(2027, 1, 2), 0)
+    plan = plan_sync("2026-12", lines, AGREEMENTS, persistent, TYPE, {}, state=closed)
+    assert {c.subscription_id for c in plan.cancels} == {"GONE", "ON-NEW"} and not plan.deferred_cancels
+    assert plan.fingerprint != plan_sync("2026-12", lines, AGREEMENTS, persistent, TYPE, {}, state=still_new).fingerprint
+
+
+def test_a_cancelled_subscription_billed_again_reopens_its_addition() -> None:
+    cycle = line("c", subscription_id="S1", **MONTHLY)
+    first = plan_sync("2026-10", [cycle], AGREEMENTS, {}, TYPE, {}).creates[0]
+    cancelled = PersistentAddition("S1", 5001, 91000, "cancelled", BillingCycle.MONTHLY,
+                                   replace(first.values, cancelled_date=date(2026, 10, 31)), "2026-10")
+    back = replace(cycle, line_id="d", invoice_date=date(2026, 12, 8), charge_start=date(2026, 12, 8))
+    plan = plan_sync("2026-12", [back], AGREEMENTS, {"S1": cancelled}, TYPE, {})
+    assert not plan.creates  # never a second Addition with the same marker
+    [update] = plan.updates
+    assert update.addition_id == 91000 and update.changes["cancelledDate"] is None
+
+
+def test_agreements_are_looked_up_by_name_and_another_companys_is_refused() -> None:
+    agreements = {**AGREEMENTS, 253: [*AGREEMENTS[253], AgreementInfo(6000, 253, TYPE, True, "Acme - CTR-2")]}
+    several = line("b", company_id=253, contract_id="CTR-2")
+    plan = plan_sync("2026-10", [several], agreements, {}, TYPE, {})
+    assert plan.creates[0].agreement == 6000 and not plan.new_agreements  # created earlier, maybe elsewhere
+    foreign = line("f", chosen_agreement_id=5003)  # company 253's agreement on a line of company 250
+    gone = line("g", chosen_agreement_id=99999)
+    plan = plan_sync("2026-10", [foreign, gone], AGREEMENTS, {}, TYPE, {})
+    assert not plan.creates
+    reasons = {s.line_id: s.reason for s in plan.skips}
+    assert "another company" in reasons["f"] and "not in ConnectWise" in reasons["g"]
+
+
+def test_what_connectwise_already_holds_is_adopted_not_created() -> None:
+    usage = line("u")
+    cycle = line("c", subscription_id="S1", **MONTHLY)
+    moved = line("m", posted_agreement_id=5002)  # an earlier attempt posted it to 5002
+    elsewhere = line("e")
+    plan = plan_sync("2026-10", [usage, cycle, moved, elsewhere], AGREEMENTS, {}, TYPE, {})
+    assert plan.agreements_to_read() == {5001, 5002}
+    values = {c.marker: c.values for c in plan.creates}
+    held_by_cw = replace(values["cwt:S:S1"], effective_date=date(2026, 9, 1), quantity=Decimal(2))
+    found = {
+        "cwt:L:u": [FoundAddition("cwt:L:u", 70001, 5001, values["cwt:L:u"])],
+        "cwt:S:S1": [FoundAddition("cwt:S:S1", 70002, 5001, held_by_cw)],
+        "cwt:L:m": [FoundAddition("cwt:L:m", 70003, 5002, values["cwt:L:m"])],
+        "cwt:L:e": [FoundAddition("cwt:L:e", 70004, 4242, values["cwt:L:e"])],  # an agreement the line never went to
+    }
+    adopted = adopt_found(plan, found, plan.agreements_to_read())
+    assert [c.marker for c in adopted.creates] == ["cwt:L:e"]
+    assert {a.marker: (a.addition_id, a.agreement_id) for a in adopted.adoptions} == {
+        "cwt:L:u": (70001, 5001), "cwt:L:m": (70003, 5002)}
+    [update] = adopted.updates
+    assert update.adopted and update.addition_id == 70002 and update.changes == {"quantity": Decimal(3)}
+    assert update.values.effective_date == date(2026, 9, 1)  # the subscription's start, as ConnectWise holds it
+    assert adopted.already_in_connectwise == 3
+    assert adopted.fingerprint != plan.fingerprint
+    same = adopt_found(plan_sync("2026-10", [usage, cycle, moved, elsewhere], AGREEMENTS, {}, TYPE, {}), found, {5001, 5002})
+    assert same.fingerprint == adopted.fingerprint

@@ -5,14 +5,16 @@ prints it, the engine carries it out, and the tests check it directly."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 
 from cw_tui.rules.additions import AdditionValues, descriptions, marker
 from cw_tui.rules.mapping import MappingStatus
-from cw_tui.rules.periods import first_day, parse_period
+from cw_tui.rules.periods import first_day, last_day, parse_period
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 
 TERM_MONTHS = {BillingCycle.MONTHLY: 1, BillingCycle.ANNUAL: 12, BillingCycle.TRIENNIAL: 36, BillingCycle.NONE: 1}
@@ -43,6 +45,8 @@ class PlanLine:
     product_id: int | None
     chosen_agreement_id: int | None  # the line's own, else its contract's (SPEC §8 rules 1-2)
     sync_status: str  # not_synced | error | synced | claimed
+    # where an earlier attempt posted (or was about to post) this line: ConnectWise may hold it there
+    posted_agreement_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,48 @@ class AgreementInfo:
     company_id: int
     type_id: int | None
     active: bool
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    """SPEC §7: a period is open until its month has ended and the Platform export holds no
+    New invoice for it (as of its last load). An open period cancels nothing."""
+
+    period: str
+    month_ended: bool
+    new_lines: int | None  # lines on New invoices at the last load; None: never recorded
+    new_subscriptions: frozenset[str] = frozenset()  # on those New invoices: billed, never cancelled
+
+    @property
+    def open(self) -> bool:
+        return not self.month_ended or self.new_lines is None or self.new_lines > 0
+
+    def reason(self) -> str:
+        """Why the period is open, in a finance user's words ('' when it is closed)."""
+        reasons = []
+        if not self.month_ended:
+            reasons.append(f"the month ends on {last_day(self.period).isoformat()}")
+        if self.new_lines is None:
+            reasons.append("it was loaded before cw-tui recorded New invoices (load it again)")
+        elif self.new_lines:
+            reasons.append(f"{self.new_lines:,} lines are on invoices still in status New")
+        return "; ".join(reasons)
+
+
+def period_state(period: str, today: date, new_lines: int | None, new_subscriptions: frozenset[str] = frozenset()) -> PeriodState:
+    return PeriodState(period, today > last_day(period), new_lines, new_subscriptions)
+
+
+@dataclass(frozen=True)
+class FoundAddition:
+    """An Addition ConnectWise already holds with one of cw-tui's markers (read before posting)."""
+
+    marker: str
+    addition_id: int
+    agreement_id: int
+    values: AdditionValues | None
+    duplicates: tuple[int, ...] = ()  # further Additions with the same marker (already doubled)
 
 
 @dataclass(frozen=True)
@@ -91,6 +137,9 @@ class CreateAddition:
     currency: str
     subscription_id: str | None = None  # set for a subscription's persistent Addition
     billing_cycle: BillingCycle = BillingCycle.NONE
+    # agreements an earlier attempt recorded for these lines (it may have posted there)
+    earlier_agreements: tuple[int, ...] = ()
+    effective_date_typed: bool = False  # a person typed the start: it wins over what ConnectWise holds
 
 
 @dataclass(frozen=True)
@@ -104,6 +153,27 @@ class UpdateAddition:
     changes: dict
     customer: str
     currency: str
+    # found in ConnectWise, not known to this store (a second install, a restored backup)
+    adopted: bool = False
+    company_id: int | None = None
+    billing_cycle: BillingCycle = BillingCycle.MONTHLY
+
+
+@dataclass(frozen=True)
+class AdoptAddition:
+    """ConnectWise already holds this Addition (same marker, same values): its lines become
+    Synced with its ID and nothing is sent."""
+
+    marker: str
+    line_ids: tuple[str, ...]
+    agreement_id: int
+    addition_id: int
+    values: AdditionValues
+    company_id: int
+    customer: str
+    currency: str
+    subscription_id: str | None = None
+    billing_cycle: BillingCycle = BillingCycle.NONE
 
 
 @dataclass(frozen=True)
@@ -151,6 +221,33 @@ class Plan:
     cancels: list[CancelAddition] = field(default_factory=list)
     new_agreements: list[NewAgreement] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    adoptions: list[AdoptAddition] = field(default_factory=list)
+    # an open period's cancellations: listed, sent once the month closes
+    deferred_cancels: list[CancelAddition] = field(default_factory=list)
+    state: PeriodState | None = None
+    # agreements whose markers were read from ConnectWise for this plan (None: not read yet)
+    agreements_read: tuple[int, ...] | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.state is not None and self.state.open
+
+    @property
+    def new_lines_skipped(self) -> int:
+        return (self.state.new_lines or 0) if self.state else 0
+
+    @property
+    def already_in_connectwise(self) -> int:
+        """Additions found in ConnectWise and adopted instead of created."""
+        return len(self.adoptions) + sum(1 for u in self.updates if u.adopted)
+
+    @property
+    def sends_anything(self) -> bool:
+        return bool(self.creates or self.updates or self.cancels)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.sends_anything or self.unchanged or self.adoptions)
 
     def totals(self) -> dict[tuple[str, str], Total]:
         """Per (customer, currency): what will be posted (creates and updates at their new values)."""
@@ -172,22 +269,77 @@ class Plan:
     @property
     def line_count(self) -> int:
         return (sum(len(c.line_ids) for c in self.creates) + sum(len(u.line_ids) for u in self.updates)
-                + sum(len(u.line_ids) for u in self.unchanged))
+                + sum(len(u.line_ids) for u in self.unchanged) + sum(len(a.line_ids) for a in self.adoptions))
+
+    def agreements_to_read(self) -> set[int]:
+        """Where ConnectWise may already hold what the creates would post: their agreements,
+        and the agreements an earlier attempt recorded for their lines."""
+        wanted = {c.agreement for c in self.creates if isinstance(c.agreement, int)}
+        return wanted | {a for c in self.creates for a in c.earlier_agreements}
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of everything the plan would send and record: a run given this
+        fingerprint sends nothing unless it would do exactly the same."""
+        def target(agreement: AgreementTarget) -> object:
+            return agreement if isinstance(agreement, int) else ["new", agreement.contract_id, agreement.company_id, agreement.name]
+
+        content = {
+            "period": self.period,
+            "open": self.open,
+            "creates": [[c.marker, list(c.line_ids), target(c.agreement), _canonical(c.values.body(c.marker))] for c in self.creates],
+            "updates": [[u.marker, list(u.line_ids), u.agreement_id, u.addition_id, u.adopted, _canonical(u.changes)]
+                        for u in self.updates],
+            "unchanged": [[u.subscription_id, list(u.line_ids), u.addition_id] for u in self.unchanged],
+            "adoptions": [[a.marker, list(a.line_ids), a.agreement_id, a.addition_id] for a in self.adoptions],
+            "cancels": [[c.marker, c.addition_id, c.cancelled_date.isoformat()] for c in self.cancels],
+            "deferred": [[c.marker, c.addition_id] for c in self.deferred_cancels],
+            "skips": [[s.line_id, s.reason] for s in self.skips],
+        }
+        text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _canonical(body: dict) -> dict:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in sorted(body.items())}
 
 
 def agreement_name(organization_name: str, contract_id: str) -> str:
     return f"{organization_name} - {contract_id}"[:100]
 
 
+def agreement_problem(line: PlanLine, by_id: dict[int, AgreementInfo]) -> str | None:
+    """Why the line's chosen agreement cannot take it, or None. A line must never be posted
+    to another customer's agreement, nor to one ConnectWise refuses."""
+    if line.chosen_agreement_id is None:
+        return None
+    agreement = by_id.get(line.chosen_agreement_id)
+    if agreement is None:
+        return f"agreement #{line.chosen_agreement_id} is not in ConnectWise any more; choose another"
+    if agreement.company_id != line.company_id:
+        return (f"agreement {agreement.name or '#' + str(agreement.id)} belongs to another company "
+                f"(#{agreement.company_id}), not the line's company (#{line.company_id}); choose one of its own")
+    if not agreement.active:
+        return f"agreement {agreement.name or '#' + str(agreement.id)} is not active in ConnectWise; choose an active one"
+    return None
+
+
 def resolve_agreement(line: PlanLine, agreements: dict[int, list[AgreementInfo]], type_id: int) -> AgreementTarget:
-    """SPEC §8 rules 1-4 (rule 5 makes the line unmapped, so it never gets here)."""
+    """SPEC §8 rules 1-4 (rule 5 makes the line unmapped, so it never gets here). Before a
+    new agreement is proposed, the company's active agreement of that name is looked for: an
+    earlier sync (maybe from another database) may have created it."""
     if line.chosen_agreement_id is not None:
         return line.chosen_agreement_id
     assert line.company_id is not None
-    candidates = [a for a in agreements.get(line.company_id, []) if a.active and a.type_id == type_id]
+    own = [a for a in agreements.get(line.company_id, []) if a.active]
+    candidates = [a for a in own if a.type_id == type_id]
     if len(candidates) == 1:
         return candidates[0].id
-    return NewAgreement(line.contract_id, line.company_id, type_id, agreement_name(line.organization_name, line.contract_id))
+    name = agreement_name(line.organization_name, line.contract_id)
+    named = sorted(a.id for a in own if a.name == name)
+    if named:
+        return named[0]
+    return NewAgreement(line.contract_id, line.company_id, type_id, name)
 
 
 def _values(line: PlanLine, charge_names: dict[ChargeType, str], effective: date | None = None) -> AdditionValues:
@@ -203,6 +355,10 @@ def _months_between(earlier: str, later: str) -> int:
     return (y2 * 12 + m2) - (y1 * 12 + m1)
 
 
+def _earlier(lines: list[PlanLine], target: AgreementTarget) -> tuple[int, ...]:
+    return tuple(sorted({l.posted_agreement_id for l in lines if l.posted_agreement_id is not None} - {target}))
+
+
 def plan_sync(
     period: str,
     lines: list[PlanLine],
@@ -212,13 +368,17 @@ def plan_sync(
     charge_names: dict[ChargeType, str],
     *,
     only_lines: set[str] | None = None,
+    state: PeriodState | None = None,
 ) -> Plan:
     """`lines` are all loaded lines of `period` (synced ones too: they tell which
     subscriptions are still billed). `only_lines` limits posting to some lines (per-row sync);
-    cancels are planned only for a whole-period sync."""
-    plan = Plan(period)
+    cancels are planned only for a whole-period sync, and sent only for a closed period."""
+    plan = Plan(period, state=state)
     new_agreements: dict[str, NewAgreement] = {}
+    by_id = {a.id: a for group in agreements.values() for a in group}
     billed_subscriptions = {l.subscription_id for l in lines if l.charge_type.recurring}
+    if state is not None:
+        billed_subscriptions |= state.new_subscriptions
     postable = [l for l in lines if l.sync_status in ("not_synced", "error") and (only_lines is None or l.line_id in only_lines)]
 
     def target(line: PlanLine) -> AgreementTarget:
@@ -233,12 +393,18 @@ def plan_sync(
             reason = "excluded from sync" if line.mapping_status is MappingStatus.EXCLUDED else "not fully mapped"
             plan.skips.append(Skip(line.line_id, reason))
             continue
+        problem = agreement_problem(line, by_id)
+        if problem:
+            plan.skips.append(Skip(line.line_id, problem))
+            continue
         if line.charge_type.recurring:
             recurring[line.subscription_id].append(line)
             continue
+        goes_to = target(line)
         plan.creates.append(CreateAddition(
-            marker("L", line.line_id), (line.line_id,), target(line), _values(line, charge_names),
+            marker("L", line.line_id), (line.line_id,), goes_to, _values(line, charge_names),
             line.company_id, line.organization_name, line.currency,  # type: ignore[arg-type]
+            earlier_agreements=_earlier([line], goes_to),
         ))
 
     for subscription_id, group in sorted(recurring.items()):
@@ -246,15 +412,17 @@ def plan_sync(
         current = max(group, key=lambda l: (l.charge_start, l.invoice_date, l.line_id))
         line_ids = tuple(sorted(l.line_id for l in group))
         existing = persistent.get(subscription_id)
-        if existing is not None and existing.state == "active" and existing.addition_id and existing.values:
+        if existing is not None and existing.state in ("active", "cancelled") and existing.addition_id and existing.values:
             # The effective date is the subscription's start: kept, unless a person typed one.
+            # A cancelled Addition whose subscription is billed again is reopened, never doubled.
             effective = current.charge_start if current.charge_start_user else existing.values.effective_date
             values = _values(current, charge_names, effective)
             changes = values.changes_from(existing.values)
             if changes:
                 plan.updates.append(UpdateAddition(subscription_id, marker("S", subscription_id), line_ids,
                                                    existing.agreement_id, existing.addition_id, values, changes,  # type: ignore[arg-type]
-                                                   current.organization_name, current.currency))
+                                                   current.organization_name, current.currency,
+                                                   company_id=current.company_id, billing_cycle=current.billing_cycle))
             else:
                 plan.unchanged.append(UnchangedAddition(subscription_id, line_ids, existing.addition_id, existing.agreement_id))  # type: ignore[arg-type]
             continue
@@ -263,22 +431,61 @@ def plan_sync(
             marker("S", subscription_id), line_ids, agreement, _values(current, charge_names),
             current.company_id, current.organization_name, current.currency,  # type: ignore[arg-type]
             subscription_id=subscription_id, billing_cycle=current.billing_cycle,
+            earlier_agreements=_earlier(group, agreement), effective_date_typed=current.charge_start_user,
         ))
 
     if only_lines is None and lines:
-        for state in sorted(persistent.values(), key=lambda s: s.subscription_id):
-            if state.state != "active" or not state.addition_id or state.subscription_id in billed_subscriptions:
+        for existing in sorted(persistent.values(), key=lambda s: s.subscription_id):
+            if existing.state != "active" or not existing.addition_id or existing.subscription_id in billed_subscriptions:
                 continue
-            if state.last_period is None or state.last_period >= period:
+            if existing.last_period is None or existing.last_period >= period:
                 continue
             # an annual subscription is billed once a year: silence in between is not an end
-            if _months_between(state.last_period, period) < TERM_MONTHS.get(state.billing_cycle, 1):
+            if _months_between(existing.last_period, period) < TERM_MONTHS.get(existing.billing_cycle, 1):
                 continue
             cancelled = first_day(period) - timedelta(days=1)
-            if state.values and state.values.cancelled_date and state.values.cancelled_date <= cancelled:
+            if existing.values and existing.values.cancelled_date and existing.values.cancelled_date <= cancelled:
                 continue  # already ends before this period
-            plan.cancels.append(CancelAddition(state.subscription_id, marker("S", state.subscription_id),
-                                               state.agreement_id, state.addition_id, cancelled,  # type: ignore[arg-type]
-                                               state.customer or str(state.company_id or ""), state.currency or ""))
+            cancel = CancelAddition(existing.subscription_id, marker("S", existing.subscription_id),
+                                    existing.agreement_id, existing.addition_id, cancelled,  # type: ignore[arg-type]
+                                    existing.customer or str(existing.company_id or ""), existing.currency or "")
+            # invoices still to come may bill it: an open period only lists its cancellations
+            (plan.deferred_cancels if plan.open else plan.cancels).append(cancel)
     plan.new_agreements = list(new_agreements.values())
     return plan
+
+
+def adopt_found(plan: Plan, found: dict[str, list[FoundAddition]], agreements_read: set[int]) -> Plan:
+    """SPEC §10, exactly once against ConnectWise itself: a create whose marker ConnectWise
+    already holds (on its agreement, or where an earlier attempt posted) becomes an adoption,
+    or, for a persistent Addition holding other values, an update of the one found."""
+    creates: list[CreateAddition] = []
+    adoptions = list(plan.adoptions)
+    updates = list(plan.updates)
+    for create in plan.creates:
+        places = [create.agreement] if isinstance(create.agreement, int) else []
+        places += list(create.earlier_agreements)
+        candidates = [f for f in found.get(create.marker, []) if f.agreement_id in places]
+        if not candidates:
+            creates.append(create)
+            continue
+        hit = min(candidates, key=lambda f: (places.index(f.agreement_id), f.addition_id))
+        values = create.values
+        if create.subscription_id:
+            # a persistent Addition must end up holding this period's values
+            if hit.values is not None and not create.effective_date_typed:
+                values = replace(values, effective_date=hit.values.effective_date)  # the subscription's start
+            changes = values.changes_from(hit.values)
+            if changes:
+                updates.append(UpdateAddition(create.subscription_id, create.marker, create.line_ids, hit.agreement_id,
+                                              hit.addition_id, values, changes, create.customer, create.currency,
+                                              adopted=True, company_id=create.company_id,
+                                              billing_cycle=create.billing_cycle))
+                continue
+        adoptions.append(AdoptAddition(create.marker, create.line_ids, hit.agreement_id, hit.addition_id, values,
+                                       create.company_id, create.customer, create.currency, create.subscription_id,
+                                       create.billing_cycle))
+    used = {c.agreement.contract_id for c in creates if isinstance(c.agreement, NewAgreement)}
+    return replace(plan, creates=creates, updates=updates, adoptions=adoptions,
+                   new_agreements=[a for a in plan.new_agreements if a.contract_id in used],
+                   agreements_read=tuple(sorted(agreements_read)))

@@ -309,28 +309,31 @@ class MappingActions(AreaScreen):
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
-        from cw_tui.services.sync_engine import build_plan, refresh_agreements
+        from cw_tui.services.sync_engine import prepare_plan
 
         store = self.app.store
         with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
             async def go():
                 async with self._client() as client:
-                    await refresh_agreements(store, client)
+                    return await prepare_plan(store, client, period, only_lines=only_lines, today=self.app.now().date())
             try:
-                asyncio.run(go())
-                plan = build_plan(store, period, only_lines=only_lines)
+                plan = asyncio.run(go())
             except ConnectWiseError as error:
                 self._failed("Planning the sync", error)
                 return
-        self.app.call_from_thread(self.app.push_screen, SyncPlanModal(plan),
-                                  lambda ok: ok and self._sync(period, only_lines))
+        self.app.call_from_thread(self._show_plan, plan, only_lines)
+
+    def _show_plan(self, plan, only_lines: set[str] | None, changed: bool = False) -> None:  # noqa: ANN001 - a Plan
+        """The plan a person confirms is the plan posted: its fingerprint goes with the run."""
+        self.app.push_screen(SyncPlanModal(plan, changed=changed),
+                             lambda ok: ok and self._sync(plan.period, only_lines, plan.fingerprint))
 
     @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
-    def _sync(self, period: str, only_lines: set[str] | None = None) -> None:
+    def _sync(self, period: str, only_lines: set[str] | None = None, fingerprint: str | None = None) -> None:
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
-        from cw_tui.services.sync_engine import run_sync
+        from cw_tui.services.sync_engine import PlanChanged, run_sync
 
         store = self.app.store
         bar = self.query_one("#sync-progress", ProgressBar)
@@ -349,9 +352,15 @@ class MappingActions(AreaScreen):
         with _Busy(self, "sync-invoices", "invoices-busy", "Posting to ConnectWise…"):
             async def go():
                 async with self._client() as client:
-                    return await run_sync(store, client, period, only_lines=only_lines, progress=progress)
+                    return await run_sync(store, client, period, only_lines=only_lines, progress=progress,
+                                          expect_plan=fingerprint, today=self.app.now().date())
             try:
                 result = asyncio.run(go())
+            except PlanChanged as changed:
+                self.app.call_from_thread(self.app.notify, str(changed), severity="warning", timeout=12)
+                if changed.plan is not None:
+                    self.app.call_from_thread(self._show_plan, changed.plan, only_lines, True)
+                return
             except ConnectWiseError as error:
                 self._failed("Sync", error)
                 return
@@ -365,10 +374,12 @@ class MappingActions(AreaScreen):
             finally:
                 self.app.call_from_thread(bar.remove_class, "-running")
         severity = "error" if result.errors else "information"
+        adopted = f", {result.adopted} already in ConnectWise" if result.adopted else ""
         self.app.call_from_thread(
             self.app.notify,
             f"{period}: {result.synced_lines:,} lines synced ({result.created} created, {result.updated} updated, "
-            f"{result.cancelled} cancelled); {result.skipped} skipped; {result.errors} errors.", severity=severity, timeout=12)
+            f"{result.cancelled} cancelled{adopted}); {result.skipped} skipped; {result.errors} errors.",
+            severity=severity, timeout=12)
         self.app.call_from_thread(self.refresh_data)
 
     # ---- edit, unmap, bulk update, per-row sync (SPEC §5)

@@ -121,22 +121,41 @@ class AutomapModal(_Modal):
 
 
 class SyncPlanModal(_Modal):
-    """The plan of a sync (a dry run): confirm to post. Returns True or None."""
+    """The plan of a sync (a dry run): confirm to post exactly this plan. Returns True or None.
+    In an open period (SPEC §7) the focused button is Cancel, not Post."""
 
-    def __init__(self, plan) -> None:  # noqa: ANN001 - a sync plan
+    DEFAULT_CSS = """
+    SyncPlanModal DataTable { height: auto; max-height: 40vh; }
+    SyncPlanModal .warning { color: $text-warning; }
+    SyncPlanModal .fingerprint { color: $text-muted; }
+    """
+
+    def __init__(self, plan, *, changed: bool = False) -> None:  # noqa: ANN001 - a sync plan
         super().__init__()
         self.plan = plan
+        self.changed = changed
 
     def compose(self) -> ComposeResult:
         p = self.plan
         totals = p.totals()  # exact Decimals: the grand total is summed before rounding
         with Vertical():
             yield Label(f"Sync {p.period} to ConnectWise: the plan", classes="title")
+            if self.changed:
+                yield Static("The plan changed since it was shown, so nothing was sent. This is the plan now.",
+                             classes="warning")
+            if p.open:
+                yield Static(Text.assemble(("Open period: ", "bold"), f"{p.state.reason()}. "
+                                           f"{len(p.deferred_cancels)} cancellations wait until the month closes; "
+                                           "none is sent now."), classes="warning")
             yield Static(
                 f"{len(p.creates)} additions to create, {len(p.updates)} to update, {len(p.cancels)} to cancel, "
                 f"{len(p.unchanged)} unchanged; {len(p.new_agreements)} new agreements; "
-                f"{len(p.skips)} lines skipped (not mapped or excluded)."
+                f"{len(p.skips)} lines skipped (not mapped, excluded or a wrong agreement)."
+                + (f" {p.new_lines_skipped:,} lines of New invoices not loaded." if p.new_lines_skipped else "")
             )
+            if p.already_in_connectwise:
+                yield Static(f"Already in ConnectWise: {p.already_in_connectwise} (their lines become Synced; "
+                             "nothing is posted again).")
             table = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_column("Customer", width=28)
             table.add_column("Cur", width=4)
@@ -146,19 +165,20 @@ class SyncPlanModal(_Modal):
             table.add_column("Amount", width=14)
             by_currency: dict[str, Decimal] = {}
             for (customer, currency), total in totals.items():
-                table.add_row(customer[:28], currency, str(total.creates), str(total.updates), str(total.cancels),
+                table.add_row(Text(customer[:28]), currency, str(total.creates), str(total.updates), str(total.cancels),
                               Text(f"{total.amount:,.2f}", justify="right"))
                 by_currency[currency] = by_currency.get(currency, Decimal(0)) + total.amount
-            with VerticalScroll():
-                yield table
+            yield table
             yield Static("Total: " + (", ".join(f"{c} {a:,.2f}" for c, a in sorted(by_currency.items())) or "nothing to post"))
+            yield Static(f"Plan {p.fingerprint}", classes="fingerprint")
             with Horizontal(classes="buttons"):
-                yield Button("Cancel", id="cancel")
-                yield Button("Post to ConnectWise", id="post", variant="primary",
-                             disabled=not (p.creates or p.updates or p.cancels or p.unchanged))
+                yield Button("Cancel", id="cancel", compact=True)
+                yield Button("Post to ConnectWise", id="post", variant="primary", compact=True, disabled=not p.has_work)
 
     def on_mount(self) -> None:
-        self.query_one("#post", Button).focus()
+        post = self.query_one("#post", Button)
+        # an open month is posted only by a person who chooses to: Post is never the default there
+        (self.query_one("#cancel", Button) if self.plan.open or post.disabled else post).focus()
 
     @on(Button.Pressed, "#post")
     def _post(self) -> None:

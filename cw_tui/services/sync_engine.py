@@ -24,34 +24,43 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from cw_tui.rules.additions import MARKER_PREFIX, AdditionValues, marker
+import peewee as pw
+
+from cw_tui.rules.additions import MARKER_PREFIX, VALUE_FIELDS, AdditionValues, marker
 from cw_tui.rules.charge_dates import Badge
 from cw_tui.rules.mapping import MappingStatus
 from cw_tui.rules.sync_plan import (
+    AdoptAddition,
     AgreementInfo,
     CancelAddition,
     CreateAddition,
+    FoundAddition,
     NewAgreement,
+    PeriodState,
     PersistentAddition,
     Plan,
     PlanLine,
     UnchangedAddition,
     UpdateAddition,
+    adopt_found,
+    period_state,
     plan_sync,
 )
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 from cw_tui.services import settings, system_log
-from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, OutcomeUnknown
+from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, NotFound, OutcomeUnknown
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
 from cw_tui.services.connectwise_data import refresh_agreements
-from cw_tui.services.money import from_micros, to_micros
+from cw_tui.services.money import from_micros
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import (
     Agreement,
     Company,
     Contract,
     InvoiceLine,
+    LoadedPeriod,
+    PeriodNewSubscription,
     Store,
     SubscriptionAddition,
     SyncRun,
@@ -69,6 +78,15 @@ class SyncNotReady(Exception):
     """Configuration missing (agreement type); nothing was sent."""
 
 
+class PlanChanged(Exception):
+    """SPEC §10: the plan a person confirmed is not what the run would do now (the store or
+    ConnectWise changed); nothing was sent. `plan` is the new plan, when there is one."""
+
+    def __init__(self, message: str, plan: Plan | None = None):
+        super().__init__(message)
+        self.plan = plan
+
+
 @dataclass
 class SyncResult:
     run_id: int
@@ -78,9 +96,11 @@ class SyncResult:
     cancelled: int = 0
     agreements_created: int = 0
     unchanged: int = 0
+    adopted: int = 0  # found in ConnectWise and taken over: nothing posted
     skipped: int = 0
     errors: int = 0
     synced_lines: int = 0
+    fingerprint: str = ""
     api_calls: int = 0
     duration_s: float = 0.0
     totals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
@@ -90,8 +110,8 @@ class SyncResult:
             "run_id": self.run_id, "created": self.created, "updated": self.updated, "cancelled": self.cancelled,
             "agreements_created": self.agreements_created, "skipped": self.skipped, "errors": self.errors,
             "api_calls": self.api_calls, "duration_s": round(self.duration_s, 3),
-            "period": self.period, "unchanged": self.unchanged, "synced_lines": self.synced_lines,
-            "totals": totals_json(self.totals),
+            "period": self.period, "unchanged": self.unchanged, "adopted": self.adopted, "synced_lines": self.synced_lines,
+            "fingerprint": self.fingerprint, "totals": totals_json(self.totals),
         }
 
 
@@ -112,7 +132,7 @@ _LINE_SQL = f"""
            l.subscription_id, l.subscription_name, COALESCE(f.name, l.offer_id), l.charge_type, l.billing_cycle,
            l.quantity, l.unit_price, l.unit_cost, l.currency, l.charge_start, l.charge_start_badge, l.charge_end,
            {LINE_MAPPING_STATUS}, COALESCE(l.override_company_id, o.company_id), COALESCE(l.override_product_id, f.product_id),
-           COALESCE(l.override_agreement_id, c.agreement_id), l.sync_status
+           COALESCE(l.override_agreement_id, c.agreement_id), l.sync_status, l.posted_agreement_id
     FROM invoice_line l {LINE_MAPPING_JOINS}
     WHERE l.period = ?
 """
@@ -123,13 +143,13 @@ def plan_lines(store: Store, period: str) -> list[PlanLine]:
     for row in store.db.execute_sql(_LINE_SQL, (period,)):
         (line_id, invoice_date, org_id, org_name, contract_id, sub_id, sub_name, offer_name, charge_type, cycle,
          quantity, unit_price, unit_cost, currency, start, start_badge, end, status, company_id, product_id,
-         agreement_id, sync_status) = row
+         agreement_id, sync_status, posted_agreement_id) = row
         result.append(PlanLine(
             line_id, date.fromisoformat(invoice_date), org_id, org_name, contract_id, sub_id, sub_name, offer_name,
             ChargeType(charge_type), BillingCycle(cycle), from_micros(quantity), from_micros(unit_price),
             from_micros(unit_cost), currency, date.fromisoformat(start), start_badge == Badge.USER,
             date.fromisoformat(end) if end else None, MappingStatus(status), company_id, org_name, product_id,
-            agreement_id, sync_status,
+            agreement_id, sync_status, posted_agreement_id,
         ))
     return result
 
@@ -137,7 +157,8 @@ def plan_lines(store: Store, period: str) -> list[PlanLine]:
 def cached_agreements(store: Store) -> dict[int, list[AgreementInfo]]:
     result: dict[int, list[AgreementInfo]] = defaultdict(list)
     for a in Agreement.select():
-        result[a.company_id].append(AgreementInfo(a.id, a.company_id, a.type_id, a.status == "Active" and not a.cancelled))
+        result[a.company_id].append(AgreementInfo(a.id, a.company_id, a.type_id, a.status == "Active" and not a.cancelled,
+                                                  a.name))
     return result
 
 
@@ -159,13 +180,89 @@ def persistent_additions(store: Store) -> dict[str, PersistentAddition]:
     }
 
 
-def build_plan(store: Store, period: str, *, only_lines: set[str] | None = None) -> Plan:
+def period_state_of(store: Store, period: str, today: date) -> PeriodState:
+    """Open or closed, from the period's last load (SPEC §7)."""
+    loaded = LoadedPeriod.get_or_none(LoadedPeriod.period == period)
+    new_subscriptions = frozenset(r[0] for r in PeriodNewSubscription.select(PeriodNewSubscription.subscription_id)
+                                  .where(PeriodNewSubscription.period == period).tuples())
+    return period_state(period, today, loaded.new_lines if loaded else None, new_subscriptions)
+
+
+def build_plan(store: Store, period: str, *, only_lines: set[str] | None = None, today: date | None = None) -> Plan:
+    """The plan from the store alone: what ConnectWise already holds is not known yet
+    (`prepare_plan` reads it)."""
     config = settings.load_configuration(store)
     if config.agreement_type is None:
         raise SyncNotReady("choose an Agreement Type first: `cw-tui configure --agreement-type NAME`")
     names = {t: config.charge_type_name(t) for t in ChargeType}
+    state = period_state_of(store, period, today or now_utc().date())
     return plan_sync(period, plan_lines(store, period), cached_agreements(store), persistent_additions(store),
-                     config.agreement_type.id, names, only_lines=only_lines)
+                     config.agreement_type.id, names, only_lines=only_lines, state=state)
+
+
+ADDITION_FIELDS = ("id,agreementId,serialNumber,product/id,quantity,unitPrice,unitCost,effectiveDate,cancelledDate,"
+                   "description,invoiceDescription")
+
+
+def _cw_date(text: str | None) -> date | None:
+    return date.fromisoformat(text[:10]) if text else None
+
+
+def values_in_connectwise(addition: Addition) -> AdditionValues | None:
+    """What an Addition holds, in the plan's terms (None when ConnectWise left a field out)."""
+    if addition.product is None or addition.product.id is None or addition.quantity is None or not addition.effectiveDate:
+        return None
+    return AdditionValues(addition.product.id, addition.quantity, addition.unitPrice or Decimal(0), addition.unitCost or Decimal(0),
+                          _cw_date(addition.effectiveDate), _cw_date(addition.cancelledDate),  # type: ignore[arg-type]
+                          addition.description or "", addition.invoiceDescription or "")
+
+
+async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> dict[str, list[FoundAddition]]:
+    """Every cw-tui marker on these agreements: one paged read per agreement, at most eight
+    at once (the client's bound)."""
+    async def one(agreement_id: int) -> list[Addition]:
+        try:
+            rows = await client.list_all(f"/finance/agreements/{int(agreement_id)}/additions",
+                                         conditions=condition("serialNumber", "like", f"{MARKER_PREFIX}*"),
+                                         fields=ADDITION_FIELDS)
+        except NotFound:
+            return []  # the agreement is gone: nothing of ours is on it
+        return [Addition.model_validate(row) for row in rows]
+
+    ordered = sorted(agreement_ids)
+    found: dict[str, list[FoundAddition]] = defaultdict(list)
+    for agreement_id, additions in zip(ordered, await asyncio.gather(*(one(a) for a in ordered))):
+        by_marker: dict[str, list[Addition]] = defaultdict(list)
+        for addition in additions:
+            if addition.serialNumber:
+                by_marker[addition.serialNumber].append(addition)
+        for serial, group in by_marker.items():
+            group.sort(key=lambda a: a.id)
+            first = group[0]
+            found[serial].append(FoundAddition(serial, first.id, agreement_id, values_in_connectwise(first),
+                                               tuple(a.id for a in group[1:])))
+    return found
+
+
+async def prepare_plan(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
+                       today: date | None = None) -> Plan:
+    """The plan a person sees and a run executes: today's agreements, the store's lines, and
+    what ConnectWise already holds on the target agreements (adopted, never posted again).
+    `today` (UTC) says whether the period's month has ended."""
+    release_stale_claims(store)
+    await refresh_agreements(store, client)
+    plan = build_plan(store, period, only_lines=only_lines, today=today)
+    wanted = plan.agreements_to_read()
+    found = await read_markers(client, wanted)
+    for serial, places in found.items():
+        doubled = [f for f in places if f.duplicates] + (places[1:] if len(places) > 1 else [])
+        if doubled:
+            ids = sorted({f.addition_id for f in places} | {d for f in places for d in f.duplicates})
+            system_log.write(store, Level.ERROR, Category.SYNC, f"Marker {serial} is on {len(ids)} additions",
+                             f"additions {', '.join(map(str, ids))} on agreements "
+                             f"{', '.join(sorted({str(f.agreement_id) for f in places}))}; cw-tui adopts the first "
+                             "and posts no other: remove the extra ones in ConnectWise")
+    return adopt_found(plan, found, wanted)
 
 
 # ---------------------------------------------------------------- claims
@@ -266,7 +363,7 @@ class _Run:
         self.totals: dict[tuple[str, str], dict[str, Any]] = defaultdict(lambda: {"creates": 0, "updates": 0, "cancels": 0,
                                                                                   "lines": 0, "amount": Decimal(0)})
         self.agreement_locks: dict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.agreement_ids: dict[str, int] = {}
+        self.agreement_ids: dict[str, tuple[int, bool]] = {}
         self.done = 0
         self.total = 0
 
@@ -316,15 +413,16 @@ class _Run:
                              f"agreement {agreement_id}: additions {', '.join(str(a.id) for a in found)}")
         return found[0] if found else None
 
-    async def agreement_for(self, new: NewAgreement) -> int:
-        """SPEC §8 rule 4, once per contract across runs and processes."""
+    async def agreement_for(self, new: NewAgreement) -> tuple[int, bool]:
+        """SPEC §8 rule 4, once per contract across runs and processes. Returns the agreement
+        and whether this call created it (else ConnectWise may already hold lines on it)."""
         async with self.agreement_locks[new.contract_id]:
             if new.contract_id in self.agreement_ids:
                 return self.agreement_ids[new.contract_id]
             contract = Contract.get_by_id(new.contract_id)
             if contract.agreement_id:
-                self.agreement_ids[new.contract_id] = contract.agreement_id
-                return contract.agreement_id
+                self.agreement_ids[new.contract_id] = (contract.agreement_id, False)
+                return contract.agreement_id, False
             # a claim time left by an earlier run that died means it may have created it already
             attempted = contract.agreement_claimed_at is not None
             with self.store.atomic("IMMEDIATE"):
@@ -336,10 +434,11 @@ class _Run:
             if not claimed:
                 contract = Contract.get_by_id(new.contract_id)
                 if contract.agreement_id:
-                    return contract.agreement_id
+                    return contract.agreement_id, False
                 raise ConnectWiseError(f"another sync is creating the agreement of contract {new.contract_id}; "
                                        "this line is posted by the next sync")
             agreement_id = await self._existing_agreement(new) if attempted else None
+            fresh = agreement_id is None
             if agreement_id is None:
                 company = Company.get_or_none(Company.id == new.company_id)
                 contact = company.default_contact_id if company else None
@@ -353,9 +452,10 @@ class _Run:
                     agreement_id = created.id
                 except OutcomeUnknown:
                     agreement_id = await self._existing_agreement(new)
+                    fresh = False
                     if agreement_id is None:
                         created = await self.client.create_agreement(body)
-                        agreement_id = created.id
+                        agreement_id, fresh = created.id, True
                 self.result.agreements_created += 1
                 system_log.write(self.store, Level.INFO, Category.SYNC, f"Created agreement {new.name}",
                                  f"agreement {agreement_id} for company {new.company_id}, contract {new.contract_id}")
@@ -364,16 +464,22 @@ class _Run:
                     Contract.platform_id == new.contract_id).execute()
                 Agreement.insert(id=agreement_id, name=new.name, company_id=new.company_id, type_id=new.type_id,
                                  status="Active", cancelled=False, synced_at=now_utc()).on_conflict_ignore().execute()
-            self.agreement_ids[new.contract_id] = agreement_id
-            return agreement_id
+            self.agreement_ids[new.contract_id] = (agreement_id, fresh)
+            return agreement_id, fresh
 
     async def _existing_agreement(self, new: NewAgreement) -> int | None:
         found = await self.client.agreements(company_id=new.company_id, conditions=condition("name", "=", new.name))
         return found[0].id if found else None
 
-    async def create(self, action: CreateAddition, looked_up: bool) -> None:
+    async def create(self, action: CreateAddition) -> None:
+        """The plan read the target agreement's markers before the run: only an agreement
+        this run did not create itself just now is looked at again before posting."""
         try:
-            agreement_id = action.agreement if isinstance(action.agreement, int) else await self.agreement_for(action.agreement)
+            if isinstance(action.agreement, int):
+                agreement_id, looked_up = action.agreement, False
+            else:
+                agreement_id, fresh = await self.agreement_for(action.agreement)
+                looked_up = not fresh
         except ConnectWiseError as error:
             self.failed(action.line_ids, f"could not get an agreement: {error.message}", error.details())
             return
@@ -409,6 +515,14 @@ class _Run:
         self.result.created += 1
         self.count("creates", action.customer, action.currency, len(action.line_ids), action.values.amount)
 
+    def adopt(self, action: AdoptAddition) -> None:
+        """ConnectWise already holds it: record it, send nothing."""
+        if action.subscription_id:
+            self._subscription_active(action.subscription_id, action.agreement_id, action.addition_id, action.values,
+                                      action.company_id, action.currency, action.billing_cycle)
+        self.synced(action.line_ids, action.addition_id, action.agreement_id)
+        self.result.adopted += 1
+
     def _subscription_pending(self, action: CreateAddition, agreement_id: int) -> None:
         with self.store.atomic():
             SubscriptionAddition.insert(
@@ -421,21 +535,25 @@ class _Run:
 
     def _subscription_active(self, subscription_id: str, agreement_id: int, addition_id: int, values: AdditionValues,
                              company_id: int | None, currency: str, cycle: BillingCycle | None) -> None:
+        """The subscription's persistent Addition holds `values` now (a row is made for one
+        adopted from ConnectWise)."""
+        S = SubscriptionAddition
+        fields: dict[str, Any] = dict(agreement_id=agreement_id, addition_id=addition_id, state="active",
+                                      claimed_by=None, claimed_at=None, updated_at=now_utc(),
+                                      **{name: getattr(values, name) for name in VALUE_FIELDS})
+        if company_id is not None:
+            fields["company_id"] = company_id
+        if currency:
+            fields["currency"] = currency
+        if cycle is not None:
+            fields["billing_cycle"] = cycle.value
         with self.store.atomic():
-            row = SubscriptionAddition.get_by_id(subscription_id)
-            row.agreement_id, row.addition_id, row.state = agreement_id, addition_id, "active"
-            for name in ("product_id", "quantity", "unit_price", "unit_cost", "effective_date", "cancelled_date",
-                         "description", "invoice_description"):
-                setattr(row, name, getattr(values, name))
-            if company_id is not None:
-                row.company_id = company_id
-            row.currency = currency or row.currency
-            if cycle is not None:
-                row.billing_cycle = cycle.value
-            row.last_period = max(row.last_period or self.period, self.period)
-            row.claimed_by = row.claimed_at = None
-            row.updated_at = now_utc()
-            row.save()
+            S.insert(subscription_id=subscription_id, marker=marker("S", subscription_id), created_run_id=self.run.id,
+                     last_period=self.period, **fields).on_conflict(
+                conflict_target=[S.subscription_id],
+                update={**{getattr(S, k): v for k, v in fields.items()},
+                        S.last_period: pw.fn.MAX(pw.fn.COALESCE(S.last_period, self.period), self.period)},
+            ).execute()
 
     async def update(self, action: UpdateAddition) -> None:
         try:
@@ -443,10 +561,12 @@ class _Run:
         except ConnectWiseError as error:
             self.failed(action.line_ids, error.message, error.details())
             return
-        self._subscription_active(action.subscription_id, action.agreement_id, addition.id, action.values, None,
-                                  action.currency, None)
+        self._subscription_active(action.subscription_id, action.agreement_id, addition.id, action.values,
+                                  action.company_id, action.currency, action.billing_cycle if action.adopted else None)
         self.synced(action.line_ids, addition.id, action.agreement_id)
         self.result.updated += 1
+        if action.adopted:
+            self.result.adopted += 1
         self.count("updates", action.customer, action.currency, len(action.line_ids), action.values.amount)
 
     def unchanged(self, action: UnchangedAddition) -> None:
@@ -500,7 +620,10 @@ def _claim_subscriptions(store: Store, owner: str, subscription_ids: list[str]) 
 
 
 async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
-                   progress: Callable[[int, int], None] | None = None) -> SyncResult:
+                   progress: Callable[[int, int], None] | None = None, expect_plan: str | None = None,
+                   today: date | None = None) -> SyncResult:
+    """Post the period's plan. With `expect_plan` (the fingerprint a person confirmed), a
+    plan that differs sends nothing and raises PlanChanged with the new plan."""
     started = time.monotonic()
     calls_before = client.api_calls
     now = now_utc()
@@ -509,27 +632,31 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
     run.owner = owner
     run.save()
     system_log.write(store, Level.INFO, Category.SYNC, f"Sync of {period} started", f"run {run.id}")
-    release_stale_claims(store, now)
     state = _Run(store, client, period, run, owner, progress)
     try:
-        await refresh_agreements(store, client)
-        plan = build_plan(store, period, only_lines=only_lines)
+        plan = await prepare_plan(store, client, period, only_lines=only_lines, today=today)
+        state.result.fingerprint = plan.fingerprint
+        if expect_plan is not None and plan.fingerprint != expect_plan:
+            raise PlanChanged(f"the plan of {period} changed since it was shown (it was {expect_plan}, it is now "
+                              f"{plan.fingerprint}): nothing was sent; review the new plan", plan)
         for skip in plan.skips:
             system_log.write(store, Level.WARNING, Category.SYNC, f"Line {skip.line_id} skipped: {skip.reason}",
                              f"period {period}; map it (or include its organization) and sync again")
         state.result.skipped = len(plan.skips)
-        wanted = [lid for c in plan.creates for lid in c.line_ids] + [lid for u in plan.updates for lid in u.line_ids] \
-            + [lid for u in plan.unchanged for lid in u.line_ids]
-        # which of these lines an earlier attempt may have posted: they are looked up first
-        previously = set()
-        for start in range(0, len(wanted), _CHUNK):
-            chunk = wanted[start : start + _CHUNK]
-            previously.update(r[0] for r in InvoiceLine.select(InvoiceLine.line_id).where(
-                InvoiceLine.line_id.in_(chunk) & InvoiceLine.posted_agreement_id.is_null(False)).tuples())
+        if plan.deferred_cancels:
+            system_log.write(store, Level.INFO, Category.SYNC,
+                             f"{len(plan.deferred_cancels)} cancellations wait until {period} closes",
+                             f"{period} is open: {plan.state.reason() if plan.state else ''}; nothing was cancelled")
+        actions = (*plan.creates, *plan.updates, *plan.unchanged, *plan.adoptions)
+        wanted = [lid for a in actions for lid in a.line_ids]
         claimed = _claim_lines(store, owner, wanted, now)
-        subscriptions = [c.subscription_id for c in plan.creates if c.subscription_id] + [u.subscription_id for u in plan.updates] \
-            + [c.subscription_id for c in plan.cancels]
+        subscriptions = [a.subscription_id for a in (*plan.creates, *plan.adoptions) if a.subscription_id] \
+            + [u.subscription_id for u in plan.updates] + [c.subscription_id for c in plan.cancels]
         busy = _claim_subscriptions(store, owner, subscriptions)
+        if expect_plan is not None and (set(wanted) - claimed or busy):
+            _release_own_claims(store, owner)
+            raise PlanChanged(f"another sync is posting part of the plan of {period}: nothing was sent; "
+                              "look at the plan again when it has finished")
 
         def mine(line_ids: tuple[str, ...], subscription_id: str | None = None) -> bool:
             return all(lid in claimed for lid in line_ids) and subscription_id not in busy
@@ -537,9 +664,10 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         creates = [c for c in plan.creates if mine(c.line_ids, c.subscription_id)]
         updates = [u for u in plan.updates if mine(u.line_ids, u.subscription_id)]
         unchanged = [u for u in plan.unchanged if mine(u.line_ids)]
+        adoptions = [a for a in plan.adoptions if mine(a.line_ids, a.subscription_id)]
         cancels = [c for c in plan.cancels if c.subscription_id not in busy]
         # lines claimed for an action this run drops (partly owned by another run) are released
-        kept = {lid for a in (*creates, *updates, *unchanged) for lid in a.line_ids}
+        kept = {lid for a in (*creates, *updates, *unchanged, *adoptions) for lid in a.line_ids}
         with store.atomic():
             leftover = list(claimed - kept)
             for start in range(0, len(leftover), _CHUNK):
@@ -558,14 +686,16 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         state.total = len(creates) + len(updates) + len(cancels)
         for action in unchanged:
             state.unchanged(action)
-
-        pending = {r[0] for r in SubscriptionAddition.select(SubscriptionAddition.subscription_id).where(
-            SubscriptionAddition.state == "pending").tuples()}
+        for adoption in adoptions:
+            state.adopt(adoption)
+        if adoptions:
+            system_log.write(store, Level.INFO, Category.SYNC,
+                             f"{len(adoptions)} additions of {period} were already in ConnectWise: adopted, not posted",
+                             "; ".join(f"{a.marker} = addition {a.addition_id} on agreement {a.agreement_id}"
+                                       for a in adoptions[:50]))
 
         async def create(action: CreateAddition) -> None:
-            # an earlier attempt recorded a target: ConnectWise may already hold this one
-            looked_up = any(lid in previously for lid in action.line_ids) or action.subscription_id in pending
-            await state.create(action, looked_up)
+            await state.create(action)
             state.tick()
 
         async def update(action: UpdateAddition) -> None:
@@ -577,14 +707,17 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             state.tick()
 
         await asyncio.gather(*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels))
+    except PlanChanged:
+        _release_own_claims(store, owner)
+        system_log.write(store, Level.WARNING, Category.SYNC, f"Sync of {period} refused: the plan changed",
+                         f"run {run.id}: expected plan {expect_plan}; nothing was sent")
+        _finish(run, "refused", client.api_calls - calls_before)
+        raise
     except ConnectWiseError as error:
         # ConnectWise could not be read at all (before posting): nothing was claimed for posting
         _release_own_claims(store, owner)
         system_log.write(store, Level.ERROR, Category.SYNC, f"Sync of {period} failed: {error.message}", error.details())
-        run.state = "failed"
-        run.finished_at = now_utc()
-        run.api_calls = client.api_calls - calls_before
-        run.save()
+        _finish(run, "failed", client.api_calls - calls_before)
         raise
     except BaseException:
         _release_own_claims(store, owner)
@@ -595,20 +728,25 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
     result.api_calls = client.api_calls - calls_before
     result.duration_s = time.monotonic() - started
     result.totals = {k: dict(v) for k, v in state.totals.items()}
-    run.finished_at = now_utc()
-    run.state = "ok" if result.errors == 0 else "partial"
-    for name in ("created", "updated", "cancelled", "agreements_created", "skipped", "errors", "api_calls"):
+    for name in ("created", "updated", "cancelled", "agreements_created", "skipped", "errors"):
         setattr(run, name, getattr(result, name))
-    run.save()
+    _finish(run, "ok" if result.errors == 0 else "partial", result.api_calls)
     system_log.write(
         store, Level.WARNING if result.errors else Level.INFO, Category.SYNC,
         f"Sync of {period} finished: {result.created} created, {result.updated} updated, {result.cancelled} cancelled, "
-        f"{result.errors} errors",
+        f"{result.adopted} already in ConnectWise, {result.errors} errors",
         f"run {run.id}: {result.synced_lines} lines synced, {result.unchanged} subscriptions unchanged, "
         f"{result.agreements_created} agreements created, {result.skipped} lines skipped; {result.api_calls} API calls "
-        f"in {result.duration_s:.1f} s",
+        f"in {result.duration_s:.1f} s; plan {result.fingerprint}",
     )
     return result
+
+
+def _finish(run: SyncRun, state: str, api_calls: int) -> None:
+    run.state = state
+    run.finished_at = now_utc()
+    run.api_calls = api_calls
+    run.save()
 
 
 def _release_own_claims(store: Store, owner: str) -> None:
@@ -648,30 +786,51 @@ class ReconcileReport:
     additions_read: int = 0
 
 
-async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> ReconcileReport:
-    """Compare what the period's synced lines say ConnectWise holds with what it holds."""
-    report = ReconcileReport(period)
-    expected: dict[str, dict[str, Any]] = {}  # marker -> expected
+def _posted_for_period(store: Store, period: str) -> dict[str, dict[str, Any]]:
+    """marker -> what cw-tui posted for `period`: a one-time line's own values; for a
+    subscription, the values of its latest recurring charge of the period (what that
+    period's sync left on the persistent Addition). Synced lines never change, so a later
+    month's sync leaves this as it was."""
     rows = store.db.execute_sql(
         "SELECT l.line_id, l.charge_type, l.subscription_id, l.quantity, l.unit_price, l.currency, l.posted_agreement_id, "
-        "COALESCE(o.name, l.organization_id) FROM invoice_line l LEFT JOIN organization o ON o.platform_id = l.organization_id "
+        "COALESCE(o.name, l.organization_id), l.charge_start, l.invoice_date "
+        "FROM invoice_line l LEFT JOIN organization o ON o.platform_id = l.organization_id "
         "WHERE l.period = ? AND l.sync_status = 'synced'", (period,))
-    subscriptions = {s.subscription_id: s for s in SubscriptionAddition.select()}
-    for line_id, charge_type, sub_id, quantity, price, currency, agreement_id, customer in rows:
-        if ChargeType(charge_type).recurring:
-            sub = subscriptions.get(sub_id)
-            if sub is None:
-                continue
-            key = marker("S", sub_id)
-            expected.setdefault(key, {"customer": customer, "currency": currency, "agreement": sub.agreement_id,
-                                      "amount": (sub.quantity or 0) * (sub.unit_price or 0), "lines": 0})
-            expected[key]["lines"] += 1
-        else:
+    expected: dict[str, dict[str, Any]] = {}
+    latest: dict[str, tuple] = {}
+    for line_id, charge_type, sub_id, quantity, price, currency, agreement_id, customer, start, invoice_date in rows:
+        amount = from_micros(quantity) * from_micros(price)
+        if not ChargeType(charge_type).recurring:
             expected[marker("L", line_id)] = {"customer": customer, "currency": currency, "agreement": agreement_id,
-                                              "amount": from_micros(quantity) * from_micros(price), "lines": 1}
-    agreement_ids = sorted({e["agreement"] for e in expected.values() if e["agreement"]})
+                                              "amount": amount, "subscription": None}
+            continue
+        key = marker("S", sub_id)
+        order = (start, invoice_date, line_id)
+        entry = expected.setdefault(key, {"customer": customer, "currency": currency, "agreement": agreement_id,
+                                          "amount": amount, "subscription": sub_id})
+        if key not in latest or order > latest[key]:
+            latest[key] = order
+            entry.update(amount=amount, agreement=agreement_id)
+    return expected
+
+
+async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> ReconcileReport:
+    """Compare what cw-tui posted for the period with what ConnectWise holds now, per
+    customer and currency (SPEC §15). A persistent Addition that a later month updated counts
+    here at the values posted for this month, as long as ConnectWise still holds what cw-tui
+    posted last; so a month's figures do not change when a later month is synced."""
+    report = ReconcileReport(period)
+    expected = _posted_for_period(store, period)
+    subscriptions = {s.subscription_id: s for s in SubscriptionAddition.select()}
+    agreement_ids = set()
+    for key, exp in expected.items():
+        sub = subscriptions.get(exp["subscription"]) if exp["subscription"] else None
+        if sub is not None and sub.agreement_id:
+            exp["agreement"] = sub.agreement_id
+        if exp["agreement"]:
+            agreement_ids.add(exp["agreement"])
     found: dict[str, list[Addition]] = defaultdict(list)
-    for agreement_id in agreement_ids:
+    for agreement_id in sorted(agreement_ids):
         for addition in await client.additions(agreement_id, condition("serialNumber", "like", f"{MARKER_PREFIX}*")):
             found[addition.serialNumber or ""].append(addition)
             report.additions_read += 1
@@ -694,12 +853,20 @@ async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> Rec
         if len(additions) > 1:
             report.mismatches.append(Mismatch("duplicate", key, exp["customer"], exp["currency"],
                                               f"{len(additions)} additions: {', '.join(str(a.id) for a in additions)}"))
-        amount = sum(((a.quantity or 0) * (a.unitPrice or 0) for a in additions), Decimal(0))
+        holds = sum(((a.quantity or 0) * (a.unitPrice or 0) for a in additions), Decimal(0))
+        sub = subscriptions.get(exp["subscription"]) if exp["subscription"] else None
+        superseded = sub is not None and sub.last_period is not None and sub.last_period > period
+        # what cw-tui last left on this Addition: this month's values, or a later month's
+        last_posted = (sub.quantity or 0) * (sub.unit_price or 0) if superseded else exp["amount"]
         row["found_count"] += len(additions)
-        row["found_amount"] += amount
-        if abs(amount - exp["amount"]) > Decimal("0.005"):
+        if len(additions) == 1 and abs(holds - last_posted) <= Decimal("0.005"):
+            row["found_amount"] += exp["amount"]
+            continue
+        row["found_amount"] += holds  # a difference: what ConnectWise really holds
+        if len(additions) == 1:
+            later = f" (cw-tui last posted {last_posted:.2f} with {sub.last_period})" if superseded and sub else ""
             report.mismatches.append(Mismatch("amount", key, exp["customer"], exp["currency"],
-                                              f"expected {exp['amount']:.2f}, ConnectWise holds {amount:.2f}"))
+                                              f"expected {last_posted:.2f}{later}, ConnectWise holds {holds:.2f}"))
     for key, additions in sorted(found.items()):
         if key not in expected and key not in known:
             for a in additions:
@@ -707,6 +874,16 @@ async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> Rec
                                                   f"addition {a.id} on agreement {a.agreementId} has a cw-tui marker "
                                                   "that matches no synced line or subscription"))
     return report
+
+
+def totals_by_currency(per_customer: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
+    """Reconciliation totals per currency: amounts of different currencies are never added."""
+    result: dict[str, dict[str, Decimal]] = {}
+    for (_, currency), row in sorted(per_customer.items()):
+        total = result.setdefault(currency, {"expected": Decimal(0), "found": Decimal(0)})
+        total["expected"] += row["expected_amount"]
+        total["found"] += row["found_amount"]
+    return result
 
 
 def money(value: Decimal) -> str:
