@@ -76,9 +76,11 @@ class PeriodState:
         """Why the period is open, in a finance user's words ('' when it is closed)."""
         reasons = []
         if not self.month_ended:
-            reasons.append(f"the month ends on {last_day(self.period).isoformat()}")
+            reasons.append(f"the month ends {last_day(self.period).isoformat()}")
         if self.new_lines is None:
             reasons.append("it was loaded before cw-tui recorded New invoices (load it again)")
+        elif self.new_lines == 1:
+            reasons.append("1 line is on an invoice still in status New")
         elif self.new_lines:
             reasons.append(f"{self.new_lines:,} lines are on invoices still in status New")
         return "; ".join(reasons)

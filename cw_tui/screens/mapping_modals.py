@@ -125,9 +125,11 @@ class SyncPlanModal(_Modal):
     In an open period (SPEC §7) the focused button is Cancel, not Post."""
 
     DEFAULT_CSS = """
-    SyncPlanModal DataTable { height: auto; max-height: 40vh; }
+    SyncPlanModal .title { padding: 0; }
+    SyncPlanModal DataTable { height: auto; max-height: 30vh; }
     SyncPlanModal .warning { color: $text-warning; }
-    SyncPlanModal .fingerprint { color: $text-muted; }
+    SyncPlanModal .buttons { height: auto; }
+    SyncPlanModal .fingerprint { width: 1fr; color: $text-muted; }
     """
 
     def __init__(self, plan, *, changed: bool = False) -> None:  # noqa: ANN001 - a sync plan
@@ -145,19 +147,18 @@ class SyncPlanModal(_Modal):
                              classes="warning")
             if p.open:
                 yield Static(Text.assemble(("Open period: ", "bold"), f"{p.state.reason()}. "
-                                           f"{len(p.deferred_cancels)} cancellations wait until the month closes; "
+                                           f"{len(p.deferred_cancels)} cancellations wait for the month to close; "
                                            "none is sent now."), classes="warning")
             yield Static(
-                f"{len(p.creates)} additions to create, {len(p.updates)} to update, {len(p.cancels)} to cancel, "
-                f"{len(p.unchanged)} unchanged; {len(p.new_agreements)} new agreements; "
-                f"{len(p.skips)} lines skipped (not mapped, excluded or a wrong agreement)."
-                + (f" {p.new_lines_skipped:,} lines of New invoices not loaded." if p.new_lines_skipped else "")
+                f"Create {len(p.creates)}, update {len(p.updates)}, cancel {len(p.cancels)}, unchanged "
+                f"{len(p.unchanged)}, new agreements {len(p.new_agreements)}; {len(p.skips)} lines skipped "
+                "(not mapped, excluded or a wrong agreement)."
             )
             if p.already_in_connectwise:
                 yield Static(f"Already in ConnectWise: {p.already_in_connectwise} (their lines become Synced; "
                              "nothing is posted again).")
             table = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_column("Customer", width=28)
+            table.add_column("Customer", width=22)
             table.add_column("Cur", width=4)
             table.add_column("Create", width=6)
             table.add_column("Update", width=6)
@@ -165,13 +166,13 @@ class SyncPlanModal(_Modal):
             table.add_column("Amount", width=14)
             by_currency: dict[str, Decimal] = {}
             for (customer, currency), total in totals.items():
-                table.add_row(Text(customer[:28]), currency, str(total.creates), str(total.updates), str(total.cancels),
+                table.add_row(Text(customer[:22]), currency, str(total.creates), str(total.updates), str(total.cancels),
                               Text(f"{total.amount:,.2f}", justify="right"))
                 by_currency[currency] = by_currency.get(currency, Decimal(0)) + total.amount
             yield table
             yield Static("Total: " + (", ".join(f"{c} {a:,.2f}" for c, a in sorted(by_currency.items())) or "nothing to post"))
-            yield Static(f"Plan {p.fingerprint}", classes="fingerprint")
             with Horizontal(classes="buttons"):
+                yield Static(f"Plan {p.fingerprint}", classes="fingerprint")
                 yield Button("Cancel", id="cancel", compact=True)
                 yield Button("Post to ConnectWise", id="post", variant="primary", compact=True, disabled=not p.has_work)
 
