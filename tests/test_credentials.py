@@ -43,3 +43,16 @@ def test_a_damaged_file_is_an_error(tmp_path: Path) -> None:
 
 def test_missing_fields_are_named() -> None:
     assert Credentials(url="x").missing() == ["Company ID", "Public Key", "Private Key", "Client ID"]
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
+def test_a_file_others_can_read_is_refused_like_ssh_does(cli, mode: int) -> None:
+    path = credentials.save(Credentials("http://127.0.0.1:1", "acme", "pub", "priv-secret-9", "cid-9"))
+    path.chmod(mode)
+    with pytest.raises(CredentialsError, match=rf"mode {mode:04o}.*chmod 600 {path}"):
+        credentials.current()
+    result = cli("sync-organizations")  # any command that needs the credentials
+    assert result.code == 2
+    assert f"chmod 600 {path}" in result.err and "priv-secret-9" not in result.err + result.out
+    path.chmod(0o600)
+    assert credentials.current().private_key == "priv-secret-9"

@@ -76,6 +76,7 @@ def load_saved(path: Path | None = None) -> Credentials | None:
         return None
     except OSError as error:
         raise CredentialsError(f"cannot read {path}: {error.strerror}") from None
+    _check_private(path)
     try:
         data = json.loads(text)
         creds = Credentials(**{f.name: str(data.get(f.name, "")) for f in fields(Credentials)})
@@ -83,6 +84,22 @@ def load_saved(path: Path | None = None) -> Credentials | None:
         raise CredentialsError(f"{path} is damaged; run `cw-tui connect` again to replace it") from None
     creds.register_secrets()
     return creds
+
+
+def _check_private(path: Path) -> None:
+    """As ssh refuses a private key others can read: the file holds the private key and the
+    client ID, so a copy readable by the group or others (or owned by someone else) is
+    refused rather than used."""
+    info = path.stat()
+    mode = info.st_mode & 0o777
+    if mode & 0o077:
+        raise CredentialsError(
+            f"{path} can be read or changed by other users (mode {mode:04o}); it holds your ConnectWise private key. "
+            f"Run `chmod 600 {path}` (and change the key in ConnectWise if others may have read it), then try again"
+        )
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise CredentialsError(f"{path} belongs to another user (uid {info.st_uid}); run `cw-tui connect` to save "
+                               "your own credentials")
 
 
 def from_environment(base: Credentials | None = None) -> Credentials:
