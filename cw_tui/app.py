@@ -25,7 +25,7 @@ from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
 from cw_tui.services.credentials import Credentials, CredentialsError
-from cw_tui.services.store import Store, now_utc
+from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, now_utc
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile
 
@@ -77,6 +77,31 @@ class CwTuiApp(App):
         # down the line. TEXTUAL_ANIMATIONS still chooses, when set.
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
+
+    # --------------------------------------------------------------- a database that fails
+
+    def _handle_exception(self, error: Exception) -> None:
+        """The last resort for a database that fails where no screen expected it (a damaged
+        file under the Dashboard): Textual stops the failing widget's message loop, so the
+        app ends, with a message naming the file and the cause instead of a traceback.
+        Screens run their writes through `database_problem` and stay up."""
+        if isinstance(error, (*DATABASE_ERRORS, StoreError)):
+            self.exit(return_code=2, message=f"cw-tui: error: {self._database_message(error)}")
+            return
+        super()._handle_exception(error)
+
+    def _database_message(self, error: BaseException) -> str:
+        return system_log.redact(str(error) if isinstance(error, StoreError) else self.store.describe(error))
+
+    def database_problem(self, error: BaseException) -> None:
+        """A write the database refused (locked, read-only, full): say so; SQLite rolled it back."""
+        message = self._database_message(error)
+        try:
+            system_log.write(self.store, system_log.Level.ERROR, system_log.Category.CONFIGURATION,
+                             "The database refused a change", message)
+        except DATABASE_ERRORS:
+            pass  # the same problem: the message on screen is what is left
+        self.notify(message, title="Database", severity="error", timeout=30, markup=False)
 
     # --------------------------------------------------------------- state
 

@@ -35,7 +35,7 @@ from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.services.sync_engine import SyncNotReady
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
-from cw_tui.services.store import Store, StoreError, now_utc, open_store
+from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, describe_error, now_utc, open_store
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -54,11 +54,16 @@ class ConnectionRefusedByConnectWise(UsageError):
 # ---------------------------------------------------------------- helpers
 
 
+def _database_path(args: argparse.Namespace) -> tuple[Path, bool]:
+    """The database, and whether it is the default location (whose folder may be created)."""
+    if getattr(args, "db", None):
+        return Path(args.db).expanduser(), False
+    return default_database_path(), not os.environ.get("CW_TUI_DB")
+
+
 def _store(args: argparse.Namespace) -> Store:
-    path = Path(args.db) if getattr(args, "db", None) else default_database_path()
-    store = open_store(path)
-    system_log.purge(store)
-    return store
+    path, default = _database_path(args)
+    return open_store(path, create_folder=default)
 
 
 def _print_json(value: Any) -> None:
@@ -609,8 +614,9 @@ def cmd_app(args: argparse.Namespace) -> int:
     from cw_tui.app import CwTuiApp
 
     with _store(args) as store:
-        CwTuiApp(store).run()
-    return EXIT_OK
+        app = CwTuiApp(store)
+        app.run()
+    return app.return_code or EXIT_OK
 
 
 # ---------------------------------------------------------------- parser
@@ -737,6 +743,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE if isinstance(error, configuration) else EXIT_PARTIAL
     except (UsageError, StoreError, CredentialsError, SyncNotReady) as error:
         print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
+        return EXIT_USAGE
+    except DATABASE_ERRORS as error:
+        # locked, damaged, read-only or full: the file and the cause, never a bare driver message
+        print(f"cw-tui: error: {system_log.redact(describe_error(_database_path(args)[0], error))}",
+              file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("cw-tui: interrupted", file=sys.stderr)

@@ -95,7 +95,7 @@ def test_a_locked_database_gives_a_message(tmp_path: Path, monkeypatch: pytest.M
         con.close()
         monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
         monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, lambda db: None])
-        with pytest.raises(StoreError, match="locked by another program"):
+        with pytest.raises(StoreError, match="is busy: another program .* holds its write lock"):
             open_store(path)
     finally:
         holder.rollback()

@@ -7,8 +7,11 @@ Credentials are *not* here (see credentials.py). The schema is versioned with
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,11 +21,24 @@ import peewee as pw
 from cw_tui.services.money import from_micros, to_micros
 
 APP_ID = 0x63777475  # "cwtu": marks the file as ours (PRAGMA application_id)
-BUSY_TIMEOUT_MS = 10_000
+
+
+def _busy_timeout_ms() -> int:
+    """How long a write waits for another process's write lock (CW_TUI_LOCK_TIMEOUT seconds)."""
+    try:
+        return max(0, int(float(os.environ.get("CW_TUI_LOCK_TIMEOUT", "10")) * 1000))
+    except ValueError:
+        return 10_000
+
+
+BUSY_TIMEOUT_MS = _busy_timeout_ms()
 
 
 class StoreError(Exception):
     """The database cannot be used; the message says why and what to do."""
+
+
+DATABASE_ERRORS = (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError, pw.InterfaceError)
 
 
 # ---------------------------------------------------------------- field types
@@ -404,35 +420,85 @@ class Store:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def atomic(self, lock_type: str = "IMMEDIATE"):  # noqa: ANN201 - peewee's context manager
+    @contextmanager
+    def atomic(self, lock_type: str = "IMMEDIATE") -> Iterator[None]:
         """A write transaction that takes the write lock at its start. A deferred one that
         reads first and writes later fails at once with "database is locked" (SQLite's
         BUSY_SNAPSHOT in WAL mode) when another process wrote in between; waiting for the
-        lock up front lets the busy timeout do its job."""
-        return self.db.atomic(lock_type)
+        lock up front lets the busy timeout do its job.
+
+        When SQLite has already rolled back by itself (a full disk, an I/O error), peewee's
+        own ROLLBACK fails with "no transaction is active": the first error is the one that
+        says what happened, so it is the one raised."""
+        transaction = self.db.atomic(lock_type)
+        transaction.__enter__()
+        try:
+            yield
+        except BaseException as error:
+            try:
+                transaction.__exit__(type(error), error, error.__traceback__)
+            except DATABASE_ERRORS:
+                pass
+            raise
+        try:
+            transaction.__exit__(None, None, None)
+        except DATABASE_ERRORS as error:
+            cause = error.__context__  # the failed COMMIT, under the failed ROLLBACK
+            if isinstance(cause, DATABASE_ERRORS) and "no transaction" in str(error).lower():
+                raise cause from None
+            raise
+
+    def describe(self, error: BaseException) -> str:
+        """A database error in a finance user's words: the file, the cause, what to do."""
+        return describe_error(self.path, error)
 
     def schema_version(self) -> int:
         return self.db.execute_sql("PRAGMA user_version").fetchone()[0]
 
 
-def _describe(path: Path, error: Exception) -> str:
+def lock_holder(path: Path) -> str:
+    """Which cw-tui is working on the database, when it says so: its running operation is a
+    committed row, which a reader sees while that process holds the write lock."""
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = con.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
+                               "ORDER BY id DESC LIMIT 1").fetchall()
+        finally:
+            con.close()
+    except (sqlite3.Error, OSError, ValueError):
+        return ""
+    for kind, period, owner, started in rows:
+        host, _, rest = (owner or "").partition("|")
+        pid = rest.split("|", 1)[0]
+        what = {"sync": "a sync", "invoices": "a load of invoice lines", "products": "a load of products",
+                "organizations": "a sync of organizations"}.get(kind, kind)
+        where = f"process {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
+        return f"{what}{' of ' + period if period else ''} ({where}, started {(started or '')[:16].replace('T', ' ')} UTC)"
+    return ""
+
+
+def describe_error(path: Path, error: BaseException) -> str:
+    # a failed ROLLBACK after SQLite rolled back by itself hides the error that says why
+    while "no transaction is active" in str(error) and isinstance(error.__context__, DATABASE_ERRORS):
+        error = error.__context__
     text = str(error).lower()
     if "locked" in text or "busy" in text:
-        return (
-            f"database {path} is locked by another program; wait for it to finish "
-            "(or close the other cw-tui) and try again"
-        )
+        holder = lock_holder(path)
+        who = f"another cw-tui holds its write lock ({holder})" if holder else \
+            "another program (perhaps another cw-tui) holds its write lock"
+        return f"database {path} is busy: {who}; nothing was changed. Try again when it has finished"
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return (
             f"database {path} is damaged or is not a cw-tui database ({error}); "
             "restore it from a backup or choose another file with --db"
         )
-    if "disk" in text and ("full" in text or "i/o" in text):
-        return f"cannot write database {path}: the disk is full or failing ({error})"
+    if ("disk" in text and ("full" in text or "i/o" in text)) or "too big" in text or "file too large" in text:
+        return f"cannot write database {path}: the disk is full or failing ({error}); nothing was changed. Free some space and try again"
     if "readonly" in text or "read-only" in text or "permission" in text:
-        return f"cannot write database {path}: permission denied ({error})"
+        return f"cannot write database {path}: it is read-only for this user ({error}); nothing was changed"
     if "unable to open" in text:
-        return f"cannot open database {path}: the folder does not exist or is not writable"
+        return f"cannot open database {path}: check that the file and its folder exist and can be written"
     return f"database {path} cannot be used: {error}"
 
 
@@ -442,8 +508,10 @@ def _describe(path: Path, error: Exception) -> str:
 _OPEN: dict[str, tuple[pw.SqliteDatabase, int]] = {}
 
 
-def open_store(path: Path | str, *, migrate: bool = True) -> Store:
-    """Open (creating if needed) and upgrade the store at `path`; binds the models to it."""
+def open_store(path: Path | str, *, migrate: bool = True, create_folder: bool = True) -> Store:
+    """Open (creating if needed) and upgrade the store at `path`; binds the models to it.
+    `create_folder` is for the default location only: a mistyped --db must not quietly
+    become a new, empty database somewhere."""
     path = Path(path).expanduser()
     key = str(path.resolve())
     shared = _OPEN.get(key)
@@ -452,10 +520,16 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
         _OPEN[key] = (db, count + 1)
         db.bind(MODELS, bind_refs=False, bind_backrefs=False)
         return Store(path, db)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StoreError(f"cannot create the folder for database {path}: {error.strerror}") from None
+    if path.is_dir():
+        raise StoreError(f"{path} is a folder, not a database file: give a file name, e.g. {path / 'cw-tui.sqlite3'}")
+    if not path.parent.is_dir():
+        if not create_folder:
+            raise StoreError(f"the folder {path.parent} does not exist, so database {path} cannot be created there; "
+                             "check the path (--db or CW_TUI_DB), or create the folder first")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(f"cannot create the folder for database {path}: {error.strerror}") from None
     db = pw.SqliteDatabase(
         str(path),
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -490,9 +564,9 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     except StoreError:
         db.close()
         raise
-    except (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError) as error:
+    except DATABASE_ERRORS as error:
         db.close()
-        raise StoreError(_describe(path, error)) from None
+        raise StoreError(describe_error(path, error)) from None
     _OPEN[key] = (db, 1)
     return Store(path, db)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+
+import peewee as pw
 
 from cw_tui.services.store import LogEntry, Store, now_utc
 
@@ -60,6 +63,10 @@ def redact(text: str) -> str:
     return text
 
 
+_purged: dict[str, float] = {}  # database file -> when this process last purged it
+PURGE_EVERY_S = 3600
+
+
 def write(
     store: Store,
     level: Level,
@@ -69,6 +76,12 @@ def write(
     *,
     at: datetime | None = None,
 ) -> LogEntry:
+    """Old entries are purged along with a write (at most hourly per process): reading the
+    logs, or a status, never needs the write lock."""
+    key = str(store.path)
+    if time.monotonic() - _purged.get(key, -PURGE_EVERY_S) >= PURGE_EVERY_S:
+        _purged[key] = time.monotonic()
+        purge(store)
     return LogEntry.create(
         timestamp=at or now_utc(),
         level=Level(level).value,
@@ -95,8 +108,11 @@ def _select(query: LogQuery):  # noqa: ANN202 - a peewee query
     if query.category:
         select = select.where(LogEntry.category == query.category.value)
     if query.text:
-        like = f"%{query.text.strip()}%"
-        select = select.where(LogEntry.summary ** like | LogEntry.details ** like | LogEntry.category ** like)
+        # literal: % and _ are what they are, not wildcards (case-insensitive for ASCII, as LIKE)
+        wanted = query.text.strip().lower()
+        select = select.where((pw.fn.instr(pw.fn.lower(LogEntry.summary), wanted) > 0)
+                              | (pw.fn.instr(pw.fn.lower(LogEntry.details), wanted) > 0)
+                              | (pw.fn.instr(pw.fn.lower(LogEntry.category), wanted) > 0))
     if query.since:
         select = select.where(LogEntry.timestamp >= query.since)
     if query.until:
