@@ -331,6 +331,24 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from cw_tui.services.export import ExportError, export_csv, export_name, grid_source
+    from cw_tui.services.grid_query import GridState
+
+    with _store(args) as store:
+        try:
+            source = grid_source(store, args.grid, args.period, now_utc().date())
+        except ExportError as error:
+            raise UsageError(str(error)) from None
+        out = Path(args.out) if args.out else Path.cwd() / export_name(source, now_utc())
+        try:
+            count = export_csv(store, source, GridState(search=args.search or ""), out)
+        except OSError as error:
+            raise UsageError(f"--out: cannot write {out}: {error.strerror or error}; no file was written") from None
+    print(f"Exported {count} {source.name} to {out}")
+    return EXIT_OK
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from cw_tui.sandbox.app import Faults
     from cw_tui.sandbox.server import build_sandbox, serve
@@ -723,6 +741,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--details", action="store_true", help="print each entry's details")
     p.add_argument("--json", action="store_true")
+
+    p = command("export", cmd_export, "write a grid to CSV as the app shows it (as ctrl+e does)")
+    p.add_argument("grid", choices=["organizations", "products", "invoices", "logs"])
+    p.add_argument("--period", metavar="current|previous|YYYY-MM", help="invoices: the period (default: the newest loaded)")
+    p.add_argument("--search", metavar="TEXT", help="only the rows that the grid's search box would show")
+    p.add_argument("--out", metavar="FILE", help="the CSV file (default: a new file in the current folder)")
     return parser
 
 

@@ -199,10 +199,11 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
                 row[end] == "2026-12-31|user" for row, key in zip(invoices.page.rows, invoices.page.keys)
                 if InvoiceLine.get_by_id(key).sync_status in ("not_synced", "error")))
 
-            # Edit one line: its agreement, for the whole contract
+            # Edit one line of Demo agreement's company: its agreement, for the whole contract
             invoices.set_filter("charge_type", frozenset())
             invoices.set_filter("sync", frozenset({"not_synced"}))
-            await wait_for(pilot, lambda: invoices.state.filters and invoices.page.total > 0)
+            invoices.set_search(Company.get_by_id(250).name)
+            await wait_for(pilot, lambda: invoices.state.filters and invoices.state.search and invoices.page.total > 0)
             invoices.table.focus()
             await pilot.pause()
             line_id = invoices.current_key()
@@ -210,8 +211,7 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
             await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
             await pilot.click("#pick-agreement")
             await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
-            app.screen.company_id = None
-            app.screen._fill("Demo agreement")
+            await pilot.press(*"Demo agr")
             await pilot.pause()
             await pilot.press("down", "enter")
             await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
@@ -395,6 +395,257 @@ def test_the_shown_grid_has_the_keys_and_the_mouse_sorts_opens_and_presses_keys(
             start = next(start for start, _end, hint_key in bar._spans if hint_key == "slash")
             await pilot.click(bar, offset=(start + 1, 0))  # "/ Search"
             await wait_for(pilot, lambda: app.focused is invoices.query_one(".search"))
+
+    run(scenario())
+    store.close()
+
+
+def shown_cells(grid: SqlGrid, key: str) -> dict[str, str]:
+    """A row's cells as drawn: after the mark, each column is its width with a space either side."""
+    text = grid.table._strips[grid.page.keys.index(key)].text
+    cells, x = {}, 3
+    for column in grid._visible():
+        width = column.width or 10
+        cells[column.key] = text[x + 1 : x + 1 + width].strip()
+        x += width + 2
+    return cells
+
+
+def notices(seen: list[str]):  # noqa: ANN201 - a message hook
+    """Records every notification's text (they vanish from the screen after a while)."""
+    from textual.notifications import Notify
+
+    return lambda message: seen.append(str(message.notification.message)) if isinstance(message, Notify) else None
+
+
+def first_lines(period: str, n: int) -> list[str]:
+    """The first rows of the Invoices grid in its default order."""
+    return [l.line_id for l in InvoiceLine.select().where(InvoiceLine.period == period)
+            .order_by(InvoiceLine.invoice_date, InvoiceLine.line_id).limit(n)]
+
+
+def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder: Path) -> None:
+    """Issue 10 (7a, 7b): the export of the grid holds its cells as the grid draws them (plain
+    decimals, the user's words, ISO dates, each date's source in a column of its own), in the
+    grid's order; a synced line shows the agreement it was posted to."""
+    import csv
+
+    from cw_tui.services.store import Agreement, Contract
+    from tests.app_helpers import FROZEN, seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    shaped, posted, uncached = first_lines("2026-10", 3)
+    store.db.execute_sql(
+        "UPDATE invoice_line SET quantity = 10000000, unit_price = 12500000, unit_cost = 123, total = 125000000, "
+        "charge_start = '2026-10-03', charge_start_badge = 'user', sync_status = 'not_synced' WHERE line_id = ?", (shaped,))
+    Agreement.insert(id=6100, name="Posted here", company_id=250, type_id=2, status="Active", cancelled=False,
+                     synced_at=FROZEN).execute()
+    for line_id, agreement in ((posted, 6100), (uncached, 99999)):
+        store.db.execute_sql("UPDATE invoice_line SET sync_status = 'synced', posted_agreement_id = ?, addition_id = 7, "
+                             "last_sync_at = '2026-11-17T23:00:00.000000Z' WHERE line_id = ?", (agreement, line_id))
+    # the mapping names another agreement now: the grid still shows where the line went
+    Contract.update(agreement_id=5001).where(Contract.platform_id == InvoiceLine.get_by_id(posted).contract_id).execute()
+    seen: list[str] = []
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(120, 36), notifications=True, message_hook=notices(seen)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            grid = app.screen.query_one("#grid-invoices", SqlGrid)
+            await wait_for(pilot, lambda: grid.page is not None and shaped in grid.page.keys and app.focused is grid.table)
+            assert shown_cells(grid, posted)["psa_agreement"] == "Posted here"
+            assert shown_cells(grid, uncached)["psa_agreement"] == "#99999"
+            cells = shown_cells(grid, shaped)
+            assert (cells["quantity"], cells["unit_price"], cells["unit_cost"], cells["total"]) == \
+                   ("10", "12.50", "0.000123", "125.00")
+            assert cells["charge_start"] == "2026-10-03 U" and cells["sync"] == "Not Synced"
+            page_keys = list(grid.page.keys)
+            drawn = {key: shown_cells(grid, key) for key in page_keys}
+            columns = grid._visible()
+
+            await pilot.press("ctrl+e")
+            path = Path.home() / f"cw-tui-invoice-lines-2026-10-{FROZEN:%Y%m%d-%H%M%S}.csv"
+            await wait_for(pilot, lambda: any(str(path) in s for s in seen))
+            with open(path, encoding="utf-8-sig", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            assert len(rows) == grid.page.total
+            by_line = dict(zip(page_keys, rows))  # the grid's order: the page is the export's first rows
+            for key, row in by_line.items():
+                assert row["Invoice #"] == drawn[key]["invoice_number"]
+            row = by_line[shaped]
+            assert (row["Quantity"], row["Unit Price"], row["Unit Cost"], row["Total"]) == ("10", "12.50", "0.000123", "125.00")
+            assert (row["Charge Start Date"], row["Charge Start Source"]) == ("2026-10-03", "User Updated")
+            assert by_line[posted]["PSA Agreement Name"] == "Posted here" and by_line[posted]["Status in PSA"] == "Synced"
+            assert by_line[posted]["Last Sync"] == "2026-11-17T23:00:00Z"  # the grid: 2026-11-17 23:00 (local, here UTC)
+            letters = {"User Updated": " U", "System Updated": " S", "Default": ""}
+            for key in (shaped, posted, uncached):
+                for column in columns:
+                    cell, text = drawn[key][column.key], by_line[key][column.title]
+                    if column.key in ("charge_start", "charge_end"):
+                        text = (text or "—") + letters[by_line[key][column.title.replace("Date", "Source")]]
+                    elif column.key == "last_sync" and text:
+                        text = text.replace("T", " ")[:16]
+                    elif column.key.startswith("psa_") and not text:
+                        text = "Click to select"  # the grid's prompt where nothing is mapped; the CSV stays empty
+                    if not cell.endswith("…"):  # a cell cut to its column's width
+                        assert cell == text.replace(",", ""), (key, column.key)
+
+    run(scenario())
+    store.close()
+
+
+def test_agreements_are_offered_and_accepted_for_the_lines_company_only(tmp_path: Path, demo_folder: Path) -> None:
+    """Issue 10 (7b): the line editor and Bulk Update offer the agreements of the lines' company
+    only; another company's agreement is refused with a message, and nothing changes."""
+    from textual.widgets import OptionList
+
+    from cw_tui.screens.mapping_modals import BulkUpdateModal, LineEditModal, ScopeModal
+    from cw_tui.screens.pickers import PickerModal
+    from cw_tui.services.store import Agreement
+    from tests.app_helpers import FROZEN, seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    for agreement_id, name, company in ((5002, "Other company agreement", 251), (5003, "Second of the first", 250)):
+        Agreement.insert(id=agreement_id, name=name, company_id=company, type_id=2, status="Active", cancelled=False,
+                         synced_at=FROZEN).execute()
+    ours, theirs = Company.get_by_id(250), Company.get_by_id(251)
+
+    def state() -> list:
+        return store.db.execute_sql("SELECT line_id, override_company_id, override_agreement_id FROM invoice_line "
+                                    "UNION ALL SELECT platform_id, NULL, agreement_id FROM contract ORDER BY 1").fetchall()
+
+    def company_of(line_id: str) -> int | None:
+        return Organization.get_by_id(InvoiceLine.get_by_id(line_id).organization_id).company_id
+
+    def offered() -> set[str]:
+        options = app.screen.query_one("#options", OptionList)
+        return {options.get_option_at_index(i).id for i in range(options.option_count)}
+
+    seen: list[str] = []
+    app = make_app(store)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(120, 36), notifications=True, message_hook=notices(seen)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            grid = app.screen.query_one("#grid-invoices", SqlGrid)
+            grid.set_filter("sync", frozenset({"not_synced"}))
+            grid.set_search(ours.name)
+            await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0
+                           and {company_of(k) for k in grid.page.keys} == {250})
+            line_id = grid.page.keys[0]
+            await put_cursor_on(pilot, grid, line_id)
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+            await pilot.click("#pick-agreement")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            assert offered() == {"pick-5001", "pick-5003"}  # not 5002, of company 251
+            await pilot.press(*"Demo", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+            # then another company for the line: the agreement no longer fits it
+            await pilot.click("#pick-company")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            await pilot.press(*"251")
+            await wait_for(pilot, lambda: offered() == {"pick-251"})
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+            before = state()
+            await pilot.press("ctrl+s")
+            await modal_ready(pilot, ScopeModal, "line")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: any("Demo agreement (#5001) belongs to" in s for s in seen))
+            message = next(s for s in seen if "#5001" in s)
+            assert f"{ours.name} (#250)" in message and f"{theirs.name} (#251)" in message and line_id in message
+            assert state() == before
+
+            # Bulk Update: lines of two companies get no agreement offered, and are told why
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            grid.table.focus()
+            await pilot.press("space")  # the line of company 250
+            grid.set_search(theirs.name)
+            await wait_for(pilot, lambda: grid.page.total > 0 and {company_of(k) for k in grid.page.keys} == {251})
+            await put_cursor_on(pilot, grid, grid.page.keys[0])
+            await pilot.press("space")
+            await wait_for(pilot, lambda: grid.marked_count() == 2)
+            await pilot.press("E")
+            await wait_for(pilot, lambda: isinstance(app.screen, BulkUpdateModal))
+            app.screen.query_one("#field").value = "agreement"
+            await pilot.pause()
+            await pilot.click("#choose")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            assert offered() == set() and "belong to 2 companies" in str(app.screen.query_one("#note").render())
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, BulkUpdateModal))
+            await pilot.press("escape")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            grid.table.focus()
+            await pilot.press("U")  # only the line of 251 now: its company's agreement
+            await pilot.press("space")
+            await wait_for(pilot, lambda: grid.marked_count() == 1)
+            await pilot.press("E")
+            await wait_for(pilot, lambda: isinstance(app.screen, BulkUpdateModal))
+            app.screen.query_one("#field").value = "agreement"
+            await pilot.pause()
+            await pilot.click("#choose")
+            await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+            assert offered() == {"pick-5002"}
+
+    run(scenario())
+    store.close()
+
+
+def test_x_toggles_the_organization_of_the_row_on_the_tab_shown(tmp_path: Path, demo_folder: Path) -> None:
+    """Issue 10 (7c): on a line, `x` includes or excludes that line's organization and stays on
+    Invoices; on Organizations the one under the cursor; on Products nothing changes. Each says so."""
+    from tests.app_helpers import seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    seen: list[str] = []
+
+    def excluded() -> dict[str, bool]:
+        return {o.platform_id: o.excluded for o in Organization.select()}
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(120, 36), notifications=True, message_hook=notices(seen)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            screen = app.screen
+            await pilot.press("right_square_bracket", "right_square_bracket")
+            grid = screen.query_one("#grid-invoices", SqlGrid)
+            await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 0)
+            line = InvoiceLine.get_by_id(grid.page.keys[4])
+            await put_cursor_on(pilot, grid, line.line_id)
+            org = Organization.get_by_id(line.organization_id)
+            orgs_cursor = screen.query_one("#grid-organizations", SqlGrid).current_key()
+            assert orgs_cursor != org.platform_id  # what `x` used to toggle instead
+            before = excluded()
+            await pilot.press("x")
+            await wait_for(pilot, lambda: Organization.get_by_id(org.platform_id).excluded != org.excluded)
+            assert excluded() == {**before, org.platform_id: not org.excluded}  # that one only
+            assert screen.query_one(TabbedContent).active == "invoices"
+            word = "excluded from" if not org.excluded else "included in"
+            await wait_for(pilot, lambda: f"{org.name} is now {word} sync." in seen)
+
+            await pilot.press("left_square_bracket")  # Products: nothing changes, and x says what it is for
+            await wait_for(pilot, lambda: screen.query_one(TabbedContent).active == "products")
+            after = excluded()
+            await pilot.press("x")
+            await wait_for(pilot, lambda: any("x includes or excludes an organization" in s for s in seen))
+            assert excluded() == after and screen.query_one(TabbedContent).active == "products"
+
+            await pilot.press("left_square_bracket")  # Organizations: the one under the cursor
+            orgs = screen.query_one("#grid-organizations", SqlGrid)
+            await wait_for(pilot, lambda: app.focused is orgs.table)
+            key = orgs.current_key()
+            first = Organization.get_by_id(key)
+            await pilot.press("x")
+            await wait_for(pilot, lambda: Organization.get_by_id(key).excluded != first.excluded)
+            word = "excluded from" if not first.excluded else "included in"
+            await wait_for(pilot, lambda: f"{first.name} is now {word} sync." in seen)
 
     run(scenario())
     store.close()

@@ -12,7 +12,7 @@ from cw_tui.rules.periods import resolve_period
 from tests.conftest import run_process
 
 COMMANDS = ["demo", "demo-data", "sandbox", "connect", "configure", "sync-organizations", "automap", "load-invoices",
-            "load-products", "status", "logs"]
+            "load-products", "status", "logs", "export"]
 
 
 def test_help_lists_every_command_and_each_has_help() -> None:

@@ -77,8 +77,15 @@ def test_a_typed_start_moves_a_default_end_and_is_checked(store) -> None:
         update_line_ids(store, [line.line_id], LineChange(charge_end=date(2026, 11, 1)))
 
 
+def line_of_company(company_id: int) -> InvoiceLine:
+    """An unsynced line of the period whose organization is mapped to `company_id`."""
+    return (InvoiceLine.select().join(Organization, on=(Organization.platform_id == InvoiceLine.organization_id))
+            .where((Organization.company_id == company_id) & (InvoiceLine.sync_status == "not_synced")
+                   & (InvoiceLine.period == PERIOD)).order_by(InvoiceLine.line_id).first())
+
+
 def test_contract_scope_applies_to_every_unsynced_line(store) -> None:
-    line = InvoiceLine.select().where(InvoiceLine.sync_status == "not_synced").first()
+    line = line_of_company(250)  # Demo agreement's company
     update_line_ids(store, [line.line_id], LineChange(agreement_id=5001))
     assert InvoiceLine.get_by_id(line.line_id).override_agreement_id == 5001
     map_contract(store, line.contract_id, 5001)
@@ -104,3 +111,51 @@ def test_counts_follow_mapping_changes(store) -> None:
     assert after["unmapped"] == before["unmapped"] - k
     assert after["excluded"] == before["excluded"] + k
     assert after["lines"] == after["mapped"] + after["unmapped"] + after["excluded"]
+
+
+def snapshot(store) -> list:  # noqa: ANN001
+    return (store.db.execute_sql("SELECT line_id, override_company_id, override_agreement_id FROM invoice_line "
+                                 "ORDER BY line_id").fetchall(),
+            store.db.execute_sql("SELECT platform_id, agreement_id FROM contract ORDER BY platform_id").fetchall())
+
+
+def test_another_companys_agreement_is_refused_naming_both_companies(store) -> None:
+    """Issue 10 (7b): an agreement is posted to for its own company only; the services refuse
+    it for a line (or contract) of another company, and nothing changes."""
+    ours, theirs = line_of_company(250), line_of_company(251)
+    names = {c.id: c.name for c in Company.select()}
+    before = snapshot(store)
+    with pytest.raises(MappingError) as refused:
+        update_line_ids(store, [ours.line_id, theirs.line_id], LineChange(agreement_id=5001, charge_end=date(2026, 12, 31)))
+    message = str(refused.value)
+    assert "Demo agreement (#5001)" in message and f"{names[250]} (#250)" in message
+    assert theirs.line_id in message and f"{names[251]} (#251)" in message
+    with pytest.raises(MappingError, match=f"contract {theirs.contract_id} is for {names[251]}"):
+        map_contract(store, theirs.contract_id, 5001)
+    source = invoices_source(PERIOD)
+    with pytest.raises(MappingError, match="more line"):  # the grid's "all matching": many companies
+        update_lines(store, *matching_keys(source, GridState()), LineChange(agreement_id=5001))
+    unmapped = InvoiceLine.select().join(Organization, on=(Organization.platform_id == InvoiceLine.organization_id)).where(
+        Organization.company_id.is_null() & (InvoiceLine.sync_status == "not_synced")).first()
+    with pytest.raises(MappingError, match="no PSA Organization yet"):
+        update_line_ids(store, [unmapped.line_id], LineChange(agreement_id=5001))
+    assert snapshot(store) == before
+
+    # the line's own company decides: given company 250, the line of 251 may take the agreement
+    assert update_line_ids(store, [theirs.line_id], LineChange(company_id=250, agreement_id=5001)) == 1
+    assert InvoiceLine.get_by_id(theirs.line_id).override_agreement_id == 5001
+    # and a new company must match the agreement the line keeps: clear it first
+    with pytest.raises(MappingError, match="own agreement Demo agreement"):
+        update_line_ids(store, [theirs.line_id], LineChange(company_id=None))
+    assert InvoiceLine.get_by_id(theirs.line_id).override_company_id == 250
+    update_line_ids(store, [theirs.line_id], LineChange(company_id=None, agreement_id=None))
+    assert InvoiceLine.get_by_id(theirs.line_id).override_agreement_id is None
+
+
+def test_line_companies_of_marked_lines(store) -> None:
+    from cw_tui.services.mapping import line_companies
+
+    ours, theirs = line_of_company(250), line_of_company(251)
+    sql = "SELECT line_id FROM invoice_line WHERE line_id IN (?, ?)"
+    assert [c[0] for c in line_companies(store, sql, [ours.line_id, ours.line_id])] == [250]
+    assert sorted(c[0] for c in line_companies(store, sql, [ours.line_id, theirs.line_id])) == [250, 251]

@@ -78,7 +78,8 @@ def test_screens(snap_compare, seeded, size, screen: str) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("modal", ["load-products", "load-invoices", "line-edit", "picker", "bulk-update", "filter"])
+@pytest.mark.parametrize("modal", ["load-products", "load-invoices", "line-edit", "picker", "bulk-update", "filter",
+                                   "bulk-agreement"])
 def test_mapping_modals(snap_compare, seeded, size, modal: str) -> None:
     async def run_before(pilot) -> None:
         await keys("2")(pilot)
@@ -104,10 +105,16 @@ def test_mapping_modals(snap_compare, seeded, size, modal: str) -> None:
             await settle(pilot)
             if modal == "line-edit":
                 await pilot.press("e")
-            elif modal == "bulk-update":
+            elif modal in ("bulk-update", "bulk-agreement"):
                 await pilot.press("ctrl+a")
                 await settle(pilot)
                 await pilot.press("E")
+                if modal == "bulk-agreement":  # lines of many companies: no agreement is offered, and why
+                    await settle(pilot)
+                    app.screen.query_one("#field").value = "agreement"
+                    await settle(pilot)
+                    await pilot.click("#choose")
+                    app.clear_notifications()  # the toast of ctrl+a would hide the buttons
             else:
                 grid.table.move_cursor(column=7)
                 await pilot.press("f")

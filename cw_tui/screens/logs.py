@@ -3,7 +3,7 @@ and a live pane of new entries (also from a sync in another process: it polls th
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from rich.text import Text
 from textual import on, work
@@ -24,13 +24,8 @@ from cw_tui.widgets.tiles import Tile
 LEVEL_STYLE = {"INFO": "bold black on #5fafff", "WARNING": "bold black on #ffaf00", "ERROR": "bold white on #d70000"}
 
 
-def level_badge(level: str) -> Text:
+def level_badge(level: str, _value: object = None) -> Text:
     return Text(f" {level} ", style=LEVEL_STYLE.get(level, ""))
-
-
-def local_minute(value: str) -> str:
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 class LogDetail(ModalScreen[None]):
@@ -88,7 +83,7 @@ class LogsScreen(AreaScreen):
             yield Select([("All", "ALL"), ("INFO", "INFO"), ("WARNING", "WARNING"), ("ERROR", "ERROR")], value="ALL",
                          allow_blank=False, compact=True, id="level")
             yield Button("Refresh", id="refresh", compact=True)
-        yield SqlGrid(LOGS, formatters={"level": level_badge, "timestamp": local_minute}, id="log-grid",
+        yield SqlGrid(LOGS, formatters={"level": level_badge}, id="log-grid",
                       summary=lambda page: f"Showing {len(page.rows):,} of {page.total:,} log entries")
         yield RichLog(id="live", max_lines=500, wrap=False, markup=False)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -14,8 +12,8 @@ from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedCo
 
 from cw_tui.screens.base import AreaScreen
 from cw_tui.screens.mapping_modals import AutomapModal, LoadInvoicesModal, LoadProductsModal, Matches, SyncPlanModal
+from cw_tui.services.display import dated_source, group_thousands, money_text, quantity_text
 from cw_tui.services.grid_query import invoices_source, organizations_source, products_source
-from cw_tui.services.money import from_micros
 from cw_tui.widgets.grid import SqlGrid
 
 BEST_PRACTICES = (
@@ -31,7 +29,7 @@ BEST_PRACTICES = (
                         "their start month; recurring lines are sent without an end date."),
 )
 STATUS_DOTS = {"Active": "green", "New": "dodger_blue1", "Suspended": "orange1", "Inactive": "grey50"}
-BADGES = {"system": ("S", "bold black on #5fafff"), "user": ("U", "bold black on #ffaf00")}
+BADGES = {"System Updated": ("S", "bold black on #5fafff"), "User Updated": ("U", "bold black on #ffaf00")}
 
 
 class BestPractices(ModalScreen[None]):
@@ -59,48 +57,37 @@ class BestPractices(ModalScreen[None]):
         self.dismiss()
 
 
-def status_dot(status: str | None) -> Text:
-    return Text.assemble(("● ", STATUS_DOTS.get(status or "", "magenta")), status or "")
+def status_dot(text: str, _value: object = None) -> Text:
+    return Text.assemble(("● ", STATUS_DOTS.get(text, "magenta")), text)
 
 
-CENT = Decimal("0.01")
+def amount(text: str, _value: object = None) -> str:
+    """The exact decimal text the export holds, with thousands separators."""
+    return group_thousands(text)
 
 
-def amount(micros: int | None) -> str:
-    """Cents always; more decimals only where the Platform sent them (usage quantities)."""
-    if micros is None:
-        return ""
-    value = from_micros(micros)
-    shown = value.quantize(CENT) if value == value.quantize(CENT) else value.normalize()
-    return f"{shown:,f}"
+def dated(text: str, value: str | None) -> Text:
+    """The date, and a letter for where it came from (User Updated, System Updated)."""
+    shown = Text(text) if text else Text("—", style="dim")
+    badge = BADGES.get(dated_source(value))
+    if badge:
+        shown.append(" ")
+        shown.append(badge[0], style=badge[1])
+    return shown
 
 
-def dated(value: str | None) -> Text:
-    day, _, badge = (value or "").partition("|")
-    if not day:
-        return Text("—", style="dim")
-    text = Text(day)
-    if badge in BADGES:
-        letter, style = BADGES[badge]
-        text.append(" ")
-        text.append(letter, style=style)
-    return text
+def mapping_badge(text: str, _value: object = None) -> Text:
+    styles = {"Mapped": "green", "Unmapped": "yellow", "Excluded": "grey50", "Response Error": "bold red"}
+    return Text(text, style=styles.get(text, ""))
 
 
-def mapping_badge(value: str | None) -> Text:
-    styles = {"Mapped": "green", "mapped": "green", "Unmapped": "yellow", "unmapped": "yellow",
-              "excluded": "grey50", "Response Error": "bold red"}
-    return Text((value or "").capitalize() if value and value.islower() else (value or ""), style=styles.get(value or "", ""))
+def psa_status(text: str, _value: object = None) -> Text:
+    styles = {"Synced": "green", "Error": "bold red", "Posting…": "cyan"}
+    return Text(text, style=styles.get(text, ""))
 
 
-def psa_status(value: str | None) -> Text:
-    styles = {"synced": "green", "error": "bold red", "not_synced": "", "claimed": "cyan"}
-    labels = {"synced": "Synced", "error": "Error", "not_synced": "Not Synced", "claimed": "Posting…"}
-    return Text(labels.get(value or "", value or ""), style=styles.get(value or "", ""))
-
-
-def click_to_select(value: str | None) -> Text:
-    return Text(value) if value else Text("Click to select", style="dim italic")
+def click_to_select(text: str, _value: object = None) -> Text:
+    return Text(text) if text else Text("Click to select", style="dim italic")
 
 
 class _Busy:
@@ -209,17 +196,30 @@ class MappingActions(AreaScreen):
         self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers)), chosen)
 
     def action_toggle_excluded(self) -> None:
-        self._to_tab("toggle_excluded")
-        from cw_tui.services.mapping import set_excluded
-        from cw_tui.services.store import Organization
+        """`x`: the organization of the row under the cursor (on a line, the line's), on the tab shown."""
+        from cw_tui.services.mapping import MappingError, toggle_excluded
+        from cw_tui.services.store import InvoiceLine
 
-        grid = self.query_one("#grid-organizations", SqlGrid)
-        key = grid.current_key()
+        tab = self.query_one(TabbedContent).active
+        if tab == "products":
+            self.app.notify("x includes or excludes an organization: use it on the Organizations or Invoices tab.")
+            return
+        key = self.query_one(f"#grid-{tab}", SqlGrid).current_key()
         if key is None:
             return
-        org = Organization.get_by_id(key)
-        set_excluded(self.app.store, [key], not org.excluded)
-        grid.reload()
+        if tab == "invoices":
+            line = InvoiceLine.get_or_none(InvoiceLine.line_id == key)
+            if line is None:
+                return
+            key = line.organization_id
+        try:
+            name, excluded = toggle_excluded(self.app.store, key)
+        except MappingError as error:
+            self.app.notify(str(error), severity="error", markup=False)
+            return
+        self.app.notify(f"{name} is now {'excluded from' if excluded else 'included in'} sync.", markup=False)
+        for grid in (self.query_one("#grid-organizations", SqlGrid), self.query_one("#grid-invoices", SqlGrid)):
+            grid.reload()  # its lines' Mapping Status changed too
 
     # ---- products and invoices
 
@@ -399,7 +399,8 @@ class MappingActions(AreaScreen):
         row = self.app.store.db.execute_sql(
             f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
                        l.quantity, l.unit_price, l.currency, l.charge_start, l.charge_end, l.last_error, l.sync_status,
-                       COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id
+                       COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id,
+                       o.company_id
                 FROM invoice_line l {LINE_MAPPING_JOINS}
                 LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)
                 LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)
@@ -409,9 +410,10 @@ class MappingActions(AreaScreen):
             return None
         keys = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
                 "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
-                "contract_id")
+                "contract_id", "organization_company_id")
         line = dict(zip(keys, row))
-        line["quantity"], line["unit_price"] = amount(line["quantity"]), amount(line["unit_price"])
+        line["quantity"] = group_thousands(quantity_text(line["quantity"]))
+        line["unit_price"] = group_thousands(money_text(line["unit_price"]))
         return line
 
     def action_edit(self) -> None:
@@ -440,7 +442,7 @@ class MappingActions(AreaScreen):
             try:
                 apply(store, [key], None if value[0] == "clear" else value[0])
             except MappingError as error:
-                self.app.notify(str(error), severity="error")
+                self.app.notify(str(error), severity="error", markup=False)
                 return
             grid.reload()
 
@@ -465,15 +467,16 @@ class MappingActions(AreaScreen):
                 return ... if chosen is ... else (None if chosen == "clear" else chosen[0] if isinstance(chosen, tuple) else chosen)
 
             try:
-                agreement = value("agreement")
-                if scope == "contract" and agreement is not ...:
-                    map_contract(store, line["contract_id"], agreement)
-                    agreement = ...
-                change = LineChange(company_id=value("company"), product_id=value("product"), agreement_id=agreement,
-                                    charge_start=changes.get("start", ...), charge_end=changes.get("end", ...))
-                update_line_ids(store, [key], change)
+                with store.atomic():  # the contract and the line change together, or nothing changes
+                    agreement = value("agreement")
+                    if scope == "contract" and agreement is not ...:
+                        map_contract(store, line["contract_id"], agreement)
+                        agreement = ...
+                    change = LineChange(company_id=value("company"), product_id=value("product"), agreement_id=agreement,
+                                        charge_start=changes.get("start", ...), charge_end=changes.get("end", ...))
+                    update_line_ids(store, [key], change)
             except MappingError as error:
-                self.app.notify(str(error), severity="error")
+                self.app.notify(str(error), severity="error", markup=False)
                 return
             self.app.notify("Line updated." if scope == "line" else f"Contract {line['contract_id']} updated.")
             grid.reload()
@@ -537,7 +540,7 @@ class MappingActions(AreaScreen):
                     try:
                         done(apply(store, keys, None if value[0] == "clear" else value[0]))
                     except MappingError as error:
-                        self.app.notify(str(error), severity="error")
+                        self.app.notify(str(error), severity="error", markup=False)
 
             self.app.push_screen(PickerModal(store, COMPANIES if tab == "organizations" else PRODUCTS, clear_label="Unmap"),
                                  picked)
@@ -554,9 +557,9 @@ class MappingActions(AreaScreen):
             try:
                 done(update_lines(store, sql, params, change))
             except MappingError as error:
-                self.app.notify(str(error), severity="error")
+                self.app.notify(str(error), severity="error", markup=False)
 
-        self.app.push_screen(BulkUpdateModal(store, count), bulk)
+        self.app.push_screen(BulkUpdateModal(store, count, (sql, params)), bulk)
 
     def action_sync_row(self) -> None:
         self._to_tab("sync_invoices")
@@ -612,7 +615,7 @@ class MappingScreen(MappingActions):
         Binding("ctrl+r", "reload", "Refresh", id="mapping.refresh"),
     ]
     TAB_ACTIONS = {
-        "sync_organizations": "organizations", "automatch": "organizations", "toggle_excluded": "organizations",
+        "sync_organizations": "organizations", "automatch": "organizations",
         "load_products": "products", "load_invoices": "invoices", "sync_invoices": "invoices",
     }
     DEFAULT_CSS = """

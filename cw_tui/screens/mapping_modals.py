@@ -260,12 +260,18 @@ class LineEditModal(_Modal):
     @on(Button.Pressed, "#pick-company, #pick-product, #pick-agreement")
     def _pick(self, event: Button.Pressed) -> None:
         from cw_tui.screens.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerModal
+        from cw_tui.services.mapping import company_label
 
         key = (event.button.id or "").removeprefix("pick-")
         kind = {"company": COMPANIES, "product": PRODUCTS, "agreement": AGREEMENTS}[key]
         suggest = {"company": self.line["organization"], "product": self.line["offer"], "agreement": None}[key]
-        company = self.changes.get("company", (self.line.get("company_id"), None))
-        company_id = company[0] if isinstance(company, tuple) else None
+        # the line's company as this edit leaves it: the one chosen here, else the line's own, else its organization's
+        company = self.changes.get("company")
+        company_id = (company[0] if isinstance(company, tuple) else self.line["organization_company_id"] if company == "clear"
+                      else self.line["company_id"])
+        note = ("" if key != "agreement" else f"Agreements of {company_label(company_id)}, the line's company."
+                if company_id is not None else
+                "This line has no PSA Organization yet: choose one first (an agreement belongs to one company).")
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is None:
@@ -273,7 +279,7 @@ class LineEditModal(_Modal):
             self.changes[key] = "clear" if value[0] == "clear" else value
             event.button.label = "(follows the mapping)" if value[0] == "clear" else value[1]
 
-        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id), chosen)
+        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note), chosen)
 
     def action_confirm(self) -> None:
         from textual.widgets import Input
@@ -313,10 +319,11 @@ class BulkUpdateModal(_Modal):
     """SPEC §5.3 Bulk Update: one field, one value, for every marked line; a count and a
     confirmation. Returns (field, value) or None."""
 
-    def __init__(self, store, count: int) -> None:  # noqa: ANN001 - a Store
+    def __init__(self, store, count: int, marked: tuple[str, list]) -> None:  # noqa: ANN001 - a Store
         super().__init__()
         self.store = store
         self.count = count
+        self.marked = marked  # a subquery of the marked lines' IDs, and its parameters
         self.value = None
 
     def compose(self) -> ComposeResult:
@@ -352,13 +359,16 @@ class BulkUpdateModal(_Modal):
 
         field = self.query_one("#field", Select).value
         kind = {"company": COMPANIES, "product": PRODUCTS, "agreement": AGREEMENTS}[field]
+        from cw_tui.services.mapping import common_company
+
+        company_id, note = common_company(self.store, *self.marked) if field == "agreement" else (None, "")
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is not None:
                 self.value = value
                 self.query_one("#choose", Button).label = "(follows the mapping)" if value[0] == "clear" else value[1]
 
-        self.app.push_screen(PickerModal(self.store, kind), chosen)
+        self.app.push_screen(PickerModal(self.store, kind, company_id=company_id, note=note), chosen)
 
     @on(Button.Pressed, "#apply")
     def _apply(self) -> None:

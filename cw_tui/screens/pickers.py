@@ -1,12 +1,14 @@
 """"Click to select" pickers (SPEC §5): a searchable list over the cached ConnectWise
 companies, products or agreements, by name or ID; fuzzy suggestions (rapidfuzz) come first
-when the search box is empty. Returns (id, name), ("clear", None), or None (cancelled)."""
+when the search box is empty. Agreements are offered for one company only: the one whose
+lines get the agreement. Returns (id, name), ("clear", None), or None (cancelled)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,12 +25,13 @@ class PickerKind:
     name_sql: str
     extra_sql: str  # shown after the name (identifier, status)
     where: str = ""
+    per_company: bool = False  # only the records of the picker's company (none without one)
 
 
 COMPANIES = PickerKind("PSA Organization", "company", "name", "identifier", "NOT deleted")
 PRODUCTS = PickerKind("PSA Product", "product", "description", "identifier", "NOT inactive")  # inactive ones hidden
 AGREEMENTS = PickerKind("PSA Agreement", "agreement", "name", "COALESCE(type_name, '') || ' · ' || status",
-                        "status = 'Active' AND NOT cancelled")
+                        "status = 'Active' AND NOT cancelled", per_company=True)
 
 
 class PickerModal(ModalScreen):
@@ -37,23 +40,27 @@ class PickerModal(ModalScreen):
     PickerModal { align: center middle; }
     PickerModal > Vertical { width: 80; max-width: 96%; height: 24; max-height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
     PickerModal OptionList { height: 1fr; }
+    PickerModal #note { width: 1fr; color: $text-muted; }
     PickerModal Horizontal { height: auto; align-horizontal: right; }
     PickerModal Button { margin-left: 1; }
     """
 
     def __init__(self, store, kind: PickerKind, *, suggest_for: str | None = None,  # noqa: ANN001 - a Store
-                 company_id: int | None = None, clear_label: str = "Clear (follow the mapping)") -> None:
+                 company_id: int | None = None, note: str = "", clear_label: str = "Clear (follow the mapping)") -> None:
         super().__init__()
         self.store = store
         self.kind = kind
         self.suggest_for = suggest_for
         self.company_id = company_id
+        self.note = note  # why these records (or none) are offered
         self.clear_label = clear_label
 
     def compose(self) -> ComposeResult:
         with Vertical():
             hint = f" for “{self.suggest_for}”" if self.suggest_for else ""
             yield Label(f"Select {self.kind.title}{hint}: type a name or an ID")
+            if self.note:
+                yield Label(Text(self.note, style="italic"), id="note")
             yield Input(placeholder="search by name or ID", id="search")
             yield OptionList(id="options")
             with Horizontal():
@@ -65,12 +72,14 @@ class PickerModal(ModalScreen):
         self._fill("")
         self.query_one("#search", Input).focus()
 
-    def _rows(self, text: str) -> list[tuple[int, str, str]]:
+    def _scope(self) -> tuple[list[str], list]:
         where = [self.kind.where] if self.kind.where else []
-        params: list = []
-        if self.company_id is not None and self.kind.table == "agreement":
-            where.append("company_id = ?")
-            params.append(self.company_id)
+        if not self.kind.per_company:
+            return where, []
+        return [*where, "company_id = ?"], [self.company_id]  # no company: NULL matches nothing
+
+    def _rows(self, text: str) -> list[tuple[int, str, str]]:
+        where, params = self._scope()
         text = text.strip()
         if text:
             where.append(f"({self.kind.name_sql} LIKE ? OR {self.kind.extra_sql} LIKE ? OR CAST(id AS TEXT) = ?)")
@@ -80,8 +89,9 @@ class PickerModal(ModalScreen):
         return [tuple(r) for r in self.store.db.execute_sql(sql, params)]
 
     def _all_names(self) -> list[tuple[int, str]]:
-        where = f" WHERE {self.kind.where}" if self.kind.where else ""
-        return [tuple(r) for r in self.store.db.execute_sql(f"SELECT id, {self.kind.name_sql} FROM {self.kind.table}{where}")]
+        where, params = self._scope()
+        sql = f"SELECT id, {self.kind.name_sql} FROM {self.kind.table}" + (f" WHERE {' AND '.join(where)}" if where else "")
+        return [tuple(r) for r in self.store.db.execute_sql(sql, params)]
 
     def _fill(self, text: str) -> None:
         rows = self._rows(text)

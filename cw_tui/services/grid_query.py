@@ -12,6 +12,17 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from cw_tui.services.display import (
+    dated_day,
+    dated_source,
+    iso_utc,
+    line_mapping_text,
+    local_minute,
+    money_text,
+    plain,
+    quantity_text,
+    sync_status_text,
+)
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import Store
 
@@ -37,7 +48,13 @@ class Column:
     searchable: bool = False
     width: int | None = None
     numeric: bool = False
-    format: Callable[[Any], str] | None = None
+    # The text a person reads for a stored value (services/display.py): the grid styles it,
+    # the CSV export holds it. None: the value's own text.
+    display: Callable[[Any], str] | None = None
+    # The export's text where a spreadsheet needs more than the grid shows (a timestamp in
+    # ISO 8601 UTC), and the export's extra columns after this one: (title, text of the value).
+    csv: Callable[[Any], str] | None = None
+    csv_extra: tuple[tuple[str, Callable[[Any], str]], ...] = ()
     # How the search box matches this column, with one `?` for the LIKE pattern; default
     # `CAST(sql AS TEXT) LIKE ?`. A column of a joined table can match through a subquery on
     # that small table instead, so a search scans the big one once, without joins.
@@ -51,6 +68,15 @@ class Column:
     # index and each row's lines: (its alias, a FROM clause that starts with it and joins the
     # grid's base table). Pages come out in order without sorting every line.
     sort_driver: tuple[str, str] | None = None
+
+    def shown(self, value: Any) -> str:
+        return (self.display or plain)(value)
+
+    def csv_cells(self, value: Any) -> list[str]:
+        return [(self.csv or self.shown)(value), *(text(value) for _, text in self.csv_extra)]
+
+    def csv_titles(self) -> list[str]:
+        return [self.title, *(title for title, _ in self.csv_extra)]
 
 
 @dataclass(frozen=True)
@@ -356,22 +382,13 @@ def matching_keys(source: GridSource, state: GridState) -> tuple[str, list[Any]]
     return f"SELECT {source.key_sql} FROM {source.from_sql}{where.sql()}", where.params
 
 
-def export_csv(store: Store, source: GridSource, state: GridState, path) -> int:  # noqa: ANN001 - a Path
-    """Every row matching the grid's search and filters, all columns, in the grid's order."""
-    import csv
-
+def matching_rows(store: Store, source: GridSource, state: GridState):  # noqa: ANN201 - a cursor
+    """Every row matching the grid's search and filters, all columns, in the grid's order; read
+    as the caller iterates (an export of 100,000 lines never holds them all)."""
     where = _where(source, state)
-    cursor = store.db.execute_sql(
+    return store.db.execute_sql(
         f"SELECT {', '.join(c.sql for c in source.columns)} FROM {source.from_sql}{where.sql()}{_order_sql(source, state)}",
         where.params)
-    count = 0
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([c.title for c in source.columns])
-        for row in cursor:
-            writer.writerow([c.format(v) if c.format else ("" if v is None else v) for c, v in zip(source.columns, row)])
-            count += 1
-    return count
 
 
 def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200) -> list[tuple[Any, int]]:
@@ -392,7 +409,7 @@ def _logs_source() -> GridSource:
         "log entries", "log_entry",
         (
             Column("level", "Level", "level", filterable=True, width=9),
-            Column("timestamp", "Timestamp", "timestamp", width=16),
+            Column("timestamp", "Timestamp", "timestamp", width=16, display=local_minute, csv=iso_utc),
             Column("category", "Category", "category", filterable=True, searchable=True, width=14),
             Column("summary", "Summary", "summary", searchable=True, width=60),
             Column("details", "Details", "details", sortable=False, searchable=True, width=0),
@@ -449,7 +466,8 @@ def invoices_source(period: str) -> GridSource:
         f"invoice_line l {LINE_MAPPING_JOINS} "
         "LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id) "
         "LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id) "
-        "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)",
+        "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id) "
+        "LEFT JOIN agreement pa ON pa.id = l.posted_agreement_id",
         (
             Column("invoice_date", "Invoice Date", "l.invoice_date", width=10, indexed=True),
             Column("invoice_number", "Invoice #", "l.invoice_number", searchable=True, width=16, text=True),
@@ -462,19 +480,25 @@ def invoices_source(period: str) -> GridSource:
                    search_sql="l.offer_id IN (SELECT platform_id FROM offer WHERE name LIKE ? ESCAPE '\\')",
                    sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id")),
             Column("charge_type", "Charge Type", "l.charge_type", filterable=True, width=13),
-            Column("quantity", "Quantity", "l.quantity", numeric=True, width=10),
-            Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10),
-            Column("unit_cost", "Unit Cost", "l.unit_cost", numeric=True, width=10),
-            Column("total", "Total", "l.total", numeric=True, width=11),
+            Column("quantity", "Quantity", "l.quantity", numeric=True, width=10, display=quantity_text),
+            Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10, display=money_text),
+            Column("unit_cost", "Unit Cost", "l.unit_cost", numeric=True, width=10, display=money_text),
+            Column("total", "Total", "l.total", numeric=True, width=11, display=money_text),
             Column("currency", "Currency", "l.currency", filterable=True, width=8),
-            Column("charge_start", "Charge Start Date", "l.charge_start || '|' || l.charge_start_badge", width=13),
-            Column("charge_end", "Charge End Date", "COALESCE(l.charge_end, '') || '|' || l.charge_end_badge", width=13),
+            Column("charge_start", "Charge Start Date", "l.charge_start || '|' || l.charge_start_badge", width=13,
+                   display=dated_day, csv_extra=(("Charge Start Source", dated_source),)),
+            Column("charge_end", "Charge End Date", "COALESCE(l.charge_end, '') || '|' || l.charge_end_badge", width=13,
+                   display=dated_day, csv_extra=(("Charge End Source", dated_source),)),
             Column("psa_org", "PSA Organization Name", "cm.name", width=24),
             Column("psa_product", "PSA Product Name", "p.description", width=24),
-            Column("psa_agreement", "PSA Agreement Name", "ag.name", width=24),
-            Column("mapping", "Mapping Status", f"({LINE_MAPPING_STATUS})", filterable=True, width=10),
-            Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10),
-            Column("last_sync", "Last Sync", "l.last_sync_at", width=16),
+            # a line posted (or being posted) shows where it went, whatever its mapping says now
+            Column("psa_agreement", "PSA Agreement Name",
+                   "CASE WHEN l.sync_status IN ('synced', 'claimed') AND l.posted_agreement_id IS NOT NULL "
+                   "THEN COALESCE(pa.name, '#' || l.posted_agreement_id) ELSE ag.name END", width=24),
+            Column("mapping", "Mapping Status", f"({LINE_MAPPING_STATUS})", filterable=True, width=10,
+                   display=line_mapping_text),
+            Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10, display=sync_status_text),
+            Column("last_sync", "Last Sync", "l.last_sync_at", width=16, display=local_minute, csv=iso_utc),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
         base="invoice_line l",
@@ -485,6 +509,7 @@ def invoices_source(period: str) -> GridSource:
             ("cm", "LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)"),
             ("p", "LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)"),
             ("ag", "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)"),
+            ("pa", "LEFT JOIN agreement pa ON pa.id = l.posted_agreement_id"),
         ),
         # a period's lines were loaded together: their rowids lie between the period's first
         # and last (found at once in invoice_line_period), and `+` keeps SQLite from walking

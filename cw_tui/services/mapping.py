@@ -36,6 +36,17 @@ def set_excluded(store: Store, organization_ids: list[str], excluded: bool) -> i
     return changed
 
 
+def toggle_excluded(store: Store, organization_id: str) -> tuple[str, bool]:
+    """Include an excluded organization in sync, or exclude an included one: its name and
+    whether it is excluded now."""
+    with store.atomic():
+        org = Organization.get_or_none(Organization.platform_id == organization_id)
+        if org is None:
+            raise MappingError(f"organization {organization_id} is not known")
+        set_excluded(store, [organization_id], not org.excluded)
+    return org.name, not org.excluded
+
+
 def map_organizations(store: Store, organization_ids: list[str], company_id: int | None) -> int:
     """Map to a ConnectWise company (None unmaps). Unsynced lines follow (SPEC §6)."""
     if company_id is not None and Company.get_or_none(Company.id == company_id) is None:
@@ -65,9 +76,21 @@ def map_offers(store: Store, offer_ids: list[str], product_id: int | None) -> in
 
 def map_contract(store: Store, contract_id: str, agreement_id: int | None) -> int:
     """The whole contract's agreement (SPEC §8 rule 2): every unsynced line without its own
-    agreement follows; the lines' own agreements are cleared so that all follow."""
-    _check_agreement(agreement_id)
+    agreement follows; the lines' own agreements are cleared so that all follow. The agreement
+    must belong to the contract's company and to that of each of its unsynced lines."""
+    agreement = _check_agreement(agreement_id)
     with store.atomic():
+        if agreement is not None:
+            contract = Contract.get_or_none(Contract.platform_id == contract_id)
+            if contract is None:
+                raise MappingError(f"contract {contract_id} is not known")
+            org = Organization.get_or_none(Organization.platform_id == contract.organization_id)
+            company_id = org.company_id if org is not None else None
+            if company_id != agreement.company_id:
+                raise MappingError(f"{_agreement_label(agreement)}, but contract {contract_id} is for "
+                                   f"{company_label(company_id)}: choose an agreement of the contract's company")
+            _refuse_other_companies(store, agreement, f"SELECT line_id FROM invoice_line WHERE contract_id = ? AND {EDITABLE}",
+                                    [contract_id], "COALESCE(l.override_company_id, o.company_id)")
         Contract.update(agreement_id=agreement_id, updated_at=now_utc()).where(Contract.platform_id == contract_id).execute()
         cleared = store.db.execute_sql(
             f"UPDATE invoice_line SET override_agreement_id = NULL WHERE contract_id = ? AND {EDITABLE}", (contract_id,)
@@ -77,14 +100,68 @@ def map_contract(store: Store, contract_id: str, agreement_id: int | None) -> in
     return cleared
 
 
-def _check_agreement(agreement_id: int | None) -> None:
+def _check_agreement(agreement_id: int | None) -> Agreement | None:
     if agreement_id is None:
-        return
+        return None
     agreement = Agreement.get_or_none(Agreement.id == agreement_id)
     if agreement is None:
         raise MappingError(f"ConnectWise agreement {agreement_id} is not known: run Sync Organizations")
     if agreement.cancelled or agreement.status != "Active":
         raise MappingError(f"agreement {agreement.name} is {agreement.status}; ConnectWise takes additions only on Active ones")
+    return agreement
+
+
+def company_label(company_id: int | None) -> str:
+    if company_id is None:
+        return "no PSA Organization yet"
+    company = Company.get_or_none(Company.id == company_id)
+    return f"{company.name} (#{company_id})" if company is not None else f"company #{company_id}"
+
+
+def _agreement_label(agreement: Agreement) -> str:
+    return f"agreement {agreement.name} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
+
+
+def _refuse_other_companies(store: Store, agreement: Agreement, lines_sql: str, params: list[Any], company_sql: str) -> None:
+    """An agreement is posted to for its own company only: refuse it for lines of another
+    company (`company_sql`: a line's company, with the aliases l and o), naming the first."""
+    other = (f"FROM invoice_line l JOIN organization o ON o.platform_id = l.organization_id "
+             f"WHERE l.line_id IN ({lines_sql}) AND ({company_sql} IS NULL OR {company_sql} != ?)")
+    first = store.db.execute_sql(f"SELECT l.line_id, {company_sql} {other} ORDER BY l.line_id LIMIT 1",
+                                 [*params, agreement.company_id]).fetchone()
+    if first is not None:
+        count = store.db.execute_sql(f"SELECT COUNT(*) {other}", [*params, agreement.company_id]).fetchone()[0]
+        more = f" (and {count - 1:,} more line(s) of other companies)" if count > 1 else ""
+        raise MappingError(f"{_agreement_label(agreement)}, but line {first[0]} is for {company_label(first[1])}{more}: "
+                           "choose an agreement of the line's company")
+
+
+def common_company(store: Store, where_sql: str, params: list[Any]) -> tuple[int | None, str]:
+    """The one company of the editable lines in `where_sql`, whose agreements they may get, and
+    a sentence that says so; or None and why there is none."""
+    companies = line_companies(store, where_sql, params)
+    known = [(cid, name) for cid, name, _ in companies if cid is not None]
+    without = sum(n for cid, _, n in companies if cid is None)
+    if without:
+        return None, f"{without:,} marked line(s) have no PSA Organization yet: set it first (an agreement belongs to one company)."
+    if len(known) > 1:
+        names = ", ".join(name or f"#{cid}" for cid, name in known[:3]) + (", …" if len(known) > 3 else "")
+        return None, (f"The marked lines belong to {len(known)} companies ({names}): an agreement belongs to one. "
+                      "Mark the lines of one company.")
+    if not known:
+        return None, "No marked line can be changed (synced lines are read-only)."
+    return known[0][0], f"Agreements of {company_label(known[0][0])}, the company of every marked line."
+
+
+def line_companies(store: Store, where_sql: str, params: list[Any]) -> list[tuple[int | None, str | None, int]]:
+    """The companies of the editable lines in the subquery `where_sql` (their own PSA
+    Organization, else their organization's): (id, name, lines), most lines first. An agreement
+    fits the lines of one company."""
+    return [tuple(r) for r in store.db.execute_sql(
+        "SELECT COALESCE(l.override_company_id, o.company_id) AS company, cm.name, COUNT(*) FROM invoice_line l "
+        "JOIN organization o ON o.platform_id = l.organization_id "
+        "LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id) "
+        f"WHERE l.line_id IN ({where_sql}) AND l.{EDITABLE} GROUP BY company ORDER BY COUNT(*) DESC, company", params)]
 
 
 @dataclass(frozen=True)
@@ -115,8 +192,7 @@ def update_lines(store: Store, where_sql: str, params: list[Any], change: LineCh
         product = Product.get_or_none(Product.id == change.product_id)
         if product is None or product.inactive:
             raise MappingError(f"ConnectWise product {change.product_id} is unknown or inactive")
-    if change.agreement_id is not ...:
-        _check_agreement(change.agreement_id)
+    agreement = _check_agreement(change.agreement_id) if change.agreement_id is not ... else None
     sets: list[tuple[str, list[Any]]] = []
     if change.company_id is not ...:
         sets.append(("override_company_id = ?", [change.company_id]))
@@ -133,6 +209,7 @@ def update_lines(store: Store, where_sql: str, params: list[Any], change: LineCh
                        params)
         scope, params = "line_id IN (SELECT line_id FROM bulk_lines)", []
         affected = db.execute_sql("SELECT COUNT(*) FROM bulk_lines").fetchone()[0]
+        _refuse_mismatched_agreements(store, change, agreement)
         start, end = change.charge_start, change.charge_end
         if start is not ... or end is not ...:
             if start is ... or start is None:
@@ -167,6 +244,27 @@ def update_lines(store: Store, where_sql: str, params: list[Any], change: LineCh
         _log(store, Category.INVOICES, f"Updated {affected:,} line(s): {', '.join(change.fields())}",
              "; ".join(f"{name} = {getattr(change, name)}" for name in change.fields()))
     return affected
+
+
+def _refuse_mismatched_agreements(store: Store, change: LineChange, agreement: Agreement | None) -> None:
+    """The lines in bulk_lines may not end with another company's agreement: a new agreement
+    must be of each line's company after the change, and a new company must match the line's
+    own agreement (clear or change that first)."""
+    if change.company_id is ...:
+        company_sql = "COALESCE(l.override_company_id, o.company_id)"
+    else:
+        company_sql = "o.company_id" if change.company_id is None else str(int(change.company_id))
+    if agreement is not None:
+        _refuse_other_companies(store, agreement, "SELECT line_id FROM bulk_lines", [], company_sql)
+    elif change.company_id is not ... and change.agreement_id is ...:
+        row = store.db.execute_sql(
+            f"SELECT l.line_id, l.override_agreement_id, {company_sql} FROM invoice_line l "
+            "JOIN organization o ON o.platform_id = l.organization_id JOIN agreement ag ON ag.id = l.override_agreement_id "
+            f"WHERE l.line_id IN (SELECT line_id FROM bulk_lines) AND ({company_sql} IS NULL OR {company_sql} != ag.company_id) "
+            "ORDER BY l.line_id LIMIT 1").fetchone()
+        if row is not None:
+            raise MappingError(f"line {row[0]} has its own {_agreement_label(Agreement.get_by_id(row[1]))}, not to "
+                               f"{company_label(row[2])}: clear or change the line's agreement first")
 
 
 def update_line_ids(store: Store, line_ids: list[str], change: LineChange) -> int:

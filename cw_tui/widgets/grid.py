@@ -27,7 +27,9 @@ from textual.widgets.selection_list import Selection
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.widgets.grid_table import GridTable
 
-Formatter = Callable[[Any], Any]
+# Styles a cell: gets the column's display text (services/display.py) and the stored value,
+# returns a rich Text (or a str). The text is what the CSV export holds too.
+Formatter = Callable[[str, Any], Any]
 
 
 class _ValueList(SelectionList):
@@ -48,10 +50,11 @@ class FilterModal(ModalScreen[frozenset | None]):
     """
 
     def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
-                 on_apply: Callable[[frozenset], None] | None = None) -> None:
+                 on_apply: Callable[[frozenset], None] | None = None, label: Callable[[Any], str] = str) -> None:
         super().__init__()
         self.title_text = title
         self.values = values
+        self.label = label  # a value as the grid shows it
         self.selected = selected
         # called before the modal closes: the grid's query runs while the screen comes back
         self.on_apply = on_apply
@@ -65,7 +68,8 @@ class FilterModal(ModalScreen[frozenset | None]):
         with Vertical():
             yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
             yield _ValueList(*[
-                Selection(f"{'(empty)' if v is None else v}  ({n:,})", v, v in self.selected) for v, n in self.values
+                Selection(f"{'(empty)' if v is None else self.label(v)}  ({n:,})", v, v in self.selected)
+                for v, n in self.values
             ])
             with Horizontal():
                 yield Button("Clear", id="clear")
@@ -251,12 +255,13 @@ class SqlGrid(Vertical):
     def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
         formatter = self.formatters.get(column.key)
         width = column.width or 10
-        if formatter is None:
+        if formatter is None and column.display is None:
             return [Segment(self._fit_plain("" if value is None else str(value), width, column.numeric))]
-        # Formatters are pure functions of the value (badges, amounts, dates): remember them.
+        # Display texts and formatters are pure functions of the value (badges, amounts, dates): remember them.
         cached = self._cell_cache.get((column.key, value))
         if cached is None:
-            cell = formatter(value)
+            text = column.shown(value)
+            cell = text if formatter is None else formatter(text, value)
             if isinstance(cell, str):
                 cached = [Segment(self._fit_plain(cell, width, column.numeric))]
             else:
@@ -390,18 +395,28 @@ class SqlGrid(Vertical):
             self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
 
     def action_export(self) -> None:
-        from datetime import datetime
         from pathlib import Path
 
-        from cw_tui.services.grid_query import export_csv
+        from cw_tui.services.export import export_name
 
-        path = Path.home() / f"cw-tui-{self.source.name.replace(' ', '-')}-{datetime.now():%Y%m%d-%H%M%S}.csv"
+        self._export(self.source, self.state, Path.home() / export_name(self.source, self.app.now()))  # type: ignore[attr-defined]
+
+    @work(group="grid-export", exit_on_error=False)
+    async def _export(self, source: GridSource, state: GridState, path) -> None:  # noqa: ANN001 - a Path
+        from cw_tui.services.export import export_csv
+
+        # every matching row is read and written: on the database thread, the screen stays live
+        loop = asyncio.get_running_loop()
         try:
-            count = export_csv(self.app.store, self.source, self.state, path)  # type: ignore[attr-defined]
+            count = await loop.run_in_executor(self.app.db_executor, export_csv, self.app.store, source, state, path)  # type: ignore[attr-defined]
         except OSError as error:
-            self.app.notify(f"Export failed: {error.strerror} ({path})", severity="error")
+            self.app.notify(f"Export failed: {error.strerror or error} ({path}); no file was written", severity="error",
+                            markup=False)
             return
-        self.app.notify(f"Exported {count:,} {self.source.name} to {path}")
+        except Exception as error:  # noqa: BLE001 - a locked or damaged database
+            self.app.notify(f"Export failed: {error}; no file was written", severity="error", markup=False)
+            return
+        self.app.notify(f"Exported {count:,} {source.name} to {path}", markup=False)
 
     def action_focus_search(self) -> None:
         self.query_one(".search", Input).focus()
@@ -444,7 +459,8 @@ class SqlGrid(Vertical):
             self.state = self.state.with_filter(column.key, selected)
             self.reload()
 
-        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key), on_apply=apply))
+        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key), on_apply=apply,
+                                         label=column.shown))
 
     def action_page(self, step: int) -> None:
         if self.page is None:
