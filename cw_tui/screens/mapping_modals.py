@@ -165,6 +165,33 @@ class SyncPlanModal(_Modal):
         self.dismiss(True)
 
 
+class ShrinkModal(_Modal):
+    """ConnectWise sent far fewer records than are cached: replace the cache with them?
+    Returns True to replace, None to keep the cache (the default)."""
+
+    def __init__(self, shrinks: list) -> None:  # Shrink records
+        super().__init__()
+        self.shrinks = shrinks
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("ConnectWise sent much shorter lists", classes="title")
+            yield Static(Text("\n".join(f"{s.what.capitalize()}: {s.cached:,} cached, {s.fetched:,} sent now"
+                                        for s in self.shrinks)))
+            yield Static("\nAn empty or cut-short answer looks like this. Nothing has changed yet. Replace the "
+                         "cached lists with what ConnectWise sent?")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep the cache", id="cancel", variant="primary")
+                yield Button("Replace the cache", id="replace", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#replace")
+    def _replace(self) -> None:
+        self.dismiss(True)
+
+
 class ScopeModal(_Modal):
     """SPEC §5.3: does a changed agreement apply to this line or the whole contract?"""
 

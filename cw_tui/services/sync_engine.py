@@ -44,7 +44,7 @@ from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, OutcomeUnknown
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
-from cw_tui.services.connectwise_data import refresh_agreements
+from cw_tui.services.connectwise_data import CacheShrinkRefused, refresh_agreements
 from cw_tui.services.money import from_micros, to_micros
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import (
@@ -577,8 +577,9 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             state.tick()
 
         await asyncio.gather(*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels))
-    except ConnectWiseError as error:
-        # ConnectWise could not be read at all (before posting): nothing was claimed for posting
+    except (ConnectWiseError, CacheShrinkRefused) as error:
+        # ConnectWise could not be read at all, or its agreements list shrank (before posting):
+        # nothing was claimed for posting
         _release_own_claims(store, owner)
         system_log.write(store, Level.ERROR, Category.SYNC, f"Sync of {period} failed: {error.message}", error.details())
         run.state = "failed"
