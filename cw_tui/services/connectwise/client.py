@@ -127,13 +127,15 @@ def site_parts(url: str) -> tuple[str, str, str, str]:
         raise InvalidSettings(f"the API URL is empty ({EXAMPLE})")
     if "://" not in text:
         text = "https://" + text
+    netloc = re.split(r"[/?#]", text.partition("://")[2])[0]
+    if "@" in netloc:  # not echoed: it may hold a password
+        raise InvalidSettings("the API URL must not contain a user name or password; the keys have their own fields")
     shown = f"the API URL {url.strip()!r}"
     try:
         parts = urlsplit(text)
-    except ValueError:
+    except ValueError:  # only brackets make urlsplit fail: say which part is wrong
+        _host_and_port(netloc, shown)
         raise InvalidSettings(f"{shown} has a malformed [IPv6] address, e.g. http://[::1]:8765") from None
-    if "@" in parts.netloc:  # not echoed: it may hold a password
-        raise InvalidSettings("the API URL must not contain a user name or password; the keys have their own fields")
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidSettings(f"{shown} is not a web address: it must start with https:// ({EXAMPLE})")
     host, port = _host_and_port(parts.netloc, shown)
@@ -276,14 +278,14 @@ class ConnectWiseClient:
             headers["Content-Type"] = "application/json"
             content = json.dumps(models.to_json_number(body)).encode()
         safe = method in SAFE_METHODS
-        path = urlsplit(url).path
+        path = url.removeprefix(self._base) if self._base and url.startswith(self._base) else urlsplit(url).path
         attempt = 0
         while True:
             await self._budget.acquire()
             async with self._in_flight:
                 self.api_calls += 1
                 try:
-                    response = await self._exchange(method, url, params=params, content=content, headers=headers)
+                    response = await self._exchange(method, url, path, params=params, content=content, headers=headers)
                 except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
                     # site_parts refuses what it knows to be malformed; this is the last guard
                     raise InvalidSettings(f"the API URL cannot be used ({error}); check it", method=method, path=path) from None
@@ -335,9 +337,8 @@ class ConnectWiseClient:
             await self._sleep(self._backoff(attempt))
             attempt += 1
 
-    async def _exchange(self, method: str, url: str, **options: Any) -> httpx.Response:
+    async def _exchange(self, method: str, url: str, path: str, **options: Any) -> httpx.Response:
         """Send, and read the body streamed: past `max_body_bytes` it is refused, not held."""
-        path = urlsplit(url).path
         async with self._http.stream(method, url, **options) as streamed:
             declared = streamed.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.max_body_bytes:
