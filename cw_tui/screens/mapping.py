@@ -195,7 +195,7 @@ class MappingActions(AreaScreen):
             try:
                 result = accepted.accept() if accepted is not None else asyncio.run(go())
             except CacheShrinkRefused as error:
-                self.app.call_from_thread(self._ask_shrink, error, lambda: self._sync_organizations(error))
+                self.app.call_from_thread(self._ask_shrink, error, lambda refused=error: self._sync_organizations(refused))
                 return
             except ConnectWiseError as error:
                 system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
@@ -344,7 +344,8 @@ class MappingActions(AreaScreen):
                     asyncio.run(go())
                 plan = build_plan(store, period, only_lines=only_lines)
             except CacheShrinkRefused as error:
-                self.app.call_from_thread(self._ask_shrink, error, lambda: self._plan(period, only_lines, error))
+                self.app.call_from_thread(self._ask_shrink, error,
+                                          lambda refused=error: self._plan(period, only_lines, refused))
                 return
             except ConnectWiseError as error:
                 self._failed("Planning the sync", error)

@@ -58,6 +58,7 @@ SECRET_FIELDS = {"private_key", "client_id"}
 
 class SettingsScreen(AreaScreen):
     AREA = "settings"
+    _judged_url = ""  # the API URL the field message is about
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="settings.save"),
         Binding("ctrl+t", "test_connection", "Test connection", id="settings.test"),
@@ -189,21 +190,24 @@ class SettingsScreen(AreaScreen):
         for button_id in ("#test", "#save"):
             self.query_one(button_id, Button).disabled = busy
 
-    def _url_message(self, problem: str | None) -> None:
+    def _url_message(self, problem: str | None, url: str = "") -> None:
+        self._judged_url = url
         message = self.query_one("#url-message", Static)
         message.update(Text(f"✗ {system_log.redact(problem)}") if problem else "")
         message.set_class(bool(problem), "-shown")
 
     @on(Input.Changed, "#field-url")
-    def _url_changed(self) -> None:
-        self._url_message(None)  # judged again on leaving the field, or on Test and Save
+    def _url_changed(self, event: Input.Changed) -> None:
+        # judged again on leaving the field, or on Test and Save
+        if event.value.strip() != self._judged_url:
+            self._url_message(None)
 
     @on(Input.Blurred, "#field-url")
     def _url_left(self, event: Input.Blurred) -> None:
         from cw_tui.services.connection import url_problem
 
         if event.value.strip():
-            self._url_message(url_problem(event.value))
+            self._url_message(url_problem(event.value), event.value.strip())
 
     def _form_ready(self, creds: Credentials) -> bool:
         """Missing fields and a malformed API URL are told at once (nothing is sent), and
@@ -212,7 +216,7 @@ class SettingsScreen(AreaScreen):
 
         missing = creds.missing()
         problem = url_problem(creds.url) if creds.url else None
-        self._url_message(problem)
+        self._url_message(problem, creds.url)
         if not missing and not problem:
             return True
         text = f"Fill in: {', '.join(missing)}." if missing else problem
