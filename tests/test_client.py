@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from cw_tui.sandbox.odd_answers import OddAnswer
-from cw_tui.sandbox.server import free_port
+from cw_tui.sandbox.server import free_port, url_for
 from cw_tui.services.connectwise import (
     AuthenticationFailed,
     ConnectionFailed,
@@ -442,6 +442,9 @@ def test_good_urls_including_ipv6_loopback() -> None:
 
 
 def test_the_client_works_on_ipv6_loopback() -> None:
+    # what `cw-tui sandbox --host H` prints: a URL a client on this machine can use
+    assert (url_for("::1", 8765), url_for("::", 8765), url_for("0.0.0.0", 8765)) == (
+        "http://[::1]:8765", "http://[::1]:8765", "http://127.0.0.1:8765")
     with sandbox_thread(host="::1") as sandbox:
         assert sandbox.url.startswith("http://[::1]:")
 
@@ -451,3 +454,18 @@ def test_the_client_works_on_ipv6_loopback() -> None:
 
         version, base, companies = run(go())
     assert version and base.startswith(sandbox.url + "/v4_6_release") and companies == 400
+
+
+@pytest.mark.parametrize("odd", [OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1),
+                                 OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"},
+                                           method="POST", times=1)])
+def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer) -> None:
+    """A 2xx that cannot be read may hide a created record: the engine looks it up first."""
+    with sandbox_thread() as sandbox:
+        agreement = next(a for a in sandbox.sandbox.state.agreements.values() if a["agreementStatus"] == "Active")
+        product = next(p for p in sandbox.sandbox.state.catalog.values() if not p["inactiveFlag"])
+        sandbox.sandbox.faults.odd_answers.append(odd)
+        error = failure_of(sandbox.credentials, lambda client: client.create_addition(
+            agreement["id"], {"product": {"id": product["id"]}, "billCustomer": "Billable"}))
+        assert isinstance(error, OutcomeUnknown) and "may or may not have applied it" in error.message
+        assert sandbox.sandbox.injected[odd.kind] == 1

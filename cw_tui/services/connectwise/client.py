@@ -368,12 +368,17 @@ class ConnectWiseClient:
         """A call to `{api base}{path}`; returns the parsed JSON (Decimals for numbers), or
         None for an answer without content (204, or an empty body to a write)."""
         base = await self.api_base()
-        response = await self._send(method, base + path, params=params, body=body)
-        if response.status_code >= 400:
-            raise _error_from(response, method, path)
-        if response.status_code == 204 or (not response.content and method != "GET"):
-            return None
-        return _json(response, method, path)
+        try:
+            response = await self._send(method, base + path, params=params, body=body)
+            if response.status_code >= 400:
+                raise _error_from(response, method, path)
+            if response.status_code == 204 or (not response.content and method != "GET"):
+                return None
+            return _json(response, method, path)
+        except BadResponse as error:
+            if method in SAFE_METHODS or (error.status or 0) >= 400:
+                raise
+            raise _unknown(error) from None
 
     async def list_all(self, path: str, *, conditions: str | None = None, fields: str | None = None,
                        order_by: str | None = "id asc", page_size: int = PAGE_SIZE) -> list[dict]:
@@ -461,14 +466,14 @@ class ConnectWiseClient:
         return _record(models.Agreement, await self.request("GET", path), "GET", path)
 
     async def create_agreement(self, body: dict) -> models.Agreement:
-        return _record(models.Agreement, await self.request("POST", "/finance/agreements", body=body), "POST", "/finance/agreements")
+        return _written(models.Agreement, await self.request("POST", "/finance/agreements", body=body), "POST", "/finance/agreements")
 
     async def additions(self, agreement_id: int, conditions: str | None = None) -> list[models.Addition]:
         return await self._list(models.Addition, f"/finance/agreements/{int(agreement_id)}/additions", conditions)
 
     async def create_addition(self, agreement_id: int, body: dict) -> models.Addition:
         path = f"/finance/agreements/{int(agreement_id)}/additions"
-        return _record(models.Addition, await self.request("POST", path, body=body), "POST", path)
+        return _written(models.Addition, await self.request("POST", path, body=body), "POST", path)
 
     async def patch_addition(self, agreement_id: int, addition_id: int, changes: dict[str, Any]) -> models.Addition:
         ops = [{"op": "replace", "path": key, "value": value} for key, value in changes.items()]
@@ -501,6 +506,20 @@ def _record(model: type[M], data: Any, method: str, path: str) -> M:
         where = "/".join(str(x) for x in first["loc"])
         raise BadResponse(f"ConnectWise sent an unreadable record for {method} {path} ({where}: {first['msg']})",
                           method=method, path=path) from None
+
+
+def _unknown(error: BadResponse) -> OutcomeUnknown:
+    return OutcomeUnknown(f"{error.message}; it may or may not have applied it", status=error.status,
+                          method=error.method, path=error.path)
+
+
+def _written(model: type[M], data: Any, method: str, path: str) -> M:
+    """The record a POST answered with. ConnectWise said yes: if the answer cannot be read,
+    the outcome is unknown, and the caller looks the record up before posting again."""
+    try:
+        return _record(model, data, method, path)
+    except BadResponse as error:
+        raise _unknown(error) from None
 
 
 def _redirect_error(response: httpx.Response, method: str, path: str) -> Redirected:
