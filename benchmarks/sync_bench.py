@@ -32,7 +32,7 @@ from cw_tui.sandbox.data import seed_state  # noqa: E402
 from cw_tui.sandbox.server import free_port  # noqa: E402
 from cw_tui.services import settings  # noqa: E402
 from cw_tui.services.connectwise import ConnectWiseClient  # noqa: E402
-from cw_tui.services.connectwise_data import automap, refresh_cache  # noqa: E402
+from cw_tui.services.connectwise_data import automap, sync_organizations  # noqa: E402
 from cw_tui.services.credentials import Credentials  # noqa: E402
 from cw_tui.services.platform_files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS  # noqa: E402
 from cw_tui.services.platform_import import load_invoices  # noqa: E402
@@ -109,7 +109,7 @@ def main() -> None:
 
                 async def go():
                     async with ConnectWiseClient(creds, max_in_flight=args.concurrency, requests_per_minute=100_000) as client:
-                        await refresh_cache(store, client)
+                        await sync_organizations(store, client)
                         automap(store, include=True)
                         mapped = Organization.select().where(Organization.company_id.is_null(False)).count()
                         started = time.perf_counter()

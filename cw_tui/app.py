@@ -237,6 +237,7 @@ class CwTuiApp(App):
     @work(exclusive=True, group="daily-sync", exit_on_error=False)
     async def daily_sync(self) -> None:
         from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
+        from cw_tui.services.connectwise_data import CacheShrinkRefused
         from cw_tui.services.sync_engine import periods_to_sync, run_sync
 
         creds = credential_store.current()
@@ -248,7 +249,7 @@ class CwTuiApp(App):
                     result = await run_sync(self.store, client, period, today=self.now().date())
                     self.notify(f"Daily sync of {period}: {result.synced_lines} lines synced, {result.errors} errors",
                                 severity="error" if result.errors else "information")
-        except ConnectWiseError as error:
+        except (ConnectWiseError, CacheShrinkRefused) as error:
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
             self.notify(f"Daily sync failed: {error.message}", severity="error")
         except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker

@@ -29,8 +29,10 @@ from cw_tui.services.connectwise.errors import (
     InvalidSettings,
     NotFound,
     PermissionDenied,
+    Redirected,
     TLSFailure,
 )
+from cw_tui.services.connectwise_data import CacheShrinkRefused
 from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.services.sync_engine import SyncNotReady
 from cw_tui.services.paths import default_database_path
@@ -48,7 +50,9 @@ class ConnectionRefusedByConnectWise(UsageError):
     """`connect` failed: nothing was saved."""
 
     def __init__(self, check: Any) -> None:
-        super().__init__(f"ConnectWise: {check.message}; nothing was saved")
+        # a malformed field was refused before anything was sent: ConnectWise said nothing
+        source = "" if check.kind == "settings" else "ConnectWise: "
+        super().__init__(f"{source}{check.message}; nothing was saved")
 
 
 # ---------------------------------------------------------------- helpers
@@ -399,7 +403,7 @@ def cmd_sync_organizations(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         try:
-            result = _run(lambda client: sync_organizations(store, client))
+            result = _run(lambda client: sync_organizations(store, client, allow_shrink=args.allow_shrink))
         except ConnectWiseError as error:
             system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
                              "Organizations sync failed", error.details())
@@ -689,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("sync-organizations", cmd_sync_organizations,
                 "fetch ConnectWise companies, statuses, products, agreement types and agreements")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="accept lists that drop more than half of the cached companies, products or agreements")
     p.add_argument("--json", action="store_true")
 
     p = command("automap", cmd_automap, "map organizations and offers by exact normalised name or identifier where unique")
@@ -763,9 +769,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except ConnectWiseError as error:
         print(f"cw-tui: ConnectWise: {system_log.redact(error.message)}", file=sys.stderr)
-        configuration = (AuthenticationFailed, PermissionDenied, NotFound, InvalidSettings, TLSFailure)
+        configuration = (AuthenticationFailed, PermissionDenied, NotFound, InvalidSettings, TLSFailure, Redirected)
         return EXIT_USAGE if isinstance(error, configuration) else EXIT_PARTIAL
-    except (UsageError, StoreError, CredentialsError, SyncNotReady) as error:
+    except (UsageError, StoreError, CredentialsError, SyncNotReady, CacheShrinkRefused) as error:
         print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except DATABASE_ERRORS as error:

@@ -15,17 +15,17 @@ from cw_tui.sandbox.server import SandboxThread, build_sandbox, free_port
 
 
 @contextmanager
-def sandbox_thread(seed: int = 7, **faults):
-    with SandboxThread(build_sandbox(seed, Faults(**faults))) as running:
+def sandbox_thread(seed: int = 7, host: str = "127.0.0.1", **faults):
+    with SandboxThread(build_sandbox(seed, Faults(**faults)), host=host) as running:
         yield running
 
 
 @contextmanager
-def sandbox_process(*extra: str, seed: int = 7):
+def sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1"):
     """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
-    port = free_port()
+    port = free_port(host)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cw_tui", "sandbox", "--port", str(port), "--seed", str(seed), *extra],
+        [sys.executable, "-m", "cw_tui", "sandbox", "--host", host, "--port", str(port), "--seed", str(seed), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
     try:

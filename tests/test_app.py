@@ -210,3 +210,57 @@ def test_tiles_lead_to_their_screens_and_help_lists_bindings(tmp_path: Path, dem
 
     run(scenario())
     store.close()
+
+
+def test_a_malformed_url_gets_a_field_message_at_once_and_every_failed_test_is_logged(tmp_path: Path) -> None:
+    """Issue 10, part 8: nothing is sent for a malformed URL, the message is next to the API
+    URL field at once, the test is never left running; IPv6 loopback connects; a redirect
+    is refused; each failure is in the System Logs (Authentication)."""
+    from cw_tui.sandbox.odd_answers import OddAnswer
+
+    with sandbox_thread(host="::1") as sandbox, open_store(tmp_path / "s.sqlite3") as store:
+        async def scenario() -> None:
+            app = make_app(store)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await pilot.pause()
+                screen = app.screen
+                message = screen.query_one("#url-message", Static)
+                assert not message.display
+                fill(screen, replace(sandbox.credentials, url="https://host:58371z"))
+                await pilot.press("ctrl+t")
+                await pilot.pause()  # no waiting: nothing was sent
+                assert message.display and "invalid port '58371z'" in str(message.render())
+                assert "Check the fields" in status_text(screen)
+                assert not [w for w in app.workers if w.group == "connection"]
+                assert not screen.query_one("#test", Button).disabled  # not left busy
+                assert app.focused is screen.query_one("#field-url", Input)
+
+                # typing clears the message; leaving the field judges it again
+                url_field = screen.query_one("#field-url", Input)
+                url_field.value = "http://[::1"
+                await pilot.pause()
+                assert not message.display
+                await pilot.press("tab")
+                await pilot.pause()
+                assert message.display and "malformed [IPv6] address" in str(message.render())
+
+                # IPv6 loopback works
+                url_field.value = sandbox.url
+                await pilot.press("ctrl+t")
+                await wait_for(pilot, lambda: "Connected to ConnectWise" in status_text(screen))
+                assert not message.display
+
+                # a redirect is refused, never followed
+                sandbox.sandbox.faults.odd_answers.append(
+                    OddAnswer("redirect", "/system/info", {"status": 301, "json_body": True}))
+                await pilot.press("ctrl+t")
+                await wait_for(pilot, lambda: "✗" in status_text(screen))
+                assert "Redirected" in status_text(screen) and "check the API URL" in status_text(screen)
+                assert credential_store.current() is None
+
+        run(scenario())
+        entries = system_log.entries(store, system_log.LogQuery(category=system_log.Category.AUTHENTICATION))
+        failed = [e for e in reversed(entries) if e.level == "ERROR"]
+        assert [e.summary for e in failed] == ["Connection test failed; credentials not saved"] * 2
+        assert "invalid port '58371z'" in failed[0].details and "redirect (301)" in failed[1].details
+        assert any(e.level == "INFO" and "Connected to ConnectWise" in e.summary for e in entries)

@@ -649,3 +649,78 @@ def test_x_toggles_the_organization_of_the_row_on_the_tab_shown(tmp_path: Path, 
 
     run(scenario())
     store.close()
+
+
+def test_a_shrinking_refresh_asks_first_no_keeps_the_cache_yes_replaces_it(tmp_path: Path, demo_folder: Path, cli) -> None:
+    """Issue 10, part 6: Sync Organizations and the sync plan ask before a refresh drops more
+    than half of a cached list. The question's buttons show at 80x24, "Keep" is the default."""
+    import json
+
+    from textual.widgets import Button, Static
+
+    from cw_tui.sandbox.odd_answers import OddAnswer
+    from cw_tui.screens.mapping_modals import ShrinkModal
+    from cw_tui.services.store import Agreement
+
+    with sandbox_thread() as sandbox:
+        db = tmp_path / "s.sqlite3"
+        store = configured_store(db, demo_folder, sandbox)
+        for args in (("sync-organizations",), ("load-invoices", "--period", "2026-10"), ("automap", "--include")):
+            assert cli("--db", db, *args).code == 0
+        companies = sorted(Company.select().tuples())
+        agreements = Agreement.select().count()
+        assert len(companies) == 400 and agreements > 10
+        three = sorted(sandbox.sandbox.state.companies.values(), key=lambda c: c["id"])[:3]
+        sandbox.sandbox.faults.odd_answers += [
+            OddAnswer("body", "/company/companies", {"text": json.dumps([{"id": c["id"], "name": c["name"]} for c in three])}),
+        ]
+
+        async def question(pilot) -> ShrinkModal:
+            await modal_ready(pilot, ShrinkModal, "cancel", timeout=30)
+            modal = pilot.app.screen
+            for button in modal.query(Button):
+                assert modal.region.contains_region(button.region), button.id
+            return modal
+
+        async def scenario() -> None:
+            app = make_app(store, clock=lambda: datetime(2026, 11, 18, 9, 0, tzinfo=UTC))
+            async with app.run_test(size=(80, 24), notifications=True) as pilot:
+                await pilot.press("2")
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await pilot.press("o")
+                modal = await question(pilot)
+                text = " ".join(str(s.render()) for s in modal.query(Static))
+                assert "Companies: 400 cached, 3 sent now" in text
+                assert sorted(Company.select().tuples()) == companies  # nothing changed while it asks
+                await pilot.press("enter")  # "Keep the cache"
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await pilot.pause(0.2)
+                assert sorted(Company.select().tuples()) == companies
+
+                await pilot.press("o")
+                await question(pilot)
+                await pilot.click("#replace")
+                await wait_for(pilot, lambda: Company.select().count() == 3, timeout=20)
+                assert {c.name for c in Company.select()} == {c["name"] for c in three}
+
+                # the plan's agreements refresh asks too
+                sandbox.sandbox.faults.odd_answers.append(OddAnswer("body", "/finance/agreements", {"text": "[]"}))
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await pilot.press("P")
+                modal = await question(pilot)
+                assert "Agreements:" in " ".join(str(s.render()) for s in modal.query(Static))
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await pilot.pause(0.2)
+                assert Agreement.select().count() == agreements
+                await pilot.press("P")
+                await question(pilot)
+                await pilot.click("#replace")
+                await modal_ready(pilot, SyncPlanModal, "post", timeout=30)
+                assert Agreement.select().count() == 0
+                await pilot.press("escape")  # nothing is posted
+
+        additions = len(sandbox.sandbox.state.additions)
+        run(scenario())
+        assert len(sandbox.sandbox.state.additions) == additions  # nothing was posted
+        store.close()

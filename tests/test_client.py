@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import replace
 
 import httpx
 import pytest
 
-from cw_tui.sandbox.server import free_port
+from cw_tui.sandbox.odd_answers import OddAnswer
+from cw_tui.sandbox.server import free_port, url_for
 from cw_tui.services.connectwise import (
     AuthenticationFailed,
     ConnectionFailed,
     ConnectWiseClient,
+    ConnectWiseError,
     NotFound,
     OutcomeUnknown,
     RequestRejected,
     TimedOut,
 )
-from cw_tui.services.connectwise.client import _MinuteBudget, site_parts
+from cw_tui.services.connectwise.client import MAX_BODY_BYTES, MAX_LIST_ROWS, _MinuteBudget, site_parts
 from cw_tui.services.connectwise.conditions import all_of, condition
-from cw_tui.services.connectwise.errors import InvalidSettings
+from cw_tui.services.connectwise.errors import BadResponse, InvalidSettings, Redirected
 from tests.sandbox_helpers import sandbox_thread
 
 
@@ -257,3 +260,212 @@ def test_asgi_transport_works_for_fast_unit_tests() -> None:
             return await client.count("/company/companies")
 
     assert run(go()) == 400
+
+
+# ---------------------------------------------------------------- odd answers (issue 10, part 6)
+
+
+def failure_of(creds, call, **options) -> Exception:
+    async def go():
+        async with ConnectWiseClient(creds, retries=1, backoff_base=0.01, **options) as client:
+            with pytest.raises(ConnectWiseError) as caught:
+                await call(client)
+            return caught.value
+
+    return run(go())
+
+
+@pytest.mark.parametrize(("status", "json_body"), [(301, True), (302, False), (307, True), (308, False)])
+def test_a_redirect_is_an_error_and_never_followed(status: int, json_body: bool) -> None:
+    with sandbox_thread() as sandbox, sandbox_thread() as elsewhere:
+        target = f"{elsewhere.url.replace('http://', 'http://member:s3cret@')}/v4_6_release/apis/3.0/system/info?token=t0ken#x"
+        sandbox.sandbox.faults.odd_answers.append(
+            OddAnswer("redirect", "/system/info", {"status": status, "location": target, "json_body": json_body}))
+        error = failure_of(sandbox.credentials, lambda client: client.system_info())
+        assert isinstance(error, Redirected) and error.status == status
+        assert f"redirect ({status}) to {elsewhere.url}/v4_6_release/apis/3.0/system/info;" in error.message
+        assert "check the API URL" in error.message
+        assert "s3cret" not in error.details() and "t0ken" not in error.details()
+        assert elsewhere.sandbox.requests == 0, "a redirect must never be followed (it would carry the credentials)"
+        assert sandbox.sandbox.injected["redirect"] == 1  # not retried either
+
+
+def test_a_redirect_on_a_list_is_an_error_not_an_empty_list() -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("redirect", "/company/companies"))
+        error = failure_of(sandbox.credentials, lambda client: client.companies())
+    assert isinstance(error, Redirected)
+    assert "https://elsewhere.example.com/v4_6_release/apis/3.0/company/companies" in error.message
+
+
+@pytest.mark.parametrize(("odd", "said"), [
+    (OddAnswer("empty", "/company/companies"), "an empty answer (200)"),
+    (OddAnswer("body", "/company/companies", {"text": '{"companies": []}'}), "something other than a list"),
+    (OddAnswer("body", "/company/companies", {"text": "[1, 2, 3]"}), "something other than a list"),
+    (OddAnswer("body", "/company/companies", {"text": "<html>Sign in</html>"}), "not JSON"),
+    (OddAnswer("body", "/company/companies", {"text": '[{"id": 1, "name": ["not", "a", "name"]}]'}), "unreadable record"),
+])
+def test_an_empty_or_odd_body_on_a_list_is_an_error(odd: OddAnswer, said: str) -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(odd)
+        error = failure_of(sandbox.credentials, lambda client: client.companies())
+    assert isinstance(error, BadResponse) and said in error.message, error.message
+    assert "GET /company/companies" in error.message
+
+
+def test_an_empty_answer_to_a_record_is_an_error() -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers += [OddAnswer("empty", "/system/info"),
+                                               OddAnswer("body", "/company/companies/count", {"text": "{}"})]
+        info = failure_of(sandbox.credentials, lambda client: client.system_info())
+        counted = failure_of(sandbox.credentials, lambda client: client.count("/company/companies"))
+    assert isinstance(info, BadResponse) and "empty answer" in info.message
+    assert isinstance(counted, BadResponse) and "without a count" in counted.message
+
+
+def test_paging_stops_on_a_short_page_even_when_link_says_next() -> None:
+    with sandbox_thread() as sandbox:
+        add_companies(sandbox, 1100)  # 1500: a full page, then a short one
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("link_always_next", "/company/companies"))
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials) as client:
+                return await client.companies()
+
+        assert len(run(go())) == 1500
+        assert sandbox.sandbox.injected["link_always_next"] == 2
+
+
+def test_paging_stops_when_the_link_header_has_no_next() -> None:
+    with sandbox_thread() as sandbox:
+        add_companies(sandbox, 2600)
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("link_without_next", "/company/companies"))
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials) as client:
+                return await client.companies()
+
+        assert len(run(go())) == 1000
+        assert sandbox.sandbox.injected["link_without_next"] == 1
+
+
+def test_a_list_that_never_ends_is_an_error_at_the_row_limit() -> None:
+    assert MAX_LIST_ROWS == 250_000  # the documented default (README, ConnectWise client)
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("endless", "/company/companies"))
+        error = failure_of(sandbox.credentials, lambda client: client.companies(), max_list_rows=5000)
+        assert isinstance(error, BadResponse) and "more than 5,000 rows" in error.message
+        assert sandbox.sandbox.injected["endless"] == 6  # stopped at the first page past the limit
+
+
+def test_a_server_repeating_a_page_is_an_error() -> None:
+    with sandbox_thread() as sandbox:
+        add_companies(sandbox, 1100)
+        # a server that ignores `page`: every answer is the first page, and it says there is more
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("body", "/company/companies", {"text": json.dumps(
+            [{"id": n, "name": f"C{n}"} for n in range(1000)])}))
+        error = failure_of(sandbox.credentials, lambda client: client.companies())
+    assert isinstance(error, BadResponse) and "a record twice" in error.message
+
+
+@pytest.mark.parametrize("declare_length", [False, True])
+def test_a_body_over_the_size_limit_is_refused(declare_length: bool) -> None:
+    assert MAX_BODY_BYTES == 32 * 1024 * 1024  # the documented default
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(
+            OddAnswer("oversized", "/company/companies", {"size": 40 * 1024 * 1024, "declare_length": declare_length}))
+        error = failure_of(sandbox.credentials, lambda client: client.companies())
+        assert isinstance(error, BadResponse) and "more than 32 MiB for GET /company/companies" in error.message
+        assert sandbox.sandbox.injected["oversized"] == 1  # refused, not retried
+        # the client is still usable afterwards, and so is the sandbox
+        sandbox.sandbox.faults.odd_answers.clear()
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials) as client:
+                return len(await client.companies())
+
+        assert run(go()) == 400
+
+
+def test_an_odd_answer_can_be_limited_to_a_number_of_times() -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("empty", "/company/companies", times=1))
+        error = failure_of(sandbox.credentials, lambda client: client.companies())
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials) as client:
+                return len(await client.companies())
+
+        assert isinstance(error, BadResponse) and run(go()) == 400
+    with pytest.raises(ValueError, match="unknown odd answer"):
+        OddAnswer("no-such-answer")
+
+
+# ---------------------------------------------------------------- malformed URLs, IPv6 (issue 10, part 8)
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("https://host:58371z", "has an invalid port '58371z'"),
+    ("https://host:99999", "has an invalid port '99999'"),
+    ("https://host:0", "has an invalid port '0'"),
+    ("https://host:+80", "has an invalid port '+80'"),
+    ("http://[::1", "malformed [IPv6] address"),
+    ("http://[::1]x:80", "malformed [IPv6] address"),
+    ("http://[not-v6]:80", "invalid IPv6 address 'not-v6'"),
+    ("http://::1:8080", "an IPv6 address goes in brackets"),
+    ("https://ho st.example.com", "invalid host name 'ho st.example.com'"),
+    ("https://-bad-.example.com", "invalid host name"),
+    ("https://a..b", "invalid host name"),
+    ("https://:8080", "has no host name"),
+    ("https//na.myconnectwise.net", "looks mistyped"),
+    ("ftp://na.myconnectwise.net", "must start with https://"),
+    ("http://cw.example.com", "requires https"),
+    ("   ", "is empty"),
+])
+def test_a_malformed_url_is_refused_with_what_is_wrong(url: str, said: str) -> None:
+    with pytest.raises(InvalidSettings) as caught:
+        site_parts(url)
+    assert said in caught.value.message
+
+
+def test_a_url_with_a_password_is_refused_without_repeating_it() -> None:
+    with pytest.raises(InvalidSettings) as caught:
+        site_parts("https://member:s3cret@na.myconnectwise.net")
+    assert "user name or password" in caught.value.message and "s3cret" not in caught.value.message
+
+
+def test_good_urls_including_ipv6_loopback() -> None:
+    assert site_parts("http://[::1]:8765") == ("http", "[::1]:8765", "[::1]:8765", "")
+    assert site_parts("http://localhost:8765/") == ("http", "localhost:8765", "localhost:8765", "")
+    assert site_parts("https://cw.Example.com:8443")[2] == "cw.example.com:8443"
+    assert site_parts("https://bücher.example")[1] == "bücher.example"
+
+
+def test_the_client_works_on_ipv6_loopback() -> None:
+    # what `cw-tui sandbox --host H` prints: a URL a client on this machine can use
+    assert (url_for("::1", 8765), url_for("::", 8765), url_for("0.0.0.0", 8765)) == (
+        "http://[::1]:8765", "http://[::1]:8765", "http://127.0.0.1:8765")
+    with sandbox_thread(host="::1") as sandbox:
+        assert sandbox.url.startswith("http://[::1]:")
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials) as client:
+                return (await client.system_info()).version, await client.api_base(), len(await client.companies())
+
+        version, base, companies = run(go())
+    assert version and base.startswith(sandbox.url + "/v4_6_release") and companies == 400
+
+
+@pytest.mark.parametrize("odd", [OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1),
+                                 OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"},
+                                           method="POST", times=1)])
+def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer) -> None:
+    """A 2xx that cannot be read may hide a created record: the engine looks it up first."""
+    with sandbox_thread() as sandbox:
+        agreement = next(a for a in sandbox.sandbox.state.agreements.values() if a["agreementStatus"] == "Active")
+        product = next(p for p in sandbox.sandbox.state.catalog.values() if not p["inactiveFlag"])
+        sandbox.sandbox.faults.odd_answers.append(odd)
+        error = failure_of(sandbox.credentials, lambda client: client.create_addition(
+            agreement["id"], {"product": {"id": product["id"]}, "billCustomer": "Billable"}))
+        assert isinstance(error, OutcomeUnknown) and "may or may not have applied it" in error.message
+        assert sandbox.sandbox.injected[odd.kind] == 1

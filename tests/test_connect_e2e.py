@@ -1,12 +1,17 @@
-"""Issue 3, must show 3 and 4: the sandbox and cw-tui as separate processes, as a user runs them."""
+"""Issue 3, must show 3 and 4: the sandbox and cw-tui as separate processes, as a user runs them.
+Issue 10, parts 6 and 8: `connect` and the sandbox with redirects, malformed URLs and IPv6."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
+from cw_tui.sandbox.odd_answers import OddAnswer
+from cw_tui.services.credentials import Credentials
 from tests.conftest import run_process
-from tests.sandbox_helpers import all_bytes, env_for, sandbox_process
+from tests.sandbox_helpers import all_bytes, env_for, sandbox_process, sandbox_thread
 
 
 def test_connect_map_and_status_with_a_sandbox_process(tmp_path: Path) -> None:
@@ -64,3 +69,68 @@ def test_connect_map_and_status_with_a_sandbox_process(tmp_path: Path) -> None:
     assert private_key not in "\n".join(outputs)
     assert private_key.encode() not in all_bytes(db)
     assert announced["client_id"].encode() not in all_bytes(db)
+
+
+# ---------------------------------------------------------------- issue 10, parts 6 and 8
+
+
+def connect_env(monkeypatch: pytest.MonkeyPatch, creds, **overrides: str) -> None:
+    values = {"CW_URL": creds.url, "CW_COMPANY_ID": creds.company_id, "CW_PUBLIC_KEY": creds.public_key,
+              "CW_PRIVATE_KEY": creds.private_key, "CW_CLIENT_ID": creds.client_id, **overrides}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+
+
+def authentication_log(cli, db: Path) -> list[dict]:
+    return cli("--db", db, "logs", "--category", "Authentication", "--details", "--json").json()
+
+
+def test_connect_refuses_a_redirect_with_a_json_body_and_saves_nothing(cli, tmp_path: Path, monkeypatch) -> None:
+    db, credentials_file = tmp_path / "x.sqlite3", tmp_path / "config" / "credentials.json"
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("redirect", "/system/info", {"status": 301, "json_body": True}))
+        connect_env(monkeypatch, sandbox.credentials)
+        refused = cli("--db", db, "connect")
+        assert refused.code == 2
+        assert "redirect (301) to https://elsewhere.example.com/v4_6_release/apis/3.0/system/info" in refused.err
+        assert "check the API URL" in refused.err and "nothing was saved" in refused.err
+        assert not credentials_file.exists()
+        [entry] = authentication_log(cli, db)
+        assert entry["level"] == "ERROR" and "redirect (301)" in entry["details"]
+
+        # the control: the same sandbox without the odd answer connects and saves
+        sandbox.sandbox.faults.odd_answers.clear()
+        assert cli("--db", db, "connect").code == 0 and credentials_file.exists()
+
+        # a redirect on a later command is a configuration error too
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("redirect", "/company/companies"))
+        synced = cli("--db", db, "sync-organizations")
+        assert synced.code == 2 and "redirect (302)" in synced.err and "check the API URL" in synced.err
+
+
+@pytest.mark.parametrize(("url", "said"), [
+    ("https://host:58371z", "has an invalid port '58371z'"),
+    ("http://[::1", "malformed [IPv6] address"),
+    ("https://ho st.example.com", "invalid host name"),
+    ("https://host:70000", "has an invalid port '70000'"),
+])
+def test_connect_with_a_malformed_url_exits_2_at_once(cli, tmp_path: Path, monkeypatch, url: str, said: str) -> None:
+    db = tmp_path / "x.sqlite3"
+    connect_env(monkeypatch, Credentials("", "sandbox", "pub", "priv", "client"), CW_URL=url)
+    result = cli("--db", db, "connect")
+    assert result.code == 2
+    assert said in result.err and "nothing was saved" in result.err and "unexpected" not in result.err
+    assert not (tmp_path / "config" / "credentials.json").exists()
+    [entry] = authentication_log(cli, db)
+    assert entry["summary"].startswith("Connection test failed") and said in entry["details"]
+
+
+def test_the_sandbox_on_ipv6_loopback_prints_a_url_that_works(tmp_path: Path) -> None:
+    db = tmp_path / "x.sqlite3"
+    with sandbox_process(host="::1") as announced:
+        assert announced["url"].startswith("http://[::1]:")
+        connected = run_process("--db", db, "connect", env=env_for(announced))
+        assert connected.code == 0, connected.err
+        assert f"at {announced['url']}/v4_6_release/apis/3.0" in connected.out
+        synced = run_process("--db", db, "sync-organizations", "--json", env=env_for(announced))
+        assert synced.code == 0 and json.loads(synced.out)["companies"] == 400

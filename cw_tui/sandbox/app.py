@@ -1,7 +1,7 @@
 """The ConnectWise sandbox: an ASGI app serving the subset of the ConnectWise Manage REST API
 that cw-tui uses, as ConnectWise does it (API-NOTES, openapi-subset.json): Basic auth plus
 `clientId`, paging with `Link` headers, `conditions`, `fields`, `orderBy`, `/count`,
-ConnectWise-shaped errors, and optional latency and faults."""
+ConnectWise-shaped errors, and optional latency, faults and odd answers (odd_answers.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import json
 import logging
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,10 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cw_tui.sandbox import MEDIA_TYPE
 from cw_tui.sandbox.conditions import ConditionError, _get, compile_conditions
 from cw_tui.sandbox.data import SandboxState, now_text
+from cw_tui.sandbox.odd_answers import OddAnswer, answer_oddly
 
-MEDIA_TYPE = "application/vnd.connectwise.com+json; version=2025.1"
 API = "/{codebase}/apis/3.0"
 MAX_PAGE_SIZE = 1000
 CODEBASES = ("v4_6_release", "v2025_1")
@@ -45,6 +46,7 @@ class Faults:
     drop_after_commit_rate: float = 0.0
     retry_after_s: int = 1
     seed: int | None = None
+    odd_answers: list[OddAnswer] = field(default_factory=list)  # the first that matches a request answers it
 
 
 @dataclass
@@ -209,6 +211,14 @@ class Sandbox:
             self.requests += 1
             if request.path_params.get("codebase") not in CODEBASES:
                 return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
+            path = request.url.path.partition("/apis/3.0")[2]
+            odd = next((o for o in self.faults.odd_answers if o.matches(request.method, path)), None)
+            if odd is not None:
+                self.injected[odd.kind] += 1
+                return await answer_oddly(odd, request, lambda: normal(request))
+            return await normal(request)
+
+        async def normal(request: Request) -> Response:
             denied = self._check_auth(request)
             if denied is not None:
                 return denied

@@ -42,9 +42,16 @@ def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path 
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def url_for(host: str, port: int) -> str:
+    """The URL a client on this machine uses: a wildcard address is reached on loopback, and
+    an IPv6 address goes in brackets."""
+    host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def announcement(sandbox: Sandbox, url: str) -> dict[str, str]:
@@ -56,7 +63,6 @@ def serve(sandbox: Sandbox, host: str, port: int) -> None:
     """Foreground: print one JSON line with URL and credentials, serve until stopped."""
     config = uvicorn.Config(sandbox, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
-    host_text = f"[{host}]" if ":" in host else host
 
     async def main() -> None:
         task = asyncio.create_task(server.serve())
@@ -65,7 +71,7 @@ def serve(sandbox: Sandbox, host: str, port: int) -> None:
                 await task
                 return
             await asyncio.sleep(0.02)
-        print(json.dumps(announcement(sandbox, f"http://{host_text}:{port}")), flush=True)
+        print(json.dumps(announcement(sandbox, url_for(host, port))), flush=True)
         await task
 
     asyncio.run(main())
@@ -78,7 +84,7 @@ class SandboxThread:
         self.sandbox = sandbox
         self.host = host
         self.port = port or free_port(host)
-        self.url = f"http://{host}:{self.port}"
+        self.url = url_for(host, self.port)
         config = uvicorn.Config(sandbox, host=host, port=self.port, log_level="warning", lifespan="on", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="cw-sandbox", daemon=True)

@@ -11,7 +11,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from cw_tui.screens.base import AreaScreen
-from cw_tui.screens.mapping_modals import AutomapModal, LoadInvoicesModal, LoadProductsModal, Matches, SyncPlanModal
+from cw_tui.screens.mapping_modals import (
+    AutomapModal,
+    LoadInvoicesModal,
+    LoadProductsModal,
+    Matches,
+    ShrinkModal,
+    SyncPlanModal,
+)
 from cw_tui.services.display import dated_source, group_thousands, money_text, quantity_text
 from cw_tui.services.grid_query import invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
@@ -148,13 +155,23 @@ class MappingActions(AreaScreen):
         self._to_tab("sync_organizations")
         self._sync_organizations()
 
+    def _ask_shrink(self, refused, on_replace) -> None:  # noqa: ANN001 - a CacheShrinkRefused, a callable
+        """A refresh that would drop more than half of a cached list waits for a person."""
+        def answered(replace: bool | None) -> None:
+            if replace:
+                on_replace()
+            else:
+                self.app.notify("Kept the cached lists: nothing was changed.")
+
+        self.app.push_screen(ShrinkModal(refused.shrinks), answered)
+
     @work(thread=True, exclusive=True, group="sync-organizations", exit_on_error=False)
-    def _sync_organizations(self) -> None:
+    def _sync_organizations(self, accepted=None) -> None:  # noqa: ANN001 - a CacheShrinkRefused to apply after all
         import asyncio
 
         from cw_tui.services import system_log
         from cw_tui.services.connectwise import ConnectWiseError
-        from cw_tui.services.connectwise_data import sync_organizations
+        from cw_tui.services.connectwise_data import CacheShrinkRefused, sync_organizations
         from cw_tui.services.platform_files import PlatformDataError
 
         store = self.app.store
@@ -163,7 +180,10 @@ class MappingActions(AreaScreen):
                 async with self._client() as client:
                     return await sync_organizations(store, client)
             try:
-                result = asyncio.run(go())
+                result = accepted.accept() if accepted is not None else asyncio.run(go())
+            except CacheShrinkRefused as error:
+                self.app.call_from_thread(self._ask_shrink, error, lambda refused=error: self._sync_organizations(refused))
+                return
             except ConnectWiseError as error:
                 system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
                                  "Organizations sync failed", error.details())
@@ -305,19 +325,26 @@ class MappingActions(AreaScreen):
         self._plan(period)
 
     @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
-    def _plan(self, period: str, only_lines: set[str] | None = None) -> None:
+    def _plan(self, period: str, only_lines: set[str] | None = None, accepted=None) -> None:  # noqa: ANN001
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services.connectwise_data import CacheShrinkRefused
         from cw_tui.services.sync_engine import prepare_plan
 
         store = self.app.store
         with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
             async def go():
                 async with self._client() as client:
-                    return await prepare_plan(store, client, period, only_lines=only_lines, today=self.app.now().date())
+                    # `accepted`: a person said the smaller agreements list is right
+                    return await prepare_plan(store, client, period, only_lines=only_lines, today=self.app.now().date(),
+                                              accepted=accepted)
             try:
                 plan = asyncio.run(go())
+            except CacheShrinkRefused as error:
+                self.app.call_from_thread(self._ask_shrink, error,
+                                          lambda refused=error: self._plan(period, only_lines, refused))
+                return
             except ConnectWiseError as error:
                 self._failed("Planning the sync", error)
                 return
@@ -333,6 +360,7 @@ class MappingActions(AreaScreen):
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services.connectwise_data import CacheShrinkRefused
         from cw_tui.services.sync_engine import PlanChanged, run_sync
 
         store = self.app.store
@@ -361,7 +389,7 @@ class MappingActions(AreaScreen):
                 if changed.plan is not None:
                     self.app.call_from_thread(self._show_plan, changed.plan, only_lines, True)
                 return
-            except ConnectWiseError as error:
+            except (ConnectWiseError, CacheShrinkRefused) as error:  # run_sync logged it
                 self._failed("Sync", error)
                 return
             except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
@@ -183,6 +183,33 @@ class SyncPlanModal(_Modal):
 
     @on(Button.Pressed, "#post")
     def _post(self) -> None:
+        self.dismiss(True)
+
+
+class ShrinkModal(_Modal):
+    """ConnectWise sent far fewer records than are cached: replace the cache with them?
+    Returns True to replace, None to keep the cache (the default)."""
+
+    def __init__(self, shrinks: list) -> None:  # Shrink records
+        super().__init__()
+        self.shrinks = shrinks
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("ConnectWise sent much shorter lists", classes="title")
+            yield Static(Text("\n".join(f"{s.what.capitalize()}: {s.cached:,} cached, {s.fetched:,} sent now"
+                                        for s in self.shrinks)))
+            yield Static("\nAn empty or cut-short answer looks like this. Nothing has changed yet. Replace the "
+                         "cached lists with what ConnectWise sent?")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep the cache", id="cancel", variant="primary")
+                yield Button("Replace the cache", id="replace", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#replace")
+    def _replace(self) -> None:
         self.dismiss(True)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -30,6 +33,9 @@ from cw_tui.services import system_log
 from cw_tui.services.settings import active_agreement_types
 from cw_tui.services.credentials import Credentials
 
+if TYPE_CHECKING:
+    from cw_tui.services.connection import ConnectionCheck
+
 HOW_TO = """\
 1. Company ID and Site URL: the company and site you type on the ConnectWise login page
    (the API URL is the site, e.g. https://na.myconnectwise.net; cw-tui finds the API host
@@ -52,6 +58,7 @@ SECRET_FIELDS = {"private_key", "client_id"}
 
 class SettingsScreen(AreaScreen):
     AREA = "settings"
+    _judged_url = ""  # the API URL the field message is about
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="settings.save"),
         Binding("ctrl+t", "test_connection", "Test connection", id="settings.test"),
@@ -73,6 +80,9 @@ class SettingsScreen(AreaScreen):
     SettingsScreen .section { padding: 1 1 0 1; text-style: bold; color: $text-accent; }
     SettingsScreen .form Select { width: 1fr; }
     SettingsScreen .form Horizontal { height: auto; }
+    SettingsScreen .form .field { height: auto; }
+    SettingsScreen #url-message { color: $error; display: none; }
+    SettingsScreen #url-message.-shown { display: block; }
     SettingsScreen .buttons { padding: 1 1 0 1; }
     """
 
@@ -87,7 +97,13 @@ class SettingsScreen(AreaScreen):
                     with Grid(classes="form"):
                         for name, label, placeholder, secret in FIELDS:
                             yield Label(label)
-                            yield Input(placeholder=placeholder, password=secret, id=f"field-{name}", compact=True)
+                            field = Input(placeholder=placeholder, password=secret, id=f"field-{name}", compact=True)
+                            if name == "url":
+                                with Vertical(classes="field"):
+                                    yield field
+                                    yield Static("", id="url-message")
+                            else:
+                                yield field
                     with Horizontal(classes="buttons"):
                         yield Button("Test Connection", id="test", variant="default")
                         yield Button("Save", id="save", variant="primary")
@@ -174,11 +190,44 @@ class SettingsScreen(AreaScreen):
         for button_id in ("#test", "#save"):
             self.query_one(button_id, Button).disabled = busy
 
+    def _url_message(self, problem: str | None, url: str = "") -> None:
+        self._judged_url = url
+        message = self.query_one("#url-message", Static)
+        message.update(Text(f"✗ {system_log.redact(problem)}") if problem else "")
+        message.set_class(bool(problem), "-shown")
+
+    @on(Input.Changed, "#field-url")
+    def _url_changed(self, event: Input.Changed) -> None:
+        # judged again on leaving the field, or on Test and Save
+        if event.value.strip() != self._judged_url:
+            self._url_message(None)
+
+    @on(Input.Blurred, "#field-url")
+    def _url_left(self, event: Input.Blurred) -> None:
+        from cw_tui.services.connection import url_problem
+
+        if event.value.strip():
+            self._url_message(url_problem(event.value), event.value.strip())
+
+    def _form_ready(self, creds: Credentials) -> bool:
+        """Missing fields and a malformed API URL are told at once (nothing is sent), and
+        logged like every failed test."""
+        from cw_tui.services.connection import ConnectionCheck, url_problem
+
+        missing = creds.missing()
+        problem = url_problem(creds.url) if creds.url else None
+        self._url_message(problem, creds.url)
+        if not missing and not problem:
+            return True
+        text = f"Fill in: {', '.join(missing)}." if missing else problem
+        self._failed_check(ConnectionCheck(False, text, kind="settings", details=text))
+        if problem:
+            self.query_one("#field-url", Input).focus()
+        return False
+
     def action_test_connection(self) -> None:
         creds = self.credentials_from_form()
-        missing = creds.missing()
-        if missing:
-            self._status(f"Fill in: {', '.join(missing)}.", "error")
+        if not self._form_ready(creds):
             return
         self._busy(True)
         self._status("Testing the connection…")
@@ -191,9 +240,7 @@ class SettingsScreen(AreaScreen):
                 form.first().save_configuration()
             return
         creds = self.credentials_from_form()
-        missing = creds.missing()
-        if missing:
-            self._status(f"Fill in: {', '.join(missing)}.", "error")
+        if not self._form_ready(creds):
             return
         self._busy(True)
         self._status("Checking the credentials before saving…")
@@ -202,19 +249,28 @@ class SettingsScreen(AreaScreen):
     @work(exclusive=True, group="connection", exit_on_error=False)
     async def _check(self, creds: Credentials, save: bool) -> None:
         # imported here: httpx and the client are not needed to paint the first screen
-        from cw_tui.services.connection import check_connection
+        from cw_tui.services.connection import ConnectionCheck, check_connection
 
-        check = await check_connection(creds, timeout=self.app.connection_timeout)  # type: ignore[attr-defined]
+        try:
+            check = await check_connection(creds, timeout=self.app.connection_timeout)  # type: ignore[attr-defined]
+        except Exception as error:  # noqa: BLE001 - a failed test is shown and logged, never a hang
+            text = f"unexpected error: {type(error).__name__}: {error}"
+            check = ConnectionCheck(False, text, kind="unexpected", details=text)
         self._checked(creds, check, save)
 
-    def _checked(self, creds: Credentials, check, save: bool) -> None:  # noqa: ANN001 - a ConnectionCheck
+    def _failed_check(self, check: ConnectionCheck) -> None:
+        from cw_tui.services.connection import record_check
+
+        record_check(self.app.store, check, saved=False)  # type: ignore[attr-defined]
+        self._status(f"✗ {_failure_title(check.kind)}: {system_log.redact(check.message)}", "error")
+
+    def _checked(self, creds: Credentials, check: ConnectionCheck, save: bool) -> None:
         from cw_tui.services.connection import record_check, save_credentials
 
         store = self.app.store  # type: ignore[attr-defined]
         self._busy(False)
         if not check.ok:
-            record_check(store, check, saved=False)
-            self._status(f"✗ {_failure_title(check.kind)}: {system_log.redact(check.message)}", "error")
+            self._failed_check(check)
             return
         if not save:
             record_check(store, check, saved=False)
@@ -397,4 +453,6 @@ def _failure_title(kind: str | None) -> str:
         "settings": "Check the fields",
         "throttled": "Throttled",
         "server": "ConnectWise error",
+        "bad_response": "Unexpected answer",
+        "redirect": "Redirected",
     }.get(kind or "", "Connection failed")

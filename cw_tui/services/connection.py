@@ -9,6 +9,8 @@ from cw_tui.services import credentials as credential_store
 from cw_tui.services import system_log
 from cw_tui.services.settings import active_agreement_types
 from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
+from cw_tui.services.connectwise.client import site_parts
+from cw_tui.services.connectwise.errors import InvalidSettings
 from cw_tui.services.connectwise.models import AgreementType as CWAgreementType
 from cw_tui.services.credentials import Credentials
 from cw_tui.services.store import AgreementType, Store, now_utc
@@ -23,6 +25,15 @@ class ConnectionCheck:
     api_base: str | None = None
     kind: str | None = None  # the error kind when not ok (authentication, not_found, connection, tls, timeout, ...)
     details: str = ""
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with an API URL as typed, or None (nothing is sent): for a field message."""
+    try:
+        site_parts(url)
+    except InvalidSettings as error:
+        return error.message
+    return None
 
 
 async def check_connection(creds: Credentials, *, timeout: float = 20.0) -> ConnectionCheck:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, TypeVar
 
 from cw_tui.rules.automatch import unique_matches
 from cw_tui.services import settings, system_log
@@ -22,6 +24,8 @@ from cw_tui.services.store import (
 )
 from cw_tui.services.system_log import Category, Level
 
+T = TypeVar("T")
+
 
 @dataclass
 class CacheRefresh:
@@ -36,29 +40,100 @@ class CacheRefresh:
 
 
 ORGANIZATION_WINDOW_MONTHS = 3
+ACCEPT_SYNC = "run `cw-tui sync-organizations --allow-shrink` (in the app: Sync Organizations, and accept)."
+ACCEPT_AGREEMENTS = ("accept the smaller list with Sync Organizations (`cw-tui sync-organizations --allow-shrink`), "
+                     "then sync again.")
 
 
-async def sync_organizations(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
-    """SPEC §5.1 Sync Organizations: every ConnectWise company (and the rest of the cache),
-    and the Organization list refreshed from the Platform data (the organizations on valid
-    invoices of the last three months), when a Platform folder is configured."""
+@dataclass(frozen=True)
+class Shrink:
+    what: str  # companies, catalog products, agreements
+    cached: int
+    fetched: int
+
+
+class CacheShrinkRefused(Exception):
+    """ConnectWise sent far fewer records than the cache holds, which is what an empty or
+    cut-short answer looks like: nothing was changed. `accept()` applies what was fetched
+    after all (a person said the smaller list is right)."""
+
+    def __init__(self, shrinks: list[Shrink], how: str, accept: Callable[[], Any]):
+        listed = "; ".join(f"{s.fetched:,} {s.what} where {s.cached:,} are cached" for s in shrinks)
+        self.message = (f"ConnectWise sent {listed}. A refresh that would drop more than half of them is refused, "
+                        f"and nothing was changed. If ConnectWise really holds fewer now, {how}")
+        super().__init__(self.message)
+        self.shrinks = shrinks
+        self.accept = accept
+
+    def details(self) -> str:
+        return self.message
+
+
+def _guarded(store: Store, counts: list[tuple[Any, str, int]], allow_shrink: bool, how: str, apply: Callable[[], T]) -> T:
+    """Apply a refresh unless it drops more than half of a kind of cached record."""
+    shrinks = [Shrink(what, cached, fetched) for model, what, fetched in counts
+               if 2 * fetched < (cached := model.select().count())]
+    if not shrinks:
+        return apply()
+    summary = ", ".join(f"{s.what} {s.cached:,} -> {s.fetched:,}" for s in shrinks)
+
+    def accept() -> T:
+        system_log.write(store, Level.WARNING, Category.ORGANIZATIONS, f"Smaller lists from ConnectWise accepted: {summary}")
+        return apply()
+
+    if allow_shrink:
+        return accept()
+    refused = CacheShrinkRefused(shrinks, how, accept)
+    system_log.write(store, Level.WARNING, Category.ORGANIZATIONS, f"Refresh refused, nothing changed: {summary}",
+                     refused.message)
+    raise refused
+
+
+@dataclass
+class _Fetched:
+    companies: list
+    statuses: list
+    items: list
+    types: list
+    agreements: list
+    api_calls: int
+
+
+async def sync_organizations(store: Store, client: ConnectWiseClient, *, now: datetime | None = None,
+                             allow_shrink: bool = False) -> CacheRefresh:
+    """SPEC §5.1 Sync Organizations: every ConnectWise company (all pages), status, catalog
+    item, agreement type and agreement, replacing the cached copies in one transaction; and
+    the Organization list refreshed from the Platform data (the organizations on valid
+    invoices of the last three months), when a Platform folder is configured. Everything is
+    fetched before anything is changed; a refresh that would drop more than half of the
+    cached companies, products or agreements raises CacheShrinkRefused unless allowed."""
+    now = now or now_utc()
+    calls_before = client.api_calls
+    try:
+        fetched = _Fetched(await client.companies(), await client.company_statuses(), await client.catalog_items(),
+                           await client.agreement_types(), await client.agreements(), 0)
+    except ConnectWiseError as error:
+        if isinstance(error, (ConnectionFailed, TimedOut, ServerError, Throttled)):
+            mark_response_error(store, error.message)
+        raise
+    fetched.api_calls = client.api_calls - calls_before
+    counts = [(Company, "companies", len(fetched.companies)), (Product, "catalog products", len(fetched.items)),
+              (Agreement, "agreements", len(fetched.agreements))]
+    return _guarded(store, counts, allow_shrink, ACCEPT_SYNC, lambda: _apply_sync(store, fetched, now))
+
+
+def _apply_sync(store: Store, fetched: _Fetched, now: datetime) -> CacheRefresh:
     from pathlib import Path
 
     from cw_tui.rules.periods import months_back
     from cw_tui.services.platform_import import refresh_organizations
 
-    now = now or now_utc()
     config = settings.load_configuration(store)
     organizations = added = 0
     if config.platform_dir:
         organizations, added = refresh_organizations(
             store, Path(config.platform_dir).expanduser(), months_back(now.date(), ORGANIZATION_WINDOW_MONTHS), now=now)
-    try:
-        result = await refresh_cache(store, client, now=now)
-    except ConnectWiseError as error:
-        if isinstance(error, (ConnectionFailed, TimedOut, ServerError, Throttled)):
-            mark_response_error(store, error.message)
-        raise
+    result = _apply_cache(store, fetched, now)
     result.organizations, result.organizations_added = organizations, added
     return result
 
@@ -71,16 +146,8 @@ def mark_response_error(store: Store, message: str) -> None:
         Offer.update(mapping_error=message).where(Offer.product_id.is_null(False)).execute()
 
 
-async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetime | None = None) -> CacheRefresh:
-    """Fetch every company (all pages), status, catalog item, agreement type and agreement,
-    and replace the cached copies in one transaction."""
-    now = now or now_utc()
-    calls_before = client.api_calls
-    companies = await client.companies()
-    statuses = await client.company_statuses()
-    items = await client.catalog_items()
-    types = await client.agreement_types()
-    agreements = await client.agreements()
+def _apply_cache(store: Store, fetched: _Fetched, now: datetime) -> CacheRefresh:
+    """Replace the cached companies, statuses, products, agreement types and agreements."""
     with store.atomic():
         for model in (Company, CompanyStatus, Product, AgreementType, Agreement):
             model.delete().execute()
@@ -88,19 +155,21 @@ async def refresh_cache(store: Store, client: ConnectWiseClient, *, now: datetim
             dict(id=c.id, identifier=c.identifier or "", name=c.name or "", status_id=c.status.id if c.status else None,
                  status_name=c.status.name if c.status else None, deleted=bool(c.deletedFlag),
                  default_contact_id=c.defaultContact.id if c.defaultContact else None, synced_at=now)
-            for c in companies
+            for c in fetched.companies
         ]
         _insert(Company, rows)
-        _insert(CompanyStatus, [dict(id=s.id, name=s.name or "", inactive=bool(s.inactiveFlag), synced_at=now) for s in statuses])
+        _insert(CompanyStatus, [dict(id=s.id, name=s.name or "", inactive=bool(s.inactiveFlag), synced_at=now)
+                                for s in fetched.statuses])
         _insert(Product, [dict(id=p.id, identifier=p.identifier or "", description=p.description or "",
-                               inactive=bool(p.inactiveFlag), synced_at=now) for p in items])
-        _insert(AgreementType, [dict(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=now) for t in types])
-        _insert(Agreement, agreement_rows(agreements, now))
+                               inactive=bool(p.inactiveFlag), synced_at=now) for p in fetched.items])
+        _insert(AgreementType, [dict(id=t.id, name=t.name or "", inactive=bool(t.inactiveFlag), synced_at=now)
+                                for t in fetched.types])
+        _insert(Agreement, agreement_rows(fetched.agreements, now))
         Organization.update(mapping_error=None).execute()
         Offer.update(mapping_error=None).execute()
         settings.set_value(store, LAST_ORGANIZATIONS_SYNC, now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-    result = CacheRefresh(0, 0, len(companies), len(statuses), len(items), len(types), len(agreements),
-                          client.api_calls - calls_before)
+    result = CacheRefresh(0, 0, len(fetched.companies), len(fetched.statuses), len(fetched.items), len(fetched.types),
+                          len(fetched.agreements), fetched.api_calls)
     system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
                      f"Synced organizations: {result.companies} ConnectWise companies",
                      f"{result.statuses} company statuses, {result.products} catalog products, "
@@ -118,12 +187,18 @@ def agreement_rows(agreements: list, stamp: datetime) -> list[dict]:
     ]
 
 
-async def refresh_agreements(store: Store, client: ConnectWiseClient) -> None:
-    """Only the agreements: SPEC §8 rule 3 needs today's, not those of the last organizations sync."""
+async def refresh_agreements(store: Store, client: ConnectWiseClient, *, allow_shrink: bool = False) -> None:
+    """Only the agreements: SPEC §8 rule 3 needs today's, not those of the last organizations
+    sync. It runs before every sync and plan, so a refused shrink stops them before anything
+    is sent."""
     agreements = await client.agreements()
-    with store.atomic():
-        Agreement.delete().execute()
-        _insert(Agreement, agreement_rows(agreements, now_utc()))
+
+    def apply() -> None:
+        with store.atomic():
+            Agreement.delete().execute()
+            _insert(Agreement, agreement_rows(agreements, now_utc()))
+
+    _guarded(store, [(Agreement, "agreements", len(agreements))], allow_shrink, ACCEPT_AGREEMENTS, apply)
 
 
 def _insert(model, rows: list[dict]) -> None:  # noqa: ANN001 - a peewee model class

@@ -51,7 +51,7 @@ from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, NotFound, OutcomeUnknown
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
-from cw_tui.services.connectwise_data import refresh_agreements
+from cw_tui.services.connectwise_data import CacheShrinkRefused, refresh_agreements
 from cw_tui.services.money import from_micros
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import (
@@ -245,12 +245,16 @@ async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> di
 
 
 async def prepare_plan(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
-                       today: date | None = None) -> Plan:
+                       today: date | None = None, accepted: CacheShrinkRefused | None = None) -> Plan:
     """The plan a person sees and a run executes: today's agreements, the store's lines, and
     what ConnectWise already holds on the target agreements (adopted, never posted again).
-    `today` (UTC) says whether the period's month has ended."""
+    `today` (UTC) says whether the period's month has ended; `accepted` is a shrunk
+    agreements list a person accepted (it is applied instead of fetching again)."""
     release_stale_claims(store)
-    await refresh_agreements(store, client)
+    if accepted is not None:
+        accepted.accept()
+    else:
+        await refresh_agreements(store, client)
     plan = build_plan(store, period, only_lines=only_lines, today=today)
     wanted = plan.agreements_to_read()
     found = await read_markers(client, wanted)
@@ -713,8 +717,9 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
                          f"run {run.id}: expected plan {expect_plan}; nothing was sent")
         _finish(run, "refused", client.api_calls - calls_before)
         raise
-    except ConnectWiseError as error:
-        # ConnectWise could not be read at all (before posting): nothing was claimed for posting
+    except (ConnectWiseError, CacheShrinkRefused) as error:
+        # ConnectWise could not be read at all, or its agreements list shrank (before posting):
+        # nothing was claimed for posting
         _release_own_claims(store, owner)
         system_log.write(store, Level.ERROR, Category.SYNC, f"Sync of {period} failed: {error.message}", error.details())
         _finish(run, "failed", client.api_calls - calls_before)

@@ -3,7 +3,12 @@
 - Basic auth `companyId+publicKey:privateKey`, the `clientId` header, a pinned `Accept`.
 - API base derived from the site URL: cloud `api-` host, codebase from
   `/login/companyinfo/{companyId}` (falling back to `v4_6_release`).
-- Lists follow every page (`pageSize` 1000, `Link: rel="next"`), keeping the conditions.
+- Lists follow every page (`pageSize` 1000, `Link: rel="next"`), keeping the conditions;
+  a short page or a `Link` without `next` ends a list, and a list is at most
+  `max_list_rows` rows (250,000).
+- Odd answers are errors, never data: a redirect is not followed (it would carry the
+  credentials elsewhere); an empty or non-JSON body, a list endpoint that answers anything
+  but a list, and a body over `max_body_bytes` (32 MiB, read streamed) are refused.
 - Retries with exponential backoff and jitter: 429 (honouring `Retry-After`) for every
   method; 5xx, timeouts and dropped connections for safe methods (GET, PATCH, DELETE).
   A POST whose outcome is unknown is never retried: it raises `OutcomeUnknown`.
@@ -25,20 +30,23 @@ import time
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
+import pydantic
 
 from cw_tui.services.connectwise import models
 from cw_tui.services.connectwise.conditions import all_of, condition
 from cw_tui.services.connectwise.errors import (
     AuthenticationFailed,
+    BadResponse,
     ConnectionFailed,
     ConnectWiseError,
     InvalidSettings,
     NotFound,
     OutcomeUnknown,
     PermissionDenied,
+    Redirected,
     RequestRejected,
     ServerError,
     Throttled,
@@ -55,6 +63,8 @@ CLOUD_SITES = {
     "za.myconnectwise.net", "staging.connectwisedev.com",
 }
 PAGE_SIZE = 1000
+MAX_LIST_ROWS = 250_000  # far above any tenant's companies, products or agreements
+MAX_BODY_BYTES = 32 * 1024 * 1024  # a full page of full agreement records is a few MB
 SAFE_METHODS = {"GET", "HEAD", "PATCH", "PUT", "DELETE"}  # idempotent: a retry cannot duplicate
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 M = TypeVar("M", bound=models.CWModel)
@@ -69,29 +79,85 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+EXAMPLE = "e.g. https://na.myconnectwise.net"
+
+
+def _valid_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return all(_LABEL.match(label) for label in ascii_host.removesuffix(".").split("."))
+
+
+def _host_and_port(netloc: str, shown: str) -> tuple[str, int | None]:
+    """Split `host:port` or `[v6]:port` ourselves: urlsplit raises bare ValueErrors for them."""
+    if netloc.startswith("["):
+        close = netloc.find("]")
+        host, rest = (netloc[1:close], netloc[close + 1 :]) if close > 0 else ("", "")
+        if close < 0 or (rest and not rest.startswith(":")):
+            raise InvalidSettings(f"{shown} has a malformed [IPv6] address, e.g. http://[::1]:8765")
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InvalidSettings(f"{shown} has an invalid IPv6 address {host!r}") from None
+        raw_port = rest[1:]
+    else:
+        host, _, raw_port = netloc.rpartition(":") if ":" in netloc else (netloc, "", "")
+        if "[" in host or "]" in host or ":" in host:
+            raise InvalidSettings(f"{shown} has a malformed address; an IPv6 address goes in brackets, e.g. http://[::1]:8765")
+    if not raw_port:
+        return host.lower(), None
+    if not (raw_port.isascii() and raw_port.isdigit() and 1 <= int(raw_port) <= 65535):
+        raise InvalidSettings(f"{shown} has an invalid port {raw_port!r}: a port is a number from 1 to 65535")
+    return host.lower(), int(raw_port)
+
+
 def site_parts(url: str) -> tuple[str, str, str, str]:
-    """(scheme, site host[:port] for companyinfo, API host[:port], explicit base path or '')."""
+    """(scheme, site host[:port] for companyinfo, API host[:port], explicit base path or '').
+    Raises InvalidSettings, naming what is wrong, for anything that is not a usable address."""
     text = url.strip()
     if not text:
-        raise InvalidSettings("the API URL is empty (e.g. https://na.myconnectwise.net)")
+        raise InvalidSettings(f"the API URL is empty ({EXAMPLE})")
     if "://" not in text:
         text = "https://" + text
-    parts = urlsplit(text)
-    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
-    if scheme not in ("http", "https") or not host:
-        raise InvalidSettings(f"not a web address: {url!r} (e.g. https://na.myconnectwise.net)")
+    netloc = re.split(r"[/?#]", text.partition("://")[2])[0]
+    if "@" in netloc:  # not echoed: it may hold a password
+        raise InvalidSettings("the API URL must not contain a user name or password; the keys have their own fields")
+    shown = f"the API URL {url.strip()!r}"
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # only brackets make urlsplit fail: say which part is wrong
+        _host_and_port(netloc, shown)
+        raise InvalidSettings(f"{shown} has a malformed [IPv6] address, e.g. http://[::1]:8765") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidSettings(f"{shown} is not a web address: it must start with https:// ({EXAMPLE})")
+    host, port = _host_and_port(parts.netloc, shown)
+    if not host:
+        raise InvalidSettings(f"{shown} has no host name ({EXAMPLE})")
+    if host in ("http", "https"):
+        raise InvalidSettings(f"{shown} looks mistyped: it must start with https:// ({EXAMPLE})")
+    if not _valid_host(host):
+        raise InvalidSettings(f"{shown} has an invalid host name {host!r} ({EXAMPLE})")
+    scheme = parts.scheme.lower()
     if scheme == "http" and not is_loopback(host):
-        raise InvalidSettings("ConnectWise requires https; plain http is accepted only for a local sandbox (127.0.0.1)")
-    port = f":{parts.port}" if parts.port else ""
+        raise InvalidSettings("ConnectWise requires https; plain http is accepted only for a local sandbox (127.0.0.1, ::1)")
     if host.startswith("api-") and host[4:] in CLOUD_SITES:
         site, api = host[4:], host
     elif host in CLOUD_SITES:
         site, api = host, "api-" + host
     else:
-        site = api = host
+        site = api = f"[{host}]" if ":" in host else host
+    suffix = f":{port}" if port else ""
     path = parts.path.rstrip("/")
     base_path = path if "/apis/3.0" in path else ""
-    return scheme, site + port, api + port, base_path
+    return scheme, site + suffix, api + suffix, base_path
 
 
 class _MinuteBudget:
@@ -130,6 +196,8 @@ class ConnectWiseClient:
         backoff_cap: float = 10.0,
         max_retry_after: float = 60.0,
         api_version: str = API_VERSION,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_list_rows: int = MAX_LIST_ROWS,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         missing = credentials.missing()
@@ -154,6 +222,8 @@ class ConnectWiseClient:
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
+        self.max_body_bytes = max_body_bytes
+        self.max_list_rows = max_list_rows
         self._sleep = sleep
         self._base: str | None = None
         self._base_lock = asyncio.Lock()
@@ -208,14 +278,17 @@ class ConnectWiseClient:
             headers["Content-Type"] = "application/json"
             content = json.dumps(models.to_json_number(body)).encode()
         safe = method in SAFE_METHODS
-        path = urlsplit(url).path
+        path = url.removeprefix(self._base) if self._base and url.startswith(self._base) else urlsplit(url).path
         attempt = 0
         while True:
             await self._budget.acquire()
             async with self._in_flight:
                 self.api_calls += 1
                 try:
-                    response = await self._http.request(method, url, params=params, content=content, headers=headers)
+                    response = await self._exchange(method, url, path, params=params, content=content, headers=headers)
+                except (httpx.InvalidURL, httpx.UnsupportedProtocol) as error:
+                    # site_parts refuses what it knows to be malformed; this is the last guard
+                    raise InvalidSettings(f"the API URL cannot be used ({error}); check it", method=method, path=path) from None
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
                     # nothing reached the server: a retry is safe for every method
                     failure: ConnectWiseError = _connection_error(error, urlsplit(url).netloc, method, path)
@@ -237,6 +310,8 @@ class ConnectWiseClient:
                     del error
                     response = None
             if response is not None:
+                if 300 <= response.status_code < 400:
+                    raise _redirect_error(response, method, path)
                 if response.status_code == 429:
                     failure = _error_from(response, method, path)
                     if attempt < self.retries:
@@ -262,6 +337,25 @@ class ConnectWiseClient:
             await self._sleep(self._backoff(attempt))
             attempt += 1
 
+    async def _exchange(self, method: str, url: str, path: str, **options: Any) -> httpx.Response:
+        """Send, and read the body streamed: past `max_body_bytes` it is refused, not held."""
+        async with self._http.stream(method, url, **options) as streamed:
+            declared = streamed.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_body_bytes:
+                raise self._too_large(method, path, streamed.status_code)
+            body = bytearray()
+            async for chunk in streamed.aiter_bytes():  # decoded: a compressed body counts as unpacked
+                body += chunk
+                if len(body) > self.max_body_bytes:
+                    raise self._too_large(method, path, streamed.status_code)
+        kept = [(k, v) for k, v in streamed.headers.multi_items()
+                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
+
+    def _too_large(self, method: str, path: str, status: int) -> BadResponse:
+        return BadResponse(f"ConnectWise sent more than {self.max_body_bytes // (1024 * 1024)} MiB for {method} {path}; "
+                           "the answer was refused", status=status, method=method, path=path)
+
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         value = response.headers.get("Retry-After", "")
         try:
@@ -271,22 +365,27 @@ class ConnectWiseClient:
         return max(0.0, min(seconds, self.max_retry_after)) + random.uniform(0, 0.05)
 
     async def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
-        """A call to `{api base}{path}`; returns the parsed JSON (Decimals for numbers)."""
+        """A call to `{api base}{path}`; returns the parsed JSON (Decimals for numbers), or
+        None for an answer without content (204, or an empty body to a write)."""
         base = await self.api_base()
-        response = await self._send(method, base + path, params=params, body=body)
-        if response.status_code >= 400:
-            raise _error_from(response, method, path)
-        if response.status_code == 204 or not response.content:
-            return None
         try:
-            return json.loads(response.content, parse_float=Decimal)
-        except ValueError:
-            raise ServerError(f"ConnectWise sent a response that is not JSON for {method} {path}",
-                              status=response.status_code, method=method, path=path) from None
+            response = await self._send(method, base + path, params=params, body=body)
+            if response.status_code >= 400:
+                raise _error_from(response, method, path)
+            if response.status_code == 204 or (not response.content and method != "GET"):
+                return None
+            return _json(response, method, path)
+        except BadResponse as error:
+            if method in SAFE_METHODS or (error.status or 0) >= 400:
+                raise
+            raise _unknown(error) from None
 
     async def list_all(self, path: str, *, conditions: str | None = None, fields: str | None = None,
                        order_by: str | None = "id asc", page_size: int = PAGE_SIZE) -> list[dict]:
-        """Every row of a list, page by page, conditions kept on every page."""
+        """Every row of a list, page by page, conditions kept on every page. A short page, or
+        a `Link` header without `rel="next"`, is the last; without any `Link` header a full
+        page asks for the next (no row is left out). A row seen twice, or more than
+        `max_list_rows` rows, is an error: the server is not paging as it should."""
         base = await self.api_base()
         params: dict[str, Any] = {"page": 1, "pageSize": min(page_size, PAGE_SIZE)}
         if conditions:
@@ -296,34 +395,45 @@ class ConnectWiseClient:
         if order_by:
             params["orderBy"] = order_by
         rows: list[dict] = []
+        seen: set[Any] = set()
         while True:
             response = await self._send("GET", base + path, params=params)
             if response.status_code >= 400:
                 raise _error_from(response, "GET", path)
-            page = json.loads(response.content, parse_float=Decimal) if response.content else []
-            if not isinstance(page, list):
-                raise ServerError(f"ConnectWise sent a non-list for GET {path}", method="GET", path=path)
+            page = _json(response, "GET", path)
+            if not isinstance(page, list) or not all(isinstance(row, dict) for row in page):
+                raise BadResponse(f"ConnectWise answered GET {path} (page {params['page']}) with something other than "
+                                  "a list of records; nothing of it was used", status=response.status_code,
+                                  method="GET", path=path)
+            ids = [row["id"] for row in page if isinstance(row.get("id"), int)]
+            if seen.intersection(ids) or len(set(ids)) < len(ids):
+                raise BadResponse(f"ConnectWise sent a record twice while paging GET {path} (page {params['page']}); "
+                                  "the list cannot be trusted: try again", method="GET", path=path)
+            seen.update(ids)
             rows.extend(page)
+            if len(rows) > self.max_list_rows:
+                raise BadResponse(f"ConnectWise sent more than {self.max_list_rows:,} rows for GET {path} and still said "
+                                  "there were more; the list was refused", method="GET", path=path)
             link = response.headers.get("Link")
-            if link is not None:
-                more = bool(_LINK_NEXT.search(link))  # the server says whether a next page exists
-            else:
-                more = len(page) >= params["pageSize"]  # no Link header: a short page is the last
-            if not more or not page:
+            more = len(page) >= params["pageSize"] and (link is None or bool(_LINK_NEXT.search(link)))
+            if not more:
                 return rows
             params = {**params, "page": params["page"] + 1}
 
     async def count(self, path: str, conditions: str | None = None) -> int:
         data = await self.request("GET", path + "/count", params={"conditions": conditions} if conditions else None)
-        return int(data["count"])
+        if not isinstance(data, dict) or isinstance(data.get("count"), bool) or not isinstance(data.get("count"), int):
+            raise BadResponse(f"ConnectWise answered GET {path}/count without a count", method="GET", path=path + "/count")
+        return data["count"]
 
     async def _list(self, model: type[M], path: str, conditions: str | None = None, fields: str | None = None) -> list[M]:
-        return [model.model_validate(row) for row in await self.list_all(path, conditions=conditions, fields=fields)]
+        rows = await self.list_all(path, conditions=conditions, fields=fields)
+        return [_record(model, row, "GET", path) for row in rows]
 
     # ------------------------------------------------------------ operations
 
     async def system_info(self) -> models.SystemInfo:
-        info = models.SystemInfo.model_validate(await self.request("GET", "/system/info"))
+        info = _record(models.SystemInfo, await self.request("GET", "/system/info"), "GET", "/system/info")
         self.server_version = info.version
         return info
 
@@ -352,25 +462,83 @@ class ConnectWiseClient:
         return await self._list(models.Agreement, "/finance/agreements", where)
 
     async def agreement(self, agreement_id: int) -> models.Agreement:
-        return models.Agreement.model_validate(await self.request("GET", f"/finance/agreements/{int(agreement_id)}"))
+        path = f"/finance/agreements/{int(agreement_id)}"
+        return _record(models.Agreement, await self.request("GET", path), "GET", path)
 
     async def create_agreement(self, body: dict) -> models.Agreement:
-        return models.Agreement.model_validate(await self.request("POST", "/finance/agreements", body=body))
+        return _written(models.Agreement, await self.request("POST", "/finance/agreements", body=body), "POST", "/finance/agreements")
 
     async def additions(self, agreement_id: int, conditions: str | None = None) -> list[models.Addition]:
         return await self._list(models.Addition, f"/finance/agreements/{int(agreement_id)}/additions", conditions)
 
     async def create_addition(self, agreement_id: int, body: dict) -> models.Addition:
-        data = await self.request("POST", f"/finance/agreements/{int(agreement_id)}/additions", body=body)
-        return models.Addition.model_validate(data)
+        path = f"/finance/agreements/{int(agreement_id)}/additions"
+        return _written(models.Addition, await self.request("POST", path, body=body), "POST", path)
 
     async def patch_addition(self, agreement_id: int, addition_id: int, changes: dict[str, Any]) -> models.Addition:
         ops = [{"op": "replace", "path": key, "value": value} for key, value in changes.items()]
-        data = await self.request("PATCH", f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}", body=ops)
-        return models.Addition.model_validate(data)
+        path = f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}"
+        return _record(models.Addition, await self.request("PATCH", path, body=ops), "PATCH", path)
 
     async def delete_addition(self, agreement_id: int, addition_id: int) -> None:
         await self.request("DELETE", f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}")
+
+
+def _json(response: httpx.Response, method: str, path: str) -> Any:
+    if not response.content:
+        raise BadResponse(f"ConnectWise sent an empty answer ({response.status_code}) to {method} {path}",
+                          status=response.status_code, method=method, path=path)
+    try:
+        return json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        raise BadResponse(f"ConnectWise sent an answer that is not JSON ({response.status_code}) to {method} {path}",
+                          status=response.status_code, method=method, path=path) from None
+
+
+def _record(model: type[M], data: Any, method: str, path: str) -> M:
+    """One record; an answer that is no record (null, a list, a number) is an error."""
+    if not isinstance(data, dict):
+        raise BadResponse(f"ConnectWise answered {method} {path} without a record", method=method, path=path)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        where = "/".join(str(x) for x in first["loc"])
+        raise BadResponse(f"ConnectWise sent an unreadable record for {method} {path} ({where}: {first['msg']})",
+                          method=method, path=path) from None
+
+
+def _unknown(error: BadResponse) -> OutcomeUnknown:
+    return OutcomeUnknown(f"{error.message}; it may or may not have applied it", status=error.status,
+                          method=error.method, path=error.path)
+
+
+def _written(model: type[M], data: Any, method: str, path: str) -> M:
+    """The record a POST answered with. ConnectWise said yes: if the answer cannot be read,
+    the outcome is unknown, and the caller looks the record up before posting again."""
+    try:
+        return _record(model, data, method, path)
+    except BadResponse as error:
+        raise _unknown(error) from None
+
+
+def _redirect_error(response: httpx.Response, method: str, path: str) -> Redirected:
+    """Where it pointed, without user info, query or fragment (they may hold a secret)."""
+    location = response.headers.get("Location", "").strip()
+    try:
+        target = urlsplit(urljoin(str(response.request.url), location)) if location else None
+        host, port = (target.hostname or "", target.port) if target else ("", None)
+    except ValueError:
+        target = None
+    if target is None:
+        where = "an address it did not give" if not location else "an unreadable address"
+    else:
+        netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+        where = f"{target.scheme}://{netloc}{target.path}"[:200]
+    return Redirected(
+        f"ConnectWise answered {method} {path} with a redirect ({response.status_code}) to {where}; cw-tui does not "
+        "follow redirects, which would send your credentials there: check the API URL",
+        status=response.status_code, method=method, path=path, request_id=response.headers.get("x-cw-request-id"))
 
 
 def _causes(error: BaseException) -> list[BaseException]:

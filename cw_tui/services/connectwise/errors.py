@@ -88,6 +88,20 @@ class ServerError(ConnectWiseError):
     kind = "server"
 
 
+class BadResponse(ServerError):
+    """An answer that cannot be what was asked for: an empty or non-list body on a list, a
+    body over the size limit, a list that never ends. Nothing of it is used."""
+
+    kind = "bad_response"
+
+
+class Redirected(ConnectWiseError):
+    """A 3xx answer. It is never followed (it would carry the credentials elsewhere): the API
+    URL is most likely wrong."""
+
+    kind = "redirect"
+
+
 class ConnectionFailed(ConnectWiseError):
     kind = "connection"
 
