@@ -421,7 +421,7 @@ class Store:
         self.close()
 
     @contextmanager
-    def atomic(self, lock_type: str = "IMMEDIATE") -> Iterator[None]:
+    def atomic(self, lock_type: str = "IMMEDIATE") -> Iterator[pw._transaction]:
         """A write transaction that takes the write lock at its start. A deferred one that
         reads first and writes later fails at once with "database is locked" (SQLite's
         BUSY_SNAPSHOT in WAL mode) when another process wrote in between; waiting for the
@@ -431,9 +431,9 @@ class Store:
         own ROLLBACK fails with "no transaction is active": the first error is the one that
         says what happened, so it is the one raised."""
         transaction = self.db.atomic(lock_type)
-        transaction.__enter__()
+        helper = transaction.__enter__()
         try:
-            yield
+            yield helper
         except BaseException as error:
             try:
                 transaction.__exit__(type(error), error, error.__traceback__)
