@@ -230,6 +230,10 @@ def test_what_connectwise_already_holds_is_adopted_not_created() -> None:
     assert [c.marker for c in adopted.creates] == ["cwt:L:e"]
     assert {a.marker: (a.addition_id, a.agreement_id) for a in adopted.adoptions} == {
         "cwt:L:u": (70001, 5001), "cwt:L:m": (70003, 5002)}
+    assert all(a.differs == () for a in adopted.adoptions)
+    other = {**found, "cwt:L:u": [FoundAddition("cwt:L:u", 70001, 5001, replace(values["cwt:L:u"], quantity=Decimal(9)))]}
+    [odd] = [a for a in adopt_found(plan, other, {5001, 5002}).adoptions if a.marker == "cwt:L:u"]
+    assert odd.addition_id == 70001 and odd.differs == ("quantity",)  # adopted, never posted again
     [update] = adopted.updates
     assert update.adopted and update.addition_id == 70002 and update.changes == {"quantity": Decimal(3)}
     assert update.values.effective_date == date(2026, 9, 1)  # the subscription's start, as ConnectWise holds it

@@ -163,8 +163,9 @@ class UpdateAddition:
 
 @dataclass(frozen=True)
 class AdoptAddition:
-    """ConnectWise already holds this Addition (same marker, same values): its lines become
-    Synced with its ID and nothing is sent."""
+    """ConnectWise already holds this Addition (its marker): its lines become Synced with its
+    ID and nothing is sent. A one-time line's Addition is never changed, even where it holds
+    other values than the line would send (`differs` names them, for a person to check)."""
 
     marker: str
     line_ids: tuple[str, ...]
@@ -176,6 +177,7 @@ class AdoptAddition:
     currency: str
     subscription_id: str | None = None
     billing_cycle: BillingCycle = BillingCycle.NONE
+    differs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -484,9 +486,10 @@ def adopt_found(plan: Plan, found: dict[str, list[FoundAddition]], agreements_re
                                               adopted=True, company_id=create.company_id,
                                               billing_cycle=create.billing_cycle))
                 continue
+        differs = tuple(sorted(values.changes_from(hit.values))) if hit.values is not None else ()
         adoptions.append(AdoptAddition(create.marker, create.line_ids, hit.agreement_id, hit.addition_id, values,
                                        create.company_id, create.customer, create.currency, create.subscription_id,
-                                       create.billing_cycle))
+                                       create.billing_cycle, differs))
     used = {c.agreement.contract_id for c in creates if isinstance(c.agreement, NewAgreement)}
     return replace(plan, creates=creates, updates=updates, adoptions=adoptions,
                    new_agreements=[a for a in plan.new_agreements if a.contract_id in used],

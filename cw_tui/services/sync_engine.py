@@ -526,6 +526,12 @@ class _Run:
                                       action.company_id, action.currency, action.billing_cycle)
         self.synced(action.line_ids, action.addition_id, action.agreement_id)
         self.result.adopted += 1
+        if action.differs:
+            system_log.write(self.store, Level.WARNING, Category.SYNC,
+                             f"Line {', '.join(action.line_ids)} was already in ConnectWise with other values",
+                             f"addition {action.addition_id} on agreement {action.agreement_id} ({action.marker}) holds "
+                             f"other {', '.join(action.differs)} than the line; it was adopted as it is, nothing was "
+                             "posted: check it in ConnectWise")
 
     def _subscription_pending(self, action: CreateAddition, agreement_id: int) -> None:
         with self.store.atomic():
