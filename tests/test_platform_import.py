@@ -6,16 +6,19 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cw_tui.rules.charge_dates import ChargeDateRules, EndRule
 from cw_tui.rules.vocabulary import ChargeType
-from cw_tui.services.money import line_total, to_micros
+from cw_tui.services.money import MAX_AMOUNT, line_total, parse_decimal, to_micros
 from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.services.platform_import import RemovalsNeedConsent, load_invoices
 from cw_tui.services.store import InvoiceLine, Offer, Organization
@@ -600,3 +603,20 @@ def test_numbers_in_json_files_follow_the_same_rules(cli, loaded, demo_folder: P
     result = cli("--db", db, "load-invoices", "--period", TARGET)
     assert_rejected(result, f"invoice_lines_{TARGET}.json:item 7: unit_price: {expected}", db, before)
     assert "1 problem(s)" in result.err  # the other JSON numbers are fine
+
+
+DOCUMENTED_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]{1,6})?")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.text(alphabet="0123456789-+.,eE_ ١２", max_size=14), st.text(max_size=8),
+                 st.decimals(allow_nan=False, allow_infinity=False, places=6).map(str)))
+def test_parse_decimal_accepts_the_documented_form_only(text: str) -> None:
+    try:
+        value = parse_decimal(text)
+    except ValueError as error:
+        assert str(error)  # a message, never another exception
+        cleaned = text.strip()
+        assert not DOCUMENTED_NUMBER.fullmatch(cleaned) or abs(Decimal(cleaned)) >= MAX_AMOUNT
+        return
+    assert DOCUMENTED_NUMBER.fullmatch(text.strip()) and value == Decimal(text.strip()) and abs(value) < MAX_AMOUNT
