@@ -367,6 +367,9 @@ def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterato
     except json.JSONDecodeError as error:
         errors.add(_where(name, error.lineno), None, f"not valid JSON: {error.msg} (column {error.colno})")
         return
+    except RecursionError:
+        errors.add(_where(name, 1), None, "not valid JSON: arrays or objects nested too deeply")
+        return
     if not isinstance(data, list):
         errors.add(_where(name, 1), None, "expected a JSON array of objects")
         return
@@ -539,7 +542,8 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
         if errors.total > before:
             bad_files = True
         elif not rows and file_period in required:
-            errors.add(_where(path.name, 1), None, f"the file has a header row but no invoice lines (period {file_period} was requested)")
+            what = "no invoice lines" if path.suffix.lower() == ".json" else "a header row but no invoice lines"
+            errors.add(_where(path.name, 1), None, f"the file has {what} (period {file_period} was requested)")
         for source in rows:
             row: InvoiceLineRow = source.row
             other = seen.get(row.line_id)
