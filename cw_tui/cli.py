@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cw_tui import __version__
 from cw_tui.rules.charge_dates import EndRule, StartRule
@@ -38,6 +38,9 @@ from cw_tui.services.sync_engine import SyncNotReady
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, describe_error, now_utc, open_store
+
+if TYPE_CHECKING:
+    from cw_tui.services.platform_import import RemovalsNeedConsent
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
 
@@ -231,8 +234,11 @@ def _print_configuration(config: settings.Configuration) -> None:
         print(f"  {charge_type.value:<16} {config.charge_type_name(charge_type)}")
 
 
+SHOWN_REMOVALS = 20
+
+
 def cmd_load_invoices(args: argparse.Namespace) -> int:
-    from cw_tui.services.platform_import import load_invoices
+    from cw_tui.services.platform_import import RemovalsNeedConsent, load_invoices
 
     today = now_utc().date()
     try:
@@ -243,11 +249,14 @@ def cmd_load_invoices(args: argparse.Namespace) -> int:
         folder = _platform_dir(store, args)
         config = settings.load_configuration(store)
         try:
-            report = load_invoices(store, folder, periods, config.rules)
+            report = load_invoices(store, folder, periods, config.rules, allow_removals=args.allow_removals)
         except PlatformDataError as error:
             system_log.write(store, system_log.Level.ERROR, system_log.Category.INVOICES,
                              f"Invoice load rejected: {error.total} problem(s) in {folder}", str(error))
             raise
+        except RemovalsNeedConsent as need:
+            _removals_need_consent(need, args)
+            return EXIT_USAGE
         if args.json:
             _print_json({"periods": [vars(p) for p in report.periods], "organizations_added": report.organizations_added,
                          "offers_added": report.offers_added, "contracts_added": report.contracts_added})
@@ -259,6 +268,26 @@ def cmd_load_invoices(args: argparse.Namespace) -> int:
             )
         print(f"New: {report.organizations_added} organizations, {report.offers_added} offers, {report.contracts_added} contracts.")
     return EXIT_OK
+
+
+def _removals_need_consent(need: RemovalsNeedConsent, args: argparse.Namespace) -> None:
+    """Say which lines a load would remove, and how to consent to exactly those."""
+    if args.json:
+        _print_json({"removals_need_consent": {"count": need.count, "line_ids": need.line_ids,
+                                               "allow_removals": need.consent}})
+    shown = [line_id for ids in need.line_ids.values() for line_id in ids][:SHOWN_REMOVALS]
+    more = need.count - len(shown)
+    periods = ", ".join(f"{period}: {len(ids)}" for period, ids in need.line_ids.items())
+    lines = [
+        f"cw-tui: nothing was loaded: the load would remove {need.count} unsynced line(s) that are no longer "
+        f"in the Platform export ({periods}):",
+        *(f"  {line_id}" for line_id in shown),
+        *([f"  ... and {more} more (`--json` lists them all)"] if more > 0 else []),
+    ]
+    if args.allow_removals:
+        lines.append(f"--allow-removals {args.allow_removals} was consent for other lines: the lines to remove have changed.")
+    lines.append(f"To remove exactly these lines, run the same command with --allow-removals {need.consent}")
+    print("\n".join(lines), file=sys.stderr)
 
 
 def cmd_load_products(args: argparse.Namespace) -> int:
@@ -717,6 +746,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("load-invoices", cmd_load_invoices, "load invoice lines of a period from the Platform export folder")
     p.add_argument("--period", action="append", metavar="current|previous|YYYY-MM", help="repeatable (default: current)")
     p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
+    p.add_argument("--allow-removals", metavar="CODE",
+                   help="remove the unsynced lines gone from the export; CODE is printed by the load that lists them")
     p.add_argument("--json", action="store_true")
 
     p = command("load-products", cmd_load_products, "load the offers of recent invoice lines")

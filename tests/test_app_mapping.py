@@ -227,6 +227,77 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
     store.close()
 
 
+def test_a_reload_asks_before_removing_lines_and_keeping_them_is_the_default(tmp_path: Path, demo_folder: Path) -> None:
+    """Issue 10.3: a re-load that would remove unsynced lines gone from the export names them
+    and asks (at 80x24, Keep focused); keeping loads nothing; a changed export asks again."""
+    import csv
+
+    from textual.geometry import Region
+
+    from cw_tui.screens.mapping_modals import ConfirmRemovalsModal
+    from tests.app_helpers import seeded_store
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    path = demo_folder / "invoice_lines_2026-10.csv"
+    rows = list(csv.reader(path.open(newline="")))
+    gone, later_gone, changed = [rows[i][0] for i in (10, 11, 12)], rows[13][0], rows[20][0]
+
+    def write(skip: set[str]) -> None:
+        rows[20][rows[0].index("quantity")] = "777"
+        with path.open("w", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(r for r in rows if r[0] not in skip)
+
+    def stored(line_id: str):  # noqa: ANN202
+        return InvoiceLine.get_or_none(InvoiceLine.line_id == line_id)
+
+    write(set(gone))
+    quantity_before = stored(changed).quantity
+    assert quantity_before != 777
+
+    async def ask(pilot) -> ConfirmRemovalsModal:
+        app = pilot.app
+        await pilot.press("i")  # Load Invoices: Previous Month (2026-10) is checked
+        await modal_ready(pilot, LoadInvoicesModal, "load")
+        await pilot.press("enter")
+        await modal_ready(pilot, ConfirmRemovalsModal, "cancel")
+        return app.screen
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            modal = await ask(pilot)
+            assert modal.need.count == 3 and modal.need.line_ids == {"2026-10": sorted(gone)}
+            shown = str(modal.query_one("#removed-ids").render())
+            assert all(line_id in shown for line_id in gone)
+            assert "Remove 3 unsynced line(s) of 2026-10?" in str(modal.query_one(".title").render())
+            for button in ("#cancel", "#remove"):  # both buttons on an 80x24 screen
+                region = modal.query_one(button).region
+                assert region.height >= 1 and Region(0, 0, 80, 24).contains_region(region)
+
+            await pilot.press("enter")  # Keep them: nothing is loaded
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.pause(0.3)
+            assert all(stored(line_id) is not None for line_id in gone)
+            assert stored(changed).quantity == quantity_before
+
+            modal = await ask(pilot)
+            write(set(gone) | {later_gone})  # the export changes while the question is open
+            await pilot.press("tab", "enter")  # Remove
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmRemovalsModal) and app.screen is not modal
+                           and app.focused is not None and app.focused.id == "cancel", timeout=30)
+            assert app.screen.need.count == 4 and later_gone in app.screen.need.line_ids["2026-10"]
+            assert all(stored(line_id) is not None for line_id in gone + [later_gone])
+
+            await pilot.press("tab", "enter")  # Remove these four
+            await wait_for(pilot, lambda: all(stored(line_id) is None for line_id in gone + [later_gone]), timeout=30)
+            assert stored(changed).quantity == 777
+
+    run(scenario())
+    store.close()
+
+
 def test_sort_and_filter_the_chosen_column_from_the_keyboard(tmp_path: Path, demo_folder: Path) -> None:
     """left/right choose the column; `s` sorts it, `f` filters it; coming back from the filter
     modal keeps the filter (the period list is refilled then)."""

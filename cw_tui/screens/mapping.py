@@ -13,6 +13,7 @@ from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedCo
 from cw_tui.screens.base import AreaScreen
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
+    ConfirmRemovalsModal,
     LoadInvoicesModal,
     LoadProductsModal,
     Matches,
@@ -288,26 +289,40 @@ class MappingActions(AreaScreen):
         self._to_tab("load_invoices")
         folder = self._folder_or_warn()
         if folder is not None:
-            self.app.push_screen(LoadInvoicesModal(), lambda which: which and self._load_invoices(folder, which))
+            self.app.push_screen(LoadInvoicesModal(), lambda which: which and self._load_invoices(folder, self._periods(which)))
+
+    def _periods(self, which: list[str]) -> list[str]:
+        from cw_tui.rules.periods import resolve_period
+
+        return [resolve_period(w, self.app.now().date()) for w in which]
 
     @work(thread=True, exclusive=True, group="load-invoices", exit_on_error=False)
-    def _load_invoices(self, folder, which: list[str]) -> None:  # noqa: ANN001
-        from cw_tui.rules.periods import resolve_period
+    def _load_invoices(self, folder, periods: list[str], allow_removals: str | None = None) -> None:  # noqa: ANN001
         from cw_tui.services import settings
         from cw_tui.services.platform_files import PlatformDataError
-        from cw_tui.services.platform_import import load_invoices
+        from cw_tui.services.platform_import import RemovalsNeedConsent, load_invoices
 
-        periods = [resolve_period(w, self.app.now().date()) for w in which]
         store = self.app.store
         with _Busy(self, "load-invoices", "invoices-busy", f"Loading {', '.join(periods)}…"):
             try:
-                report = load_invoices(store, folder, periods, settings.load_configuration(store).rules)
+                report = load_invoices(store, folder, periods, settings.load_configuration(store).rules,
+                                       allow_removals=allow_removals)
             except PlatformDataError as error:
                 self._platform_error("Load Invoices", error)
+                return
+            except RemovalsNeedConsent as need:  # `need` is unbound after the block: the lambda keeps its own
+                self.app.call_from_thread(self.app.push_screen, ConfirmRemovalsModal(need),
+                                          lambda remove, need=need: self._removals_answered(folder, periods, need, remove))
                 return
         text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.added:,} new, {p.removed:,} removed)" for p in report.periods)
         self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
         self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
+
+    def _removals_answered(self, folder, periods: list[str], need, remove: bool | None) -> None:  # noqa: ANN001
+        if remove:
+            self._load_invoices(folder, periods, need.consent)  # asks again if the lines to remove have changed
+        else:
+            self.app.notify(f"Nothing was loaded: the {need.count:,} unsynced line(s) are kept.")
 
     def _after_load(self, period: str) -> None:
         self._fill_periods()

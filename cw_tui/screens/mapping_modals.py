@@ -1,5 +1,5 @@
-"""The modals of the Mapping page: Load Products, Load Invoice Lines, the auto-match
-confirmation and the sync plan (SPEC §5.2, §5.3, §15)."""
+"""The modals of the Mapping page: Load Products, Load Invoice Lines and its confirmation of
+removals, the auto-match confirmation and the sync plan (SPEC §5.2, §5.3, §15)."""
 
 from __future__ import annotations
 
@@ -79,6 +79,42 @@ class LoadInvoicesModal(_Modal):
             self.query_one("#problem", Static).update(Text("Choose at least one month.", style="bold red"))
             return
         self.dismiss(chosen)
+
+
+class ConfirmRemovalsModal(_Modal):
+    """SPEC §5.3: a re-load removes unsynced lines gone from the Platform only once a person
+    agrees; keeping them (nothing loaded) is the default. Returns True or None."""
+
+    SHOWN = 8
+    DEFAULT_CSS = """
+    ConfirmRemovalsModal #removed-ids { margin-top: 1; }
+    """
+
+    def __init__(self, need) -> None:  # noqa: ANN001 - a RemovalsNeedConsent
+        super().__init__()
+        self.need = need
+
+    def compose(self) -> ComposeResult:
+        need = self.need
+        ids = [line_id for period_ids in need.line_ids.values() for line_id in period_ids]
+        periods = ", ".join(need.line_ids)
+        shown = ids[: self.SHOWN]
+        more = f"\n… and {len(ids) - len(shown):,} more" if len(ids) > len(shown) else ""
+        with Vertical():
+            yield Label(f"Remove {need.count:,} unsynced line(s) of {periods}?", classes="title")
+            yield Static(Text("These lines are not synced and are no longer in the Platform export: loading removes "
+                              "them from cw-tui. Keeping them loads nothing."))
+            yield Static(Text("\n".join(shown) + more, style="bold"), id="removed-ids")
+            with Horizontal(classes="buttons"):
+                yield Button("Keep them (cancel)", id="cancel", variant="primary")
+                yield Button(f"Remove {need.count:,} line(s)", id="remove", variant="error")
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    @on(Button.Pressed, "#remove")
+    def _remove(self) -> None:
+        self.dismiss(True)
 
 
 @dataclass

@@ -7,8 +7,8 @@ UTF-8 with or without BOM, LF or CRLF) or JSON (an array of objects with the sam
 
 Invoice lines may be split into several files; a file named `invoice_lines_YYYY-MM.csv`
 holds that month only and is skipped when another month is loaded. Reading is
-all-or-nothing: every bad row is reported as `file:line: column: what is wrong`, and a caller
-gets either every row or a `PlatformDataError`.
+all-or-nothing: every bad row is reported as `file:line: column: what is wrong` (the line where
+its record starts), and a caller gets either every row or a `PlatformDataError`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -29,9 +29,12 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from cw_tui.rules.periods import parse_period, period_of
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus, parse_enum
-from cw_tui.services.money import parse_decimal
+from cw_tui.services.money import check_total, parse_decimal, shown
 
 MAX_REPORTED_ERRORS = 50
+# Text is single-line and bounded (README): a runaway quote makes a cell of many lines, or pages long.
+ID_LENGTH = 100  # IDs, numbers, references, codes, statuses and types
+NAME_LENGTH = 255  # names
 
 
 class PlatformDataError(Exception):
@@ -49,15 +52,30 @@ class PlatformDataError(Exception):
 # ---------------------------------------------------------------- cell parsers
 
 
-def _text(value: str) -> str:
-    return value.strip()
+def _too_long(value: str, limit: int) -> str:
+    return f"too long: {len(value):,} characters (at most {limit}): {value[:40]!r}…"
 
 
-def _required(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("empty (a value is required)")
-    return value
+def _text(limit: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = value.strip()
+        if len(value) > limit:
+            raise ValueError(_too_long(value, limit))
+        return value
+
+    return check
+
+
+def _required(limit: int) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("empty (a value is required)")
+        if len(value) > limit:
+            raise ValueError(_too_long(value, limit))
+        return value
+
+    return check
 
 
 def _iso_date(value: str) -> date:
@@ -69,12 +87,12 @@ def _iso_date(value: str) -> date:
     value = value.strip()
     if not value:
         raise ValueError("empty (a date YYYY-MM-DD is required)")
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError(f"not a date: {value!r} (expected YYYY-MM-DD)")
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        raise ValueError(f"not a date: {shown(value)} (expected YYYY-MM-DD)")
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"not a valid date: {value!r}") from None
+        raise ValueError(f"not a valid date: {shown(value)}") from None
 
 
 def _optional_date(value: str) -> date | None:
@@ -88,14 +106,14 @@ def _decimal(value: str) -> Decimal:
 def _currency(value: str) -> str:
     value = value.strip().upper()
     if not (len(value) == 3 and value.isascii() and value.isalpha()):
-        raise ValueError(f"not a currency code: {value!r} (expected 3 letters, e.g. USD)")
+        raise ValueError(f"not a currency code: {shown(value)} (expected 3 letters, e.g. USD)")
     return value
 
 
 def _billing_day(value: str) -> int:
     value = value.strip()
     if not value.isdigit() or not 1 <= int(value) <= 28:
-        raise ValueError(f"not a billing day: {value!r} (expected a whole number 1-28)")
+        raise ValueError(f"not a billing day: {shown(value)} (expected a whole number 1-28)")
     return int(value)
 
 
@@ -103,13 +121,18 @@ def _enum(enum: Any) -> Callable[[str], Any]:
     return lambda value: parse_enum(enum, value)
 
 
+_code = _text(ID_LENGTH)
+
+
 def _external_id(value: str) -> str | None:
-    value = value.strip()
+    value = _code(value)
     return None if value.lower() in ("", "n/a") else value
 
 
-Required = Annotated[str, BeforeValidator(_required)]
-Text = Annotated[str, BeforeValidator(_text)]
+Id = Annotated[str, BeforeValidator(_required(ID_LENGTH))]
+Name = Annotated[str, BeforeValidator(_required(NAME_LENGTH))]
+Code = Annotated[str, BeforeValidator(_code)]
+NameText = Annotated[str, BeforeValidator(_text(NAME_LENGTH))]
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
 OptionalDate = Annotated[date | None, BeforeValidator(_optional_date)]
 Amount = Annotated[Decimal, BeforeValidator(_decimal)]
@@ -123,40 +146,40 @@ _row = pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="igno
 
 @_row
 class OrganizationRow:
-    organization_id: Required
-    name: Required
-    reference: Text = ""
-    status: Text = "Active"
+    organization_id: Id
+    name: Name
+    reference: Code = ""
+    status: Code = "Active"
 
 
 @_row
 class OfferRow:
-    offer_id: Required
-    name: Required
+    offer_id: Id
+    name: Name
     external_id: Annotated[str | None, BeforeValidator(_external_id)] = None
-    vendor: Text = ""
+    vendor: NameText = ""
 
 
 @_row
 class ContractRow:
-    contract_id: Required
-    organization_id: Required
+    contract_id: Id
+    organization_id: Id
     billing_day: Annotated[int, BeforeValidator(_billing_day)]
     currency: Currency
-    contract_type: Text = ""
+    contract_type: Code = ""
 
 
 @_row
 class InvoiceLineRow:
-    line_id: Required
-    invoice_number: Required
+    line_id: Id
+    invoice_number: Id
     invoice_date: IsoDate
     invoice_status: Annotated[InvoiceStatus, BeforeValidator(_enum(InvoiceStatus))]
-    organization_id: Required
-    contract_id: Required
-    subscription_id: Required
-    subscription_name: Required
-    offer_id: Required
+    organization_id: Id
+    contract_id: Id
+    subscription_id: Id
+    subscription_name: Name
+    offer_id: Id
     charge_type: Annotated[ChargeType, BeforeValidator(_enum(ChargeType))]
     billing_cycle: Annotated[BillingCycle, BeforeValidator(_enum(BillingCycle))]
     quantity: Amount
@@ -228,7 +251,7 @@ INVOICE_LINES = FileKind(
         "offer_id": "the offer",
         "charge_type": "Purchase Fee, Cycle Fee, Correction, Usage Fee, One Time Fee, Item Fee or User Correction",
         "billing_cycle": "Monthly, Annual, Triennial or None",
-        "quantity": "decimal, '.' as decimal point, at most 6 decimals; negative for credits",
+        "quantity": "decimal, '.' as decimal point, at most 6 decimals, below 10^9; negative for credits",
         "unit_price": "decimal, as quantity",
         "unit_cost": "decimal, as quantity",
         "currency": "ISO 4217 code",
@@ -306,17 +329,33 @@ def _csv_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterator
             return
         seen.add(column)
     width = len(columns)
+    known = [c for c in columns if c in kind.columns]
+    end = reader.line_num  # the last line read so far
     try:
         for cells in reader:
-            line = reader.line_num
+            start, end = end + 1, reader.line_num
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue  # blank line
             if len(cells) != width:
-                errors.add(_where(name, line), None, f"expected {width} cells, found {len(cells)}")
+                errors.add(_where(name, start), None, f"expected {width} cells, found {len(cells)}{_span(start, end)}")
                 continue
-            yield line, dict(zip(columns, cells))
+            row = dict(zip(columns, cells))
+            if end > start:  # a quoted cell holds a line break: every cell of ours is single-line
+                broken = [c for c in known if "\n" in row[c] or "\r" in row[c]]
+                for column in broken:
+                    errors.add(_where(name, start), column, f"contains a line break{_span(start, end)}")
+                if broken:
+                    continue
+            yield start, row
     except csv.Error as error:
-        errors.add(_where(name, reader.line_num), None, f"not valid CSV: {error}")
+        errors.add(_where(name, end + 1), None, f"not valid CSV: {error}{_span(end + 1, reader.line_num)}")
+
+
+def _span(start: int, end: int) -> str:
+    """Where a record runs over several lines, say so: an unbalanced quote is the usual cause."""
+    if end <= start:
+        return ""
+    return f" (the record runs from line {start} to line {end}: is a quote unbalanced?)"
 
 
 def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterator[tuple[str, dict[str, str]]]:
@@ -327,6 +366,9 @@ def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterato
         data = json.loads(text, parse_float=str, parse_int=str)
     except json.JSONDecodeError as error:
         errors.add(_where(name, error.lineno), None, f"not valid JSON: {error.msg} (column {error.colno})")
+        return
+    except RecursionError:
+        errors.add(_where(name, 1), None, "not valid JSON: arrays or objects nested too deeply")
         return
     if not isinstance(data, list):
         errors.add(_where(name, 1), None, "expected a JSON array of objects")
@@ -342,7 +384,11 @@ def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterato
         if missing:
             errors.add(_where(name, where), None, f"missing key(s): {', '.join(missing)}")
             continue
-        yield where, row
+        broken = [c for c in kind.columns if c in row and ("\n" in row[c] or "\r" in row[c])]
+        for column in broken:
+            errors.add(_where(name, where), column, "contains a line break (every value is a single line)")
+        if not broken:
+            yield where, row
 
 
 def _validation_messages(error: ValidationError) -> Iterable[tuple[str, str]]:
@@ -354,21 +400,26 @@ def _validation_messages(error: ValidationError) -> Iterable[tuple[str, str]]:
         yield column, message
 
 
-def read_rows(path: Path, kind: FileKind, errors: _Errors, keep: Callable[[Any], bool] | None = None) -> list[SourceRow]:
-    """Validate every row of one file; bad rows go to `errors`. `keep` filters valid rows."""
+def _raw_rows(path: Path, kind: FileKind, errors: _Errors) -> Iterator[tuple[int | str, dict[str, str]]]:
+    """The rows of one file as text cells, not validated; unreadable ones go to `errors`."""
     name = path.name
     try:
         data = path.read_bytes()
     except OSError as error:
-        errors.add(_where(name, 1), None, f"cannot read the file: {error.strerror}")
-        return []
+        errors.add(_where(name, 1), None, f"cannot read the file: {error.strerror or error}")
+        return iter(())
     text = _decode(path, data, errors)
     if text is None:
-        return []
-    rows_in = _json_rows(name, text, kind, errors) if path.suffix.lower() == ".json" else _csv_rows(name, text, kind, errors)
+        return iter(())
+    return _json_rows(name, text, kind, errors) if path.suffix.lower() == ".json" else _csv_rows(name, text, kind, errors)
+
+
+def read_rows(path: Path, kind: FileKind, errors: _Errors, keep: Callable[[Any], bool] | None = None) -> list[SourceRow]:
+    """Validate every row of one file; bad rows go to `errors`. `keep` filters valid rows."""
+    name = path.name
     validator = _VALIDATORS[kind.row]
     result: list[SourceRow] = []
-    for line, raw in rows_in:
+    for line, raw in _raw_rows(path, kind, errors):
         try:
             row = validator.validate_python(raw)
         except ValidationError as error:
@@ -408,8 +459,8 @@ def find_export_files(folder: Path | str) -> ExportFolder:
     by_stem: dict[str, list[Path]] = {}
     invoice_files: list[Path] = []
     for path in sorted(folder.iterdir()):
-        if not path.is_file() or path.suffix.lower() not in (".csv", ".json"):
-            continue
+        if path.suffix.lower() not in (".csv", ".json"):
+            continue  # a folder or broken link with one of our names is kept: reading it says what is wrong
         stem = path.stem.lower()
         if stem.startswith("invoice_lines"):
             if stem != "invoice_lines" and not _PERIOD_IN_NAME.match(stem):
@@ -461,9 +512,17 @@ def _unique(rows: list[SourceRow], kind: FileKind, errors: _Errors) -> dict[str,
     return result
 
 
-def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], wanted_period: Callable[[str], bool]) -> PlatformData:
+def _file_period(path: Path) -> str | None:
+    """The month a file is named for, or None for an invoice_lines file of any months."""
+    match = _PERIOD_IN_NAME.match(path.stem)
+    return match.group(1) if match else None
+
+
+def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], wanted_period: Callable[[str], bool],
+                required: Collection[str] = ()) -> PlatformData:
     """Read and validate the folder. `include` picks the invoice lines of this load,
-    `wanted_period` lets files named for other months be skipped unread."""
+    `wanted_period` lets files named for other months be skipped unread, and each of the
+    `required` periods must have invoice lines in the folder (New ones count)."""
     export = find_export_files(folder)
     errors = _Errors()
     organizations = _unique(read_rows(export.organizations, ORGANIZATIONS, errors), ORGANIZATIONS, errors)
@@ -471,29 +530,46 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
     contracts = _unique(read_rows(export.contracts, CONTRACTS, errors), CONTRACTS, errors)
 
     sources: list[SourceRow] = []
-    for path in export.invoice_files_for(wanted_period):
-        match = _PERIOD_IN_NAME.match(path.stem)
-        file_period = match.group(1) if match else None
-        for source in read_rows(path, INVOICE_LINES, errors):
+    # every line read, included or not: a line ID is unique across the months of the folder
+    seen: dict[str, SourceRow] = {}
+    found_periods: set[str] = set()
+    bad_files = False  # a period may hide among the bad rows of a file: its absence is not reported
+    files = export.invoice_files_for(wanted_period)
+    for path in files:
+        file_period = _file_period(path)
+        before = errors.total
+        rows = read_rows(path, INVOICE_LINES, errors)
+        if errors.total > before:
+            bad_files = True
+        elif not rows and file_period in required:
+            what = "no invoice lines" if path.suffix.lower() == ".json" else "a header row but no invoice lines"
+            errors.add(_where(path.name, 1), None, f"the file has {what} (period {file_period} was requested)")
+        for source in rows:
             row: InvoiceLineRow = source.row
-            if file_period and row.period != file_period:
+            other = seen.get(row.line_id)
+            if other is not None:
+                errors.add(_where(source.file, source.line), "line_id",
+                           f"duplicate line ID {row.line_id!r} (first at {other.file}:{other.line})")
+                continue
+            seen[row.line_id] = source
+            if file_period is None:
+                found_periods.add(row.period)
+            elif row.period != file_period:
                 errors.add(_where(source.file, source.line), "invoice_date", f"{row.invoice_date} is not in the file's month {file_period}")
                 continue
             if include(row):
                 sources.append(source)
+        if file_period is not None and rows:
+            found_periods.add(file_period)
+    if not bad_files:
+        _missing_periods(export, files, [p for p in sorted(required) if p not in found_periods], errors)
 
     lines: list[InvoiceLineRow] = []
     skipped_new: dict[str, int] = {}
     new_subscriptions: dict[str, set[str]] = {}
-    seen: dict[str, SourceRow] = {}
     for source in sources:
         row = source.row
         where = _where(source.file, source.line)
-        if row.line_id in seen:
-            other = seen[row.line_id]
-            errors.add(where, "line_id", f"duplicate line ID {row.line_id!r} (first at {other.file}:{other.line})")
-            continue
-        seen[row.line_id] = source
         if row.organization_id not in organizations:
             errors.add(where, "organization_id", f"unknown organization {row.organization_id!r} (not in {export.organizations.name})")
         contract = contracts.get(row.contract_id)
@@ -505,6 +581,10 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
             errors.add(where, "offer_id", f"unknown offer {row.offer_id!r} (not in {export.offers.name})")
         if row.charge_end is not None and row.charge_end < row.charge_start:
             errors.add(where, "charge_end", f"{row.charge_end} is before charge_start {row.charge_start}")
+        try:
+            check_total(row.quantity, row.unit_price)
+        except ValueError as error:
+            errors.add(where, "quantity", str(error))
         if row.invoice_status is InvoiceStatus.NEW:
             skipped_new[row.period] = skipped_new.get(row.period, 0) + 1
             new_subscriptions.setdefault(row.period, set()).add(row.subscription_id)
@@ -512,6 +592,36 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
         lines.append(row)
     errors.raise_if_any()
     return PlatformData(organizations, offers, contracts, lines, skipped_new, new_subscriptions)
+
+
+def _missing_periods(export: ExportFolder, files: list[Path], periods: list[str], errors: _Errors) -> None:
+    """A requested period without a single line is an error, never "no lines" (which would
+    remove the period's lines from the store)."""
+    combined = [path.name for path in files if _file_period(path) is None]
+    named = {_file_period(path) for path in files}
+    for period in periods:
+        if period in named:
+            continue  # its file has only a header: reported
+        if combined:
+            errors.add(combined[0], None, f"no invoice line is dated in {period} (a requested period), "
+                                          f"and there is no invoice_lines_{period}.csv")
+        else:
+            errors.add(str(export.path), None, f"no invoice_lines_{period}.csv (or .json) for the requested period {period}")
+
+
+def locate_lines(folder: Path | str, wanted: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """Where each (line ID, period) is in the export, as `file:line`, reading only the files
+    that may hold that period; those not found are left out. For error messages."""
+    export = find_export_files(folder)
+    periods = {period for _, period in wanted}
+    found: dict[tuple[str, str], str] = {}
+    for path in export.invoice_files_for(periods.__contains__):
+        file_period = _file_period(path)
+        for line, raw in _raw_rows(path, INVOICE_LINES, _Errors()):
+            key = (raw["line_id"].strip(), file_period or raw["invoice_date"].strip()[:7])
+            if key in wanted and key not in found:
+                found[key] = _where(path.name, line)
+    return found
 
 
 def period_filter(periods: Iterable[str]) -> tuple[Callable[[InvoiceLineRow], bool], Callable[[str], bool]]:

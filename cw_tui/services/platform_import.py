@@ -3,13 +3,16 @@
 A load validates everything first (platform_files) and then writes in one transaction, so a
 bad file leaves the store exactly as it was. Re-loading a period refreshes unsynced lines
 from the Platform, keeps what a person edited (overrides, typed dates), never touches synced
-lines (or lines a running sync has claimed), and removes unsynced lines gone from the Platform.
+lines (or lines a running sync has claimed), and removes unsynced lines gone from the Platform,
+but only with consent for exactly those lines. A line ID already loaded for another period
+is an error: the line would move, or (synced) its new charge would never be posted.
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import hashlib
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -24,6 +27,8 @@ from cw_tui.services.money import line_total, to_micros
 from cw_tui.services.platform_files import (
     InvoiceLineRow,
     PlatformData,
+    PlatformDataError,
+    locate_lines,
     period_filter,
     read_export,
     since_filter,
@@ -47,6 +52,27 @@ def _no_gc_pauses() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+class RemovalsNeedConsent(Exception):
+    """The load would remove unsynced lines that are gone from the Platform export; nothing
+    was written. Loading again with `allow_removals=consent` removes exactly these lines."""
+
+    def __init__(self, line_ids: dict[str, list[str]]) -> None:
+        self.line_ids = line_ids  # period -> sorted line IDs
+        self.count = sum(len(ids) for ids in line_ids.values())
+        self.consent = _removal_consent(i for ids in line_ids.values() for i in ids)
+        super().__init__(f"the load would remove {self.count} unsynced line(s) no longer in the Platform export")
+
+
+def _removal_consent(line_ids: Iterable[str]) -> str:
+    """A short code for a set of lines: consent given for one set is not consent for another."""
+    return hashlib.sha256("\n".join(sorted(line_ids)).encode()).hexdigest()[:12]
+
+
+class _LoadedElsewhere(Exception):
+    def __init__(self, lines: list[tuple[str, str, str, str]]) -> None:
+        self.lines = lines  # (line ID, its period in the export, its period in the store, its sync status)
 
 
 @dataclass
@@ -185,33 +211,51 @@ def _existing_lines(store: Store, periods: list[str], line_ids: list[str]) -> di
     return found
 
 
-def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, *, now: datetime | None = None) -> InvoiceLoad:
-    """Load the invoice lines of `periods` (YYYY-MM) from the export folder."""
+def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, *,
+                  allow_removals: str | None = None, now: datetime | None = None) -> InvoiceLoad:
+    """Load the invoice lines of `periods` (YYYY-MM) from the export folder. Raises
+    PlatformDataError for bad input, RemovalsNeedConsent unless `allow_removals` is the
+    consent code of the lines the load would remove; either way nothing is written."""
     with _no_gc_pauses():
-        return _load_invoices(store, folder, periods, rules, now)
+        periods = sorted(set(periods))
+        try:
+            return _load_invoices(store, folder, periods, rules, allow_removals, now)
+        except _LoadedElsewhere as elsewhere:
+            raise PlatformDataError(_loaded_elsewhere_errors(folder, elsewhere.lines)) from None
 
 
-def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, now: datetime | None) -> InvoiceLoad:
-    periods = sorted(set(periods))
+def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules,
+                   allow_removals: str | None, now: datetime | None) -> InvoiceLoad:
     include, wanted = period_filter(periods)
-    data = read_export(folder, include, wanted)  # raises PlatformDataError; nothing written yet
+    data = read_export(folder, include, wanted, required=periods)  # raises PlatformDataError; nothing written yet
     now = now or now_utc()
     loaded_at = utc_to_text(now)
     report = InvoiceLoad(periods=[PeriodLoad(p, skipped_new=data.skipped_new.get(p, 0)) for p in periods])
     by_period = {p.period: p for p in report.periods}
 
-    with store.db.atomic("IMMEDIATE"):
+    with store.atomic("IMMEDIATE"):
         existing = _existing_lines(store, periods, [line.line_id for line in data.lines])
-        incoming_ids = {line.line_id for line in data.lines}
+        incoming = {line.line_id: line.period for line in data.lines}
+        elsewhere = [(line_id, incoming[line_id], kept["period"], kept["sync_status"])
+                     for line_id, kept in existing.items() if line_id in incoming and kept["period"] != incoming[line_id]]
+        if elsewhere:
+            raise _LoadedElsewhere(sorted(elsewhere))
         to_delete = []
+        removals: dict[str, list[str]] = {}
         for line_id, kept in existing.items():
+            gone = line_id not in incoming
             if kept["sync_status"] in UNTOUCHABLE_STATUSES:
-                if line_id not in incoming_ids and kept["period"] in by_period:
+                if gone:
                     by_period[kept["period"]].kept_synced += 1
                 continue
             to_delete.append(line_id)
-            if line_id not in incoming_ids and kept["period"] in by_period:
+            if gone:
                 by_period[kept["period"]].removed += 1
+                removals.setdefault(kept["period"], []).append(line_id)
+        if removals:
+            need = RemovalsNeedConsent({p: sorted(ids) for p, ids in sorted(removals.items())})
+            if allow_removals != need.consent:
+                raise need
 
         def rows() -> Iterator[tuple]:
             for line in data.lines:
@@ -252,6 +296,26 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
     return report
 
 
+def _loaded_elsewhere_errors(folder: Path | str, lines: list[tuple[str, str, str, str]]) -> list[str]:
+    """Name both places of each line: where this load read it, and where the other period's
+    line is (its file, read again now; else the store)."""
+    found = locate_lines(folder, {(line_id, p) for line_id, new, old, _ in lines for p in (new, old)})
+    errors = []
+    for line_id, new, old, status in lines:
+        here = found.get((line_id, new), f"{Path(folder).name} ({new})")
+        state = {"synced": "synced", "claimed": "being synced"}.get(status, "not synced")
+        there = found.get((line_id, old))
+        if there:
+            errors.append(f"{here}: line_id: line ID {line_id!r} is also in {there} ({old}, already loaded, {state})")
+        elif status in UNTOUCHABLE_STATUSES:
+            errors.append(f"{here}: line_id: line ID {line_id!r} is already loaded for {old} and {state}, "
+                          f"though no longer in that month's file")
+        else:
+            errors.append(f"{here}: line_id: line ID {line_id!r} is already loaded for {old} (not synced), though no "
+                          f"longer in that month's file: load {old} on its own first, to remove it there")
+    return errors
+
+
 def _record_period_load(period: str, now: datetime, new_lines: int, new_subscriptions: set[str]) -> None:
     """What this load saw of the period's New invoices: they keep the period open."""
     LoadedPeriod.insert(period=period, loaded_at=now, new_lines=new_lines).on_conflict_replace().execute()
@@ -268,7 +332,7 @@ def load_products(store: Store, folder: Path | str, since: date, *, now: datetim
         data = read_export(folder, include, wanted)
     now = now or now_utc()
     report = ProductLoad(since=since)
-    with store.db.atomic("IMMEDIATE"):
+    with store.atomic("IMMEDIATE"):
         _, report.offers_added, _ = _upsert_references(store, data, data.lines, now, with_orgs=False)
         report.offers = len({line.offer_id for line in data.lines})
         system_log.write(
@@ -287,6 +351,6 @@ def refresh_organizations(store: Store, folder: Path | str, since: date, *, now:
     with _no_gc_pauses():
         data = read_export(folder, include, wanted)
     now = now or now_utc()
-    with store.db.atomic("IMMEDIATE"):
+    with store.atomic("IMMEDIATE"):
         added, _, _ = _upsert_references(store, data, data.lines, now, with_offers=False)
     return len({line.organization_id for line in data.lines}), added
