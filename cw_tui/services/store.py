@@ -443,10 +443,10 @@ class Store:
         try:
             transaction.__exit__(None, None, None)
         except DATABASE_ERRORS as error:
-            cause = error.__context__  # the failed COMMIT, under the failed ROLLBACK
-            if isinstance(cause, DATABASE_ERRORS) and "no transaction" in str(error).lower():
-                raise cause from None
-            raise
+            cause = first_cause(error)  # the failed COMMIT, under the failed ROLLBACK(s)
+            if cause is error:
+                raise
+            raise cause from None
 
     def describe(self, error: BaseException) -> str:
         """A database error in a finance user's words: the file, the cause, what to do."""
@@ -478,10 +478,15 @@ def lock_holder(path: Path) -> str:
     return ""
 
 
-def describe_error(path: Path, error: BaseException) -> str:
-    # a failed ROLLBACK after SQLite rolled back by itself hides the error that says why
+def first_cause(error: BaseException) -> BaseException:
+    """A failed ROLLBACK after SQLite rolled back by itself hides the error that says why."""
     while "no transaction is active" in str(error) and isinstance(error.__context__, DATABASE_ERRORS):
         error = error.__context__
+    return error
+
+
+def describe_error(path: Path, error: BaseException) -> str:
+    error = first_cause(error)
     text = str(error).lower()
     if "locked" in text or "busy" in text:
         holder = lock_holder(path)
