@@ -56,3 +56,27 @@ def test_a_file_others_can_read_is_refused_like_ssh_does(cli, mode: int) -> None
     assert f"chmod 600 {path}" in result.err and "priv-secret-9" not in result.err + result.out
     path.chmod(0o600)
     assert credentials.current().private_key == "priv-secret-9"
+
+
+def test_the_app_says_a_credentials_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    from textual.widgets import Static
+
+    from cw_tui.screens.settings import SettingsScreen
+    from cw_tui.services.store import open_store
+    from tests.app_helpers import make_app, run, wait_for
+
+    path = credentials.save(Credentials("http://127.0.0.1:1", "acme", "pub", "priv-secret-9", "cid-9"))
+    path.chmod(0o644)
+    store = open_store(tmp_path / "s.sqlite3")
+
+    async def scenario() -> None:
+        app = make_app(store)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))  # only Settings opens
+            status = app.screen.query_one("#test-status", Static)
+            await wait_for(pilot, lambda: f"chmod 600 {path}" in str(status.render()))
+            assert "priv-secret-9" not in str(status.render())
+            assert app.is_running
+
+    run(scenario())
+    store.close()

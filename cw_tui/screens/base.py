@@ -1,14 +1,37 @@
-"""What every area screen shares: the area bar on top, the key hints below."""
+"""What every area screen shares: the area bar on top, the key hints below, and what happens
+when the database refuses a change."""
 
 from __future__ import annotations
 
+import functools
 import gc
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from textual.app import ComposeResult
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
+from cw_tui.services.store import DATABASE_ERRORS, StoreError
 from cw_tui.widgets.area_bar import AreaBar
 from cw_tui.widgets.key_bar import KeyBar
+
+F = TypeVar("F", bound=Callable[..., Any])
+STORE_ERRORS = (*DATABASE_ERRORS, StoreError)
+
+
+def guarded(method: F) -> F:
+    """An action or callback that writes: a locked, read-only or full database is a message
+    (SQLite rolled the change back), and the screen goes on. Textual would stop the screen's
+    message loop on the exception."""
+    @functools.wraps(method)
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+        try:
+            return method(self, *args, **kwargs)
+        except STORE_ERRORS as error:
+            self.app.database_problem(error)
+            return None
+    return wrapper  # type: ignore[return-value]
 
 
 class AreaScreen(Screen):
@@ -30,6 +53,21 @@ class AreaScreen(Screen):
         # reach, they no longer make each full collection take 60-80 ms (a visible stall in
         # the middle of a key press); what is created later is collected as usual.
         self.call_after_refresh(gc.freeze)
+
+    def guard(self, callback: Callable[..., Any]) -> Callable[..., Any]:
+        """`guarded` for a callback (a modal's answer)."""
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return callback(*args, **kwargs)
+            except STORE_ERRORS as error:
+                self.app.database_problem(error)
+                return None
+        return wrapper
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that fails on the database says so (a worker's error is otherwise silent)."""
+        if event.state is WorkerState.ERROR and isinstance(event.worker.error, STORE_ERRORS):
+            self.app.database_problem(event.worker.error)
 
     def refresh_gating(self) -> None:
         for bar in self.query(AreaBar):

@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
-from cw_tui.screens.base import AreaScreen
+from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
     ConfirmRemovalsModal,
@@ -152,6 +152,7 @@ class MappingActions(AreaScreen):
 
     # ---- organizations
 
+    @guarded
     def action_sync_organizations(self) -> None:
         self._to_tab("sync_organizations")
         self._sync_organizations()
@@ -164,7 +165,7 @@ class MappingActions(AreaScreen):
             else:
                 self.app.notify("Kept the cached lists: nothing was changed.")
 
-        self.app.push_screen(ShrinkModal(refused.shrinks), answered)
+        self.app.push_screen(ShrinkModal(refused.shrinks), self.guard(answered))
 
     @work(thread=True, exclusive=True, group="sync-organizations", exit_on_error=False)
     def _sync_organizations(self, accepted=None) -> None:  # noqa: ANN001 - a CacheShrinkRefused to apply after all
@@ -198,6 +199,7 @@ class MappingActions(AreaScreen):
                                   f"{result.products} products and {result.agreements} agreements.")
         self.app.call_from_thread(self.refresh_data)
 
+    @guarded
     def action_automatch(self) -> None:
         self._to_tab("automatch")
         from cw_tui.services.connectwise_data import automap
@@ -214,8 +216,9 @@ class MappingActions(AreaScreen):
                 self.app.notify(f"Mapped {len(done.organizations)} organizations and {len(done.offers)} offers.")
                 self.refresh_data()
 
-        self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers)), chosen)
+        self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers)), self.guard(chosen))
 
+    @guarded
     def action_toggle_excluded(self) -> None:
         """`x`: the organization of the row under the cursor (on a line, the line's), on the tab shown."""
         from cw_tui.services.mapping import MappingError, toggle_excluded
@@ -255,6 +258,7 @@ class MappingActions(AreaScreen):
             return None
         return Path(config.platform_dir).expanduser()
 
+    @guarded
     def action_load_products(self) -> None:
         self._to_tab("load_products")
         folder = self._folder_or_warn()
@@ -285,6 +289,7 @@ class MappingActions(AreaScreen):
         self.app.call_from_thread(self.app.notify, f"{what}: nothing was changed. {error.total} problem(s):\n{first}\n"
                                   "(all of them in System Logs)", severity="error", timeout=20)
 
+    @guarded
     def action_load_invoices(self) -> None:
         self._to_tab("load_invoices")
         folder = self._folder_or_warn()
@@ -331,6 +336,7 @@ class MappingActions(AreaScreen):
 
     # ---- sync
 
+    @guarded
     def action_sync_invoices(self) -> None:
         self._to_tab("sync_invoices")
         period = self.query_one("#period", Select).value
@@ -459,6 +465,7 @@ class MappingActions(AreaScreen):
         line["unit_price"] = group_thousands(money_text(line["unit_price"]))
         return line
 
+    @guarded
     def action_edit(self) -> None:
         from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
         from cw_tui.services.mapping import MappingError, map_offers, map_organizations
@@ -489,7 +496,7 @@ class MappingActions(AreaScreen):
                 return
             grid.reload()
 
-        self.app.push_screen(PickerModal(store, kind, suggest_for=suggest, clear_label="Unmap"), chosen)
+        self.app.push_screen(PickerModal(store, kind, suggest_for=suggest, clear_label="Unmap"), self.guard(chosen))
 
     def _edit_line(self, key: str) -> None:
         from cw_tui.screens.mapping_modals import LineEditModal, ScopeModal
@@ -529,12 +536,14 @@ class MappingActions(AreaScreen):
                 return
             agreement = changes.get("agreement")
             if agreement is not None and agreement != "clear":
-                self.app.push_screen(ScopeModal(line["contract_id"], agreement[1]), lambda scope: scope and apply(changes, scope))
+                self.app.push_screen(ScopeModal(line["contract_id"], agreement[1]),
+                                     self.guard(lambda scope: scope and apply(changes, scope)))
             else:
                 apply(changes, "line")
 
-        self.app.push_screen(LineEditModal(store, line), edited)
+        self.app.push_screen(LineEditModal(store, line), self.guard(edited))
 
+    @guarded
     def action_unmap(self) -> None:
         from cw_tui.services.mapping import LineChange, map_offers, map_organizations, update_line_ids
 
@@ -556,6 +565,7 @@ class MappingActions(AreaScreen):
                         else "The line's own mappings were removed: it follows its organization, offer and contract.")
         grid.reload()
 
+    @guarded
     def action_bulk_update(self) -> None:
         from cw_tui.screens.mapping_modals import BulkUpdateModal
         from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
@@ -586,7 +596,7 @@ class MappingActions(AreaScreen):
                         self.app.notify(str(error), severity="error", markup=False)
 
             self.app.push_screen(PickerModal(store, COMPANIES if tab == "organizations" else PRODUCTS, clear_label="Unmap"),
-                                 picked)
+                                 self.guard(picked))
             return
 
         def bulk(result) -> None:  # noqa: ANN001
@@ -602,8 +612,9 @@ class MappingActions(AreaScreen):
             except MappingError as error:
                 self.app.notify(str(error), severity="error", markup=False)
 
-        self.app.push_screen(BulkUpdateModal(store, count, (sql, params)), bulk)
+        self.app.push_screen(BulkUpdateModal(store, count, (sql, params)), self.guard(bulk))
 
+    @guarded
     def action_sync_row(self) -> None:
         self._to_tab("sync_invoices")
         grid = self.query_one("#grid-invoices", SqlGrid)
@@ -711,6 +722,7 @@ class MappingScreen(MappingActions):
         for grid in self.query(SqlGrid):
             grid.reload()
 
+    @guarded
     def action_reload(self) -> None:
         self.refresh_data()
 
@@ -731,11 +743,13 @@ class MappingScreen(MappingActions):
         if isinstance(event.value, str) and grid.source.params != (event.value,):
             grid.set_source(invoices_source(event.value))
 
+    @guarded
     def action_tab(self, step: int) -> None:
         tabs = ["organizations", "products", "invoices"]
         content = self.query_one(TabbedContent)
         self.show_tab(tabs[(tabs.index(content.active) + step) % len(tabs)])
 
+    @guarded
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
 

@@ -26,7 +26,7 @@ from textual.widgets import (
 
 from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
-from cw_tui.screens.base import AreaScreen
+from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
@@ -150,8 +150,17 @@ class SettingsScreen(AreaScreen):
             banner.display = False
         self.refresh_gating()
 
+    def _saved_credentials(self) -> Credentials | None:
+        """The saved credentials; a file cw-tui refuses (readable by others, damaged) is
+        said on screen, and the form starts empty so that `Save` writes a good one."""
+        try:
+            return credential_store.current()
+        except credential_store.CredentialsError as error:
+            self._status(str(error), "error")
+            return None
+
     def fill_credentials(self) -> None:
-        saved = credential_store.current()
+        saved = self._saved_credentials()
         prefill = self.app.prefill_credentials  # type: ignore[attr-defined]
         for name, _, placeholder, _ in FIELDS:
             field = self.query_one(f"#field-{name}", Input)
@@ -165,7 +174,7 @@ class SettingsScreen(AreaScreen):
                 field.value = getattr(prefill, name)
 
     def credentials_from_form(self) -> Credentials:
-        saved = credential_store.current()
+        saved = self._saved_credentials()
         values = {}
         for name, *_ in FIELDS:
             typed = self.query_one(f"#field-{name}", Input).value.strip()
@@ -225,6 +234,7 @@ class SettingsScreen(AreaScreen):
             self.query_one("#field-url", Input).focus()
         return False
 
+    @guarded
     def action_test_connection(self) -> None:
         creds = self.credentials_from_form()
         if not self._form_ready(creds):
@@ -233,6 +243,7 @@ class SettingsScreen(AreaScreen):
         self._status("Testing the connection…")
         self._check(creds, save=False)
 
+    @guarded
     def action_save(self) -> None:
         if self.query_one(TabbedContent).active == "configuration":
             form = self.query(ConfigurationForm)
@@ -404,6 +415,7 @@ class ConfigurationForm(VerticalScroll):
     def _save_config_pressed(self) -> None:
         self.save_configuration()
 
+    @guarded
     def save_configuration(self) -> None:
         store = self.app.store  # type: ignore[attr-defined]
         config = settings_service.load_configuration(store)

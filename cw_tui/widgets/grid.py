@@ -25,6 +25,7 @@ from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.services.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
 
 # Styles a cell: gets the column's display text (services/display.py) and the stored value,
@@ -196,7 +197,9 @@ class SqlGrid(Vertical):
             page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state,  # type: ignore[attr-defined]
                                               self._cache)
             self._show(page)
-        except Exception as error:  # a locked or damaged database, or a bug: say so, keep what is shown
+        except DATABASE_ERRORS as error:  # locked or damaged: the file and the cause; what is shown stays
+            self.app.database_problem(error)  # type: ignore[attr-defined]
+        except Exception as error:  # a bug: say so, keep what is shown
             import traceback
 
             from cw_tui.services import system_log
