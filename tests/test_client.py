@@ -27,6 +27,8 @@ from cw_tui.services.connectwise.conditions import all_of, condition
 from cw_tui.services.connectwise.errors import BadResponse, InvalidSettings, Redirected
 from tests.sandbox_helpers import sandbox_thread
 
+CT = "application/vnd.connectwise.com+json; version=2025.1"  # what the sandbox answers with
+
 
 def run(coroutine):
     return asyncio.run(coroutine)
@@ -283,7 +285,9 @@ def test_a_redirect_is_an_error_and_never_followed(status: int, json_body: bool)
             OddAnswer("redirect", "/system/info", {"status": status, "location": target, "json_body": json_body}))
         error = failure_of(sandbox.credentials, lambda client: client.system_info())
         assert isinstance(error, Redirected) and error.status == status
-        assert f"redirect ({status}) to {elsewhere.url}/v4_6_release/apis/3.0/system/info;" in error.message
+        assert f"GET /system/info with {status} (" in error.message
+        assert f", a redirect to {elsewhere.url}/v4_6_release/apis/3.0/system/info: " in error.message
+        assert ('"{"version":' if json_body else ": an empty body;") in error.message
         assert "check the API URL" in error.message
         assert "s3cret" not in error.details() and "t0ken" not in error.details()
         assert elsewhere.sandbox.requests == 0, "a redirect must never be followed (it would carry the credentials)"
@@ -299,11 +303,14 @@ def test_a_redirect_on_a_list_is_an_error_not_an_empty_list() -> None:
 
 
 @pytest.mark.parametrize(("odd", "said"), [
-    (OddAnswer("empty", "/company/companies"), "an empty answer (200)"),
-    (OddAnswer("body", "/company/companies", {"text": '{"companies": []}'}), "something other than a list"),
-    (OddAnswer("body", "/company/companies", {"text": "[1, 2, 3]"}), "something other than a list"),
-    (OddAnswer("body", "/company/companies", {"text": "<html>Sign in</html>"}), "not JSON"),
-    (OddAnswer("body", "/company/companies", {"text": '[{"id": 1, "name": ["not", "a", "name"]}]'}), "unreadable record"),
+    (OddAnswer("empty", "/company/companies"), f"with 200 ({CT}) and an empty body"),
+    (OddAnswer("body", "/company/companies", {"text": '{"companies": []}'}),
+     f'with 200 ({CT}), something other than a list of records: "{{"companies": []}}"'),
+    (OddAnswer("body", "/company/companies", {"text": "[1, 2, 3]"}), 'something other than a list of records: "[1, 2, 3]"'),
+    (OddAnswer("body", "/company/companies", {"text": "<html>Sign in</html>", "media_type": "text/html; charset=utf-8"}),
+     'with 200 (text/html; charset=utf-8) that is not JSON: "<html>Sign in</html>"'),
+    (OddAnswer("body", "/company/companies", {"text": '[{"id": 1, "name": ["not", "a", "name"]}]'}),
+     f'with 200 ({CT}) and an unreadable record (name: Input should be a valid string): "{{"id": 1, "name": ["not", "a", "name"]}}"'),
 ])
 def test_an_empty_or_odd_body_on_a_list_is_an_error(odd: OddAnswer, said: str) -> None:
     with sandbox_thread() as sandbox:
@@ -319,8 +326,8 @@ def test_an_empty_answer_to_a_record_is_an_error() -> None:
                                                OddAnswer("body", "/company/companies/count", {"text": "{}"})]
         info = failure_of(sandbox.credentials, lambda client: client.system_info())
         counted = failure_of(sandbox.credentials, lambda client: client.count("/company/companies"))
-    assert isinstance(info, BadResponse) and "empty answer" in info.message
-    assert isinstance(counted, BadResponse) and "without a count" in counted.message
+    assert isinstance(info, BadResponse) and f"GET /system/info with 200 ({CT}) and an empty body" in info.message
+    assert isinstance(counted, BadResponse) and f'/count with 200 ({CT}) without a count: "{{}}"' in counted.message
 
 
 def test_paging_stops_on_a_short_page_even_when_link_says_next() -> None:
@@ -375,7 +382,8 @@ def test_a_body_over_the_size_limit_is_refused(declare_length: bool) -> None:
         sandbox.sandbox.faults.odd_answers.append(
             OddAnswer("oversized", "/company/companies", {"size": 40 * 1024 * 1024, "declare_length": declare_length}))
         error = failure_of(sandbox.credentials, lambda client: client.companies())
-        assert isinstance(error, BadResponse) and "more than 32 MiB for GET /company/companies" in error.message
+        assert isinstance(error, BadResponse) and f"GET /company/companies with 200 ({CT}) and more than 32 MiB: " in error.message
+        assert '"[{"name":"xxx' in error.message and len(error.message) < 400  # only the start of the body
         assert sandbox.sandbox.injected["oversized"] == 1  # refused, not retried
         # the client is still usable afterwards, and so is the sandbox
         sandbox.sandbox.faults.odd_answers.clear()
