@@ -464,11 +464,18 @@ def test_the_client_works_on_ipv6_loopback() -> None:
     assert version and base.startswith(sandbox.url + "/v4_6_release") and companies == 400
 
 
-@pytest.mark.parametrize("odd", [OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1),
-                                 OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"},
-                                           method="POST", times=1)])
-def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer) -> None:
-    """A 2xx that cannot be read may hide a created record: the engine looks it up first."""
+@pytest.mark.parametrize(("odd", "said"), [
+    (OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1), "that is not a record: an empty body"),
+    (OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"}, method="POST", times=1),
+     f'with 200 ({CT}) that is not JSON: "<html>ok</html>"'),
+    (OddAnswer("body", "/finance/agreements/*/additions", {"text": '{"id": null}', "status": 201}, method="POST"),
+     f'with 201 ({CT}) and an unreadable record (id: Input should be a valid integer): "{{"id": null}}"'),
+    (OddAnswer("redirect", "/finance/agreements/*/additions", {"status": 303, "json_body": True}, method="POST"),
+     f"with 303 ({CT}), a redirect to https://elsewhere.example.com/v4_6_release/apis/3.0/finance/agreements/"),
+])
+def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer, said: str) -> None:
+    """A 2xx that cannot be read, or a redirect, may hide a created record: the engine looks
+    it up first."""
     with sandbox_thread() as sandbox:
         agreement = next(a for a in sandbox.sandbox.state.agreements.values() if a["agreementStatus"] == "Active")
         product = next(p for p in sandbox.sandbox.state.catalog.values() if not p["inactiveFlag"])
@@ -476,4 +483,28 @@ def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: 
         error = failure_of(sandbox.credentials, lambda client: client.create_addition(
             agreement["id"], {"product": {"id": product["id"]}, "billCustomer": "Billable"}))
         assert isinstance(error, OutcomeUnknown) and "may or may not have applied it" in error.message
+        assert f"ConnectWise answered POST /finance/agreements/{agreement['id']}/additions " in error.message
+        assert said in error.message
         assert sandbox.sandbox.injected[odd.kind] == 1
+
+
+def test_an_odd_answer_can_start_after_some_requests_and_come_every_nth() -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("body", "/company/companies/count", {"text": "{}"},
+                                                            after=2, every=3, times=2))
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials, retries=0) as client:
+                answers = []
+                for _ in range(12):
+                    try:
+                        answers.append(await client.count("/company/companies"))
+                    except BadResponse:
+                        answers.append("odd")
+                return answers
+
+        # requests 1-2 pass, then every 3rd of the others (5th, 8th), then no more (times=2)
+        assert run(go()) == [400, 400, 400, 400, "odd", 400, 400, "odd", 400, 400, 400, 400]
+    for wrong in ({"every": 0}, {"after": -1}):
+        with pytest.raises(ValueError, match="every is at least 1"):
+            OddAnswer("empty", **wrong)

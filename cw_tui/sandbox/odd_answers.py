@@ -95,10 +95,8 @@ async def redirect(request: Request, normal: Normal, *, status: int = 302, locat
 
 
 @odd_answer("empty")
-async def empty(request: Request, normal: Normal, *, status: int = 200, applied: bool = False) -> Response:
-    """A success with no body at all; `applied`: after the request was carried out."""
-    if applied:
-        await normal()
+async def empty(request: Request, normal: Normal, *, status: int = 200) -> Response:
+    """A success with no body at all."""
     return Response(b"", status_code=status, media_type=MEDIA_TYPE)
 
 
