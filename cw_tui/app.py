@@ -251,8 +251,8 @@ class CwTuiApp(App):
                                 severity="error" if result.errors else "information")
         except (ConnectWiseError, CacheShrinkRefused) as error:
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
-            self.notify(f"Daily sync failed: {error.message}", severity="error")
+            self.notify(f"Daily sync failed: {error.message}", severity="error", markup=False)
         except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed",
                              f"{type(error).__name__}: {error}")
-            self.notify(f"Daily sync failed: {error}", severity="error")
+            self.notify(f"Daily sync failed: {error}", severity="error", markup=False)

@@ -262,5 +262,5 @@ def test_a_malformed_url_gets_a_field_message_at_once_and_every_failed_test_is_l
         entries = system_log.entries(store, system_log.LogQuery(category=system_log.Category.AUTHENTICATION))
         failed = [e for e in reversed(entries) if e.level == "ERROR"]
         assert [e.summary for e in failed] == ["Connection test failed; credentials not saved"] * 2
-        assert "invalid port '58371z'" in failed[0].details and "redirect (301)" in failed[1].details
+        assert "invalid port '58371z'" in failed[0].details and "with 301 (" in failed[1].details and "a redirect to" in failed[1].details
         assert any(e.level == "INFO" and "Connected to ConnectWise" in e.summary for e in entries)

@@ -16,6 +16,7 @@ from cw_tui.services.store import Agreement, AgreementType, Company, CompanyStat
 from tests.sandbox_helpers import sandbox_thread
 
 P1 = "2026-09"
+CT = "application/vnd.connectwise.com+json; version=2025.1"  # what the sandbox answers with
 
 
 def cache(db: Path) -> dict[str, object]:
@@ -51,10 +52,11 @@ def companies_json(sandbox, count: int) -> str:
 
 @pytest.mark.parametrize(("odd", "code", "said"), [
     (OddAnswer("body", "/company/companies", {"text": "[]"}), 2, "ConnectWise sent 0 companies where 400 are cached"),
-    (OddAnswer("empty", "/company/companies"), 1, "empty answer (200) to GET /company/companies"),
-    (OddAnswer("redirect", "/company/companies", {"status": 302}), 2, "redirect (302)"),
-    (OddAnswer("redirect", "/company/companies", {"status": 301, "json_body": True}), 2, "redirect (301)"),
-    (OddAnswer("body", "/company/companies", {"text": '{"count": 0}'}), 1, "something other than a list"),
+    (OddAnswer("empty", "/company/companies"), 1, "answered GET /company/companies with 200 (application/vnd.connectwise.com+json; version=2025.1) and an empty body"),
+    (OddAnswer("redirect", "/company/companies", {"status": 302}), 2, "with 302 (no content type), a redirect to"),
+    (OddAnswer("redirect", "/company/companies", {"status": 301, "json_body": True}), 2, "with 301 (application/vnd.connectwise.com+json; version=2025.1), a redirect to"),
+    (OddAnswer("body", "/company/companies", {"text": '{"count": 0}'}), 1,
+     f'(page 1) with 200 ({CT}), something other than a list of records: "{{"count": 0}}"'),
     (OddAnswer("body", "/procurement/catalog", {"text": "[]"}), 2, "0 catalog products where"),
     (OddAnswer("body", "/finance/agreements", {"text": "[]"}), 2, "0 agreements where"),
 ])

@@ -27,6 +27,8 @@ from cw_tui.services.connectwise.conditions import all_of, condition
 from cw_tui.services.connectwise.errors import BadResponse, InvalidSettings, Redirected
 from tests.sandbox_helpers import sandbox_thread
 
+CT = "application/vnd.connectwise.com+json; version=2025.1"  # what the sandbox answers with
+
 
 def run(coroutine):
     return asyncio.run(coroutine)
@@ -283,7 +285,9 @@ def test_a_redirect_is_an_error_and_never_followed(status: int, json_body: bool)
             OddAnswer("redirect", "/system/info", {"status": status, "location": target, "json_body": json_body}))
         error = failure_of(sandbox.credentials, lambda client: client.system_info())
         assert isinstance(error, Redirected) and error.status == status
-        assert f"redirect ({status}) to {elsewhere.url}/v4_6_release/apis/3.0/system/info;" in error.message
+        assert f"GET /system/info with {status} (" in error.message
+        assert f", a redirect to {elsewhere.url}/v4_6_release/apis/3.0/system/info: " in error.message
+        assert ('"{"version":' if json_body else ": an empty body;") in error.message
         assert "check the API URL" in error.message
         assert "s3cret" not in error.details() and "t0ken" not in error.details()
         assert elsewhere.sandbox.requests == 0, "a redirect must never be followed (it would carry the credentials)"
@@ -299,11 +303,14 @@ def test_a_redirect_on_a_list_is_an_error_not_an_empty_list() -> None:
 
 
 @pytest.mark.parametrize(("odd", "said"), [
-    (OddAnswer("empty", "/company/companies"), "an empty answer (200)"),
-    (OddAnswer("body", "/company/companies", {"text": '{"companies": []}'}), "something other than a list"),
-    (OddAnswer("body", "/company/companies", {"text": "[1, 2, 3]"}), "something other than a list"),
-    (OddAnswer("body", "/company/companies", {"text": "<html>Sign in</html>"}), "not JSON"),
-    (OddAnswer("body", "/company/companies", {"text": '[{"id": 1, "name": ["not", "a", "name"]}]'}), "unreadable record"),
+    (OddAnswer("empty", "/company/companies"), f"with 200 ({CT}) and an empty body"),
+    (OddAnswer("body", "/company/companies", {"text": '{"companies": []}'}),
+     f'with 200 ({CT}), something other than a list of records: "{{"companies": []}}"'),
+    (OddAnswer("body", "/company/companies", {"text": "[1, 2, 3]"}), 'something other than a list of records: "[1, 2, 3]"'),
+    (OddAnswer("body", "/company/companies", {"text": "<html>Sign in</html>", "media_type": "text/html; charset=utf-8"}),
+     'with 200 (text/html; charset=utf-8) that is not JSON: "<html>Sign in</html>"'),
+    (OddAnswer("body", "/company/companies", {"text": '[{"id": 1, "name": ["not", "a", "name"]}]'}),
+     f'with 200 ({CT}) and an unreadable record (name: Input should be a valid string): "{{"id": 1, "name": ["not", "a", "name"]}}"'),
 ])
 def test_an_empty_or_odd_body_on_a_list_is_an_error(odd: OddAnswer, said: str) -> None:
     with sandbox_thread() as sandbox:
@@ -319,8 +326,8 @@ def test_an_empty_answer_to_a_record_is_an_error() -> None:
                                                OddAnswer("body", "/company/companies/count", {"text": "{}"})]
         info = failure_of(sandbox.credentials, lambda client: client.system_info())
         counted = failure_of(sandbox.credentials, lambda client: client.count("/company/companies"))
-    assert isinstance(info, BadResponse) and "empty answer" in info.message
-    assert isinstance(counted, BadResponse) and "without a count" in counted.message
+    assert isinstance(info, BadResponse) and f"GET /system/info with 200 ({CT}) and an empty body" in info.message
+    assert isinstance(counted, BadResponse) and f'/count with 200 ({CT}) without a count: "{{}}"' in counted.message
 
 
 def test_paging_stops_on_a_short_page_even_when_link_says_next() -> None:
@@ -375,7 +382,8 @@ def test_a_body_over_the_size_limit_is_refused(declare_length: bool) -> None:
         sandbox.sandbox.faults.odd_answers.append(
             OddAnswer("oversized", "/company/companies", {"size": 40 * 1024 * 1024, "declare_length": declare_length}))
         error = failure_of(sandbox.credentials, lambda client: client.companies())
-        assert isinstance(error, BadResponse) and "more than 32 MiB for GET /company/companies" in error.message
+        assert isinstance(error, BadResponse) and f"GET /company/companies with 200 ({CT}) and more than 32 MiB: " in error.message
+        assert '"[{"name":"xxx' in error.message and len(error.message) < 400  # only the start of the body
         assert sandbox.sandbox.injected["oversized"] == 1  # refused, not retried
         # the client is still usable afterwards, and so is the sandbox
         sandbox.sandbox.faults.odd_answers.clear()
@@ -456,11 +464,18 @@ def test_the_client_works_on_ipv6_loopback() -> None:
     assert version and base.startswith(sandbox.url + "/v4_6_release") and companies == 400
 
 
-@pytest.mark.parametrize("odd", [OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1),
-                                 OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"},
-                                           method="POST", times=1)])
-def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer) -> None:
-    """A 2xx that cannot be read may hide a created record: the engine looks it up first."""
+@pytest.mark.parametrize(("odd", "said"), [
+    (OddAnswer("empty", "/finance/agreements/*/additions", method="POST", times=1), "that is not a record: an empty body"),
+    (OddAnswer("body", "/finance/agreements/*/additions", {"text": "<html>ok</html>"}, method="POST", times=1),
+     f'with 200 ({CT}) that is not JSON: "<html>ok</html>"'),
+    (OddAnswer("body", "/finance/agreements/*/additions", {"text": '{"id": null}', "status": 201}, method="POST"),
+     f'with 201 ({CT}) and an unreadable record (id: Input should be a valid integer): "{{"id": null}}"'),
+    (OddAnswer("redirect", "/finance/agreements/*/additions", {"status": 303, "json_body": True}, method="POST"),
+     f"with 303 ({CT}), a redirect to https://elsewhere.example.com/v4_6_release/apis/3.0/finance/agreements/"),
+])
+def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: OddAnswer, said: str) -> None:
+    """A 2xx that cannot be read, or a redirect, may hide a created record: the engine looks
+    it up first."""
     with sandbox_thread() as sandbox:
         agreement = next(a for a in sandbox.sandbox.state.agreements.values() if a["agreementStatus"] == "Active")
         product = next(p for p in sandbox.sandbox.state.catalog.values() if not p["inactiveFlag"])
@@ -468,4 +483,28 @@ def test_an_unreadable_answer_to_a_post_is_outcome_unknown_and_not_retried(odd: 
         error = failure_of(sandbox.credentials, lambda client: client.create_addition(
             agreement["id"], {"product": {"id": product["id"]}, "billCustomer": "Billable"}))
         assert isinstance(error, OutcomeUnknown) and "may or may not have applied it" in error.message
+        assert f"ConnectWise answered POST /finance/agreements/{agreement['id']}/additions " in error.message
+        assert said in error.message
         assert sandbox.sandbox.injected[odd.kind] == 1
+
+
+def test_an_odd_answer_can_start_after_some_requests_and_come_every_nth() -> None:
+    with sandbox_thread() as sandbox:
+        sandbox.sandbox.faults.odd_answers.append(OddAnswer("body", "/company/companies/count", {"text": "{}"},
+                                                            after=2, every=3, times=2))
+
+        async def go():
+            async with ConnectWiseClient(sandbox.credentials, retries=0) as client:
+                answers = []
+                for _ in range(12):
+                    try:
+                        answers.append(await client.count("/company/companies"))
+                    except BadResponse:
+                        answers.append("odd")
+                return answers
+
+        # requests 1-2 pass, then every 3rd of the others (5th, 8th), then no more (times=2)
+        assert run(go()) == [400, 400, 400, 400, "odd", 400, 400, "odd", 400, 400, 400, 400]
+    for wrong in ({"every": 0}, {"after": -1}):
+        with pytest.raises(ValueError, match="every is at least 1"):
+            OddAnswer("empty", **wrong)

@@ -92,11 +92,11 @@ def test_connect_refuses_a_redirect_with_a_json_body_and_saves_nothing(cli, tmp_
         connect_env(monkeypatch, sandbox.credentials)
         refused = cli("--db", db, "connect")
         assert refused.code == 2
-        assert "redirect (301) to https://elsewhere.example.com/v4_6_release/apis/3.0/system/info" in refused.err
+        assert "with 301 (application/vnd.connectwise.com+json; version=2025.1), a redirect to https://elsewhere.example.com/v4_6_release/apis/3.0/system/info: \"{" in refused.err
         assert "check the API URL" in refused.err and "nothing was saved" in refused.err
         assert not credentials_file.exists()
         [entry] = authentication_log(cli, db)
-        assert entry["level"] == "ERROR" and "redirect (301)" in entry["details"]
+        assert entry["level"] == "ERROR" and "a redirect to" in entry["details"]
 
         # the control: the same sandbox without the odd answer connects and saves
         sandbox.sandbox.faults.odd_answers.clear()
@@ -105,7 +105,7 @@ def test_connect_refuses_a_redirect_with_a_json_body_and_saves_nothing(cli, tmp_
         # a redirect on a later command is a configuration error too
         sandbox.sandbox.faults.odd_answers.append(OddAnswer("redirect", "/company/companies"))
         synced = cli("--db", db, "sync-organizations")
-        assert synced.code == 2 and "redirect (302)" in synced.err and "check the API URL" in synced.err
+        assert synced.code == 2 and "with 302 (no content type), a redirect to" in synced.err and "check the API URL" in synced.err
 
 
 @pytest.mark.parametrize(("url", "said"), [

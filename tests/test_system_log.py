@@ -41,3 +41,7 @@ def test_secrets_never_reach_an_entry(store) -> None:
     assert "Y29tcGFueStwdWI6czNjcjN0" not in text
     assert "1234-abcd" not in text and "xyz" not in text
     assert system_log.MASK in entry.summary
+    # echoed as JSON, as an odd answer may echo the request's headers
+    echoed = system_log.redact('{"Authorization": "Basic Y29tcGFueStwdWI6czNjcjN0", "clientId": "5678-ef ab", '
+                               "'privateKey': 'p w'}")
+    assert echoed == f'{{"Authorization": "{system_log.MASK}", "clientId": {system_log.MASK}, \'privateKey\': {system_log.MASK}}}'

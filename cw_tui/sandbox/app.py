@@ -46,7 +46,7 @@ class Faults:
     drop_after_commit_rate: float = 0.0
     retry_after_s: int = 1
     seed: int | None = None
-    odd_answers: list[OddAnswer] = field(default_factory=list)  # the first that matches a request answers it
+    odd_answers: list[OddAnswer] = field(default_factory=list)  # the first that takes a request answers it
 
 
 @dataclass
@@ -212,7 +212,7 @@ class Sandbox:
             if request.path_params.get("codebase") not in CODEBASES:
                 return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
             path = request.url.path.partition("/apis/3.0")[2]
-            odd = next((o for o in self.faults.odd_answers if o.matches(request.method, path)), None)
+            odd = next((o for o in self.faults.odd_answers if o.takes(request.method, path)), None)
             if odd is not None:
                 self.injected[odd.kind] += 1
                 return await answer_oddly(odd, request, lambda: normal(request))

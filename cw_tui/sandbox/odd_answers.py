@@ -5,7 +5,9 @@ what the client does with them. All are off by default.
 Each odd answer is one function registered by name. It gets the request, `normal` (an
 awaitable that gives the answer the sandbox would have sent: auth, faults and all) and its
 options, and returns the answer to send instead. A test switches one on for a path with
-`sandbox.faults.odd_answers.append(OddAnswer("redirect", "/system/info", {"status": 301}))`.
+`sandbox.faults.odd_answers.append(OddAnswer("redirect", "/system/info", {"status": 301}))`;
+`after`, `every` and `times` choose which of the requests it matches it answers (a proxy
+that misbehaves now and then, or from some point on).
 """
 
 from __future__ import annotations
@@ -34,13 +36,23 @@ class OddAnswer:
     options: dict[str, Any] = field(default_factory=dict)
     method: str = "GET"
     times: int | None = None  # answer oddly this many times, then normally again (None: always)
+    after: int = 0  # let this many matching requests through first
+    every: int = 1  # then answer every Nth matching request oddly (1: each)
+    matched: int = field(default=0, init=False)  # matching requests seen so far
 
     def __post_init__(self) -> None:
         if self.kind not in ODD_ANSWERS:
             raise ValueError(f"unknown odd answer {self.kind!r}; known: {', '.join(sorted(ODD_ANSWERS))}")
+        if self.every < 1 or self.after < 0:
+            raise ValueError("every is at least 1 and after at least 0")
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.times != 0 and method == self.method and fnmatch.fnmatchcase(path, self.path)
+    def takes(self, method: str, path: str) -> bool:
+        """Whether this request is answered oddly (counting it when it matches)."""
+        if self.times == 0 or method != self.method or not fnmatch.fnmatchcase(path, self.path):
+            return False
+        self.matched += 1
+        turn = self.matched - self.after
+        return turn > 0 and turn % self.every == 0
 
 
 def odd_answer(name: str) -> Callable[[Answer], Answer]:
@@ -70,12 +82,16 @@ def _link(request: Request, page: int, rel: str) -> str:
 
 @odd_answer("redirect")
 async def redirect(request: Request, normal: Normal, *, status: int = 302, location: str | None = None,
-                   json_body: bool = False) -> Response:
-    """A redirect (a moved site, a proxy's login page), with or without the normal JSON body."""
-    body = (await normal()).body if json_body else b""
+                   json_body: bool = False, text: str | None = None) -> Response:
+    """A redirect (a moved site, a proxy's login page): with the normal JSON body (the request
+    was applied, as before a 303 See Other), with an HTML `text`, or with none."""
     target = location or f"https://elsewhere.example.com{request.url.path}"
-    return Response(body, status_code=status, headers={"Location": target},
-                    media_type=MEDIA_TYPE if json_body else None)
+    if json_body:
+        return Response((await normal()).body, status_code=status, headers={"Location": target}, media_type=MEDIA_TYPE)
+    if text is not None:
+        return Response(text.encode(), status_code=status, headers={"Location": target},
+                        media_type="text/html; charset=utf-8")
+    return Response(b"", status_code=status, headers={"Location": target})
 
 
 @odd_answer("empty")
@@ -85,9 +101,13 @@ async def empty(request: Request, normal: Normal, *, status: int = 200) -> Respo
 
 
 @odd_answer("body")
-async def body(request: Request, normal: Normal, *, text: str = '{"items": []}', status: int = 200) -> Response:
-    """A success with this body instead (an object where a list belongs, plain text, ...)."""
-    return Response(text.encode(), status_code=status, media_type=MEDIA_TYPE)
+async def body(request: Request, normal: Normal, *, text: str = '{"items": []}', status: int = 200,
+               media_type: str = MEDIA_TYPE, applied: bool = False) -> Response:
+    """A success with this body instead (an object where a list belongs, an HTML page, ...);
+    `applied`: after the request was carried out (a write ConnectWise took, answered oddly)."""
+    if applied:
+        await normal()
+    return Response(text.encode(), status_code=status, media_type=media_type)
 
 
 @odd_answer("link_always_next")

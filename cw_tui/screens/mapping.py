@@ -148,7 +148,8 @@ class MappingActions(AreaScreen):
         from cw_tui.services import system_log
 
         message = system_log.redact(getattr(error, "message", None) or str(error))
-        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12)
+        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12,
+                                  markup=False)  # it may quote ConnectWise's answer
 
     # ---- organizations
 

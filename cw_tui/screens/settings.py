@@ -189,7 +189,7 @@ class SettingsScreen(AreaScreen):
 
     def _status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#test-status", Static)
-        status.update(text)
+        status.update(Text(text))  # it may quote ConnectWise's answer: never markup
         status.set_class(kind == "ok", "-ok")
         status.set_class(kind == "error", "-error")
         status.scroll_visible(animate=False)

@@ -222,12 +222,10 @@ async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> di
     at once (the client's bound)."""
     async def one(agreement_id: int) -> list[Addition]:
         try:
-            rows = await client.list_all(f"/finance/agreements/{int(agreement_id)}/additions",
-                                         conditions=condition("serialNumber", "like", f"{MARKER_PREFIX}*"),
-                                         fields=ADDITION_FIELDS)
+            return await client.additions(agreement_id, condition("serialNumber", "like", f"{MARKER_PREFIX}*"),
+                                          fields=ADDITION_FIELDS)
         except NotFound:
             return []  # the agreement is gone: nothing of ours is on it
-        return [Addition.model_validate(row) for row in rows]
 
     ordered = sorted(agreement_ids)
     found: dict[str, list[FoundAddition]] = defaultdict(list)

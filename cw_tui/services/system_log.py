@@ -34,10 +34,12 @@ class Category(StrEnum):
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
-# Authorization headers and key=value pairs that look like credentials.
+# Authorization headers and key=value pairs that look like credentials, also as JSON
+# (`"clientId": "..."`: an answer may echo the request's headers).
 _CREDENTIAL_PATTERNS = [
-    re.compile(r"(?i)(authorization\s*[:=]\s*)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"),
-    re.compile(r"(?i)((?:private[_ -]?key|privatekey|client[_ -]?id|clientid|password)\s*[:=]\s*)\S+"),
+    re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(basic|bearer)\s+[A-Za-z0-9+/=._-]+"),
+    re.compile(r"(?i)((?:private[_ -]?key|privatekey|client[_ -]?id|clientid|password)[\"']?\s*[:=]\s*)"
+               r"(\"[^\"]*\"|'[^']*'|\S+)"),
 ]
 MASK = "********"
 

@@ -8,7 +8,9 @@
   `max_list_rows` rows (250,000).
 - Odd answers are errors, never data: a redirect is not followed (it would carry the
   credentials elsewhere); an empty or non-JSON body, a list endpoint that answers anything
-  but a list, and a body over `max_body_bytes` (32 MiB, read streamed) are refused.
+  but a list, and a body over `max_body_bytes` (32 MiB, read streamed) are refused. The
+  message gives the status, the content type and the start of the body (made harmless).
+  To a POST, a redirect or an unreadable success is `OutcomeUnknown`: it may have been applied.
 - Retries with exponential backoff and jitter: 429 (honouring `Retry-After`) for every
   method; 5xx, timeouts and dropped connections for safe methods (GET, PATCH, DELETE).
   A POST whose outcome is unknown is never retried: it raises `OutcomeUnknown`.
@@ -52,9 +54,12 @@ from cw_tui.services.connectwise.errors import (
     Throttled,
     TimedOut,
     TLSFailure,
+    body_start,
+    harmless,
     parse_error_body,
 )
 from cw_tui.services.credentials import Credentials
+from cw_tui.services.system_log import register_secret
 
 API_VERSION = "2025.1"
 DEFAULT_CODEBASE = "v4_6_release"
@@ -209,6 +214,7 @@ class ConnectWiseClient:
         token = base64.b64encode(
             f"{credentials.company_id}+{credentials.public_key}:{credentials.private_key}".encode()
         ).decode()
+        register_secret(token)  # an odd answer may echo the Authorization header
         self._headers = {
             "Authorization": f"Basic {token}",
             "clientId": credentials.client_id,
@@ -258,7 +264,7 @@ class ConnectWiseClient:
             info = json.loads(response.content) if response.status_code == 200 else None
             if isinstance(info, dict) and isinstance(info.get("Codebase"), str) and info["Codebase"].strip("/"):
                 codebase = info["Codebase"].strip("/")
-        except (ConnectWiseError, ValueError) as error:
+        except (ConnectWiseError, ValueError, RecursionError) as error:  # an odd answer: the default codebase
             if isinstance(error, (ConnectionFailed, TimedOut)):
                 raise
         return f"{self.scheme}://{self.api_host}/{codebase}/apis/3.0"
@@ -311,7 +317,9 @@ class ConnectWiseClient:
                     response = None
             if response is not None:
                 if 300 <= response.status_code < 400:
-                    raise _redirect_error(response, method, path)
+                    # never followed; a write may have been applied before it (303 See Other)
+                    redirected = _redirect_error(response, method, path)
+                    raise redirected if safe else _unknown(redirected)
                 if response.status_code == 429:
                     failure = _error_from(response, method, path)
                     if attempt < self.retries:
@@ -341,20 +349,23 @@ class ConnectWiseClient:
         """Send, and read the body streamed: past `max_body_bytes` it is refused, not held."""
         async with self._http.stream(method, url, **options) as streamed:
             declared = streamed.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self.max_body_bytes:
-                raise self._too_large(method, path, streamed.status_code)
+            # declared too large: refused after the first chunk (read for the message)
+            refused = declared.isdigit() and int(declared) > self.max_body_bytes
             body = bytearray()
             async for chunk in streamed.aiter_bytes():  # decoded: a compressed body counts as unpacked
                 body += chunk
-                if len(body) > self.max_body_bytes:
-                    raise self._too_large(method, path, streamed.status_code)
+                if refused or len(body) > self.max_body_bytes:
+                    break
+            if refused or len(body) > self.max_body_bytes:
+                raise self._too_large(method, path, streamed, bytes(body[:4096]))
         kept = [(k, v) for k, v in streamed.headers.multi_items()
                 if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
         return httpx.Response(streamed.status_code, headers=kept, content=bytes(body), request=streamed.request)
 
-    def _too_large(self, method: str, path: str, status: int) -> BadResponse:
-        return BadResponse(f"ConnectWise sent more than {self.max_body_bytes // (1024 * 1024)} MiB for {method} {path}; "
-                           "the answer was refused", status=status, method=method, path=path)
+    def _too_large(self, method: str, path: str, response: httpx.Response, start: bytes) -> BadResponse:
+        return BadResponse(f"ConnectWise answered {method} {path} with {_status_and_type(response)} and more than "
+                           f"{self.max_body_bytes // (1024 * 1024)} MiB: {body_start(start)}; the answer was refused",
+                           status=response.status_code, method=method, path=path)
 
     def _retry_after(self, response: httpx.Response, attempt: int) -> float:
         value = response.headers.get("Retry-After", "")
@@ -364,28 +375,44 @@ class ConnectWiseClient:
             return self._backoff(attempt)
         return max(0.0, min(seconds, self.max_retry_after)) + random.uniform(0, 0.05)
 
-    async def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
-        """A call to `{api base}{path}`; returns the parsed JSON (Decimals for numbers), or
-        None for an answer without content (204, or an empty body to a write)."""
+    async def _answer(self, method: str, path: str, *, params: dict | None = None,
+                      body: Any = None) -> tuple[httpx.Response, Any]:
+        """A call to `{api base}{path}`: the response and its parsed JSON (Decimals for
+        numbers), None for an answer without content (204, or an empty body to a write)."""
         base = await self.api_base()
+        response = await self._send(method, base + path, params=params, body=body)
+        if response.status_code >= 400:
+            raise _error_from(response, method, path)
+        if response.status_code == 204 or (not response.content and method != "GET"):
+            return response, None
+        return response, _json(response, method, path)
+
+    async def request(self, method: str, path: str, *, params: dict | None = None, body: Any = None) -> Any:
+        """The parsed JSON of a call (see `_answer`). A POST's unreadable success is
+        OutcomeUnknown: ConnectWise may have applied it."""
         try:
-            response = await self._send(method, base + path, params=params, body=body)
-            if response.status_code >= 400:
-                raise _error_from(response, method, path)
-            if response.status_code == 204 or (not response.content and method != "GET"):
-                return None
-            return _json(response, method, path)
+            return (await self._answer(method, path, params=params, body=body))[1]
         except BadResponse as error:
-            if method in SAFE_METHODS or (error.status or 0) >= 400:
-                raise
-            raise _unknown(error) from None
+            raise _unknown_if_written(error, method) from None
+
+    async def _one(self, model: type[M], method: str, path: str, *, body: Any = None) -> M:
+        """The record a call answers with; to a POST, an answer that is no such record is
+        OutcomeUnknown (the caller looks the record up before posting again)."""
+        try:
+            response, data = await self._answer(method, path, body=body)
+            return _record(model, data, method, path, response)
+        except BadResponse as error:
+            raise _unknown_if_written(error, method) from None
 
     async def list_all(self, path: str, *, conditions: str | None = None, fields: str | None = None,
-                       order_by: str | None = "id asc", page_size: int = PAGE_SIZE) -> list[dict]:
+                       order_by: str | None = "id asc", page_size: int = PAGE_SIZE,
+                       model: type[models.CWModel] | None = None) -> list[Any]:
         """Every row of a list, page by page, conditions kept on every page. A short page, or
         a `Link` header without `rel="next"`, is the last; without any `Link` header a full
         page asks for the next (no row is left out). A row seen twice, or more than
-        `max_list_rows` rows, is an error: the server is not paging as it should."""
+        `max_list_rows` rows, is an error: the server is not paging as it should. With
+        `model`, each row is read as one as its page arrives (an unreadable row is an error
+        naming its page's answer)."""
         base = await self.api_base()
         params: dict[str, Any] = {"page": 1, "pageSize": min(page_size, PAGE_SIZE)}
         if conditions:
@@ -402,15 +429,16 @@ class ConnectWiseClient:
                 raise _error_from(response, "GET", path)
             page = _json(response, "GET", path)
             if not isinstance(page, list) or not all(isinstance(row, dict) for row in page):
-                raise BadResponse(f"ConnectWise answered GET {path} (page {params['page']}) with something other than "
-                                  "a list of records; nothing of it was used", status=response.status_code,
-                                  method="GET", path=path)
+                raise BadResponse(f"ConnectWise answered GET {path} (page {params['page']}) with "
+                                  f"{_status_and_type(response)}, something other than a list of records: "
+                                  f"{body_start(response.content)}; nothing of it was used",
+                                  status=response.status_code, method="GET", path=path)
             ids = [row["id"] for row in page if isinstance(row.get("id"), int)]
             if seen.intersection(ids) or len(set(ids)) < len(ids):
                 raise BadResponse(f"ConnectWise sent a record twice while paging GET {path} (page {params['page']}); "
                                   "the list cannot be trusted: try again", method="GET", path=path)
             seen.update(ids)
-            rows.extend(page)
+            rows.extend(page if model is None else (_record(model, row, "GET", path, response) for row in page))
             if len(rows) > self.max_list_rows:
                 raise BadResponse(f"ConnectWise sent more than {self.max_list_rows:,} rows for GET {path} and still said "
                                   "there were more; the list was refused", method="GET", path=path)
@@ -421,19 +449,20 @@ class ConnectWiseClient:
             params = {**params, "page": params["page"] + 1}
 
     async def count(self, path: str, conditions: str | None = None) -> int:
-        data = await self.request("GET", path + "/count", params={"conditions": conditions} if conditions else None)
+        response, data = await self._answer("GET", path + "/count", params={"conditions": conditions} if conditions else None)
         if not isinstance(data, dict) or isinstance(data.get("count"), bool) or not isinstance(data.get("count"), int):
-            raise BadResponse(f"ConnectWise answered GET {path}/count without a count", method="GET", path=path + "/count")
+            raise BadResponse(f"ConnectWise answered GET {path}/count with {_status_and_type(response)} without a count: "
+                              f"{body_start(response.content)}", status=response.status_code, method="GET",
+                              path=path + "/count")
         return data["count"]
 
     async def _list(self, model: type[M], path: str, conditions: str | None = None, fields: str | None = None) -> list[M]:
-        rows = await self.list_all(path, conditions=conditions, fields=fields)
-        return [_record(model, row, "GET", path) for row in rows]
+        return await self.list_all(path, conditions=conditions, fields=fields, model=model)
 
     # ------------------------------------------------------------ operations
 
     async def system_info(self) -> models.SystemInfo:
-        info = _record(models.SystemInfo, await self.request("GET", "/system/info"), "GET", "/system/info")
+        info = await self._one(models.SystemInfo, "GET", "/system/info")
         self.server_version = info.version
         return info
 
@@ -463,63 +492,73 @@ class ConnectWiseClient:
 
     async def agreement(self, agreement_id: int) -> models.Agreement:
         path = f"/finance/agreements/{int(agreement_id)}"
-        return _record(models.Agreement, await self.request("GET", path), "GET", path)
+        return await self._one(models.Agreement, "GET", path)
 
     async def create_agreement(self, body: dict) -> models.Agreement:
-        return _written(models.Agreement, await self.request("POST", "/finance/agreements", body=body), "POST", "/finance/agreements")
+        return await self._one(models.Agreement, "POST", "/finance/agreements", body=body)
 
-    async def additions(self, agreement_id: int, conditions: str | None = None) -> list[models.Addition]:
-        return await self._list(models.Addition, f"/finance/agreements/{int(agreement_id)}/additions", conditions)
+    async def additions(self, agreement_id: int, conditions: str | None = None,
+                        fields: str | None = None) -> list[models.Addition]:
+        return await self._list(models.Addition, f"/finance/agreements/{int(agreement_id)}/additions", conditions, fields)
 
     async def create_addition(self, agreement_id: int, body: dict) -> models.Addition:
         path = f"/finance/agreements/{int(agreement_id)}/additions"
-        return _written(models.Addition, await self.request("POST", path, body=body), "POST", path)
+        return await self._one(models.Addition, "POST", path, body=body)
 
     async def patch_addition(self, agreement_id: int, addition_id: int, changes: dict[str, Any]) -> models.Addition:
         ops = [{"op": "replace", "path": key, "value": value} for key, value in changes.items()]
         path = f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}"
-        return _record(models.Addition, await self.request("PATCH", path, body=ops), "PATCH", path)
+        return await self._one(models.Addition, "PATCH", path, body=ops)
 
     async def delete_addition(self, agreement_id: int, addition_id: int) -> None:
         await self.request("DELETE", f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}")
 
 
+def _status_and_type(response: httpx.Response) -> str:
+    """`200 (text/html; charset=utf-8)`: what an answer said it was, for a message."""
+    content_type = harmless(response.headers.get("Content-Type", ""), 100)
+    return f"{response.status_code} ({content_type or 'no content type'})"
+
+
 def _json(response: httpx.Response, method: str, path: str) -> Any:
     if not response.content:
-        raise BadResponse(f"ConnectWise sent an empty answer ({response.status_code}) to {method} {path}",
+        raise BadResponse(f"ConnectWise answered {method} {path} with {_status_and_type(response)} and an empty body",
                           status=response.status_code, method=method, path=path)
     try:
         return json.loads(response.content, parse_float=Decimal)
-    except ValueError:
-        raise BadResponse(f"ConnectWise sent an answer that is not JSON ({response.status_code}) to {method} {path}",
-                          status=response.status_code, method=method, path=path) from None
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be a record
+        raise BadResponse(f"ConnectWise answered {method} {path} with {_status_and_type(response)} that is not JSON: "
+                          f"{body_start(response.content)}", status=response.status_code, method=method, path=path) from None
 
 
-def _record(model: type[M], data: Any, method: str, path: str) -> M:
-    """One record; an answer that is no record (null, a list, a number) is an error."""
+def _record(model: type[M], data: Any, method: str, path: str, response: httpx.Response) -> M:
+    """One record; an answer that is no record (null, a list, a number) is an error. The
+    message shows the start of the body, or the record itself (a row of a list)."""
     if not isinstance(data, dict):
-        raise BadResponse(f"ConnectWise answered {method} {path} without a record", method=method, path=path)
+        raise BadResponse(f"ConnectWise answered {method} {path} with {_status_and_type(response)} that is not a record: "
+                          f"{body_start(response.content)}", status=response.status_code, method=method, path=path)
     try:
         return model.model_validate(data)
     except pydantic.ValidationError as error:
         first = error.errors()[0]
         where = "/".join(str(x) for x in first["loc"])
-        raise BadResponse(f"ConnectWise sent an unreadable record for {method} {path} ({where}: {first['msg']})",
-                          method=method, path=path) from None
+        shown = body_start(json.dumps(data, default=str).encode())
+        raise BadResponse(f"ConnectWise answered {method} {path} with {_status_and_type(response)} and an unreadable "
+                          f"record ({where}: {first['msg']}): {shown}", status=response.status_code, method=method,
+                          path=path) from None
 
 
-def _unknown(error: BadResponse) -> OutcomeUnknown:
+def _unknown(error: ConnectWiseError) -> OutcomeUnknown:
     return OutcomeUnknown(f"{error.message}; it may or may not have applied it", status=error.status,
-                          method=error.method, path=error.path)
+                          method=error.method, path=error.path, request_id=error.request_id)
 
 
-def _written(model: type[M], data: Any, method: str, path: str) -> M:
-    """The record a POST answered with. ConnectWise said yes: if the answer cannot be read,
-    the outcome is unknown, and the caller looks the record up before posting again."""
-    try:
-        return _record(model, data, method, path)
-    except BadResponse as error:
-        raise _unknown(error) from None
+def _unknown_if_written(error: BadResponse, method: str) -> ConnectWiseError:
+    """ConnectWise took a POST, but its answer cannot be read: the outcome is unknown. A
+    refusal (4xx) applied nothing, and the other methods are safe to send again."""
+    if method in SAFE_METHODS or 400 <= (error.status or 0) < 500:
+        return error
+    return _unknown(error)
 
 
 def _redirect_error(response: httpx.Response, method: str, path: str) -> Redirected:
@@ -534,10 +573,11 @@ def _redirect_error(response: httpx.Response, method: str, path: str) -> Redirec
         where = "an address it did not give" if not location else "an unreadable address"
     else:
         netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
-        where = f"{target.scheme}://{netloc}{target.path}"[:200]
+        where = harmless(f"{target.scheme}://{netloc}{target.path}")
     return Redirected(
-        f"ConnectWise answered {method} {path} with a redirect ({response.status_code}) to {where}; cw-tui does not "
-        "follow redirects, which would send your credentials there: check the API URL",
+        f"ConnectWise answered {method} {path} with {_status_and_type(response)}, a redirect to {where}: "
+        f"{body_start(response.content)}; cw-tui does not follow redirects, which would send your credentials there: "
+        "check the API URL",
         status=response.status_code, method=method, path=path, request_id=response.headers.get("x-cw-request-id"))
 
 

@@ -1,11 +1,20 @@
 """Typed ConnectWise errors. Each carries what ConnectWise said (status, code, message,
-errors[]) and says in one sentence what went wrong and what to do. None holds a secret."""
+errors[]) and says in one sentence what went wrong and what to do. None holds a secret, and
+text from the answer is made harmless first (`harmless`, `body_start`)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+
+from cw_tui.services.system_log import redact
+
+BODY_START_CHARS = 200  # how much of an odd answer's body a message shows
+# C0 controls (ESC among them), DEL and C1 (CSI): a body could move the cursor or retitle the terminal
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"[ \t\r\n]+")
 
 
 @dataclass(frozen=True)
@@ -127,20 +136,40 @@ class InvalidSettings(ConnectWiseError):
     kind = "settings"
 
 
+def harmless(text: str, limit: int = BODY_START_CHARS) -> str:
+    """Text an answer brought, fit for a message: secrets masked, line breaks as spaces,
+    other control characters as U+FFFD, at most `limit` characters (then an ellipsis). The
+    masking sees more than is shown, so that no part of a secret across the cut shows."""
+    text = _CONTROLS.sub("\ufffd", _SPACES.sub(" ", redact(text[: limit * 8])).strip())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def body_start(content: bytes) -> str:
+    """The start of a body, quoted, for a message; `an empty body` when there is none."""
+    if not content or content.isspace():
+        return "an empty body"
+    return f'"{harmless(content[: BODY_START_CHARS * 8].decode("utf-8", "replace"))}"'
+
+
+def _said(value: Any, limit: int = 500) -> str | None:
+    return harmless(str(value), limit) if value not in (None, "") else None
+
+
 def parse_error_body(content: bytes) -> tuple[str | None, str | None, list[FieldError]]:
     """Both ConnectWise shapes ({code, message, errors} and the 429 {error, message}),
-    and anything else (an HTML page from a proxy) without failing."""
+    and anything else (an HTML page from a proxy) without failing. Every text is made
+    harmless and cut (an error body can be as large as any other)."""
     try:
         data: Any = json.loads(content)
-    except (ValueError, UnicodeDecodeError):
-        text = content.decode("utf-8", "replace").strip()
-        return None, (text[:200] if text and not text.startswith("<") else None), []
+    except (ValueError, RecursionError):
+        text = content[: BODY_START_CHARS * 8].decode("utf-8", "replace").strip()
+        return None, (harmless(text) if text and not text.startswith("<") else None), []
     if not isinstance(data, dict):
         return None, None, []
     code = data.get("code") or data.get("error")
-    message = data.get("message")
     errors = []
-    for item in data.get("errors") or []:
+    for item in data.get("errors") if isinstance(data.get("errors"), list) else []:
         if isinstance(item, dict):
-            errors.append(FieldError(item.get("code"), item.get("message"), item.get("resource"), item.get("field")))
-    return (str(code) if code else None), (str(message) if message else None), errors
+            errors.append(FieldError(_said(item.get("code")), _said(item.get("message")), _said(item.get("resource")),
+                                     _said(item.get("field"))))
+    return _said(code) if code else None, _said(data.get("message")), errors
