@@ -55,6 +55,7 @@ from cw_tui.services.connectwise_data import CacheShrinkRefused, refresh_agreeme
 from cw_tui.services.money import from_micros
 from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.services.store import (
+    DATABASE_ERRORS,
     Agreement,
     Company,
     Contract,
@@ -70,6 +71,8 @@ from cw_tui.services.store import (
 from cw_tui.services.system_log import Category, Level
 
 STALE_AFTER = timedelta(hours=6)  # a claim this old is abandoned even if its process looks alive
+SYNCED_BATCH = 200  # posted lines recorded per transaction
+FLUSH_EVERY_S = 0.25  # ... or at least this often, so the grid shows each line's status as it goes
 _CHUNK = 500
 CENT = Decimal("0.01")
 
@@ -368,6 +371,8 @@ class _Run:
         self.agreement_ids: dict[str, tuple[int, bool]] = {}
         self.done = 0
         self.total = 0
+        self._synced: list[tuple] = []  # lines posted, waiting for `flush`
+        self._flushed_at = time.monotonic()
 
     # --- store writes (each its own short transaction: durable as it goes)
 
@@ -379,11 +384,33 @@ class _Run:
             InvoiceLine.update(posted_agreement_id=agreement_id, posted_run_id=self.run.id).where(self._lines(line_ids)).execute()
 
     def synced(self, line_ids: tuple[str, ...], addition_id: int, agreement_id: int) -> None:
-        with self.store.atomic():
-            InvoiceLine.update(sync_status="synced", addition_id=addition_id, posted_agreement_id=agreement_id,
-                               posted_run_id=self.run.id, last_error=None, last_sync_at=now_utc(),
-                               claimed_by=None, claimed_at=None).where(self._lines(line_ids)).execute()
+        """Recorded in batches (one transaction every SYNCED_BATCH lines or FLUSH_EVERY_S):
+        a line posted but not yet recorded when the process dies is still claimed, with its
+        agreement recorded, so the next run finds its marker there and adopts it."""
+        stamp = utc_to_text(now_utc())
+        self._synced.extend((addition_id, agreement_id, self.run.id, stamp, line_id, self.owner) for line_id in line_ids)
         self.result.synced_lines += len(line_ids)
+        if len(self._synced) >= SYNCED_BATCH or time.monotonic() - self._flushed_at >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush_quietly(self) -> None:
+        """On the way out of a failed run: record what was posted if the database lets us;
+        if not, those lines stay claimed and the next run adopts them."""
+        try:
+            self.flush()
+        except DATABASE_ERRORS:
+            pass
+
+    def flush(self) -> None:
+        self._flushed_at = time.monotonic()
+        if not self._synced:
+            return
+        rows, self._synced = self._synced, []
+        with self.store.atomic():
+            self.store.db.cursor().executemany(
+                "UPDATE invoice_line SET sync_status = 'synced', addition_id = ?, posted_agreement_id = ?, "
+                "posted_run_id = ?, last_error = NULL, last_sync_at = ?, claimed_by = NULL, claimed_at = NULL "
+                "WHERE line_id = ? AND claimed_by = ?", rows)
 
     def failed(self, line_ids: tuple[str, ...], message: str, details: str) -> None:
         message = system_log.redact(message)
@@ -715,6 +742,7 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             state.tick()
 
         await asyncio.gather(*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels))
+        state.flush()
     except PlanChanged:
         _release_own_claims(store, owner)
         system_log.write(store, Level.WARNING, Category.SYNC, f"Sync of {period} refused: the plan changed",
@@ -724,11 +752,13 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
     except (ConnectWiseError, CacheShrinkRefused) as error:
         # ConnectWise could not be read at all, or its agreements list shrank (before posting):
         # nothing was claimed for posting
+        state.flush_quietly()
         _release_own_claims(store, owner)
         system_log.write(store, Level.ERROR, Category.SYNC, f"Sync of {period} failed: {error.message}", error.details())
         _finish(run, "failed", client.api_calls - calls_before)
         raise
     except BaseException:
+        state.flush_quietly()  # what was posted is Synced, not released
         _release_own_claims(store, owner)
         raise
     with store.atomic():
