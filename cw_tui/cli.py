@@ -630,12 +630,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 config = settings.load_configuration(store)
                 config.platform_dir = str(folder)
                 settings.save_configuration(store, config)
-                CwTuiApp(store, prefill_credentials=sandbox.credentials).run()
+                app = CwTuiApp(store, prefill_credentials=sandbox.credentials)
+                app.run()
         finally:
             sandbox.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return EXIT_OK
+    return app.return_code or EXIT_OK  # an app that failed does not exit 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
