@@ -12,8 +12,8 @@ from datetime import datetime
 from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
-from textual.notifications import SeverityLevel
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from cw_tui.keymap import load_keymap
