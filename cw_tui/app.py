@@ -9,12 +9,15 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from cw_tui.keymap import load_keymap
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.base import AreaScreen
 from cw_tui.screens.dashboard import DashboardScreen
 from cw_tui.screens.help import HelpScreen
@@ -78,6 +81,13 @@ class CwTuiApp(App):
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
 
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """Every toast is literal, its control characters made visible: its words come from
+        data (names, ConnectWise's answers, the Platform files' problems) as often as not."""
+        super().notify(safe_text(message, lines=True), title=safe_text(title), severity=severity, timeout=timeout,
+                       markup=markup)
+
     # --------------------------------------------------------------- a database that fails
 
     def _handle_exception(self, error: Exception) -> None:
@@ -86,7 +96,8 @@ class CwTuiApp(App):
         app ends, with a message naming the file and the cause instead of a traceback.
         Screens run their writes through `database_problem` and stay up."""
         if isinstance(error, (*DATABASE_ERRORS, StoreError)):
-            self.exit(return_code=2, message=f"cw-tui: error: {self._database_message(error)}")
+            # printed through Rich at exit: Text, so a path's [brackets] are not read as markup
+            self.exit(return_code=2, message=Text(f"cw-tui: error: {safe_text(self._database_message(error))}"))
             return
         super()._handle_exception(error)
 
@@ -251,7 +262,7 @@ class CwTuiApp(App):
                                 severity="error" if result.errors else "information")
         except (ConnectWiseError, CacheShrinkRefused) as error:
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
-            self.notify(f"Daily sync failed: {error.message}", severity="error", markup=False)
+            self.notify(f"Daily sync failed: {safe_text(error.message)}", severity="error")
         except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed",
                              f"{type(error).__name__}: {error}")

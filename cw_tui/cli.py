@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from cw_tui import __version__
 from cw_tui.rules.charge_dates import EndRule, StartRule
 from cw_tui.rules.periods import months_back, resolve_period
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, parse_enum
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings, system_log
@@ -193,7 +194,7 @@ def cmd_configure(args: argparse.Namespace) -> int:
             _print_json(config.to_json())
         else:
             for change in changes:
-                print(f"set {change}")
+                print(f"set {safe_text(change)}")
             _print_configuration(config)
     return EXIT_OK
 
@@ -220,8 +221,8 @@ def _agreement_type(store: Store, name: str):  # noqa: ANN202 - an AgreementType
 
 
 def _print_configuration(config: settings.Configuration) -> None:
-    print(f"Agreement type:   {config.agreement_type.name if config.agreement_type else '(not chosen)'}")
-    print(f"Platform folder:  {config.platform_dir or '(not set)'}")
+    print(f"Agreement type:   {safe_text(config.agreement_type.name) if config.agreement_type else '(not chosen)'}")
+    print(f"Platform folder:  {safe_text(config.platform_dir) or '(not set)'}")
     print(f"Daily sync:       {'on' if config.daily_sync else 'off'}")
     print("Charge end date rules:")
     for charge_type in ChargeType:
@@ -231,7 +232,7 @@ def _print_configuration(config: settings.Configuration) -> None:
         print(f"  {cycle.value:<16} {config.rules.start_rule(cycle).label}")
     print("Charge type names:")
     for charge_type in ChargeType:
-        print(f"  {charge_type.value:<16} {config.charge_type_name(charge_type)}")
+        print(f"  {charge_type.value:<16} {safe_text(config.charge_type_name(charge_type))}")
 
 
 SHOWN_REMOVALS = 20
@@ -353,9 +354,9 @@ def cmd_logs(args: argparse.Namespace) -> int:
         return EXIT_OK
     for r in reversed(rows):
         local = r.timestamp.astimezone().strftime("%Y-%m-%d %H:%M")
-        print(f"{local}  {r.level:<7} {r.category:<14} {r.summary}")
+        print(f"{local}  {r.level:<7} {r.category:<14} {safe_text(r.summary)}")
         if args.details and r.details:
-            for line in r.details.splitlines():
+            for line in safe_text(r.details, lines=True).splitlines():
                 print(f"{'':>41}{line}")
     if total > len(rows):
         print(f"({len(rows)} newest of {total} entries shown; use --limit)")
@@ -378,7 +379,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             count = export_csv(store, source, GridState(search=args.search or ""), out)
         except OSError as error:
             raise UsageError(f"--out: cannot write {out}: {error.strerror or error}; no file was written") from None
-    print(f"Exported {count} {source.name} to {out}")
+    print(f"Exported {count} {source.name} to {safe_text(out)}")
     return EXIT_OK
 
 
@@ -423,7 +424,7 @@ def cmd_connect(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"ok": True, "version": check.version, "api_base": check.api_base, "saved_to": str(path)})
     else:
-        print(f"{check.message} at {check.api_base}. Credentials saved to {path} (mode 0600).")
+        print(f"{safe_text(check.message)} at {safe_text(check.api_base)}. Credentials saved to {safe_text(path)} (mode 0600).")
     return EXIT_OK
 
 
@@ -466,9 +467,9 @@ def cmd_automap(args: argparse.Namespace) -> int:
         return EXIT_OK
     verb = "Would map" if args.dry_run else "Mapped"
     for _, name, company_id, company in result.organizations:
-        print(f"  organization  {name}  ->  {company} (#{company_id})")
+        print(f"  organization  {safe_text(name)}  ->  {safe_text(company)} (#{company_id})")
     for _, name, product_id, product in result.offers:
-        print(f"  offer         {name}  ->  {product} (#{product_id})")
+        print(f"  offer         {safe_text(name)}  ->  {safe_text(product)} (#{product_id})")
     print(f"{verb} {len(result.organizations)} organizations and {len(result.offers)} offers"
           + (f"; {'would include' if args.dry_run else 'included'} {result.included} organizations in sync." if args.include else "."))
     return EXIT_OK
@@ -520,7 +521,7 @@ def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
     if plan.new_lines_skipped:
         print(f"  {plan.new_lines_skipped:,} lines of invoices in status New were not loaded (they are posted once Verified).")
     for agreement in plan.new_agreements:
-        print(f"  new agreement   {agreement.name} (company #{agreement.company_id})")
+        print(f"  new agreement   {safe_text(agreement.name)} (company #{agreement.company_id})")
     print(f"  {len(plan.creates)} additions to create, {len(plan.updates)} to update, {len(plan.cancels)} to cancel, "
           f"{len(plan.unchanged)} unchanged; {len(plan.skips)} lines skipped (not mapped, excluded or a wrong agreement)")
     if plan.already_in_connectwise:
@@ -530,7 +531,7 @@ def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
     for skip in plan.skips:
         reasons[skip.reason] = reasons.get(skip.reason, 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])[:5]:
-        print(f"    {count:>6} skipped: {reason}")
+        print(f"    {count:>6} skipped: {safe_text(reason)}")
     _print_totals(totals_json(plan.totals()))
     print(f"Plan fingerprint: {plan.fingerprint}  (post exactly this plan: cw-tui sync --period {plan.period} "
           f"--expect-plan {plan.fingerprint})")
@@ -541,7 +542,7 @@ def _print_totals(rows: list[dict[str, Any]]) -> None:
         return
     print(f"\n{'Customer':<40} {'Cur':<4} {'Create':>6} {'Update':>6} {'Cancel':>6} {'Lines':>6} {'Amount':>14}")
     for row in rows:
-        print(f"{row['customer'][:40]:<40} {row['currency']:<4} {row['creates']:>6} {row['updates']:>6} {row['cancels']:>6} "
+        print(f"{safe_text(row['customer'])[:40]:<40} {row['currency']:<4} {row['creates']:>6} {row['updates']:>6} {row['cancels']:>6} "
               f"{row['lines']:>6} {Decimal(row['amount']):>14,.2f}")
     by_currency: dict[str, Decimal] = {}
     for row in rows:
@@ -580,8 +581,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.expect_plan and len(periods) != 1:
             raise UsageError("--expect-plan goes with one period: pass --period YYYY-MM")
 
+        progress_shown = []
+
         def show(done: int, total: int) -> None:
             if not args.json and sys.stderr.isatty():
+                progress_shown.append(True)
                 print(f"\r  posting {done}/{total}", end="", file=sys.stderr, flush=True)
 
         results = []
@@ -593,11 +597,13 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 if error.plan is not None and not args.json:
                     _print_plan(error.plan)
                 raise UsageError(str(error)) from None
+        if progress_shown:
+            print(file=sys.stderr)  # the progress line ends there: standard output gets no CR
     if args.json:
         _print_json(results[0].as_json() if len(results) == 1 else [r.as_json() for r in results])
     else:
         for r in results:
-            print(f"\r{r.period}: {r.created} created, {r.updated} updated, {r.cancelled} cancelled, {r.unchanged} unchanged, "
+            print(f"{r.period}: {r.created} created, {r.updated} updated, {r.cancelled} cancelled, {r.unchanged} unchanged, "
                   f"{r.adopted} already in ConnectWise, {r.agreements_created} agreements created; {r.synced_lines} lines "
                   f"synced, {r.skipped} skipped, {r.errors} errors ({r.api_calls} API calls, {r.duration_s:.1f} s)")
             _print_totals(sync_engine.totals_json(r.totals))
@@ -624,7 +630,7 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
     else:
         print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
         for m in report.mismatches:
-            print(f"  {m.kind:<9} {m.marker:<40} {m.customer[:30]:<30} {m.detail}")
+            print(f"  {m.kind:<9} {safe_text(m.marker):<40} {safe_text(m.customer)[:30]:<30} {safe_text(m.detail)}")
         print(f"{len(rows)} customer/currency groups; {len(report.mismatches)} mismatches.")
         for currency, total in sync_engine.totals_by_currency(report.per_customer).items():
             print(f"  {currency}: expected {total['expected']:,.2f}, found {total['found']:,.2f}")
@@ -653,12 +659,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 config = settings.load_configuration(store)
                 config.platform_dir = str(folder)
                 settings.save_configuration(store, config)
-                CwTuiApp(store, prefill_credentials=sandbox.credentials).run()
+                app = CwTuiApp(store, prefill_credentials=sandbox.credentials)
+                app.run()
         finally:
             sandbox.stop()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return EXIT_OK
+    return app.return_code or EXIT_OK  # an app that failed does not exit 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -796,18 +803,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args)
     except PlatformDataError as error:
         print(f"cw-tui: the Platform data was not loaded; nothing was changed. {error.total} problem(s):", file=sys.stderr)
-        print(str(error), file=sys.stderr)
+        print(safe_text(str(error), lines=True), file=sys.stderr)  # problems quote the files' cells
         return EXIT_USAGE
     except ConnectWiseError as error:
-        print(f"cw-tui: ConnectWise: {system_log.redact(error.message)}", file=sys.stderr)
+        print(f"cw-tui: ConnectWise: {safe_text(system_log.redact(error.message))}", file=sys.stderr)
         configuration = (AuthenticationFailed, PermissionDenied, NotFound, InvalidSettings, TLSFailure, Redirected)
         return EXIT_USAGE if isinstance(error, configuration) else EXIT_PARTIAL
     except (UsageError, StoreError, CredentialsError, SyncNotReady, CacheShrinkRefused) as error:
-        print(f"cw-tui: error: {system_log.redact(str(error))}", file=sys.stderr)
+        print(f"cw-tui: error: {safe_text(system_log.redact(str(error)))}", file=sys.stderr)
         return EXIT_USAGE
     except DATABASE_ERRORS as error:
         # locked, damaged, read-only or full: the file and the cause, never a bare driver message
-        print(f"cw-tui: error: {system_log.redact(describe_error(_database_path(args)[0], error))}",
+        print(f"cw-tui: error: {safe_text(system_log.redact(describe_error(_database_path(args)[0], error)))}",
               file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -818,7 +825,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except Exception as error:  # noqa: BLE001 - last resort: a message, never a bare traceback
-        print(f"cw-tui: unexpected error: {system_log.redact(type(error).__name__ + ': ' + str(error))}", file=sys.stderr)
+        print(f"cw-tui: unexpected error: {safe_text(system_log.redact(type(error).__name__ + ': ' + str(error)))}",
+              file=sys.stderr)
         if os.environ.get("CW_TUI_DEBUG"):
             traceback.print_exc()
         else:

@@ -15,9 +15,22 @@ from cw_tui.services import settings, system_log
 from cw_tui.services.credentials import Credentials
 from cw_tui.services.platform_import import load_invoices, load_products
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
-from cw_tui.services.store import Agreement, AgreementType, Company, Offer, Organization, Product, Store, open_store
+from cw_tui.services.store import (
+    Agreement,
+    AgreementType,
+    Company,
+    InvoiceLine,
+    Offer,
+    Organization,
+    Product,
+    Store,
+    open_store,
+)
 
 FROZEN = datetime(2026, 11, 18, 9, 30, tzinfo=UTC)
+# A name as hostile as data gets (issue 11): terminal controls (ESC, BEL, CR/LF), a bidi
+# override (U+202E) and Rich markup (a hyperlink, a colour).
+HOSTILE_NAME = "\x1b[31mACME\x07\r\n\u202e[link=http://x]y[/link] [bold red]ACME[/]"
 FIXED_CREDENTIALS = Credentials("http://127.0.0.1:8765", "sandbox", "pubfixedkey00000", "privfixedkey000000", "0f0f0f0f-0000-4000-8000-000000000000")
 
 
@@ -75,6 +88,19 @@ def seeded_store(path: Path, demo_folder: Path, *, configured: bool = True) -> S
         (system_log.Level.INFO, system_log.Category.ORGANIZATIONS, "Synced organizations: 400 ConnectWise companies"),
     ]):
         system_log.write(store, level, category, summary, "details of the entry", at=FROZEN.replace(hour=8, minute=n))
+    return store
+
+
+def hostile_store(path: Path, demo_folder: Path) -> Store:
+    """The seeded store, but the organization of the first line the Invoices grid shows (it is
+    also the first by name), its ConnectWise company and that line's subscription are named
+    HOSTILE_NAME."""
+    store = seeded_store(path, demo_folder)
+    first = (InvoiceLine.select().where(InvoiceLine.period == "2026-10")
+             .order_by(InvoiceLine.invoice_date, InvoiceLine.line_id).first())
+    Organization.update(name=HOSTILE_NAME, company_id=250).where(Organization.platform_id == first.organization_id).execute()
+    Company.update(name=HOSTILE_NAME).where(Company.id == 250).execute()
+    InvoiceLine.update(subscription_name=HOSTILE_NAME).where(InvoiceLine.line_id == first.line_id).execute()
     return store
 
 

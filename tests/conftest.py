@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -58,6 +59,7 @@ class CliResult:
     code: int
     out: str
     err: str
+    out_bytes: bytes = b""  # standard output exactly as written (run_process only)
 
     def json(self):
         return json.loads(self.out)
@@ -80,9 +82,13 @@ def run_process(*args: str | Path, env: dict[str, str] | None = None, timeout: f
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "cw_tui", *map(str, args)],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True, env=full_env, timeout=timeout,
     )
-    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+    def text(data: bytes) -> str:  # as text=True reads it: the locale's encoding, universal newlines
+        return io.TextIOWrapper(io.BytesIO(data)).read()
+
+    return CliResult(proc.returncode, text(proc.stdout), text(proc.stderr), proc.stdout)
 
 
 def reopen(path: Path) -> Store:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cw_tui.services.store import open_store
-from tests.app_helpers import FIXED_CREDENTIALS, make_app, seeded_store
+from tests.app_helpers import FIXED_CREDENTIALS, HOSTILE_NAME, hostile_store, make_app, seeded_store
 
 SIZES = [(100, 30), (80, 24)]
 
@@ -128,3 +128,48 @@ def test_mapping_modals(snap_compare, seeded, demo_folder: Path, size, modal: st
         await settle(pilot)
 
     assert snap_compare(make_app(seeded), terminal_size=size, run_before=run_before)
+
+
+def _hostile_plan():  # noqa: ANN202 - a Plan
+    """The plan of a line of the hostile organization, as prepare_plan builds it (its customer
+    is the organization's name; a new agreement is named after it)."""
+    from datetime import date
+    from decimal import Decimal
+
+    from cw_tui.rules.additions import AdditionValues
+    from cw_tui.rules.sync_plan import CreateAddition, NewAgreement, PeriodState, Plan
+
+    agreement = NewAgreement("CT-00001", 250, 2, f"{HOSTILE_NAME} - CT-00001")
+    values = AdditionValues(1000, Decimal(3), Decimal("12.5"), Decimal(10), date(2026, 10, 1), None, "Seats", "Seats")
+    creates = [CreateAddition("cwt:L:LN-1", ("LN-1",), agreement, values, 250, HOSTILE_NAME, "USD"),
+               # the markup alone, as the Customer column is too narrow for all of HOSTILE_NAME
+               CreateAddition("cwt:L:LN-2", ("LN-2",), 5001, values, 250, "[link=http://x]y[/]", "USD")]
+    return Plan("2026-10", creates=creates, new_agreements=[agreement], state=PeriodState("2026-10", True, 0))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("view", ["organizations", "invoices", "picker", "plan"])
+def test_hostile_names_are_shown_literally(snap_compare, tmp_path: Path, demo_folder: Path, size, view: str) -> None:
+    """Issue 11: ESC, BEL, CR/LF and U+202E are one visible glyph each, markup is plain text."""
+    store = hostile_store(tmp_path / "h.sqlite3", demo_folder)
+
+    async def run_before(pilot) -> None:
+        from textual.widgets import TabbedContent
+
+        from cw_tui.screens.mapping_modals import SyncPlanModal
+        from cw_tui.widgets.grid import SqlGrid
+
+        await keys("2")(pilot)
+        screen = pilot.app.screen
+        if view == "invoices":
+            screen.query_one(TabbedContent).active = "invoices"
+        elif view == "picker":  # the hostile organization is the first row
+            screen.query_one("#grid-organizations", SqlGrid).table.focus()
+            await settle(pilot)
+            await pilot.press("e")
+        elif view == "plan":
+            pilot.app.push_screen(SyncPlanModal(_hostile_plan()))
+        await settle(pilot)
+
+    assert snap_compare(make_app(store), terminal_size=size, run_before=run_before)
+    store.close()

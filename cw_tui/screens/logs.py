@@ -13,6 +13,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RichLog, Select, Static
 
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
 from cw_tui.services.grid_query import LOGS
@@ -45,8 +46,9 @@ class LogDetail(ModalScreen[None]):
         e = self.entry
         with Vertical():
             yield Label(Text.assemble(level_badge(e.level), f"  {e.timestamp.astimezone():%Y-%m-%d %H:%M:%S}  {e.category}"))
-            yield Static(Text(e.summary, style="bold"))
-            yield Static(Text(e.details or "(no details)"), classes="details")
+            # summaries and details quote data (names, ConnectWise's answers): shown literally
+            yield Static(Text(safe_text(e.summary), style="bold"))
+            yield Static(Text(safe_text(e.details, lines=True) or "(no details)"), classes="details")
             yield Button("Close", id="close", variant="primary")
 
     @on(Button.Pressed, "#close")
@@ -129,7 +131,7 @@ class LogsScreen(AreaScreen):
         live = self.query_one("#live", RichLog)
         for entry in reversed(entries):
             live.write(Text.assemble(f"{entry.timestamp.astimezone():%H:%M:%S} ", level_badge(entry.level),
-                                     f" {entry.category:<13} {entry.summary}"))
+                                     f" {entry.category:<13} {safe_text(entry.summary)}"))
         self.last_seen = max(e.id for e in entries)
         self.refresh_data()
 

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
@@ -147,9 +148,8 @@ class MappingActions(AreaScreen):
     def _failed(self, what: str, error: Exception) -> None:
         from cw_tui.services import system_log
 
-        message = system_log.redact(getattr(error, "message", None) or str(error))
-        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12,
-                                  markup=False)  # it may quote ConnectWise's answer
+        message = safe_text(system_log.redact(getattr(error, "message", None) or str(error)))  # ConnectWise's words
+        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12)
 
     # ---- organizations
 
@@ -242,7 +242,7 @@ class MappingActions(AreaScreen):
         except MappingError as error:
             self.app.notify(str(error), severity="error", markup=False)
             return
-        self.app.notify(f"{name} is now {'excluded from' if excluded else 'included in'} sync.", markup=False)
+        self.app.notify(f"{safe_text(name)} is now {'excluded from' if excluded else 'included in'} sync.", markup=False)
         for grid in (self.query_one("#grid-organizations", SqlGrid), self.query_one("#grid-invoices", SqlGrid)):
             grid.reload()  # its lines' Mapping Status changed too
 

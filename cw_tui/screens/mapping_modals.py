@@ -14,6 +14,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
+from cw_tui.rules.safe_text import safe_text
+
 
 class _Modal(ModalScreen):
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
@@ -104,7 +106,7 @@ class ConfirmRemovalsModal(_Modal):
             yield Label(f"Remove {need.count:,} unsynced line(s) of {periods}?", classes="title")
             yield Static(Text("These lines are not synced and are no longer in the Platform export: loading removes "
                               "them from cw-tui. Keeping them loads nothing."))
-            yield Static(Text("\n".join(shown) + more, style="bold"), id="removed-ids")
+            yield Static(Text("\n".join(safe_text(i) for i in shown) + more, style="bold"), id="removed-ids")
             with Horizontal(classes="buttons"):
                 yield Button("Keep them (cancel)", id="cancel", variant="primary")
                 yield Button(f"Remove {need.count:,} line(s)", id="remove", variant="error")
@@ -138,10 +140,8 @@ class AutomapModal(_Modal):
                          "Nothing is mapped until you confirm.")
             table = DataTable(cursor_type="row", zebra_stripes=True)
             table.add_columns("Platform", "ConnectWise", "ID")
-            for _, name, cw_id, cw_name in m.organizations[:200]:
-                table.add_row(name, cw_name, str(cw_id))
-            for _, name, cw_id, cw_name in m.offers[:200]:
-                table.add_row(name, cw_name, str(cw_id))
+            for _, name, cw_id, cw_name in [*m.organizations[:200], *m.offers[:200]]:  # names shown literally
+                table.add_row(Text(safe_text(name)), Text(safe_text(cw_name)), str(cw_id))
             yield table
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -202,7 +202,7 @@ class SyncPlanModal(_Modal):
             table.add_column("Amount", width=14)
             by_currency: dict[str, Decimal] = {}
             for (customer, currency), total in totals.items():
-                table.add_row(Text(customer[:22]), currency, str(total.creates), str(total.updates), str(total.cancels),
+                table.add_row(Text(safe_text(customer)[:22]), currency, str(total.creates), str(total.updates), str(total.cancels),
                               Text(f"{total.amount:,.2f}", justify="right"))
                 by_currency[currency] = by_currency.get(currency, Decimal(0)) + total.amount
             yield table
@@ -260,11 +260,12 @@ class ScopeModal(_Modal):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Apply the agreement to…", classes="title")
-            yield Static(f"{self.agreement_name}: this line only, or every unsynced line of contract {self.contract_id}?")
+            yield Static(Text(f"{safe_text(self.agreement_name)}: this line only, or every unsynced line of contract "
+                              f"{safe_text(self.contract_id)}?"))
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("This line", id="line")
-                yield Button(f"Whole contract {self.contract_id}", id="contract", variant="primary")
+                yield Button(Text(f"Whole contract {safe_text(self.contract_id)}"), id="contract", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#line", Button).focus()
@@ -298,15 +299,16 @@ class LineEditModal(_Modal):
 
         line = self.line
         with Vertical():
-            yield Label(f"Edit line {line['line_id']}", classes="title")
-            yield Static(f"{line['organization']} · {line['offer']} · {line['charge_type']} · "
-                         f"{line['quantity']} × {line['unit_price']} {line['currency']}")
+            yield Label(Text(f"Edit line {safe_text(line['line_id'])}"), classes="title")
+            yield Static(Text(safe_text(f"{line['organization']} · {line['offer']} · {line['charge_type']} · "
+                                        f"{line['quantity']} × {line['unit_price']} {line['currency']}")))
             if line.get("last_error"):
-                yield Static(Text(f"Last error from ConnectWise: {line['last_error']}", style="bold red"))
+                yield Static(Text(f"Last error from ConnectWise: {safe_text(line['last_error'])}", style="bold red"))
             for key, label in (("company", "PSA Organization"), ("product", "PSA Product"), ("agreement", "PSA Agreement")):
                 with Horizontal(classes="row"):
                     yield Label(label)
-                    yield Button(line.get(f"{key}_name") or "Click to select", id=f"pick-{key}", compact=True)
+                    yield Button(Text(safe_text(line.get(f"{key}_name")) or "Click to select"), id=f"pick-{key}",
+                                 compact=True)
             with Horizontal(classes="row"):
                 yield Label("Charge Start Date")
                 yield Input(value=line["charge_start"] or "", placeholder="YYYY-MM-DD", id="start", restrict=r"[0-9-]*",
@@ -340,7 +342,7 @@ class LineEditModal(_Modal):
             if value is None:
                 return
             self.changes[key] = "clear" if value[0] == "clear" else value
-            event.button.label = "(follows the mapping)" if value[0] == "clear" else value[1]
+            event.button.label = "(follows the mapping)" if value[0] == "clear" else Text(safe_text(value[1]))
 
         self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note), chosen)
 
@@ -365,7 +367,7 @@ class LineEditModal(_Modal):
             if start and end and end < start:
                 raise MappingError("the Charge End Date is before the Charge Start Date")
         except MappingError as error:
-            self.query_one("#problem", Static).update(str(error))
+            self.query_one("#problem", Static).update(Text(safe_text(str(error))))  # it may quote what was typed
             return
         self.dismiss(changes)
 
@@ -429,7 +431,8 @@ class BulkUpdateModal(_Modal):
         def chosen(value) -> None:  # noqa: ANN001
             if value is not None:
                 self.value = value
-                self.query_one("#choose", Button).label = "(follows the mapping)" if value[0] == "clear" else value[1]
+                self.query_one("#choose", Button).label = ("(follows the mapping)" if value[0] == "clear"
+                                                           else Text(safe_text(value[1])))
 
         self.app.push_screen(PickerModal(self.store, kind, company_id=company_id, note=note), chosen)
 
@@ -445,7 +448,7 @@ class BulkUpdateModal(_Modal):
             try:
                 day = parse_day(self.query_one("#date", Input).value)
             except MappingError as error:
-                problem.update(str(error))
+                problem.update(Text(safe_text(str(error))))
                 return
             if field == "start" and day is None:
                 problem.update("Type a Charge Start Date.")

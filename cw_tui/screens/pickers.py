@@ -5,8 +5,6 @@ lines get the agreement. Returns (id, name), ("clear", None), or None (cancelled
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rapidfuzz import fuzz, process
 from rich.text import Text
 from textual import on
@@ -17,21 +15,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
+from cw_tui.rules.safe_text import safe_text
+from cw_tui.services.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerKind, all_names, name_of, offered
 
-@dataclass(frozen=True)
-class PickerKind:
-    title: str
-    table: str
-    name_sql: str
-    extra_sql: str  # shown after the name (identifier, status)
-    where: str = ""
-    per_company: bool = False  # only the records of the picker's company (none without one)
-
-
-COMPANIES = PickerKind("PSA Organization", "company", "name", "identifier", "NOT deleted")
-PRODUCTS = PickerKind("PSA Product", "product", "description", "identifier", "NOT inactive")  # inactive ones hidden
-AGREEMENTS = PickerKind("PSA Agreement", "agreement", "name", "COALESCE(type_name, '') || ' · ' || status",
-                        "status = 'Active' AND NOT cancelled", per_company=True)
+__all__ = ["AGREEMENTS", "COMPANIES", "PRODUCTS", "PickerModal"]
 
 
 class PickerModal(ModalScreen):
@@ -57,10 +44,11 @@ class PickerModal(ModalScreen):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            hint = f" for “{self.suggest_for}”" if self.suggest_for else ""
-            yield Label(f"Select {self.kind.title}{hint}: type a name or an ID")
+            # names are data: every text of theirs is shown literally (Text, never markup)
+            hint = f" for “{safe_text(self.suggest_for)}”" if self.suggest_for else ""
+            yield Label(Text(f"Select {self.kind.title}{hint}: type a name or an ID"))
             if self.note:
-                yield Label(Text(self.note, style="italic"), id="note")
+                yield Label(Text(safe_text(self.note), style="italic"), id="note")
             yield Input(placeholder="search by name or ID", id="search")
             yield OptionList(id="options")
             with Horizontal():
@@ -72,42 +60,21 @@ class PickerModal(ModalScreen):
         self._fill("")
         self.query_one("#search", Input).focus()
 
-    def _scope(self) -> tuple[list[str], list]:
-        where = [self.kind.where] if self.kind.where else []
-        if not self.kind.per_company:
-            return where, []
-        return [*where, "company_id = ?"], [self.company_id]  # no company: NULL matches nothing
-
-    def _rows(self, text: str) -> list[tuple[int, str, str]]:
-        where, params = self._scope()
-        text = text.strip()
-        if text:
-            where.append(f"({self.kind.name_sql} LIKE ? OR {self.kind.extra_sql} LIKE ? OR CAST(id AS TEXT) = ?)")
-            params += [f"%{text}%", f"%{text}%", text]
-        sql = (f"SELECT id, {self.kind.name_sql}, {self.kind.extra_sql} FROM {self.kind.table}"
-               + (f" WHERE {' AND '.join(where)}" if where else "") + f" ORDER BY {self.kind.name_sql} LIMIT 200")
-        return [tuple(r) for r in self.store.db.execute_sql(sql, params)]
-
-    def _all_names(self) -> list[tuple[int, str]]:
-        where, params = self._scope()
-        sql = f"SELECT id, {self.kind.name_sql} FROM {self.kind.table}" + (f" WHERE {' AND '.join(where)}" if where else "")
-        return [tuple(r) for r in self.store.db.execute_sql(sql, params)]
-
     def _fill(self, text: str) -> None:
-        rows = self._rows(text)
+        rows = offered(self.store, self.kind, text, self.company_id)
         options = self.query_one("#options", OptionList)
         options.clear_options()
         if not text.strip() and self.suggest_for and rows:
             # the closest names first, out of every record: a person confirms, nothing is applied by itself
-            names = dict(self._all_names())
+            names = all_names(self.store, self.kind, self.company_id)
             best = process.extract(self.suggest_for, names, scorer=fuzz.WRatio, limit=5)
             for name, score, rid in best:
                 if score >= 60:
-                    options.add_option(Option(f"★ {name}  (#{rid}, {score:.0f}% match)", id=f"pick-{rid}"))
+                    options.add_option(Option(Text(f"★ {safe_text(name)}  (#{rid}, {score:.0f}% match)"), id=f"pick-{rid}"))
             seen = {rid for _, score, rid in best if score >= 60}
             rows = [r for r in rows if r[0] not in seen]
         for rid, name, extra in rows:
-            options.add_option(Option(f"{name}  ·  {extra}  (#{rid})", id=f"pick-{rid}"))
+            options.add_option(Option(Text(f"{safe_text(name)}  ·  {safe_text(extra)}  (#{rid})"), id=f"pick-{rid}"))
         if options.option_count:
             options.highlighted = 0
 
@@ -132,8 +99,7 @@ class PickerModal(ModalScreen):
         if not option_id:
             return
         rid = int(option_id.removeprefix("pick-"))
-        name = self.store.db.execute_sql(f"SELECT {self.kind.name_sql} FROM {self.kind.table} WHERE id = ?", (rid,)).fetchone()[0]
-        self.dismiss((rid, name))
+        self.dismiss((rid, name_of(self.store, self.kind, rid)))
 
     @on(Button.Pressed, "#clear")
     def _clear(self) -> None:

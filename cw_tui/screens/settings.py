@@ -25,6 +25,7 @@ from textual.widgets import (
 )
 
 from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.services import credentials as credential_store
@@ -189,7 +190,7 @@ class SettingsScreen(AreaScreen):
 
     def _status(self, text: str, kind: str = "") -> None:
         status = self.query_one("#test-status", Static)
-        status.update(Text(text))  # it may quote ConnectWise's answer: never markup
+        status.update(Text(safe_text(text)))  # it quotes ConnectWise's answers: shown literally
         status.set_class(kind == "ok", "-ok")
         status.set_class(kind == "error", "-error")
         status.scroll_visible(animate=False)
@@ -202,7 +203,7 @@ class SettingsScreen(AreaScreen):
     def _url_message(self, problem: str | None, url: str = "") -> None:
         self._judged_url = url
         message = self.query_one("#url-message", Static)
-        message.update(Text(f"✗ {system_log.redact(problem)}") if problem else "")
+        message.update(Text(f"✗ {safe_text(system_log.redact(problem))}") if problem else "")
         message.set_class(bool(problem), "-shown")
 
     @on(Input.Changed, "#field-url")
@@ -384,7 +385,7 @@ class ConfigurationForm(VerticalScroll):
 
     def _set_type_options(self, types: list, chosen: int | None) -> None:
         select = self.query_one("#agreement-type", Select)
-        select.set_options([(t.name, t.id) for t in types])
+        select.set_options([(Text(safe_text(t.name)), t.id) for t in types])  # names from ConnectWise
         if chosen is not None and any(t.id == chosen for t in types):
             select.value = chosen
 
@@ -405,7 +406,7 @@ class ConfigurationForm(VerticalScroll):
 
             types = await fetch_agreement_types(self.app.store, creds)  # type: ignore[attr-defined]
         except Exception as error:  # noqa: BLE001 - shown, never a traceback
-            status.update(f"✗ Could not load agreement types: {system_log.redact(str(error))}")
+            status.update(Text(f"✗ Could not load agreement types: {safe_text(system_log.redact(str(error)))}"))
             return
         config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
         self._set_type_options(types, config.agreement_type.id if config.agreement_type else None)
@@ -437,7 +438,7 @@ class ConfigurationForm(VerticalScroll):
         try:
             config = config.validated()
         except settings_service.ConfigurationError as error:
-            status.update(f"✗ {error}")
+            status.update(Text(f"✗ {safe_text(error)}"))
             return
         settings_service.save_configuration(store, config)
         system_log.write(store, system_log.Level.INFO, system_log.Category.CONFIGURATION, "Configuration saved",

@@ -180,6 +180,12 @@ class Page:
         return f"{self.first:,}–{self.last:,} of {self.total:,}"
 
 
+def contains_pattern(text: str) -> str:
+    """A `LIKE ? ESCAPE '\\'` pattern for "contains `text`": a typed % or _ is that character,
+    not a wildcard."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 @dataclass
 class _Where:
     parts: list[str] = field(default_factory=list)
@@ -199,7 +205,7 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
         where.params.extend(source.params)
     search = state.search.strip()
     if search:
-        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        like = contains_pattern(search)
         columns = [c for c in source.columns if c.searchable]
         where.parts.append(" OR ".join(c.search_sql or (f"{c.sql} LIKE ? ESCAPE '\\'" if c.text else f"CAST({c.sql} AS TEXT) LIKE ? ESCAPE '\\'")
                                        for c in columns))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
 from cw_tui.services import system_log
 from cw_tui.services.store import Agreement, Company, Contract, Offer, Organization, Product, Store, now_utc
@@ -65,7 +66,7 @@ def map_offers(store: Store, offer_ids: list[str], product_id: int | None) -> in
         if product is None:
             raise MappingError(f"ConnectWise product {product_id} is not known: run Sync Organizations")
         if product.inactive:
-            raise MappingError(f"ConnectWise product {product.description} is inactive; choose an active one")
+            raise MappingError(f"ConnectWise product {safe_text(product.description)} is inactive; choose an active one")
     with store.atomic():
         changed = Offer.update(product_id=product_id, mapping_error=None, updated_at=now_utc()).where(
             Offer.platform_id.in_(offer_ids)).execute()
@@ -107,19 +108,23 @@ def _check_agreement(agreement_id: int | None) -> Agreement | None:
     if agreement is None:
         raise MappingError(f"ConnectWise agreement {agreement_id} is not known: run Sync Organizations")
     if agreement.cancelled or agreement.status != "Active":
-        raise MappingError(f"agreement {agreement.name} is {agreement.status}; ConnectWise takes additions only on Active ones")
+        raise MappingError(f"agreement {safe_text(agreement.name)} is {safe_text(agreement.status)}; ConnectWise takes "
+                           "additions only on Active ones")
     return agreement
+
+
+# The sentences below are read on a screen: the names in them are shown literally (safe_text).
 
 
 def company_label(company_id: int | None) -> str:
     if company_id is None:
         return "no PSA Organization yet"
     company = Company.get_or_none(Company.id == company_id)
-    return f"{company.name} (#{company_id})" if company is not None else f"company #{company_id}"
+    return f"{safe_text(company.name)} (#{company_id})" if company is not None else f"company #{company_id}"
 
 
 def _agreement_label(agreement: Agreement) -> str:
-    return f"agreement {agreement.name} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
+    return f"agreement {safe_text(agreement.name)} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
 
 
 def _refuse_other_companies(store: Store, agreement: Agreement, lines_sql: str, params: list[Any], company_sql: str) -> None:
@@ -145,7 +150,7 @@ def common_company(store: Store, where_sql: str, params: list[Any]) -> tuple[int
     if without:
         return None, f"{without:,} marked line(s) have no PSA Organization yet: set it first (an agreement belongs to one company)."
     if len(known) > 1:
-        names = ", ".join(name or f"#{cid}" for cid, name in known[:3]) + (", …" if len(known) > 3 else "")
+        names = ", ".join(safe_text(name) or f"#{cid}" for cid, name in known[:3]) + (", …" if len(known) > 3 else "")
         return None, (f"The marked lines belong to {len(known)} companies ({names}): an agreement belongs to one. "
                       "Mark the lines of one company.")
     if not known:

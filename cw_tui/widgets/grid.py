@@ -24,6 +24,7 @@ from textual.strip import Strip
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.services.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
@@ -68,8 +69,8 @@ class FilterModal(ModalScreen[frozenset | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
-            yield _ValueList(*[
-                Selection(f"{'(empty)' if v is None else self.label(v)}  ({n:,})", v, v in self.selected)
+            yield _ValueList(*[  # values are data: shown literally
+                Selection(Text(f"{'(empty)' if v is None else safe_text(self.label(v))}  ({n:,})"), v, v in self.selected)
                 for v, n in self.values
             ])
             with Horizontal():
@@ -256,14 +257,21 @@ class SqlGrid(Vertical):
         return f" {pad}{cell} " if right else f" {cell}{pad} "
 
     def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
+        # Every cell is data: its controls are made visible (safe_text) before it is measured. The
+        # test that nearly every text passes is made here, inline: it runs for every cell drawn.
         formatter = self.formatters.get(column.key)
         width = column.width or 10
         if formatter is None and column.display is None:
-            return [Segment(self._fit_plain("" if value is None else str(value), width, column.numeric))]
+            text = "" if value is None else str(value)
+            if not text.isprintable():
+                text = safe_text(text)
+            return [Segment(self._fit_plain(text, width, column.numeric))]
         # Display texts and formatters are pure functions of the value (badges, amounts, dates): remember them.
         cached = self._cell_cache.get((column.key, value))
         if cached is None:
             text = column.shown(value)
+            if not text.isprintable():
+                text = safe_text(text)
             cell = text if formatter is None else formatter(text, value)
             if isinstance(cell, str):
                 cached = [Segment(self._fit_plain(cell, width, column.numeric))]

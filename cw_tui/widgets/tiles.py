@@ -7,6 +7,8 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import Static
 
+from cw_tui.rules.safe_text import safe_text
+
 
 class Tile(Static, can_focus=True):
     BINDINGS = [Binding("enter", "open", "Open", show=False)]
@@ -31,11 +33,12 @@ class Tile(Static, can_focus=True):
         self.figure = ""
 
     def set(self, main: str, sub: str = "", tone: str = "") -> None:
-        # the title inside, not on the border: at 80 columns a border title is cut off
+        # the title inside, not on the border: at 80 columns a border title is cut off; figures
+        # may quote data (a currency, a period), so they are shown literally
         text = Text(self.title + "\n", style="dim italic", no_wrap=True, overflow="ellipsis")
-        text.append(main, style="bold")
+        text.append(safe_text(main), style="bold")
         if sub:
-            text.append("\n" + sub.splitlines()[0], style="dim")
+            text.append("\n" + safe_text(sub.splitlines()[0]), style="dim")
         self.update(text)
         for name in ("-red", "-orange", "-green"):
             self.remove_class(name)
