@@ -114,7 +114,6 @@ def test_the_app_reads_while_locked_and_a_refused_change_is_a_message(locked: Pa
 
 def test_a_damaged_file_is_named_in_the_cli_and_the_app(cli, tmp_path: Path, demo_folder: Path) -> None:
     from cw_tui.services.store import open_store
-    from tests.app_helpers import make_app, run
 
     db = tmp_path / "s.sqlite3"
     seeded_store(db, demo_folder).close()
@@ -195,19 +194,107 @@ def test_a_read_only_file_is_read_and_a_change_says_why(cli, tmp_path: Path, dem
 def small_disk(tmp_path: Path):
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=320k", "tmpfs", str(mount)], capture_output=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {done.stderr.decode().strip()}")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def _fill(mount: Path, leave: int) -> None:
+    import shutil
+
+    free = shutil.disk_usage(mount).free
+    if free > leave:
+        (mount / "filler").write_bytes(b"\0" * (free - leave))
+
+
 def test_a_full_disk_is_told_and_nothing_is_half_written(cli, small_disk: Path, demo_folder: Path) -> None:
     db = small_disk / "s.sqlite3"
     assert cli("--db", db, "configure", "--platform-dir", demo_folder).code == 0
+    _fill(small_disk, leave=24 * 1024)
     load = cli("--db", db, "load-invoices", "--period", "2026-09", "--period", "2026-10")
     assert load.code == 2
     assert f"cannot write database {db}: the disk is full" in load.err and "nothing was changed" in load.err
     assert "rollback" not in load.err
+    (small_disk / "filler").unlink()  # space again: the load left nothing behind
     status = cli("--db", db, "status", "--json")
     assert status.code == 0 and status.json()["periods"] == []  # the load left nothing behind
+
+
+def _note(app, text: str) -> bool:
+    return any(text in str(n.message) for n in app._notifications)
+
+
+def test_the_app_on_a_read_only_file_shows_it_and_a_change_says_why(tmp_path: Path, demo_folder: Path) -> None:
+    from cw_tui.screens.mapping import MappingScreen
+    from cw_tui.services.store import Organization, open_store
+    from tests.app_helpers import make_app, run, wait_for
+
+    db = tmp_path / "s.sqlite3"
+    seeded_store(db, demo_folder).close()
+    for side in tmp_path.glob("s.sqlite3-*"):
+        side.unlink()
+    if not _immutable(db):
+        pytest.skip("chattr +i is not allowed here (a read-only file cannot be made for root otherwise)")
+    try:
+        store = open_store(db)
+
+        async def scenario() -> None:
+            app = make_app(store)
+            async with app.run_test(size=(100, 30), notifications=True) as pilot:
+                await pilot.pause()
+                assert app.screen.query("Tile")
+                await pilot.press("2")
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                grid = app.screen.query_one("#grid-organizations")
+                await wait_for(pilot, lambda: grid.current_key() is not None)
+                key = grid.current_key()
+                before = Organization.get_by_id(key).excluded
+                await pilot.press("x")
+                await wait_for(pilot, lambda: _note(app, f"cannot write database {db}: it is read-only"), timeout=15)
+                assert Organization.get_by_id(key).excluded == before and app.is_running
+
+        run(scenario())
+        store.close()
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=False)
+
+
+def test_the_app_on_a_full_disk_says_so_and_loads_nothing(small_disk: Path, demo_folder: Path, cli) -> None:
+
+    from cw_tui.screens.mapping import MappingScreen
+    from cw_tui.screens.mapping_modals import LoadInvoicesModal
+    from cw_tui.services.store import InvoiceLine, open_store
+    from tests.app_helpers import make_app, run, wait_for
+
+    db = small_disk / "s.sqlite3"
+    assert cli("--db", db, "configure", "--platform-dir", demo_folder).code == 0
+    store = open_store(db)
+    november = __import__("datetime").datetime(2026, 11, 18, 9, 0, tzinfo=__import__("datetime").UTC)
+
+    async def scenario() -> None:
+        from cw_tui.services import credentials as credential_store
+        from tests.app_helpers import FIXED_CREDENTIALS
+
+        credential_store.save(FIXED_CREDENTIALS)
+        from cw_tui.services import settings
+
+        config = settings.load_configuration(store)
+        config.agreement_type = settings.AgreementTypeChoice(id=2, name="Cloud Services")
+        settings.save_configuration(store, config)
+        store.db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        _fill(small_disk, leave=24 * 1024)  # the disk fills up under the load
+        app = make_app(store, clock=lambda: november)
+        async with app.run_test(size=(100, 30), notifications=True) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.press("i")  # Load Invoices: the previous month (2026-10)
+            await wait_for(pilot, lambda: isinstance(app.screen, LoadInvoicesModal) and app.focused is not None
+                           and app.focused.id == "load")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: _note(app, f"cannot write database {db}: the disk is full"), timeout=30)
+            assert app.is_running and InvoiceLine.select().count() == 0
+
+    run(scenario())
+    store.close()
