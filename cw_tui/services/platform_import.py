@@ -23,6 +23,7 @@ import peewee as pw
 
 from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
 from cw_tui.services import system_log
+from cw_tui.services.activity import recorded
 from cw_tui.services.money import line_total, to_micros
 from cw_tui.services.platform_files import (
     InvoiceLineRow,
@@ -233,7 +234,7 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
     report = InvoiceLoad(periods=[PeriodLoad(p, skipped_new=data.skipped_new.get(p, 0)) for p in periods])
     by_period = {p.period: p for p in report.periods}
 
-    with store.atomic("IMMEDIATE"):
+    with recorded(store, "invoices", ", ".join(periods)), store.atomic("IMMEDIATE"):
         existing = _existing_lines(store, periods, [line.line_id for line in data.lines])
         incoming = {line.line_id: line.period for line in data.lines}
         elsewhere = [(line_id, incoming[line_id], kept["period"], kept["sync_status"])

@@ -463,7 +463,7 @@ def lock_holder(path: Path) -> str:
         con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
         try:
             rows = con.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
-                               "ORDER BY id DESC LIMIT 1").fetchall()
+                               "ORDER BY id DESC LIMIT 5").fetchall()
         finally:
             con.close()
     except (sqlite3.Error, OSError, ValueError):
@@ -471,6 +471,8 @@ def lock_holder(path: Path) -> str:
     for kind, period, owner, started in rows:
         host, _, rest = (owner or "").partition("|")
         pid = rest.split("|", 1)[0]
+        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+            continue  # a run left by a process that is gone holds nothing
         what = {"sync": "a sync", "invoices": "a load of invoice lines", "products": "a load of products",
                 "organizations": "a sync of organizations"}.get(kind, kind)
         where = f"process {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
@@ -483,6 +485,16 @@ def first_cause(error: BaseException) -> BaseException:
     while "no transaction is active" in str(error) and isinstance(error.__context__, DATABASE_ERRORS):
         error = error.__context__
     return error
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def describe_error(path: Path, error: BaseException) -> str:
