@@ -50,5 +50,6 @@ def parse_enum(enum: type[StrEnum], text: str) -> StrEnum:
     member = table.get(text.casefold()) or table.get(" ".join(text.split()).casefold())
     if member is None:
         allowed = ", ".join(m.value for m in enum)
-        raise ValueError(f"unknown value {text!r} (expected one of: {allowed})")
+        shown = text if len(text) <= 60 else text[:60] + "…"  # a runaway cell is named, not echoed whole
+        raise ValueError(f"unknown value {shown!r} (expected one of: {allowed})")
     return member
