@@ -471,7 +471,7 @@ def lock_holder(path: Path) -> str:
     for kind, period, owner, started in rows:
         host, _, rest = (owner or "").partition("|")
         pid = rest.split("|", 1)[0]
-        if host == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        if host == socket.gethostname() and pid.isdigit() and not process_alive(int(pid)):
             continue  # a run left by a process that is gone holds nothing
         what = {"sync": "a sync", "invoices": "a load of invoice lines", "products": "a load of products",
                 "organizations": "a sync of organizations"}.get(kind, kind)
@@ -487,7 +487,8 @@ def first_cause(error: BaseException) -> BaseException:
     return error
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this machine still runs (a claim's or a run's owner)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

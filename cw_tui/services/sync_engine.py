@@ -66,6 +66,7 @@ from cw_tui.services.store import (
     SubscriptionAddition,
     SyncRun,
     now_utc,
+    process_alive,
     utc_to_text,
 )
 from cw_tui.services.system_log import Category, Level
@@ -287,15 +288,7 @@ def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool
         return False
     if host != socket.gethostname():
         return True  # another machine's run: trust it until it is stale
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or process_alive(pid)
 
 
 def _free_side_claims(owner: str) -> None:
