@@ -26,6 +26,17 @@ def _set_up(cli, db: Path, sandbox) -> None:
         assert cli("--db", db, *args).code == 0, args
 
 
+async def _show_plan(pilot, default_button: str) -> None:
+    """Mapping → Invoices → `P`: the plan modal is up with its default button focused."""
+    app = pilot.app
+    await pilot.press("2")
+    await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+    app.screen.show_tab("invoices")
+    await pilot.pause()
+    await pilot.press("P")
+    await modal_ready(pilot, SyncPlanModal, default_button, timeout=60)
+
+
 def _synced() -> int:
     return InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count()
 
@@ -40,12 +51,7 @@ def test_an_open_months_plan_says_so_and_cancel_is_the_default(tmp_path: Path, d
         async def scenario() -> None:
             app = make_app(store, clock=lambda: in_october)
             async with app.run_test(size=(80, 24), notifications=True) as pilot:
-                await pilot.press("2")
-                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
-                app.screen.show_tab("invoices")
-                await pilot.pause()
-                await pilot.press("P")
-                await modal_ready(pilot, SyncPlanModal, "cancel", timeout=60)
+                await _show_plan(pilot, "cancel")
                 plan = app.screen.plan
                 assert plan.open and plan.cancels == []
                 text = _texts(app.screen)
@@ -73,12 +79,7 @@ def test_a_plan_that_changed_after_it_was_shown_sends_nothing(tmp_path: Path, de
         async def scenario() -> None:
             app = make_app(store, clock=lambda: in_november)
             async with app.run_test(size=(100, 30), notifications=True) as pilot:
-                await pilot.press("2")
-                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
-                app.screen.show_tab("invoices")
-                await pilot.pause()
-                await pilot.press("P")
-                await modal_ready(pilot, SyncPlanModal, "post", timeout=60)
+                await _show_plan(pilot, "post")
                 shown = app.screen.plan
                 # a colleague excludes a customer while the plan is on screen
                 org = Organization.select().where(Organization.excluded == False, Organization.company_id.is_null(False)).first()  # noqa: E712
