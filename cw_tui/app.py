@@ -119,7 +119,7 @@ class CwTuiApp(App):
         first_line = text.splitlines()[0] if text else ""
         try:
             system_log.write(self.store, level, self._toast_category(), toast_text(first_line, TOAST_CHARS), text)
-        except DATABASE_ERRORS:
+        except (*DATABASE_ERRORS, StoreError):
             pass  # the database is the problem the toast is about: what is on screen is what is left
 
     def _toast_category(self) -> system_log.Category:

@@ -31,6 +31,13 @@ def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
+def region_text(app, widget: Widget) -> str:
+    """What the terminal shows where the widget is."""
+    region = widget.region
+    strips = app.screen._compositor.render_strips()
+    return "\n".join(strips[y].crop(region.x, region.right).text for y in range(region.y, region.bottom))
+
+
 def words(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
@@ -326,3 +333,31 @@ def test_toasts_are_few_and_short_and_a_cut_one_is_whole_in_the_system_logs(seed
     run(scenario())
     [entry] = [e for e in system_log.entries(seeded, limit=1000) if e.details == long]
     assert entry.level == "WARNING" and entry.summary.endswith("…") and len(entry.summary) <= 160
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_the_dashboard_tiles_and_help_are_not_cut(seeded, size) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
+            tiles = list(app.screen.query(Tile))
+            await wait_for(pilot, lambda: all(tile.figure for tile in tiles))
+            await pilot.pause()
+            shown = words(screen_text(app))
+            for tile in tiles:
+                for line in str(tile.render()).splitlines():
+                    assert words(line) in shown, (tile.id, line)
+            assert "…" not in shown
+            assert "Last Organizations Sync" in shown and "2026-10: " not in shown  # the period is in the title
+
+            await pilot.press("question_mark")
+            await pilot.pause()
+            help_text = screen_text(app)
+            title = app.screen.query_one(".title", Static)
+            assert title.region in app.screen.region
+            assert words(str(title.render())) == words(region_text(app, title))
+            for binding_id in ("app.dashboard", "app.settings", "dashboard.refresh", "mapping.sync_organizations"):
+                assert re.search(rf"\b{re.escape(binding_id)}\b", help_text), binding_id
+
+    run(scenario())
