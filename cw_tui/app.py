@@ -13,11 +13,12 @@ from rich.text import Text
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.notifications import SeverityLevel
+from textual.notifications import Notify, SeverityLevel
 from textual.screen import Screen
 
 from cw_tui.keymap import load_keymap
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.screens.dashboard import DashboardScreen
 from cw_tui.screens.help import HelpScreen
@@ -29,10 +30,23 @@ from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
 from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, now_utc
+from cw_tui.widgets.focus import FOCUS_CSS
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile
 
 AREA_NAMES = {"dashboard": "Dashboard", "mapping": "Mapping", "logs": "System Logs", "settings": "Settings"}
+MAX_TOASTS = 3  # more would cover half of the grid
+TOAST_CHARS = 160  # about three lines of a toast
+TOAST_LINES = 3
+
+
+def toast_text(text: str, limit: int = TOAST_CHARS) -> str:
+    """The text cut to a toast's size, with "…" where it was cut."""
+    lines = text.splitlines() or [""]
+    cut = "\n".join(lines[:TOAST_LINES])
+    if len(cut) > limit:
+        cut = cut[:limit - 1].rstrip()
+    return cut if cut == text.rstrip("\n") else cut.rstrip() + "…"
 
 
 def terminal_is_light() -> bool:
@@ -49,17 +63,18 @@ class CwTuiApp(App):
     SUB_TITLE = "Platform invoices into ConnectWise"
     MODES = {"dashboard": DashboardScreen, "mapping": MappingScreen, "logs": LogsScreen, "settings": SettingsScreen}
     BINDINGS = [
-        Binding("1", "area('dashboard')", "Dashboard", id="app.dashboard"),
-        Binding("2", "area('mapping')", "Mapping", id="app.mapping"),
-        Binding("3", "area('logs')", "Logs", id="app.logs"),
-        Binding("4", "area('settings')", "Settings", id="app.settings"),
+        # not in the key hints: the area bar at the top shows these keys, greyed out while gated
+        Binding("1", "area('dashboard')", "Dashboard", id="app.dashboard", show=False),
+        Binding("2", "area('mapping')", "Mapping", id="app.mapping", show=False),
+        Binding("3", "area('logs')", "Logs", id="app.logs", show=False),
+        Binding("4", "area('settings')", "Settings", id="app.settings", show=False),
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
     CSS = """
     Screen { background: $background; }
     Toast { max-width: 60; }
-    """
+    """ + FOCUS_CSS
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
                  prefill_credentials: Credentials | None = None, keymap: dict[str, str] | None = None,
@@ -84,9 +99,40 @@ class CwTuiApp(App):
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
         """Every toast is literal, its control characters made visible: its words come from
-        data (names, ConnectWise's answers, the Platform files' problems) as often as not."""
-        super().notify(safe_text(message, lines=True), title=safe_text(title), severity=severity, timeout=timeout,
-                       markup=markup)
+        data (names, ConnectWise's answers, the Platform files' problems) as often as not.
+        A toast is short: a longer message is cut, and its whole text goes to the System Logs."""
+        text = safe_text(message, lines=True)
+        shown = toast_text(text)
+        if shown != text:
+            self._log_whole_toast(text, severity)
+        super().notify(shown, title=safe_text(title), severity=severity, timeout=timeout, markup=markup)
+
+    def on_notify(self, event: Notify) -> None:
+        """At most MAX_TOASTS on screen: the oldest go first. It runs before Textual's own
+        handler adds the new one (Textual has no public way to drop a toast)."""
+        shown = list(self._notifications)
+        for old in shown[:max(0, len(shown) - MAX_TOASTS + 1)]:
+            self._unnotify(old, refresh=False)
+
+    def _log_whole_toast(self, text: str, severity: SeverityLevel) -> None:
+        level = {"warning": system_log.Level.WARNING, "error": system_log.Level.ERROR}.get(severity, system_log.Level.INFO)
+        first_line = text.splitlines()[0] if text else ""
+        try:
+            system_log.write(self.store, level, self._toast_category(), toast_text(first_line, TOAST_CHARS), text)
+        except (*DATABASE_ERRORS, StoreError):
+            pass  # the database is the problem the toast is about: what is on screen is what is left
+
+    def _toast_category(self) -> system_log.Category:
+        """The category of the area shown (on Mapping, of its tab)."""
+        areas = [s for s in self.screen_stack if isinstance(s, AreaScreen)]
+        area = areas[-1] if areas else None
+        if isinstance(area, MappingScreen):
+            from textual.widgets import TabbedContent
+
+            tab = area.query_one(TabbedContent).active
+            return {"organizations": system_log.Category.ORGANIZATIONS,
+                    "products": system_log.Category.PRODUCTS}.get(tab, system_log.Category.INVOICES)
+        return system_log.Category.SYNC if isinstance(area, DashboardScreen) else system_log.Category.CONFIGURATION
 
     # --------------------------------------------------------------- a database that fails
 
@@ -221,7 +267,8 @@ class CwTuiApp(App):
         self.push_screen(HelpScreen([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # Textual's "Keys" opens its side panel; ours, below, lists every binding with its id
+        yield from (command for command in super().get_system_commands(screen) if command.title != "Keys")
         for mode, name in AREA_NAMES.items():
             if mode in self.allowed_areas():
                 yield SystemCommand(f"Go to {name}", f"Open the {name} area", lambda m=mode: self.action_area(m))
@@ -230,6 +277,21 @@ class CwTuiApp(App):
                 yield SystemCommand(f"Go to {tab.capitalize()}", f"Mapping → {tab.capitalize()}",
                                     lambda t=tab: self.open_target(f"mapping:{t}"))
         yield SystemCommand("Keys", "Every key binding", self.action_help)
+        if isinstance(screen, AreaScreen):
+            yield from self.screen_commands(screen)
+
+    def screen_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The actions of the screen shown, made from the bindings its keys would run now
+        (the screen's, and the focused grid's: export, search), with the keys the keymap gave
+        them: a new binding is offered without more code. Bindings without an id (cursor
+        keys) and the app's own (the areas, offered as "Go to") are left out."""
+        seen: set[tuple[int, str]] = set()
+        for node, binding, enabled, _tooltip in screen.active_bindings.values():
+            if node is self or not binding.id or not enabled or (id(node), binding.action) in seen:
+                continue
+            seen.add((id(node), binding.action))
+            yield SystemCommand(binding.description or binding.action, f"key {self.get_key_display(binding)} · {binding.id}",
+                                lambda node=node, action=binding.action: self.run_action(action, node))
 
     # --------------------------------------------------------------- daily sync
 
@@ -258,7 +320,8 @@ class CwTuiApp(App):
             async with ConnectWiseClient(creds) as client:
                 for period in periods_to_sync(self.store):
                     result = await run_sync(self.store, client, period, today=self.now().date())
-                    self.notify(f"Daily sync of {period}: {result.synced_lines} lines synced, {result.errors} errors",
+                    self.notify(f"Daily sync of {period}: {plural(result.synced_lines, 'line')} synced, "
+                                f"{plural(result.errors, 'error')}",
                                 severity="error" if result.errors else "information")
         except (ConnectWiseError, CacheShrinkRefused) as error:
             system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())

@@ -12,6 +12,7 @@ import tomllib
 from pathlib import Path
 
 from textual.binding import Binding
+from textual.keys import format_key
 
 from cw_tui.services.paths import config_dir
 
@@ -35,6 +36,18 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], str | None]:
     return dict(table), None
 
 
+SPELLED_OUT = {"enter", "delete", "escape", "space", "tab"}  # clearer as words than as Textual's glyphs
+
+
+def key_display(keys: str) -> str:
+    """"question_mark,f1" as "?, f1", "left_square_bracket" as "[", "ctrl+r" as is."""
+    shown = []
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+")
+        shown.append("+".join([*modifiers, name if name in SPELLED_OUT else format_key(name)]))
+    return ", ".join(shown)
+
+
 def describe(bindings: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> list[tuple[str, str, str, str]]:
     """(where, keys, what, id) for every binding, as remapped."""
     rows = []
@@ -42,5 +55,5 @@ def describe(bindings: list[tuple[str, list[Binding]]], keymap: dict[str, str]) 
         for binding in group:
             keys = keymap.get(binding.id or "", binding.key) if binding.id else binding.key
             label = binding.description or binding.action
-            rows.append((where, keys.replace("_", " "), label, binding.id or ""))
+            rows.append((where, key_display(keys), label, binding.id or ""))
     return rows

@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import Static
 
+from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services.status import dashboard_figures
 from cw_tui.widgets.tiles import Tile
@@ -43,9 +44,14 @@ def money(value: Decimal) -> str:
 
 class DashboardScreen(AreaScreen):
     AREA = "dashboard"
+    AUTO_FOCUS = "Tile"  # enter opens the screen behind it at once
     BINDINGS = [Binding("ctrl+r", "reload", "Refresh", id="dashboard.refresh")]
+    # four tiles a row need about 30 columns each; below 120 columns, two a row
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
     DEFAULT_CSS = """
-    DashboardScreen .tiles { grid-size: 4; grid-gutter: 0 1; height: auto; padding: 0 1; }
+    DashboardScreen .tiles { grid-size: 4; grid-rows: auto; grid-gutter: 0 1; height: auto; padding: 0 1; }
+    DashboardScreen.-narrow .tiles { grid-size: 2; }
+    DashboardScreen .tiles Tile { height: 100%; }  /* a row's tiles as high as its highest */
     DashboardScreen .chart-title { padding: 1 1 0 1; text-style: bold; }
     DashboardScreen #chart { padding: 0 1; height: auto; }
     """
@@ -85,9 +91,10 @@ class DashboardScreen(AreaScreen):
                              "green" if products["total"] and not products["unmapped"] else "")
         latest = f["periods"][0] if f["periods"] else None
         if latest:
-            tile("lines").set(f"{latest['synced']:,}/{latest['lines']:,} synced",
-                              f"{latest['period']}: {latest['not_synced']:,} not synced · {latest['error']:,} error · "
-                              f"{latest['unmapped']:,} unmapped", "red" if latest["error"] else "")
+            tile("lines").title = f"Invoice lines {latest['period']}"
+            tile("lines").set(f"{latest['synced']:,}/{latest['lines']:,} synced · {plural(latest['error'], 'error')}",
+                              f"{latest['not_synced']:,} not synced · {latest['unmapped']:,} unmapped",
+                              "red" if latest["error"] else "")
         else:
             tile("lines").set("none loaded", "enter: Invoices")
         amounts = f["amounts"]
@@ -95,14 +102,15 @@ class DashboardScreen(AreaScreen):
             main = max(amounts, key=lambda c: amounts[c]["loaded"])
             others = len(amounts) - 1
             tile("amounts").set(f"{main} {money(amounts[main]['posted'])}",
-                                f"of {money(amounts[main]['loaded'])}" + (f" (+{others} cur.)" if others else ""))
+                                f"of {money(amounts[main]['loaded'])}"
+                                + (f" (+{plural(others, 'other currency', 'other currencies')})" if others else ""))
         else:
             tile("amounts").set("—", "nothing loaded")
         daily = f["daily_sync"]
         tile("daily").set("On" if daily["enabled"] else "Off",
                           f"next run {local_time(daily['next_run'], now)}" if daily["enabled"] else "enter: Settings",
                           "green" if daily["enabled"] else "")
-        tile("errors").set(f"{f['errors_30d']:,}", f"{f['warnings_30d']:,} warnings", "red" if f["errors_30d"] else "")
+        tile("errors").set(f"{f['errors_30d']:,}", plural(f["warnings_30d"], "warning"), "red" if f["errors_30d"] else "")
         self.query_one("#chart", Static).update(self._chart(f["posted_per_month"]))
 
     def _chart(self, per_month: list[tuple[str, dict[str, Decimal]]]) -> Text:

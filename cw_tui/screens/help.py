@@ -1,15 +1,17 @@
-"""`?`: every key binding, as remapped by the user's keymap."""
+"""`?`: every key binding, as remapped by the user's keymap, grouped by where it works."""
 
 from __future__ import annotations
 
+from itertools import groupby
 from pathlib import Path
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Label
+from textual.widgets import Button, DataTable, Static
 
 from cw_tui.keymap import describe, keymap_path
 
@@ -24,6 +26,7 @@ class HelpScreen(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > Vertical { width: 90; max-width: 98%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    HelpScreen .title { height: auto; margin-bottom: 1; }
     HelpScreen DataTable { height: 1fr; }
     """
 
@@ -33,11 +36,16 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Keys (remap them in {tilde(keymap_path())}; ctrl+p opens the command palette)")
+            # wraps rather than cut: the path is as long as the user's home
+            yield Static(f"Keys. Remap them by binding id in {tilde(keymap_path())}; ctrl+p opens the command "
+                         "palette with the actions of the screen shown.", classes="title")
+            # no "where" column: a heading row for each place keeps the binding ids in view at 80 columns
             table = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_columns("Where", "Keys", "What", "Binding id")
-            for row in self.rows:
-                table.add_row(*row)
+            table.add_columns("Keys", "What", "Binding id")
+            for where, rows in groupby(self.rows, key=lambda row: row[0]):
+                table.add_row(Text(where, style="bold"), "", "")
+                for _, keys, what, binding_id in rows:
+                    table.add_row(keys, what, binding_id)
             yield table
             yield Button("Close", id="close", variant="primary")
 

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RichLog, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
 from cw_tui.services.grid_query import LOGS
@@ -60,13 +61,17 @@ class LogsScreen(AreaScreen):
     AREA = "logs"
     AUTO_FOCUS = "GridTable"  # the log's keys (/ search, f filter, enter details) work at once
     BINDINGS = [
+        # the grid's `/` works from the tiles too: they are not inside the grid, so its own
+        # binding is not in their chain (same action name: one hint in the key bar)
+        Binding("slash", "focus_search", "Search", id="logs.search"),
         Binding("ctrl+r", "reload", "Refresh", id="logs.refresh"),
         Binding("l", "level", "Level", id="logs.level"),
         Binding("ctrl+l", "toggle_live", "Live pane", id="logs.live"),
     ]
     DEFAULT_CSS = """
-    LogsScreen .tiles { height: 5; padding: 0 1; }
+    LogsScreen .tiles { height: 5; }
     LogsScreen .tiles Tile { margin-right: 1; }
+    LogsScreen .tiles Tile#tile-updated { margin-right: 0; }
     LogsScreen .filters { height: 1; padding: 0 1; }
     LogsScreen .filters Label { padding: 0 1 0 0; }
     LogsScreen .filters Select { width: 18; }
@@ -86,7 +91,7 @@ class LogsScreen(AreaScreen):
                          allow_blank=False, compact=True, id="level")
             yield Button("Refresh", id="refresh", compact=True)
         yield SqlGrid(LOGS, formatters={"level": level_badge}, id="log-grid",
-                      summary=lambda page: f"Showing {len(page.rows):,} of {page.total:,} log entries")
+                      summary=lambda page: f"Showing {len(page.rows):,} of {plural(page.total, 'log entry', 'log entries')}")
         yield RichLog(id="live", max_lines=500, wrap=False, markup=False)
 
     def on_mount(self) -> None:
@@ -137,6 +142,9 @@ class LogsScreen(AreaScreen):
 
     def show_level(self, level: str) -> None:
         self.query_one("#level", Select).value = level
+
+    def action_focus_search(self) -> None:
+        self.query_one(SqlGrid).action_focus_search()
 
     def action_level(self) -> None:
         self.query_one("#level", Select).focus()

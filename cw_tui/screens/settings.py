@@ -22,10 +22,12 @@ from textual.widgets import (
     Switch,
     TabbedContent,
     TabPane,
+    Tabs,
 )
 
 from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.services import credentials as credential_store
@@ -63,13 +65,18 @@ class SettingsScreen(AreaScreen):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="settings.save"),
         Binding("ctrl+t", "test_connection", "Test connection", id="settings.test"),
+        # as on Mapping; a field takes `[` and `]` as text (an IPv6 URL): escape leaves it first
+        Binding("right_square_bracket", "tab(1)", "Next tab", id="settings.next_tab", show=False),
+        Binding("left_square_bracket", "tab(-1)", "Previous tab", id="settings.previous_tab", show=False),
+        Binding("escape", "to_tabs", "To the tabs", id="settings.to_tabs", show=False),
     ]
+    TABS = ("authentication", "configuration", "dictionary")
     DEFAULT_CSS = """
     SettingsScreen .title { padding: 0 1; text-style: bold; }
     SettingsScreen .banner { background: $warning 30%; color: $text; padding: 0 1; border-left: thick $warning; margin: 0 1; }
     SettingsScreen .next-step { padding: 0 1; color: $text-accent; }
     SettingsScreen TabbedContent { height: 1fr; }
-    SettingsScreen .form { grid-size: 2; grid-columns: 26 1fr; grid-rows: auto; grid-gutter: 1 1; height: auto; padding: 1 1 0 1; }
+    SettingsScreen .form { grid-size: 2; grid-columns: 26 1fr; grid-rows: auto; grid-gutter: 0 1; height: auto; padding: 1 1 0 1; }
     SettingsScreen .buttons { height: auto; padding: 0 1; }
     SettingsScreen .buttons Button { margin-right: 1; }
     SettingsScreen #test-status { height: auto; min-height: 1; padding: 0 1; }
@@ -85,6 +92,10 @@ class SettingsScreen(AreaScreen):
     SettingsScreen #url-message { color: $error; display: none; }
     SettingsScreen #url-message.-shown { display: block; }
     SettingsScreen .buttons { padding: 1 1 0 1; }
+    SettingsScreen .types-row { height: auto; }
+    SettingsScreen .types-row Button { margin-right: 1; }
+    SettingsScreen #types-status { width: 1fr; height: auto; }
+    SettingsScreen #types-status.-error { color: $error; }
     """
 
     def compose_area(self) -> ComposeResult:
@@ -193,7 +204,8 @@ class SettingsScreen(AreaScreen):
         status.update(Text(safe_text(text)))  # it quotes ConnectWise's answers: shown literally
         status.set_class(kind == "ok", "-ok")
         status.set_class(kind == "error", "-error")
-        status.scroll_visible(animate=False)
+        # once the new text has its height: a message of three lines is shown whole
+        self.call_after_refresh(status.scroll_visible, animate=False)
 
     def _busy(self, busy: bool) -> None:
         self.query_one(LoadingIndicator).set_class(busy, "-busy")
@@ -312,6 +324,17 @@ class SettingsScreen(AreaScreen):
 
     # --------------------------------------------------------------- configuration
 
+    # --------------------------------------------------------------- tabs
+
+    def action_tab(self, step: int) -> None:
+        content = self.query_one(TabbedContent)
+        content.active = self.TABS[(self.TABS.index(content.active) + step) % len(self.TABS)]
+        self.action_to_tabs()
+
+    def action_to_tabs(self) -> None:
+        """The tab strip takes the focus: `[` `]` and the arrows change the tab, Tab enters it."""
+        self.query_one(TabbedContent).query_one(Tabs).focus()
+
     @on(Button.Pressed, "#test")
     def _test_pressed(self) -> None:
         self.action_test_connection()
@@ -337,9 +360,11 @@ class ConfigurationForm(VerticalScroll):
         with Grid(classes="form"):
             yield Label("Agreement Type *")
             with Horizontal():
-                yield Select([], id="agreement-type", prompt="Load from ConnectWise", compact=True)
+                yield Select([], id="agreement-type", prompt="Choose an agreement type", compact=True)
             yield Label("")
-            yield Button("Reload agreement types", id="reload-types", compact=True)
+            with Horizontal(classes="types-row"):
+                yield Button("Reload agreement types", id="reload-types", compact=True)
+                yield Static("", id="types-status")  # next to the button: the result is seen where it was asked
             yield Label("Platform export folder")
             yield Input(id="platform-dir", placeholder="/path/to/platform-export", compact=True)
             yield Label("Automated daily sync")
@@ -393,24 +418,34 @@ class ConfigurationForm(VerticalScroll):
     def _reload_types(self) -> None:
         self.load_types()
 
+    def _types_status(self, text: str | Text, error: bool = False) -> None:
+        status = self.query_one("#types-status", Static)
+        status.update(text)
+        status.set_class(error, "-error")
+
     @work(exclusive=True, group="agreement-types", exit_on_error=False)
     async def load_types(self) -> None:
         creds = credential_store.current()
         if creds is None or not creds.complete():
-            self.query_one("#config-status", Static).update("Save your credentials first: agreement types come from ConnectWise.")
+            self._types_status("Save your credentials first: agreement types come from ConnectWise.", error=True)
             return
-        status = self.query_one("#config-status", Static)
-        status.update("Loading agreement types from ConnectWise…")
+        button = self.query_one("#reload-types", Button)
+        button.disabled = True  # busy: one request at a time, and it shows
+        self._types_status("Loading agreement types from ConnectWise…")
         try:
             from cw_tui.services.connection import fetch_agreement_types
 
             types = await fetch_agreement_types(self.app.store, creds)  # type: ignore[attr-defined]
         except Exception as error:  # noqa: BLE001 - shown, never a traceback
-            status.update(Text(f"✗ Could not load agreement types: {safe_text(system_log.redact(str(error)))}"))
+            self._types_status(Text(f"✗ Could not load agreement types: {safe_text(system_log.redact(str(error)))}"),
+                               error=True)
             return
+        finally:
+            button.disabled = False
         config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
         self._set_type_options(types, config.agreement_type.id if config.agreement_type else None)
-        status.update(f"{len(types)} agreement types loaded from ConnectWise.")
+        self._types_status(f"✓ {plural(len(types), 'agreement type')} loaded from ConnectWise."
+                           + ("" if types else " ConnectWise has no active one: add one there, then reload."))
 
     @on(Button.Pressed, "#save-config")
     def _save_config_pressed(self) -> None:
@@ -421,10 +456,11 @@ class ConfigurationForm(VerticalScroll):
         store = self.app.store  # type: ignore[attr-defined]
         config = settings_service.load_configuration(store)
         status = self.query_one("#config-status", Static)
-        status.scroll_visible(animate=False)
+        self.call_after_refresh(status.scroll_visible, animate=False)  # once it holds what is said below
         chosen = self.query_one("#agreement-type", Select).value
         if chosen is Select.NULL or chosen is None:
             status.update("✗ Choose an Agreement Type: it is required.")
+            self.query_one("#agreement-type", Select).focus()
             return
         types = {t.id: t.name for t in active_agreement_types()}
         config.agreement_type = settings_service.AgreementTypeChoice(id=int(chosen), name=types.get(int(chosen), str(chosen)))

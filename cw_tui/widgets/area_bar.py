@@ -16,7 +16,6 @@ class AreaBar(Horizontal):
     AreaBar Button { height: 1; min-width: 0; width: auto; border: none; padding: 0 1; margin: 0; background: $panel; }
     AreaBar Button.-current { background: $accent; color: $text; text-style: bold; }
     AreaBar Button:disabled { color: $text-disabled; text-style: strike; }
-    AreaBar Button:focus { text-style: bold reverse; }
     """
 
     def __init__(self, current: str) -> None:
@@ -27,6 +26,8 @@ class AreaBar(Horizontal):
         yield Static("cw-tui", classes="app-title")
         for mode, label in AREAS:
             button = Button(label, id=f"area-{mode}", compact=True)
+            # reached by 1-4 and the mouse: out of the Tab order, which would pass them on every screen
+            button.can_focus = False
             if mode == self.current:
                 button.add_class("-current")
             yield button

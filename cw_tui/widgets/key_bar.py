@@ -69,20 +69,25 @@ class KeyBar(Widget):
         description_style = self.get_component_rich_style("key-bar--description")
         text = Text(no_wrap=True, overflow="crop")
         self._spans = []
-        for key, shown, description, enabled in self._hints:
-            start = text.cell_len
-            text.append(f" {shown} ", key_style if enabled else key_style + DIM)
-            text.append(f"{description} ", description_style if enabled else description_style + DIM)
-            text.append(" ")
-            self._spans.append((start, text.cell_len, key))
+        # the palette's hint always at the right, as Footer has it: on a narrow terminal the
+        # hints that do not fit are left out whole, and the palette lists every action
+        palette = None
+        room = self.size.width
         if self._palette is not None:
-            key, shown, description, enabled = self._palette
-            hint = Text.assemble((f" {shown} ", key_style), (f"{description} ", description_style))
-            gap = self.size.width - text.cell_len - hint.cell_len
-            if gap > 0:
-                text.append(" " * gap)
-                self._spans.append((text.cell_len, text.cell_len + hint.cell_len, key))
-                text.append_text(hint)
+            palette_key, shown, description, _enabled = self._palette
+            palette = Text.assemble((f" {shown} ", key_style), (f"{description} ", description_style))
+            room -= palette.cell_len
+        for key, shown, description, enabled in self._hints:
+            hint = Text.assemble((f" {shown} ", key_style if enabled else key_style + DIM),
+                                 (f"{description} ", description_style if enabled else description_style + DIM), " ")
+            if text.cell_len + hint.cell_len - 1 > room:  # its last space may go
+                break
+            self._spans.append((text.cell_len, text.cell_len + hint.cell_len, key))
+            text.append_text(hint)
+        if palette is not None and room > text.cell_len:
+            text.append(" " * (room - text.cell_len))
+            self._spans.append((room, room + palette.cell_len, palette_key))
+            text.append_text(palette)
         return text
 
     def on_click(self, event: Click) -> None:

@@ -13,12 +13,16 @@ from cw_tui.rules.safe_text import safe_text
 class Tile(Static, can_focus=True):
     BINDINGS = [Binding("enter", "open", "Open", show=False)]
     DEFAULT_CSS = """
-    Tile { border: round $primary 60%; padding: 0 0 0 1; height: 5; width: 1fr; min-width: 16; text-wrap: nowrap; text-overflow: ellipsis; }
-    Tile:focus { border: round $accent; background: $boost; }
+    Tile { border: round $primary 60%; padding: 0 0 0 1; height: auto; min-height: 5; width: 1fr; min-width: 16; }
     Tile:hover { background: $boost; }
     Tile.-red { border: round $error; }
     Tile.-orange { border: round $warning; }
     Tile.-green { border: round $success; }
+    /* focus: a heavy border, seen without colour too (NO_COLOR), whatever the tile's tone */
+    Tile:focus { border: heavy $accent; background: $boost; }
+    Tile.-red:focus { border: heavy $error; }
+    Tile.-orange:focus { border: heavy $warning; }
+    Tile.-green:focus { border: heavy $success; }
     """
 
     class Opened(Message):
@@ -33,9 +37,10 @@ class Tile(Static, can_focus=True):
         self.figure = ""
 
     def set(self, main: str, sub: str = "", tone: str = "") -> None:
-        # the title inside, not on the border: at 80 columns a border title is cut off; figures
-        # may quote data (a currency, a period), so they are shown literally
-        text = Text(self.title + "\n", style="dim italic", no_wrap=True, overflow="ellipsis")
+        # the title inside, not on the border, where it would be cut; a narrow tile wraps its
+        # lines rather than cut them. Figures may quote data (a currency, a period), so they
+        # are shown literally
+        text = Text(self.title + "\n", style="dim italic")
         text.append(safe_text(main), style="bold")
         if sub:
             text.append("\n" + safe_text(sub.splitlines()[0]), style="dim")
