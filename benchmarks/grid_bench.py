@@ -43,7 +43,7 @@ def build(folder: Path, db: Path, lines: int) -> int:
     from cw_tui.services.credentials import Credentials, save
     from cw_tui.services.demo_data import write_demo_data
     from cw_tui.services.platform_import import load_invoices
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
 
     os.environ["CW_TUI_CONFIG_DIR"] = str(folder.parent / "config")
     save(Credentials("http://127.0.0.1:9", "sandbox", "public-key", "private-key-1234", "client-id-1234"))
@@ -127,7 +127,7 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
 
     from cw_tui.app import CwTuiApp
     from cw_tui.services.mapping import LineChange, update_lines
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
     from cw_tui.widgets.grid import SqlGrid
 
     timings: dict[str, list[float]] = {k: [] for k in (

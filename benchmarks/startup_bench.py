@@ -24,7 +24,7 @@ from benchmarks._common import report  # noqa: E402
 CHILD = r"""
 import sys, time
 from cw_tui.app import CwTuiApp
-from cw_tui.services.store import open_store
+from cw_tui.store import open_store
 
 
 class Measured(CwTuiApp):
@@ -45,7 +45,7 @@ def main() -> None:
     from cw_tui.rules.charge_dates import ChargeDateRules
     from cw_tui.services.demo_data import write_demo_data
     from cw_tui.services.platform_import import load_invoices
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "export"

@@ -29,7 +29,7 @@ from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
 from cw_tui.services.credentials import Credentials, CredentialsError
-from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, now_utc
+from cw_tui.store import DATABASE_ERRORS, Store, StoreError, now_utc
 from cw_tui.widgets.focus import FOCUS_CSS
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile

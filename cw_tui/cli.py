@@ -38,7 +38,7 @@ from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.services.sync_engine import SyncNotReady
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
-from cw_tui.services.store import DATABASE_ERRORS, Store, StoreError, describe_error, now_utc, open_store
+from cw_tui.store import DATABASE_ERRORS, Store, StoreError, describe_error, now_utc, open_store
 
 if TYPE_CHECKING:
     from cw_tui.services.platform_import import RemovalsNeedConsent
@@ -202,7 +202,7 @@ def cmd_configure(args: argparse.Namespace) -> int:
 def _agreement_type(store: Store, name: str):  # noqa: ANN202 - an AgreementType row
     """The active agreement type called `name` (or with that ID), fresh from ConnectWise when
     credentials exist, else from the cache."""
-    from cw_tui.services.store import AgreementType
+    from cw_tui.store import AgreementType
 
     from cw_tui.services.connection import cache_agreement_types
 
@@ -451,7 +451,7 @@ def cmd_sync_organizations(args: argparse.Namespace) -> int:
 
 def cmd_automap(args: argparse.Namespace) -> int:
     from cw_tui.services.connectwise_data import automap
-    from cw_tui.services.store import Company
+    from cw_tui.store import Company
 
     with _store(args) as store:
         if Company.select().count() == 0:

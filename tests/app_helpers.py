@@ -15,7 +15,7 @@ from cw_tui.services import settings, system_log
 from cw_tui.services.credentials import Credentials
 from cw_tui.services.platform_import import load_invoices, load_products
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
-from cw_tui.services.store import (
+from cw_tui.store import (
     Agreement,
     AgreementType,
     Company,

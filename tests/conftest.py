@@ -14,7 +14,7 @@ import pytest
 
 from cw_tui.cli import main
 from cw_tui.services.demo_data import write_demo_data
-from cw_tui.services.store import Store, open_store
+from cw_tui.store import Store, open_store
 
 DEMO_END_MONTH = "2026-10"
 

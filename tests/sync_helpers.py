@@ -10,7 +10,7 @@ from pathlib import Path
 from cw_tui.rules.additions import marker
 from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.services.store import InvoiceLine, open_store
+from cw_tui.store import InvoiceLine, open_store
 
 
 def cw_env(sandbox) -> dict[str, str]:

@@ -14,7 +14,7 @@ from cw_tui.screens.mapping import MappingScreen
 from cw_tui.screens.settings import SettingsScreen
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings, system_log
-from cw_tui.services.store import open_store
+from cw_tui.store import open_store
 from cw_tui.widgets.grid import SqlGrid
 from tests.app_helpers import make_app, run, seeded_store, wait_for
 from tests.sandbox_helpers import sandbox_thread

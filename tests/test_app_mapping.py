@@ -12,7 +12,7 @@ from cw_tui.screens.mapping import MappingScreen
 from cw_tui.screens.mapping_modals import AutomapModal, LoadInvoicesModal, LoadProductsModal, SyncPlanModal
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings
-from cw_tui.services.store import Company, InvoiceLine, Offer, Organization, open_store
+from cw_tui.store import Company, InvoiceLine, Offer, Organization, open_store
 from cw_tui.widgets.grid import SqlGrid
 from tests.app_helpers import make_app, run, wait_for
 from tests.sandbox_helpers import sandbox_thread
@@ -219,7 +219,7 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
             await wait_for(pilot, lambda: isinstance(app.screen, ScopeModal))
             await pilot.click("#contract")
             line = InvoiceLine.get_by_id(line_id)
-            from cw_tui.services.store import Contract
+            from cw_tui.store import Contract
 
             await wait_for(pilot, lambda: Contract.get_by_id(line.contract_id).agreement_id == 5001)
 
@@ -341,7 +341,7 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
     """`y` posts one line (plan first); a line ConnectWise rejects ends Error with its reason;
     when ConnectWise cannot be reached, mapped organizations show Response Error."""
     from cw_tui.screens.mapping_modals import LineEditModal
-    from cw_tui.services.store import Product
+    from cw_tui.store import Product
 
     with sandbox_thread() as sandbox:
         db = tmp_path / "s.sqlite3"
@@ -501,7 +501,7 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
     grid's order; a synced line shows the agreement it was posted to."""
     import csv
 
-    from cw_tui.services.store import Agreement, Contract
+    from cw_tui.store import Agreement, Contract
     from tests.app_helpers import FROZEN, seeded_store
 
     store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
@@ -574,7 +574,7 @@ def test_agreements_are_offered_and_accepted_for_the_lines_company_only(tmp_path
 
     from cw_tui.screens.mapping_modals import BulkUpdateModal, LineEditModal, ScopeModal
     from cw_tui.screens.pickers import PickerModal
-    from cw_tui.services.store import Agreement
+    from cw_tui.store import Agreement
     from tests.app_helpers import FROZEN, seeded_store
 
     store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
@@ -731,7 +731,7 @@ def test_a_shrinking_refresh_asks_first_no_keeps_the_cache_yes_replaces_it(tmp_p
 
     from cw_tui.sandbox.odd_answers import OddAnswer
     from cw_tui.screens.mapping_modals import ShrinkModal
-    from cw_tui.services.store import Agreement
+    from cw_tui.store import Agreement
 
     with sandbox_thread() as sandbox:
         db = tmp_path / "s.sqlite3"

@@ -18,7 +18,7 @@ from cw_tui.screens.logs import LogsScreen
 from cw_tui.screens.mapping import BestPractices, MappingScreen
 from cw_tui.screens.settings import SettingsScreen
 from cw_tui.services import system_log
-from cw_tui.services.store import open_store
+from cw_tui.store import open_store
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.grid_table import GridTable
 from cw_tui.widgets.tiles import Tile
@@ -278,7 +278,7 @@ def test_reload_agreement_types_says_what_it_does_next_to_the_button(tmp_path: P
     with sandbox_thread(latency_ms=300) as sandbox:
         store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
         from cw_tui.services import credentials as credential_store
-        from cw_tui.services.store import AgreementType
+        from cw_tui.store import AgreementType
 
         credential_store.save(sandbox.credentials)
         AgreementType.delete().where(AgreementType.id == 1).execute()  # the cache lacks one of ConnectWise's

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from cw_tui.screens.mapping import MappingScreen
 from cw_tui.screens.mapping_modals import SyncPlanModal
-from cw_tui.services.store import InvoiceLine, Organization
+from cw_tui.store import InvoiceLine, Organization
 from tests.app_helpers import make_app, run, wait_for
 from tests.sandbox_helpers import sandbox_thread
 from tests.test_app_mapping import configured_store, modal_ready

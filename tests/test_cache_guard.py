@@ -12,7 +12,7 @@ import pytest
 from cw_tui.sandbox.odd_answers import OddAnswer
 from cw_tui.services import settings
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
-from cw_tui.services.store import Agreement, AgreementType, Company, CompanyStatus, InvoiceLine, Product, SyncRun, open_store
+from cw_tui.store import Agreement, AgreementType, Company, CompanyStatus, InvoiceLine, Product, SyncRun, open_store
 from tests.sandbox_helpers import sandbox_thread
 
 P1 = "2026-09"

@@ -91,7 +91,7 @@ def test_configure_round_trips_rules_and_names(cli, tmp_path: Path) -> None:
 
 
 def test_rules_configured_are_applied_at_load(cli, demo_folder: Path, tmp_path: Path) -> None:
-    from cw_tui.services.store import InvoiceLine, open_store
+    from cw_tui.store import InvoiceLine, open_store
 
     db = tmp_path / "x.sqlite3"
     cli("--db", db, "configure", "--platform-dir", demo_folder, "--end-rule", "Cycle Fee=first_day_of_following_month")

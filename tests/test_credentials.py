@@ -62,7 +62,7 @@ def test_the_app_says_a_credentials_file_others_can_read_is_refused(tmp_path: Pa
     from textual.widgets import Static
 
     from cw_tui.screens.settings import SettingsScreen
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
     from tests.app_helpers import make_app, run, wait_for
 
     path = credentials.save(Credentials("http://127.0.0.1:1", "acme", "pub", "priv-secret-9", "cid-9"))

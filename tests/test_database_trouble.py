@@ -83,10 +83,10 @@ def _busy_note(app) -> bool:
 def test_the_app_reads_while_locked_and_a_refused_change_is_a_message(locked: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from cw_tui.screens.mapping import MappingScreen
-    from cw_tui.services.store import Organization, open_store
+    from cw_tui.store import Organization, open_store
     from tests.app_helpers import make_app, run, wait_for
 
-    monkeypatch.setattr("cw_tui.services.store.BUSY_TIMEOUT_MS", 300)
+    monkeypatch.setattr("cw_tui.store.database.BUSY_TIMEOUT_MS", 300)
     store = open_store(locked)
 
     async def scenario() -> None:
@@ -113,7 +113,7 @@ def test_the_app_reads_while_locked_and_a_refused_change_is_a_message(locked: Pa
 
 
 def test_a_damaged_file_is_named_in_the_cli_and_the_app(cli, tmp_path: Path, demo_folder: Path) -> None:
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
 
     db = tmp_path / "s.sqlite3"
     seeded_store(db, demo_folder).close()
@@ -135,7 +135,7 @@ def test_a_damaged_file_is_named_in_the_cli_and_the_app(cli, tmp_path: Path, dem
 def test_damage_the_app_meets_later_is_named_and_ends_the_app(tmp_path: Path, demo_folder: Path) -> None:
     """Damage in pages that only a screen reads (the file opens): the app ends with the
     message instead of a blank screen or a traceback."""
-    from cw_tui.services.store import open_store
+    from cw_tui.store import open_store
     from tests.app_helpers import make_app, run
 
     db = tmp_path / "s.sqlite3"
@@ -228,7 +228,7 @@ def _note(app, text: str) -> bool:
 
 def test_the_app_on_a_read_only_file_shows_it_and_a_change_says_why(tmp_path: Path, demo_folder: Path) -> None:
     from cw_tui.screens.mapping import MappingScreen
-    from cw_tui.services.store import Organization, open_store
+    from cw_tui.store import Organization, open_store
     from tests.app_helpers import make_app, run, wait_for
 
     db = tmp_path / "s.sqlite3"
@@ -265,7 +265,7 @@ def test_the_app_on_a_full_disk_says_so_and_loads_nothing(small_disk: Path, demo
 
     from cw_tui.screens.mapping import MappingScreen
     from cw_tui.screens.mapping_modals import LoadInvoicesModal
-    from cw_tui.services.store import InvoiceLine, open_store
+    from cw_tui.store import InvoiceLine, open_store
     from tests.app_helpers import make_app, run, wait_for
 
     db = small_disk / "s.sqlite3"

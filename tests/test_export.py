@@ -11,7 +11,7 @@ import pytest
 
 from cw_tui.services.export import csv_safe, export_csv
 from cw_tui.services.grid_query import Column, GridSource, GridState, invoices_source
-from cw_tui.services.store import Agreement, InvoiceLine, Organization, open_store
+from cw_tui.store import Agreement, InvoiceLine, Organization, open_store
 from tests.app_helpers import FROZEN, seeded_store
 
 PERIOD = "2026-10"

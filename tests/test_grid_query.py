@@ -23,7 +23,7 @@ from cw_tui.services.grid_query import (
     invoices_source,
 )
 from cw_tui.services.mapping import map_organizations
-from cw_tui.services.store import InvoiceLine, Organization
+from cw_tui.store import InvoiceLine, Organization
 from tests.app_helpers import seeded_store
 
 PERIOD = "2026-10"

@@ -19,7 +19,7 @@ from cw_tui.services.mapping import (
     update_lines,
 )
 from cw_tui.services.status import period_counts
-from cw_tui.services.store import Agreement, Company, InvoiceLine, Offer, Organization, Product
+from cw_tui.store import Agreement, Company, InvoiceLine, Offer, Organization, Product
 from tests.app_helpers import FROZEN, seeded_store
 
 PERIOD = "2026-10"

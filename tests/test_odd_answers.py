@@ -18,7 +18,7 @@ from cw_tui.sandbox.odd_answers import OddAnswer
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import system_log
 from cw_tui.services.connectwise.errors import BODY_START_CHARS, body_start, harmless
-from cw_tui.services.store import InvoiceLine, open_store
+from cw_tui.store import InvoiceLine, open_store
 from tests.app_helpers import make_app, run, wait_for
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.services.store import open_store
+from cw_tui.store import open_store
 from tests.app_helpers import FIXED_CREDENTIALS, HOSTILE_NAME, hostile_store, make_app, seeded_store
 
 SIZES = [(100, 30), (80, 24)]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.services import store as store_module
-from cw_tui.services.store import MODELS, SCHEMA_VERSION, StoreError, open_store
+from cw_tui.store import migrations as store_module
+from cw_tui.store import MODELS, SCHEMA_VERSION, StoreError, open_store
 
 
 def test_a_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
@@ -86,7 +86,7 @@ def test_another_programs_database_is_refused(tmp_path: Path) -> None:
 def test_a_locked_database_gives_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.sqlite3"
     open_store(path).close()
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr("cw_tui.store.database.BUSY_TIMEOUT_MS", 200)
     holder = sqlite3.connect(path)
     holder.execute("BEGIN EXCLUSIVE")
     try:

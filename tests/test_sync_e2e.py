@@ -19,7 +19,7 @@ import pytest
 
 from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.services.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
+from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced
 

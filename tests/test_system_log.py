@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cw_tui.services import system_log
-from cw_tui.services.store import now_utc
+from cw_tui.store import now_utc
 from cw_tui.services.system_log import Category, Level, LogQuery
 
 

@@ -223,7 +223,7 @@ class MappingActions(AreaScreen):
     def action_toggle_excluded(self) -> None:
         """`x`: the organization of the row under the cursor (on a line, the line's), on the tab shown."""
         from cw_tui.services.mapping import MappingError, toggle_excluded
-        from cw_tui.services.store import InvoiceLine
+        from cw_tui.store import InvoiceLine
 
         tab = self.query_one(TabbedContent).active
         if tab == "products":
@@ -444,7 +444,7 @@ class MappingActions(AreaScreen):
         return None if key is None else (grid, key, self.query_one(TabbedContent).active)
 
     def _line(self, line_id: str) -> dict | None:
-        from cw_tui.services.repository import LINE_MAPPING_JOINS
+        from cw_tui.store.line_sql import LINE_MAPPING_JOINS
 
         row = self.app.store.db.execute_sql(
             f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
@@ -470,7 +470,7 @@ class MappingActions(AreaScreen):
     def action_edit(self) -> None:
         from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
         from cw_tui.services.mapping import MappingError, map_offers, map_organizations
-        from cw_tui.services.store import Offer, Organization
+        from cw_tui.store import Offer, Organization
 
         current = self._current_row()
         if current is None:

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cw_tui.services.store import DATABASE_ERRORS, Store, SyncRun, now_utc
+from cw_tui.store import DATABASE_ERRORS, Store, SyncRun, now_utc
 
 
 def owner_tag() -> str:

@@ -13,7 +13,7 @@ from cw_tui.services.connectwise.client import site_parts
 from cw_tui.services.connectwise.errors import InvalidSettings
 from cw_tui.services.connectwise.models import AgreementType as CWAgreementType
 from cw_tui.services.credentials import Credentials
-from cw_tui.services.store import AgreementType, Store, now_utc
+from cw_tui.store import AgreementType, Store, now_utc
 from cw_tui.services.system_log import Category, Level
 
 

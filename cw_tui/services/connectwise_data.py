@@ -11,7 +11,7 @@ from cw_tui.rules.automatch import unique_matches
 from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectionFailed, ConnectWiseClient, ConnectWiseError, ServerError, Throttled, TimedOut
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
-from cw_tui.services.store import (
+from cw_tui.store import (
     Agreement,
     AgreementType,
     Company,

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from cw_tui.services.money import from_micros
+from cw_tui.store.money import from_micros
 
 
 def decimal_text(micros: int | None, places: int = 0) -> str:

@@ -22,7 +22,7 @@ from cw_tui.services.grid_query import (
     organizations_source,
     products_source,
 )
-from cw_tui.services.store import Store
+from cw_tui.store import Store
 
 GRIDS = ("organizations", "products", "invoices", "logs")
 

@@ -24,7 +24,7 @@ import peewee as pw
 from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
 from cw_tui.services import system_log
 from cw_tui.services.activity import recorded
-from cw_tui.services.money import line_total, to_micros
+from cw_tui.store.money import line_total, to_micros
 from cw_tui.services.platform_files import (
     InvoiceLineRow,
     PlatformData,
@@ -34,7 +34,7 @@ from cw_tui.services.platform_files import (
     read_export,
     since_filter,
 )
-from cw_tui.services.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
+from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
 from cw_tui.services.system_log import Category, Level
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.

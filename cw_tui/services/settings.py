@@ -9,7 +9,7 @@ from typing import Any
 
 from cw_tui.rules.charge_dates import ChargeDateRules, EndRule, StartRule
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
-from cw_tui.services.store import AgreementType, Setting, Store
+from cw_tui.store import AgreementType, Setting, Store
 
 
 @dataclass(frozen=True)

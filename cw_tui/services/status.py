@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cw_tui.services import settings
-from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
-from cw_tui.services.store import Store, UTCDateTimeField, now_utc
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
+from cw_tui.store import Store, UTCDateTimeField, now_utc
 
 LAST_ORGANIZATIONS_SYNC = "last_organizations_sync"
 
@@ -65,7 +65,7 @@ def dashboard_figures(store: Store, now: datetime | None = None) -> dict[str, An
     latest period, amounts posted per month, and the 30-day log counts."""
     from decimal import Decimal
 
-    from cw_tui.services.money import from_micros
+    from cw_tui.store.money import from_micros
 
     now = now or now_utc()
     figures = status(store, now)

@@ -52,9 +52,9 @@ from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, Not
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
 from cw_tui.services.connectwise_data import CacheShrinkRefused, refresh_agreements
-from cw_tui.services.money import from_micros
-from cw_tui.services.repository import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
-from cw_tui.services.store import (
+from cw_tui.store.money import from_micros
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
+from cw_tui.store import (
     DATABASE_ERRORS,
     Agreement,
     Company,

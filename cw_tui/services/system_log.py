@@ -12,7 +12,7 @@ from enum import StrEnum
 
 import peewee as pw
 
-from cw_tui.services.store import LogEntry, Store, now_utc
+from cw_tui.store import LogEntry, Store, now_utc
 
 RETENTION = timedelta(days=30)
 

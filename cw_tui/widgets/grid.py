@@ -26,7 +26,7 @@ from textual.widgets.selection_list import Selection
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
-from cw_tui.services.store import DATABASE_ERRORS
+from cw_tui.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
 
 # Styles a cell: gets the column's display text (services/display.py) and the stored value,

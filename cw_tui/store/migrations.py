@@ -1,0 +1,52 @@
+"""Schema versions: `PRAGMA user_version` says which steps a file has had."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee as pw
+
+
+
+def _v1_initial_schema(db: pw.SqliteDatabase) -> None:
+    from cw_tui.store.schema_v1 import STATEMENTS
+
+    for statement in STATEMENTS:
+        db.execute_sql(statement)
+
+def _v2_sync_engine(db: pw.SqliteDatabase) -> None:
+    """Claims and persistent additions for the sync engine."""
+    db.execute_sql('ALTER TABLE "invoice_line" ADD COLUMN "posted_agreement_id" INTEGER')
+    db.execute_sql('ALTER TABLE "invoice_line" ADD COLUMN "posted_run_id" INTEGER')
+    db.execute_sql('ALTER TABLE "contract" ADD COLUMN "agreement_claimed_by" TEXT')
+    db.execute_sql('ALTER TABLE "contract" ADD COLUMN "agreement_claimed_at" TEXT')
+    db.execute_sql('CREATE INDEX "invoice_line_claimed_by" ON "invoice_line" ("claimed_by")')
+    db.execute_sql(
+        'CREATE TABLE "subscription_addition" ("subscription_id" TEXT NOT NULL PRIMARY KEY, "marker" TEXT NOT NULL, '
+        '"agreement_id" INTEGER, "addition_id" INTEGER, "state" TEXT NOT NULL, "billing_cycle" TEXT NOT NULL, '
+        '"product_id" INTEGER, "quantity" INTEGER, "unit_price" INTEGER, "unit_cost" INTEGER, "effective_date" TEXT, '
+        '"cancelled_date" TEXT, "description" TEXT, "invoice_description" TEXT, "company_id" INTEGER, "currency" TEXT, '
+        '"last_period" TEXT, "claimed_by" TEXT, "claimed_at" TEXT, "created_run_id" INTEGER, "updated_at" TEXT NOT NULL)'
+    )
+    db.execute_sql('CREATE UNIQUE INDEX "subscription_addition_marker" ON "subscription_addition" ("marker")')
+
+
+def _v3_period_index(db: pw.SqliteDatabase) -> None:
+    """An index on the period alone: the grids find a period's first and last row in it at
+    once, and scan the rows between in file order instead of one index lookup per line."""
+    db.execute_sql('CREATE INDEX IF NOT EXISTS "invoice_line_period" ON "invoice_line" ("period")')
+
+
+def _v4_period_loads(db: pw.SqliteDatabase) -> None:
+    """What each period's last load saw: New invoices keep a period open (no cancels)."""
+    db.execute_sql('CREATE TABLE "period_load" ("period" TEXT NOT NULL PRIMARY KEY, "loaded_at" TEXT NOT NULL, '
+                   '"new_lines" INTEGER NOT NULL)')
+    db.execute_sql('CREATE TABLE "period_new_subscription" ("period" TEXT NOT NULL, "subscription_id" TEXT NOT NULL, '
+                   'PRIMARY KEY ("period", "subscription_id"))')
+
+
+# Index i holds the step from version i to i+1. Never edit a released step: add a new one.
+MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
+    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads,
+]
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,66 @@
+"""What only SQLite understands, in one place: how the file is opened (WAL, busy timeout,
+caches), its version marks (PRAGMAs), the write lock taken up front, and a read that works
+while another process holds that lock. A PostgreSQL backend is one more module like this.
+
+Raw SQL elsewhere in the store still uses SQLite's `?` placeholders and date functions; those
+call sites are listed in README, Architecture.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import peewee as pw
+
+# BEGIN IMMEDIATE: a write transaction takes the write lock at its start (see Store.atomic).
+WRITE_LOCK = "IMMEDIATE"
+
+
+def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
+    return pw.SqliteDatabase(
+        str(path),
+        timeout=busy_timeout_ms / 1000,
+        pragmas={
+            "journal_mode": "wal",
+            "busy_timeout": busy_timeout_ms,
+            "synchronous": "normal",
+            "foreign_keys": 1,
+            "cache_size": -65536,  # 64 MiB: grids sort and count 100k-line periods
+            "mmap_size": 268_435_456,  # reads through the OS page cache: full scans are about 30% faster
+            "temp_store": 2,  # the grids' sets of matching rows are temp tables: keep them in memory
+        },
+        check_same_thread=False,
+    )
+
+
+def user_version(db: pw.Database) -> int:
+    return db.execute_sql("PRAGMA user_version").fetchone()[0]
+
+
+def application_id(db: pw.Database) -> int:
+    return db.execute_sql("PRAGMA application_id").fetchone()[0]
+
+
+def table_names(db: pw.Database) -> set[str]:
+    return {row[0] for row in db.execute_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def mark(db: pw.Database, app_id: int, version: int) -> None:
+    """Marks the file as ours, at this schema version (inside the migration's transaction)."""
+    db.execute_sql(f"PRAGMA application_id = {int(app_id)}")
+    db.execute_sql(f"PRAGMA user_version = {int(version)}")
+
+
+def running_operations(path: Path) -> list[tuple]:
+    """The newest running operations, read on a read-only connection of its own: a reader
+    sees the committed rows while another process holds the write lock."""
+    try:
+        con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            return con.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
+                               "ORDER BY id DESC LIMIT 5").fetchall()
+        finally:
+            con.close()
+    except (sqlite3.Error, OSError, ValueError):
+        return []
