@@ -37,7 +37,7 @@ from cw_tui.services.credentials import Credentials  # noqa: E402
 from cw_tui.services.platform_files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS  # noqa: E402
 from cw_tui.services.platform_import import load_invoices  # noqa: E402
 from cw_tui.store import Organization, open_store  # noqa: E402
-from cw_tui.services.sync_engine import run_sync  # noqa: E402
+from cw_tui.sync import run_sync  # noqa: E402
 
 PERIOD = "2026-10"
 SEED = 7

@@ -311,7 +311,7 @@ class CwTuiApp(App):
     async def daily_sync(self) -> None:
         from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
         from cw_tui.services.connectwise_data import CacheShrinkRefused
-        from cw_tui.services.sync_engine import periods_to_sync, run_sync
+        from cw_tui.sync import periods_to_sync, run_sync
 
         creds = credential_store.current()
         if creds is None:

@@ -35,7 +35,7 @@ from cw_tui.services.connectwise.errors import (
 )
 from cw_tui.services.connectwise_data import CacheShrinkRefused
 from cw_tui.services.credentials import Credentials, CredentialsError
-from cw_tui.services.sync_engine import SyncNotReady
+from cw_tui.sync import SyncNotReady
 from cw_tui.services.paths import default_database_path
 from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.store import DATABASE_ERRORS, Store, StoreError, describe_error, now_utc, open_store
@@ -476,7 +476,7 @@ def cmd_automap(args: argparse.Namespace) -> int:
 
 
 def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
-    from cw_tui.services.sync_engine import totals_json
+    from cw_tui.sync import totals_json
 
     def target(agreement: Any) -> Any:
         return agreement if isinstance(agreement, int) else f"new: {agreement.name}"
@@ -512,7 +512,7 @@ def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
 
 
 def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
-    from cw_tui.services.sync_engine import totals_json
+    from cw_tui.sync import totals_json
 
     print(f"Plan for {plan.period} (nothing is sent):")
     if plan.open:
@@ -551,7 +551,7 @@ def _print_totals(rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from cw_tui.services import sync_engine
+    from cw_tui import sync as sync_engine
 
     with _store(args) as store:
         config = settings.load_configuration(store)
@@ -613,7 +613,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
-    from cw_tui.services import sync_engine
+    from cw_tui import sync as sync_engine
 
     period = resolve_period(args.period, now_utc().date())
     with _store(args) as store:

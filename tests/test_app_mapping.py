@@ -349,7 +349,7 @@ def test_per_row_sync_error_row_and_response_error(tmp_path: Path, demo_folder: 
         for args in (("sync-organizations",), ("load-invoices", "--period", "2026-10"), ("automap", "--include")):
             assert cli("--db", db, *args).code == 0
         from cw_tui.rules.mapping import MappingStatus
-        from cw_tui.services.sync_engine import plan_lines
+        from cw_tui.sync import plan_lines
 
         postable = [p for p in plan_lines(store, "2026-10")
                     if p.mapping_status is MappingStatus.MAPPED and not p.charge_type.recurring]

@@ -352,7 +352,7 @@ class MappingActions(AreaScreen):
 
         from cw_tui.services.connectwise import ConnectWiseError
         from cw_tui.services.connectwise_data import CacheShrinkRefused
-        from cw_tui.services.sync_engine import prepare_plan
+        from cw_tui.sync import prepare_plan
 
         store = self.app.store
         with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
@@ -383,7 +383,7 @@ class MappingActions(AreaScreen):
 
         from cw_tui.services.connectwise import ConnectWiseError
         from cw_tui.services.connectwise_data import CacheShrinkRefused
-        from cw_tui.services.sync_engine import PlanChanged, run_sync
+        from cw_tui.sync import PlanChanged, run_sync
 
         store = self.app.store
         bar = self.query_one("#sync-progress", ProgressBar)

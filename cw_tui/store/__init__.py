@@ -16,7 +16,13 @@ from cw_tui.store.database import (
     open_store,
     process_alive,
 )
-from cw_tui.store.fields import ISODateField, MicrosField, UTCDateTimeField, now_utc, utc_to_text
+from cw_tui.store.fields import (
+    ISODateField,
+    MicrosField,
+    UTCDateTimeField,
+    now_utc,
+    utc_to_text,
+)
 from cw_tui.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from cw_tui.store.models import (
     MODELS,

@@ -10,7 +10,6 @@ import peewee as pw
 from cw_tui.store.money import from_micros, to_micros
 
 
-
 class MicrosField(pw.BigIntegerField):
     """A Decimal stored exactly as integer micro-units."""
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 import peewee as pw
 
 
-
 def _v1_initial_schema(db: pw.SqliteDatabase) -> None:
     from cw_tui.store.schema_v1 import STATEMENTS
 

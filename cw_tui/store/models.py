@@ -7,7 +7,6 @@ import peewee as pw
 from cw_tui.store.fields import ISODateField, MicrosField, UTCDateTimeField
 
 
-
 class BaseModel(pw.Model):
     class Meta:
         database = None  # bound by open_store

@@ -14,338 +14,62 @@ Exactly once, whatever happens:
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 import peewee as pw
 
-from cw_tui.rules.additions import MARKER_PREFIX, VALUE_FIELDS, AdditionValues, marker
-from cw_tui.rules.charge_dates import Badge
-from cw_tui.rules.mapping import MappingStatus
+from cw_tui.rules.additions import VALUE_FIELDS, AdditionValues, marker
 from cw_tui.rules.sync_plan import (
     AdoptAddition,
-    AgreementInfo,
     CancelAddition,
     CreateAddition,
-    FoundAddition,
     NewAgreement,
-    PeriodState,
-    PersistentAddition,
-    Plan,
-    PlanLine,
     UnchangedAddition,
     UpdateAddition,
-    adopt_found,
-    period_state,
-    plan_sync,
 )
-from cw_tui.rules.vocabulary import BillingCycle, ChargeType
-from cw_tui.services import settings, system_log
-from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, NotFound, OutcomeUnknown
+from cw_tui.rules.vocabulary import BillingCycle
+from cw_tui.services import system_log
+from cw_tui.services.connectwise import (
+    ConnectWiseClient,
+    ConnectWiseError,
+    OutcomeUnknown,
+)
 from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.connectwise.models import Addition
-from cw_tui.services.connectwise_data import CacheShrinkRefused, refresh_agreements
-from cw_tui.store.money import from_micros
-from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
+from cw_tui.services.connectwise_data import CacheShrinkRefused
+from cw_tui.services.system_log import Category, Level
 from cw_tui.store import (
     DATABASE_ERRORS,
     Agreement,
     Company,
     Contract,
     InvoiceLine,
-    LoadedPeriod,
-    PeriodNewSubscription,
     Store,
     SubscriptionAddition,
     SyncRun,
     now_utc,
-    process_alive,
+    sync_reads,
     utc_to_text,
 )
-from cw_tui.services.system_log import Category, Level
+from cw_tui.sync.claims import (
+    _CHUNK,
+    _claim_lines,
+    _claim_subscriptions,
+    _free_side_claims,
+    _release_own_claims,
+    owner_name,
+)
+from cw_tui.sync.errors import PlanChanged
+from cw_tui.sync.plan import prepare_plan
+from cw_tui.sync.results import SyncResult
 
-STALE_AFTER = timedelta(hours=6)  # a claim this old is abandoned even if its process looks alive
 SYNCED_BATCH = 200  # posted lines recorded per transaction
 FLUSH_EVERY_S = 0.25  # ... or at least this often, so the grid shows each line's status as it goes
-_CHUNK = 500
-CENT = Decimal("0.01")
-
-
-class SyncNotReady(Exception):
-    """Configuration missing (agreement type); nothing was sent."""
-
-
-class PlanChanged(Exception):
-    """SPEC §10: the plan a person confirmed is not what the run would do now (the store or
-    ConnectWise changed); nothing was sent. `plan` is the new plan, when there is one."""
-
-    def __init__(self, message: str, plan: Plan | None = None):
-        super().__init__(message)
-        self.plan = plan
-
-
-@dataclass
-class SyncResult:
-    run_id: int
-    period: str
-    created: int = 0
-    updated: int = 0
-    cancelled: int = 0
-    agreements_created: int = 0
-    unchanged: int = 0
-    adopted: int = 0  # found in ConnectWise and taken over: nothing posted
-    skipped: int = 0
-    errors: int = 0
-    synced_lines: int = 0
-    fingerprint: str = ""
-    api_calls: int = 0
-    duration_s: float = 0.0
-    totals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id, "created": self.created, "updated": self.updated, "cancelled": self.cancelled,
-            "agreements_created": self.agreements_created, "skipped": self.skipped, "errors": self.errors,
-            "api_calls": self.api_calls, "duration_s": round(self.duration_s, 3),
-            "period": self.period, "unchanged": self.unchanged, "adopted": self.adopted, "synced_lines": self.synced_lines,
-            "fingerprint": self.fingerprint, "totals": totals_json(self.totals),
-        }
-
-
-def totals_json(totals: dict[tuple[str, str], Any]) -> list[dict[str, Any]]:
-    rows = []
-    for (customer, currency), total in sorted(totals.items()):
-        values = total if isinstance(total, dict) else vars(total)
-        rows.append({"customer": customer, "currency": currency, **{k: (str(v.quantize(CENT)) if isinstance(v, Decimal) else v)
-                                                                      for k, v in values.items()}})
-    return rows
-
-
-# ---------------------------------------------------------------- reading the store
-
-
-_LINE_SQL = f"""
-    SELECT l.line_id, l.invoice_date, l.organization_id, COALESCE(o.name, l.organization_id), l.contract_id,
-           l.subscription_id, l.subscription_name, COALESCE(f.name, l.offer_id), l.charge_type, l.billing_cycle,
-           l.quantity, l.unit_price, l.unit_cost, l.currency, l.charge_start, l.charge_start_badge, l.charge_end,
-           {LINE_MAPPING_STATUS}, COALESCE(l.override_company_id, o.company_id), COALESCE(l.override_product_id, f.product_id),
-           COALESCE(l.override_agreement_id, c.agreement_id), l.sync_status, l.posted_agreement_id
-    FROM invoice_line l {LINE_MAPPING_JOINS}
-    WHERE l.period = ?
-"""
-
-
-def plan_lines(store: Store, period: str) -> list[PlanLine]:
-    result = []
-    for row in store.db.execute_sql(_LINE_SQL, (period,)):
-        (line_id, invoice_date, org_id, org_name, contract_id, sub_id, sub_name, offer_name, charge_type, cycle,
-         quantity, unit_price, unit_cost, currency, start, start_badge, end, status, company_id, product_id,
-         agreement_id, sync_status, posted_agreement_id) = row
-        result.append(PlanLine(
-            line_id, date.fromisoformat(invoice_date), org_id, org_name, contract_id, sub_id, sub_name, offer_name,
-            ChargeType(charge_type), BillingCycle(cycle), from_micros(quantity), from_micros(unit_price),
-            from_micros(unit_cost), currency, date.fromisoformat(start), start_badge == Badge.USER,
-            date.fromisoformat(end) if end else None, MappingStatus(status), company_id, org_name, product_id,
-            agreement_id, sync_status, posted_agreement_id,
-        ))
-    return result
-
-
-def cached_agreements(store: Store) -> dict[int, list[AgreementInfo]]:
-    result: dict[int, list[AgreementInfo]] = defaultdict(list)
-    for a in Agreement.select():
-        result[a.company_id].append(AgreementInfo(a.id, a.company_id, a.type_id, a.status == "Active" and not a.cancelled,
-                                                  a.name))
-    return result
-
-
-def _values_of(row: SubscriptionAddition) -> AdditionValues | None:
-    if row.product_id is None or row.quantity is None or row.effective_date is None:
-        return None
-    return AdditionValues(row.product_id, row.quantity, row.unit_price, row.unit_cost, row.effective_date,
-                          row.cancelled_date, row.description or "", row.invoice_description or "")
-
-
-def persistent_additions(store: Store) -> dict[str, PersistentAddition]:
-    names = dict(Company.select(Company.id, Company.name).tuples())
-    return {
-        row.subscription_id: PersistentAddition(
-            row.subscription_id, row.agreement_id, row.addition_id, row.state, BillingCycle(row.billing_cycle),
-            _values_of(row), row.last_period, row.company_id, row.currency, names.get(row.company_id, ""),
-        )
-        for row in SubscriptionAddition.select()
-    }
-
-
-def period_state_of(store: Store, period: str, today: date) -> PeriodState:
-    """Open or closed, from the period's last load (SPEC §7)."""
-    loaded = LoadedPeriod.get_or_none(LoadedPeriod.period == period)
-    new_subscriptions = frozenset(r[0] for r in PeriodNewSubscription.select(PeriodNewSubscription.subscription_id)
-                                  .where(PeriodNewSubscription.period == period).tuples())
-    return period_state(period, today, loaded.new_lines if loaded else None, new_subscriptions)
-
-
-def build_plan(store: Store, period: str, *, only_lines: set[str] | None = None, today: date | None = None) -> Plan:
-    """The plan from the store alone: what ConnectWise already holds is not known yet
-    (`prepare_plan` reads it)."""
-    config = settings.load_configuration(store)
-    if config.agreement_type is None:
-        raise SyncNotReady("choose an Agreement Type first: `cw-tui configure --agreement-type NAME`")
-    names = {t: config.charge_type_name(t) for t in ChargeType}
-    state = period_state_of(store, period, today or now_utc().date())
-    return plan_sync(period, plan_lines(store, period), cached_agreements(store), persistent_additions(store),
-                     config.agreement_type.id, names, only_lines=only_lines, state=state)
-
-
-ADDITION_FIELDS = ("id,agreementId,serialNumber,product/id,quantity,unitPrice,unitCost,effectiveDate,cancelledDate,"
-                   "description,invoiceDescription")
-
-
-def _cw_date(text: str | None) -> date | None:
-    return date.fromisoformat(text[:10]) if text else None
-
-
-def values_in_connectwise(addition: Addition) -> AdditionValues | None:
-    """What an Addition holds, in the plan's terms (None when ConnectWise left a field out)."""
-    if addition.product is None or addition.product.id is None or addition.quantity is None or not addition.effectiveDate:
-        return None
-    return AdditionValues(addition.product.id, addition.quantity, addition.unitPrice or Decimal(0), addition.unitCost or Decimal(0),
-                          _cw_date(addition.effectiveDate), _cw_date(addition.cancelledDate),  # type: ignore[arg-type]
-                          addition.description or "", addition.invoiceDescription or "")
-
-
-async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> dict[str, list[FoundAddition]]:
-    """Every cw-tui marker on these agreements: one paged read per agreement, at most eight
-    at once (the client's bound)."""
-    async def one(agreement_id: int) -> list[Addition]:
-        try:
-            return await client.additions(agreement_id, condition("serialNumber", "like", f"{MARKER_PREFIX}*"),
-                                          fields=ADDITION_FIELDS)
-        except NotFound:
-            return []  # the agreement is gone: nothing of ours is on it
-
-    ordered = sorted(agreement_ids)
-    found: dict[str, list[FoundAddition]] = defaultdict(list)
-    for agreement_id, additions in zip(ordered, await asyncio.gather(*(one(a) for a in ordered))):
-        by_marker: dict[str, list[Addition]] = defaultdict(list)
-        for addition in additions:
-            if addition.serialNumber:
-                by_marker[addition.serialNumber].append(addition)
-        for serial, group in by_marker.items():
-            group.sort(key=lambda a: a.id)
-            first = group[0]
-            found[serial].append(FoundAddition(serial, first.id, agreement_id, values_in_connectwise(first),
-                                               tuple(a.id for a in group[1:])))
-    return found
-
-
-async def prepare_plan(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
-                       today: date | None = None, accepted: CacheShrinkRefused | None = None) -> Plan:
-    """The plan a person sees and a run executes: today's agreements, the store's lines, and
-    what ConnectWise already holds on the target agreements (adopted, never posted again).
-    `today` (UTC) says whether the period's month has ended; `accepted` is a shrunk
-    agreements list a person accepted (it is applied instead of fetching again)."""
-    release_stale_claims(store)
-    if accepted is not None:
-        accepted.accept()
-    else:
-        await refresh_agreements(store, client)
-    plan = build_plan(store, period, only_lines=only_lines, today=today)
-    wanted = plan.agreements_to_read()
-    found = await read_markers(client, wanted)
-    for serial, places in found.items():
-        doubled = [f for f in places if f.duplicates] + (places[1:] if len(places) > 1 else [])
-        if doubled:
-            ids = sorted({f.addition_id for f in places} | {d for f in places for d in f.duplicates})
-            system_log.write(store, Level.ERROR, Category.SYNC, f"Marker {serial} is on {len(ids)} additions",
-                             f"additions {', '.join(map(str, ids))} on agreements "
-                             f"{', '.join(sorted({str(f.agreement_id) for f in places}))}; cw-tui adopts the first "
-                             "and posts no other: remove the extra ones in ConnectWise")
-    return adopt_found(plan, found, wanted)
-
-
-# ---------------------------------------------------------------- claims
-
-
-def owner_name(run_id: int) -> str:
-    return f"{socket.gethostname()}|{os.getpid()}|{run_id}"
-
-
-def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool:
-    if claimed_at is not None and now - claimed_at > STALE_AFTER:
-        return False
-    try:
-        host, pid_text, _ = owner.split("|", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True  # another machine's run: trust it until it is stale
-    return pid == os.getpid() or process_alive(pid)
-
-
-def _free_side_claims(owner: str) -> None:
-    """Free `owner`'s claims on subscriptions and contracts (call inside a transaction).
-    A contract's agreement_claimed_at stays: the next run then looks the agreement up by
-    name before creating one, in case this owner created it and died before recording it."""
-    SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
-    Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
-
-
-def release_stale_claims(store: Store, now: datetime | None = None) -> int:
-    """Claims of runs that died. Their lines become Error (and are retried, marker looked up
-    first, since their target agreement is recorded); their other claims are freed."""
-    now = now or now_utc()
-    released = 0
-    owners = {
-        (owner, claimed_at)
-        for owner, claimed_at in store.db.execute_sql(
-            "SELECT claimed_by, MIN(claimed_at) FROM invoice_line WHERE claimed_by IS NOT NULL GROUP BY claimed_by "
-            "UNION SELECT claimed_by, MIN(claimed_at) FROM subscription_addition WHERE claimed_by IS NOT NULL GROUP BY claimed_by "
-            "UNION SELECT agreement_claimed_by, MIN(agreement_claimed_at) FROM contract WHERE agreement_claimed_by IS NOT NULL "
-            "GROUP BY agreement_claimed_by"
-        )
-    }
-    field_ = InvoiceLine.claimed_at
-    for owner, claimed_at_text in owners:
-        claimed_at = field_.python_value(claimed_at_text) if claimed_at_text else None
-        if _owner_alive(owner, claimed_at, now):
-            continue
-        with store.atomic("IMMEDIATE"):
-            released += (
-                InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
-                                   last_error="a sync was interrupted while posting this line; the next sync checks "
-                                              "ConnectWise for it before posting")
-                .where((InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
-            )
-            InvoiceLine.update(claimed_by=None, claimed_at=None).where(InvoiceLine.claimed_by == owner).execute()
-            _free_side_claims(owner)
-    return released
-
-
-def _claim_lines(store: Store, owner: str, line_ids: list[str], now: datetime) -> set[str]:
-    stamp = utc_to_text(now)
-    with store.atomic("IMMEDIATE"):
-        cursor = store.db.cursor()
-        for start in range(0, len(line_ids), _CHUNK):
-            chunk = line_ids[start : start + _CHUNK]
-            cursor.execute(
-                f"UPDATE invoice_line SET sync_status = 'claimed', claimed_by = ?, claimed_at = ? "
-                f"WHERE sync_status IN ('not_synced', 'error') AND claimed_by IS NULL "
-                f"AND line_id IN ({','.join('?' * len(chunk))})",
-                [owner, stamp, *chunk],
-            )
-        return {r[0] for r in cursor.execute("SELECT line_id FROM invoice_line WHERE claimed_by = ? AND sync_status = 'claimed'", (owner,))}
-
-
-# ---------------------------------------------------------------- running
 
 
 class _Run:
@@ -399,11 +123,7 @@ class _Run:
         if not self._synced:
             return
         rows, self._synced = self._synced, []
-        with self.store.atomic():
-            self.store.db.cursor().executemany(
-                "UPDATE invoice_line SET sync_status = 'synced', addition_id = ?, posted_agreement_id = ?, "
-                "posted_run_id = ?, last_error = NULL, last_sync_at = ?, claimed_by = NULL, claimed_at = NULL "
-                "WHERE line_id = ? AND claimed_by = ?", rows)
+        sync_reads.mark_synced(self.store, rows)
 
     def failed(self, line_ids: tuple[str, ...], message: str, details: str) -> None:
         message = system_log.redact(message)
@@ -630,23 +350,6 @@ def first_day_text(period: str) -> str:
     return f"{period}-01"
 
 
-def _claim_subscriptions(store: Store, owner: str, subscription_ids: list[str]) -> set[str]:
-    """Subscriptions another run is working on (a different period at the same time) are left."""
-    if not subscription_ids:
-        return set()
-    with store.atomic("IMMEDIATE"):
-        for start in range(0, len(subscription_ids), _CHUNK):
-            chunk = subscription_ids[start : start + _CHUNK]
-            SubscriptionAddition.update(claimed_by=owner, claimed_at=now_utc()).where(
-                SubscriptionAddition.subscription_id.in_(chunk) & SubscriptionAddition.claimed_by.is_null()).execute()
-        busy = {
-            r[0] for r in SubscriptionAddition.select(SubscriptionAddition.subscription_id).where(
-                SubscriptionAddition.subscription_id.in_(subscription_ids)
-                & SubscriptionAddition.claimed_by.is_null(False) & (SubscriptionAddition.claimed_by != owner)).tuples()
-        }
-    return busy
-
-
 async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
                    progress: Callable[[int, int], None] | None = None, expect_plan: str | None = None,
                    today: date | None = None) -> SyncResult:
@@ -779,144 +482,3 @@ def _finish(run: SyncRun, state: str, api_calls: int) -> None:
     run.finished_at = now_utc()
     run.api_calls = api_calls
     run.save()
-
-
-def _release_own_claims(store: Store, owner: str) -> None:
-    """Claims of this run whose request was never sent go back; with a recorded target they
-    become Error so that the next run looks the marker up first."""
-    with store.atomic():
-        InvoiceLine.update(sync_status="not_synced", claimed_by=None, claimed_at=None).where(
-            (InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed") & InvoiceLine.posted_agreement_id.is_null()).execute()
-        InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
-                           last_error="the sync stopped before this line's outcome was known; the next sync checks ConnectWise first").where(
-            (InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
-        _free_side_claims(owner)
-
-
-def periods_to_sync(store: Store) -> list[str]:
-    return [r[0] for r in store.db.execute_sql(
-        "SELECT DISTINCT period FROM invoice_line WHERE sync_status IN ('not_synced', 'error') ORDER BY period")]
-
-
-# ---------------------------------------------------------------- reconcile
-
-
-@dataclass
-class Mismatch:
-    kind: str  # missing | duplicate | amount | foreign
-    marker: str
-    customer: str
-    currency: str
-    detail: str
-
-
-@dataclass
-class ReconcileReport:
-    period: str
-    per_customer: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    mismatches: list[Mismatch] = field(default_factory=list)
-    additions_read: int = 0
-
-
-def _posted_for_period(store: Store, period: str) -> dict[str, dict[str, Any]]:
-    """marker -> what cw-tui posted for `period`: a one-time line's own values; for a
-    subscription, the values of its latest recurring charge of the period (what that
-    period's sync left on the persistent Addition). Synced lines never change, so a later
-    month's sync leaves this as it was."""
-    rows = store.db.execute_sql(
-        "SELECT l.line_id, l.charge_type, l.subscription_id, l.quantity, l.unit_price, l.currency, l.posted_agreement_id, "
-        "COALESCE(o.name, l.organization_id), l.charge_start, l.invoice_date "
-        "FROM invoice_line l LEFT JOIN organization o ON o.platform_id = l.organization_id "
-        "WHERE l.period = ? AND l.sync_status = 'synced'", (period,))
-    expected: dict[str, dict[str, Any]] = {}
-    latest: dict[str, tuple] = {}
-    for line_id, charge_type, sub_id, quantity, price, currency, agreement_id, customer, start, invoice_date in rows:
-        amount = from_micros(quantity) * from_micros(price)
-        if not ChargeType(charge_type).recurring:
-            expected[marker("L", line_id)] = {"customer": customer, "currency": currency, "agreement": agreement_id,
-                                              "amount": amount, "subscription": None}
-            continue
-        key = marker("S", sub_id)
-        order = (start, invoice_date, line_id)
-        entry = expected.setdefault(key, {"customer": customer, "currency": currency, "agreement": agreement_id,
-                                          "amount": amount, "subscription": sub_id})
-        if key not in latest or order > latest[key]:
-            latest[key] = order
-            entry.update(amount=amount, agreement=agreement_id)
-    return expected
-
-
-async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> ReconcileReport:
-    """Compare what cw-tui posted for the period with what ConnectWise holds now, per
-    customer and currency (SPEC §15). A persistent Addition that a later month updated counts
-    here at the values posted for this month, as long as ConnectWise still holds what cw-tui
-    posted last; so a month's figures do not change when a later month is synced."""
-    report = ReconcileReport(period)
-    expected = _posted_for_period(store, period)
-    subscriptions = {s.subscription_id: s for s in SubscriptionAddition.select()}
-    agreement_ids = set()
-    for key, exp in expected.items():
-        sub = subscriptions.get(exp["subscription"]) if exp["subscription"] else None
-        if sub is not None and sub.agreement_id:
-            exp["agreement"] = sub.agreement_id
-        if exp["agreement"]:
-            agreement_ids.add(exp["agreement"])
-    found: dict[str, list[Addition]] = defaultdict(list)
-    for agreement_id in sorted(agreement_ids):
-        for addition in await client.additions(agreement_id, condition("serialNumber", "like", f"{MARKER_PREFIX}*")):
-            found[addition.serialNumber or ""].append(addition)
-            report.additions_read += 1
-    known_lines = {r[0] for r in store.db.execute_sql("SELECT line_id FROM invoice_line WHERE sync_status = 'synced'")}
-    known = {marker("L", lid) for lid in known_lines} | {marker("S", s) for s in subscriptions}
-
-    def tally(customer: str, currency: str) -> dict[str, Any]:
-        return report.per_customer.setdefault((customer, currency), {"expected_count": 0, "expected_amount": Decimal(0),
-                                                                     "found_count": 0, "found_amount": Decimal(0)})
-
-    for key, exp in sorted(expected.items()):
-        row = tally(exp["customer"], exp["currency"])
-        row["expected_count"] += 1
-        row["expected_amount"] += exp["amount"]
-        additions = found.get(key, [])
-        if not additions:
-            report.mismatches.append(Mismatch("missing", key, exp["customer"], exp["currency"],
-                                              f"no addition with this marker on agreement {exp['agreement']}"))
-            continue
-        if len(additions) > 1:
-            report.mismatches.append(Mismatch("duplicate", key, exp["customer"], exp["currency"],
-                                              f"{len(additions)} additions: {', '.join(str(a.id) for a in additions)}"))
-        holds = sum(((a.quantity or 0) * (a.unitPrice or 0) for a in additions), Decimal(0))
-        sub = subscriptions.get(exp["subscription"]) if exp["subscription"] else None
-        superseded = sub is not None and sub.last_period is not None and sub.last_period > period
-        # what cw-tui last left on this Addition: this month's values, or a later month's
-        last_posted = (sub.quantity or 0) * (sub.unit_price or 0) if superseded else exp["amount"]
-        row["found_count"] += len(additions)
-        if len(additions) == 1 and abs(holds - last_posted) <= Decimal("0.005"):
-            row["found_amount"] += exp["amount"]
-            continue
-        row["found_amount"] += holds  # a difference: what ConnectWise really holds
-        if len(additions) == 1:
-            later = f" (cw-tui last posted {last_posted:.2f} with {sub.last_period})" if superseded and sub else ""
-            report.mismatches.append(Mismatch("amount", key, exp["customer"], exp["currency"],
-                                              f"expected {last_posted:.2f}{later}, ConnectWise holds {holds:.2f}"))
-    for key, additions in sorted(found.items()):
-        if key not in expected and key not in known:
-            for a in additions:
-                report.mismatches.append(Mismatch("foreign", key, "", "",
-                                                  f"addition {a.id} on agreement {a.agreementId} has a cw-tui marker "
-                                                  "that matches no synced line or subscription"))
-    return report
-
-
-def totals_by_currency(per_customer: dict[tuple[str, str], dict[str, Any]]) -> dict[str, dict[str, Decimal]]:
-    """Reconciliation totals per currency: amounts of different currencies are never added."""
-    result: dict[str, dict[str, Decimal]] = {}
-    for (_, currency), row in sorted(per_customer.items()):
-        total = result.setdefault(currency, {"expected": Decimal(0), "found": Decimal(0)})
-        total["expected"] += row["expected_amount"]
-        total["found"] += row["found_amount"]
-    return result
-
-
-def money(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.01')):,}"

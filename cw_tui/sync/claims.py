@@ -1,0 +1,104 @@
+"""Claims: a line, subscription or contract is claimed in the store (one write transaction)
+before any request is made for it; claims of runs that died are released, their lines
+turned Error so that the next run looks their marker up first."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+
+from cw_tui.store import (
+    Contract,
+    InvoiceLine,
+    Store,
+    SubscriptionAddition,
+    now_utc,
+    process_alive,
+    sync_reads,
+    utc_to_text,
+)
+
+STALE_AFTER = timedelta(hours=6)  # a claim this old is abandoned even if its process looks alive
+_CHUNK = 500
+
+
+def owner_name(run_id: int) -> str:
+    return f"{socket.gethostname()}|{os.getpid()}|{run_id}"
+
+
+def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool:
+    if claimed_at is not None and now - claimed_at > STALE_AFTER:
+        return False
+    try:
+        host, pid_text, _ = owner.split("|", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: trust it until it is stale
+    return pid == os.getpid() or process_alive(pid)
+
+
+def _free_side_claims(owner: str) -> None:
+    """Free `owner`'s claims on subscriptions and contracts (call inside a transaction).
+    A contract's agreement_claimed_at stays: the next run then looks the agreement up by
+    name before creating one, in case this owner created it and died before recording it."""
+    SubscriptionAddition.update(claimed_by=None, claimed_at=None).where(SubscriptionAddition.claimed_by == owner).execute()
+    Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
+
+
+def release_stale_claims(store: Store, now: datetime | None = None) -> int:
+    """Claims of runs that died. Their lines become Error (and are retried, marker looked up
+    first, since their target agreement is recorded); their other claims are freed."""
+    now = now or now_utc()
+    released = 0
+    owners = sync_reads.claim_owners(store)
+    field_ = InvoiceLine.claimed_at
+    for owner, claimed_at_text in owners:
+        claimed_at = field_.python_value(claimed_at_text) if claimed_at_text else None
+        if _owner_alive(owner, claimed_at, now):
+            continue
+        with store.atomic("IMMEDIATE"):
+            released += (
+                InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
+                                   last_error="a sync was interrupted while posting this line; the next sync checks "
+                                              "ConnectWise for it before posting")
+                .where((InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
+            )
+            InvoiceLine.update(claimed_by=None, claimed_at=None).where(InvoiceLine.claimed_by == owner).execute()
+            _free_side_claims(owner)
+    return released
+
+
+def _claim_lines(store: Store, owner: str, line_ids: list[str], now: datetime) -> set[str]:
+    return sync_reads.claim_lines(store, owner, line_ids, utc_to_text(now))
+
+
+def _claim_subscriptions(store: Store, owner: str, subscription_ids: list[str]) -> set[str]:
+    """Subscriptions another run is working on (a different period at the same time) are left."""
+    if not subscription_ids:
+        return set()
+    with store.atomic("IMMEDIATE"):
+        for start in range(0, len(subscription_ids), _CHUNK):
+            chunk = subscription_ids[start : start + _CHUNK]
+            SubscriptionAddition.update(claimed_by=owner, claimed_at=now_utc()).where(
+                SubscriptionAddition.subscription_id.in_(chunk) & SubscriptionAddition.claimed_by.is_null()).execute()
+        busy = {
+            r[0] for r in SubscriptionAddition.select(SubscriptionAddition.subscription_id).where(
+                SubscriptionAddition.subscription_id.in_(subscription_ids)
+                & SubscriptionAddition.claimed_by.is_null(False) & (SubscriptionAddition.claimed_by != owner)).tuples()
+        }
+    return busy
+
+
+def _release_own_claims(store: Store, owner: str) -> None:
+    """Claims of this run whose request was never sent go back; with a recorded target they
+    become Error so that the next run looks the marker up first."""
+    with store.atomic():
+        InvoiceLine.update(sync_status="not_synced", claimed_by=None, claimed_at=None).where(
+            (InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed") & InvoiceLine.posted_agreement_id.is_null()).execute()
+        InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
+                           last_error="the sync stopped before this line's outcome was known; the next sync checks ConnectWise first").where(
+            (InvoiceLine.claimed_by == owner) & (InvoiceLine.sync_status == "claimed")).execute()
+        _free_side_claims(owner)
