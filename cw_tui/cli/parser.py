@@ -1,0 +1,143 @@
+"""The command line: every command, its options and its help."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from cw_tui import __version__
+from cw_tui.rules.charge_dates import EndRule, StartRule
+
+if TYPE_CHECKING:
+    pass
+
+from cw_tui.cli.commands import (
+    cmd_automap,
+    cmd_configure,
+    cmd_connect,
+    cmd_demo,
+    cmd_demo_data,
+    cmd_export,
+    cmd_load_invoices,
+    cmd_load_products,
+    cmd_logs,
+    cmd_sandbox,
+    cmd_status,
+    cmd_sync_organizations,
+)
+from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
+                        help="database file (default: $CW_TUI_DB or the user data folder)")
+    parser = argparse.ArgumentParser(
+        prog="cw-tui",
+        description="Post cloud-marketplace invoice lines into ConnectWise Manage as Agreement Additions.",
+        epilog="Exit codes: 0 ok, 1 some lines failed, 2 usage, configuration or input error.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"cw-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("demo", cmd_demo, "the app on throw-away data, with a local ConnectWise sandbox")
+    p.add_argument("--seed", type=int, default=7)
+
+    p = command("demo-data", cmd_demo_data, "write a deterministic demo Platform export folder")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--seed", type=int, default=7, help="same seed as the sandbox for matching names (default 7)")
+    p.add_argument("--organizations", type=int, default=300, help="number of organizations (default 300)")
+    p.add_argument("--months", type=int, default=15, help="months of invoice lines (default 15)")
+    p.add_argument("--end-month", metavar="YYYY-MM", help="last month (default: the current month)")
+
+    p = command("sandbox", cmd_sandbox, "run the local ConnectWise sandbox; prints its URL and credentials as JSON")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--seed", type=int, default=7, help="same seed as demo-data for matching names (default 7)")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="delay every API answer")
+    p.add_argument("--fail-rate", type=float, default=0.0, help="share of requests answered with a 500")
+    p.add_argument("--throttle-rate", type=float, default=0.0, help="share of requests answered with a 429")
+    p.add_argument("--drop-after-commit-rate", type=float, default=0.0,
+                   help="share of writes applied and then answered by a dropped connection")
+    p.add_argument("--state", metavar="FILE", help="keep the sandbox's data in this file across restarts")
+
+    p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")
+    p.add_argument("--url", help="API URL, e.g. https://na.myconnectwise.net ($CW_URL)")
+    p.add_argument("--company-id", help="the company ID typed at ConnectWise login ($CW_COMPANY_ID)")
+    p.add_argument("--public-key", help="API member public key ($CW_PUBLIC_KEY)")
+    p.add_argument("--private-key", help="API member private key ($CW_PRIVATE_KEY; safer than the option)")
+    p.add_argument("--client-id", help="your clientId from developer.connectwise.com ($CW_CLIENT_ID)")
+    p.add_argument("--json", action="store_true")
+
+    p = command("sync-organizations", cmd_sync_organizations,
+                "fetch ConnectWise companies, statuses, products, agreement types and agreements")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="accept lists that drop more than half of the cached companies, products or agreements")
+    p.add_argument("--json", action="store_true")
+
+    p = command("automap", cmd_automap, "map organizations and offers by exact normalised name or identifier where unique")
+    p.add_argument("--include", action="store_true", help="also include the mapped organizations in sync")
+    p.add_argument("--dry-run", action="store_true", help="show what would be mapped, change nothing")
+    p.add_argument("--json", action="store_true")
+
+    p = command("configure", cmd_configure, "show or change the configuration")
+    p.add_argument("--agreement-type", metavar="NAME", help="the agreement type used when cw-tui creates agreements")
+    p.add_argument("--platform-dir", metavar="DIR", help="the Platform export folder")
+    p.add_argument("--end-rule", action="append", metavar="'CHARGE TYPE=RULE'",
+                   help=f"charge end date rule per charge type; rules: {', '.join(r.value for r in EndRule)}")
+    p.add_argument("--start-rule", action="append", metavar="'CYCLE=RULE'",
+                   help=f"charge start date rule per billing cycle; rules: {', '.join(r.value for r in StartRule)}")
+    p.add_argument("--charge-type-name", action="append", metavar="'CHARGE TYPE=NAME'",
+                   help="the name ConnectWise shows for a charge type")
+    p.add_argument("--daily-sync", choices=["on", "off"], help="automated daily invoice line sync at 00:00 UTC")
+    p.add_argument("--json", action="store_true", help="print the configuration as JSON")
+
+    p = command("load-invoices", cmd_load_invoices, "load invoice lines of a period from the Platform export folder")
+    p.add_argument("--period", action="append", metavar="current|previous|YYYY-MM", help="repeatable (default: current)")
+    p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
+    p.add_argument("--allow-removals", metavar="CODE",
+                   help="remove the unsynced lines gone from the export; CODE is printed by the load that lists them")
+    p.add_argument("--json", action="store_true")
+
+    p = command("load-products", cmd_load_products, "load the offers of recent invoice lines")
+    p.add_argument("--months", type=int, default=3, help="rolling window, 1-12 months (default 3)")
+    p.add_argument("--platform-dir", metavar="DIR", help="read this folder instead of the configured one")
+    p.add_argument("--json", action="store_true")
+
+    p = command("sync", cmd_sync, "post the fully mapped, unsynced lines of a period as Additions (exactly once)")
+    p.add_argument("--period", metavar="YYYY-MM", help="default: the previous month (with --scheduled: every period with work)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan: creates, updates, cancels, totals; send no write")
+    p.add_argument("--scheduled", action="store_true", help="for cron/systemd: does nothing unless daily sync is on")
+    p.add_argument("--expect-plan", metavar="FINGERPRINT",
+                   help="the fingerprint `sync --dry-run` printed: send nothing (exit 2) if the plan is now different")
+    p.add_argument("--json", action="store_true")
+
+    p = command("reconcile", cmd_reconcile, "compare a period's synced lines with the Additions in ConnectWise")
+    p.add_argument("--period", metavar="YYYY-MM", required=True)
+    p.add_argument("--json", action="store_true")
+
+    p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
+    p.add_argument("--json", action="store_true")
+
+    p = command("logs", cmd_logs, "show System Log entries (newest last)")
+    p.add_argument("--level", choices=["info", "warning", "error", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--category", help="Authentication, Configuration, Organizations, Products, Invoices or Sync")
+    p.add_argument("--since", help="a duration (30m, 12h, 7d, 2w) or a date YYYY-MM-DD")
+    p.add_argument("--search", metavar="TEXT")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--details", action="store_true", help="print each entry's details")
+    p.add_argument("--json", action="store_true")
+
+    p = command("export", cmd_export, "write a grid to CSV as the app shows it (as ctrl+e does)")
+    p.add_argument("grid", choices=["organizations", "products", "invoices", "logs"])
+    p.add_argument("--period", metavar="current|previous|YYYY-MM", help="invoices: the period (default: the newest loaded)")
+    p.add_argument("--search", metavar="TEXT", help="only the rows that the grid's search box would show")
+    p.add_argument("--out", metavar="FILE", help="the CSV file (default: a new file in the current folder)")
+    return parser
