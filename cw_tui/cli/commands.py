@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cw_tui.cli import render
 from cw_tui.rules.charge_dates import EndRule, StartRule
 from cw_tui.rules.periods import months_back, resolve_period
 from cw_tui.rules.safe_text import safe_text
@@ -156,7 +157,8 @@ def cmd_load_invoices(args: argparse.Namespace) -> int:
         folder = _platform_dir(store, args)
         config = settings.load_configuration(store)
         try:
-            report = load_invoices(store, folder, periods, config.rules, allow_removals=args.allow_removals)
+            with render.progress(f"Loading invoice lines of {', '.join(periods)}", enabled=not args.json):
+                report = load_invoices(store, folder, periods, config.rules, allow_removals=args.allow_removals)
         except PlatformDataError as error:
             system_log.write(store, system_log.Level.ERROR, system_log.Category.INVOICES,
                              f"Invoice load rejected: {error.total} problem(s) in {folder}", str(error))
@@ -233,9 +235,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     daily = result["daily_sync"]
     print(f"Automated daily sync: {'on, next run ' + daily['next_run'] if daily['enabled'] else 'off'}")
     if result["periods"]:
-        print(f"\n{'Period':<8} {'Lines':>7} {'Mapped':>7} {'Unmapped':>9} {'Excluded':>9} {'Not synced':>11} {'Synced':>7} {'Error':>6}")
-        for p in result["periods"]:
-            print(f"{p['period']:<8} {p['lines']:>7} {p['mapped']:>7} {p['unmapped']:>9} {p['excluded']:>9} {p['not_synced']:>11} {p['synced']:>7} {p['error']:>6}")
+        print()
+        render.table([("Period", "left"), ("Lines", "right"), ("Mapped", "right"), ("Unmapped", "right"),
+                      ("Excluded", "right"), ("Not synced", "right"), ("Synced", "right"), ("Error", "right")],
+                     [(p["period"], f"{p['lines']:,}", f"{p['mapped']:,}", f"{p['unmapped']:,}", f"{p['excluded']:,}",
+                       f"{p['not_synced']:,}", f"{p['synced']:,}", f"{p['error']:,}") for p in result["periods"]])
     else:
         print("\nNo invoice lines loaded yet: run `cw-tui load-invoices --period previous`.")
     return EXIT_OK
@@ -343,7 +347,8 @@ def cmd_sync_organizations(args: argparse.Namespace) -> int:
 
     with _store(args) as store:
         try:
-            result = _run(lambda client: sync_organizations(store, client, allow_shrink=args.allow_shrink))
+            with render.progress("Reading companies, products and agreements from ConnectWise", enabled=not args.json):
+                result = _run(lambda client: sync_organizations(store, client, allow_shrink=args.allow_shrink))
         except ConnectWiseError as error:
             system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
                              "Organizations sync failed", error.details())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from cw_tui.cli import render
 from cw_tui.rules.safe_text import safe_text
 
 if TYPE_CHECKING:
@@ -77,10 +78,11 @@ def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
 def _print_totals(rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    print(f"\n{'Customer':<40} {'Cur':<4} {'Create':>6} {'Update':>6} {'Cancel':>6} {'Lines':>6} {'Amount':>14}")
-    for row in rows:
-        print(f"{safe_text(row['customer'])[:40]:<40} {row['currency']:<4} {row['creates']:>6} {row['updates']:>6} {row['cancels']:>6} "
-              f"{row['lines']:>6} {Decimal(row['amount']):>14,.2f}")
+    print()
+    render.table([("Customer", "left"), ("Currency", "left"), ("Creates", "right"), ("Updates", "right"),
+                  ("Cancels", "right"), ("Lines", "right"), ("Amount", "right")],
+                 [(row["customer"], row["currency"], row["creates"], row["updates"], row["cancels"], row["lines"],
+                   f"{Decimal(row['amount']):,.2f}") for row in rows])
     by_currency: dict[str, Decimal] = {}
     for row in rows:
         by_currency[row["currency"]] = by_currency.get(row["currency"], Decimal(0)) + Decimal(row["amount"])

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cw_tui.rules.periods import resolve_period
-from cw_tui.rules.safe_text import safe_text
 from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.store import (
@@ -18,6 +16,7 @@ from cw_tui.store import (
 if TYPE_CHECKING:
     pass
 
+from cw_tui.cli import render
 from cw_tui.cli.common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -60,24 +59,16 @@ def cmd_sync(args: argparse.Namespace) -> int:
         if args.expect_plan and len(periods) != 1:
             raise UsageError("--expect-plan goes with one period: pass --period YYYY-MM")
 
-        progress_shown = []
-
-        def show(done: int, total: int) -> None:
-            if not args.json and sys.stderr.isatty():
-                progress_shown.append(True)
-                print(f"\r  posting {done}/{total}", end="", file=sys.stderr, flush=True)
-
         results = []
         for period in periods:
             try:
-                results.append(_run(lambda client, p=period: sync_engine.run_sync(store, client, p, progress=show,
-                                                                                   expect_plan=args.expect_plan)))
+                with render.progress(f"Posting {period}", enabled=not args.json) as show:
+                    results.append(_run(lambda client, p=period, show=show: sync_engine.run_sync(
+                        store, client, p, progress=show, expect_plan=args.expect_plan)))
             except sync_engine.PlanChanged as error:
                 if error.plan is not None and not args.json:
                     _print_plan(error.plan)
                 raise UsageError(str(error)) from None
-        if progress_shown:
-            print(file=sys.stderr)  # the progress line ends there: standard output gets no CR
     if args.json:
         _print_json(results[0].as_json() if len(results) == 1 else [r.as_json() for r in results])
     else:
@@ -108,8 +99,9 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
                      "mismatches": [vars(m) for m in report.mismatches]})
     else:
         print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
-        for m in report.mismatches:
-            print(f"  {m.kind:<9} {safe_text(m.marker):<40} {safe_text(m.customer)[:30]:<30} {safe_text(m.detail)}")
+        if report.mismatches:
+            render.table([("Mismatch", "left"), ("Marker", "left"), ("Customer", "left"), ("Detail", "left")],
+                         [(m.kind, m.marker, m.customer, m.detail) for m in report.mismatches])
         print(f"{len(rows)} customer/currency groups; {len(report.mismatches)} mismatches.")
         for currency, total in sync_engine.totals_by_currency(report.per_customer).items():
             print(f"  {currency}: expected {total['expected']:,.2f}, found {total['found']:,.2f}")
