@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from cw_tui.store import DATABASE_ERRORS, StoreError
+from cw_tui.store.errors import DATABASE_ERRORS, StoreError
 from cw_tui.widgets.area_bar import AreaBar
 from cw_tui.widgets.key_bar import KeyBar
 

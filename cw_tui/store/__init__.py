@@ -7,15 +7,14 @@ query modules (`line_sql`, `queries`, ...) answer the screens, the CLI and the s
 from cw_tui.store.database import (
     APP_ID,
     BUSY_TIMEOUT_MS,
-    DATABASE_ERRORS,
     Store,
-    StoreError,
     describe_error,
     first_cause,
     lock_holder,
     open_store,
     process_alive,
 )
+from cw_tui.store.errors import DATABASE_ERRORS, StoreError
 from cw_tui.store.fields import (
     ISODateField,
     MicrosField,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import socket
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import peewee as pw
 
 from cw_tui.store import migrations, sqlite
+from cw_tui.store.errors import DATABASE_ERRORS, StoreError
 from cw_tui.store.models import MODELS
 
 APP_ID = 0x63777475  # "cwtu": marks the file as ours (PRAGMA application_id)
@@ -33,11 +33,6 @@ def _busy_timeout_ms() -> int:
 BUSY_TIMEOUT_MS = _busy_timeout_ms()
 
 
-class StoreError(Exception):
-    """The database cannot be used; the message says why and what to do."""
-
-
-DATABASE_ERRORS = (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError, pw.InterfaceError)
 
 
 
