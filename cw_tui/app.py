@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from rich.text import Text
-from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import Notify, SeverityLevel
@@ -30,6 +29,7 @@ from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
 from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.store import DATABASE_ERRORS, Store, StoreError, now_utc
+from cw_tui.tasks import run_service
 from cw_tui.widgets.focus import FOCUS_CSS
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile
@@ -307,26 +307,24 @@ class CwTuiApp(App):
             self._daily_done = today
             self.daily_sync()
 
-    @work(exclusive=True, group="daily-sync", exit_on_error=False)
-    async def daily_sync(self) -> None:
-        from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
-        from cw_tui.services.connectwise_data import CacheShrinkRefused
+    def daily_sync(self) -> None:
+        """Every period with work, through the sync core, in a thread worker: the UI loop never
+        runs the engine. Each period's outcome is told as it ends."""
+        from cw_tui.services.connectwise import ConnectWiseClient
         from cw_tui.sync import periods_to_sync, run_sync
 
         creds = credential_store.current()
         if creds is None:
             return
-        try:
+
+        def told(period: str, result) -> None:  # noqa: ANN001 - a SyncResult
+            self.notify(f"Daily sync of {period}: {plural(result.synced_lines, 'line')} synced, "
+                        f"{plural(result.errors, 'error')}", severity="error" if result.errors else "information")
+
+        async def job() -> None:
             async with ConnectWiseClient(creds) as client:
                 for period in periods_to_sync(self.store):
                     result = await run_sync(self.store, client, period, today=self.now().date())
-                    self.notify(f"Daily sync of {period}: {plural(result.synced_lines, 'line')} synced, "
-                                f"{plural(result.errors, 'error')}",
-                                severity="error" if result.errors else "information")
-        except (ConnectWiseError, CacheShrinkRefused) as error:
-            system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed", error.details())
-            self.notify(f"Daily sync failed: {safe_text(error.message)}", severity="error")
-        except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
-            system_log.write(self.store, system_log.Level.ERROR, system_log.Category.SYNC, "Daily sync failed",
-                             f"{type(error).__name__}: {error}")
-            self.notify(f"Daily sync failed: {error}", severity="error", markup=False)
+                    self.call_from_thread(told, period, result)
+
+        run_service(self, "Daily sync", job, category=system_log.Category.SYNC, group="daily-sync")
