@@ -38,11 +38,11 @@ def p95(values: list[float]) -> float:
 def build(folder: Path, db: Path, lines: int) -> int:
     import os
 
+    from cw_tui.platform.demo_export import write_demo_data
+    from cw_tui.platform.importer import load_invoices
     from cw_tui.rules.charge_dates import ChargeDateRules
     from cw_tui.services import settings
     from cw_tui.services.credentials import Credentials, save
-    from cw_tui.services.demo_data import write_demo_data
-    from cw_tui.services.platform_import import load_invoices
     from cw_tui.store import open_store
 
     os.environ["CW_TUI_CONFIG_DIR"] = str(folder.parent / "config")

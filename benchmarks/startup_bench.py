@@ -42,9 +42,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=7)
     args = parser.parse_args()
+    from cw_tui.platform.demo_export import write_demo_data
+    from cw_tui.platform.importer import load_invoices
     from cw_tui.rules.charge_dates import ChargeDateRules
-    from cw_tui.services.demo_data import write_demo_data
-    from cw_tui.services.platform_import import load_invoices
     from cw_tui.store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:

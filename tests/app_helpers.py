@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cw_tui.app import CwTuiApp
+from cw_tui.platform.importer import load_invoices, load_products
 from cw_tui.rules.charge_dates import ChargeDateRules
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings, system_log
 from cw_tui.services.credentials import Credentials
-from cw_tui.services.platform_import import load_invoices, load_products
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
 from cw_tui.store import (
     Agreement,

@@ -3,17 +3,17 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cw_tui.cli import main
-from cw_tui.services.demo_data import write_demo_data
+from cw_tui.platform.demo_export import write_demo_data
 from cw_tui.store import Store, open_store
 
 DEMO_END_MONTH = "2026-10"

@@ -4,8 +4,8 @@ validate against ../shared/connectwise/openapi-subset.json (API-NOTES "Validatin
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 

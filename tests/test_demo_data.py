@@ -4,8 +4,8 @@ import csv
 from collections import Counter
 from pathlib import Path
 
+from cw_tui.platform.demo_export import write_demo_data
 from cw_tui.rules.vocabulary import ChargeType
-from cw_tui.services.demo_data import write_demo_data
 from cw_tui.services.world import make_world
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.services.export import csv_safe, export_csv
-from cw_tui.services.grid_query import Column, GridSource, GridState, invoices_source
+from cw_tui.grid.export import csv_safe, export_csv
+from cw_tui.grid.query import Column, GridSource, GridState, invoices_source
 from cw_tui.store import Agreement, InvoiceLine, Organization, open_store
 from tests.app_helpers import FROZEN, seeded_store
 

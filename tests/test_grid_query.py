@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cw_tui.services import grid_query
-from cw_tui.services.grid_query import (
+from cw_tui.grid import query as grid_query
+from cw_tui.grid.query import (
     GridCache,
     GridState,
     _fetch_page_simple,

@@ -8,8 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cw_tui.rules.mapping import LineMappingFacts, MappingStatus, mapping_status
-from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store import Contract, InvoiceLine, Offer, Organization, now_utc
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 
 ids = st.none() | st.integers(1, 3)
 

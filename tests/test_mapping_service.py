@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.services.grid_query import GridState, invoices_source, matching_keys
+from cw_tui.grid.query import GridState, invoices_source, matching_keys
 from cw_tui.services.mapping import (
     LineChange,
     MappingError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.store import migrations as store_module
 from cw_tui.store import MODELS, SCHEMA_VERSION, StoreError, open_store
+from cw_tui.store import migrations as store_module
 
 
 def test_a_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> None:

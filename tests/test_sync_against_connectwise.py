@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from cw_tui.platform.demo_export import write_demo_data
 from cw_tui.rules.additions import marker
 from cw_tui.rules.periods import period_of, shift_period
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.services.demo_data import write_demo_data
 from cw_tui.store import Agreement, InvoiceLine, Organization, SubscriptionAddition, open_store
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers

@@ -3,8 +3,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cw_tui.services import system_log
-from cw_tui.store import now_utc
 from cw_tui.services.system_log import Category, Level, LogQuery
+from cw_tui.store import now_utc
 
 
 def test_write_query_filter_page_and_purge(store) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cw_tui.cli import render
+from cw_tui.platform.files import PlatformDataError
 from cw_tui.rules.charge_dates import EndRule, StartRule
 from cw_tui.rules.periods import months_back, resolve_period
 from cw_tui.rules.safe_text import safe_text
@@ -20,7 +21,6 @@ from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectWiseError
 from cw_tui.services.credentials import Credentials
-from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.store import (
     Store,
     now_utc,
@@ -28,7 +28,7 @@ from cw_tui.store import (
 )
 
 if TYPE_CHECKING:
-    from cw_tui.services.platform_import import RemovalsNeedConsent
+    from cw_tui.platform.importer import RemovalsNeedConsent
 
 from cw_tui.cli.common import (
     EXIT_OK,
@@ -45,7 +45,7 @@ from cw_tui.cli.common import (
 
 
 def cmd_demo_data(args: argparse.Namespace) -> int:
-    from cw_tui.services.demo_data import write_demo_data
+    from cw_tui.platform.demo_export import write_demo_data
 
     if args.organizations < 1 or args.months < 1 or args.months > 120:
         raise UsageError("--organizations must be at least 1 and --months between 1 and 120")
@@ -146,7 +146,7 @@ SHOWN_REMOVALS = 20
 
 
 def cmd_load_invoices(args: argparse.Namespace) -> int:
-    from cw_tui.services.platform_import import RemovalsNeedConsent, load_invoices
+    from cw_tui.platform.importer import RemovalsNeedConsent, load_invoices
 
     today = now_utc().date()
     try:
@@ -200,7 +200,7 @@ def _removals_need_consent(need: RemovalsNeedConsent, args: argparse.Namespace) 
 
 
 def cmd_load_products(args: argparse.Namespace) -> int:
-    from cw_tui.services.platform_import import load_products
+    from cw_tui.platform.importer import load_products
 
     if not 1 <= args.months <= 12:
         raise UsageError("--months must be between 1 and 12")
@@ -276,8 +276,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cw_tui.services.export import ExportError, export_csv, export_name, grid_source
-    from cw_tui.services.grid_query import GridState
+    from cw_tui.grid.export import ExportError, export_csv, export_name, grid_source
+    from cw_tui.grid.query import GridState
 
     with _store(args) as store:
         try:
@@ -396,8 +396,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from cw_tui.app import CwTuiApp
+    from cw_tui.platform.demo_export import write_demo_data
     from cw_tui.sandbox.server import SandboxThread, build_sandbox
-    from cw_tui.services.demo_data import write_demo_data
 
     work = Path(tempfile.mkdtemp(prefix="cw-tui-demo-"))
     os.environ["CW_TUI_CONFIG_DIR"] = str(work / "config")  # the demo never touches your real credentials

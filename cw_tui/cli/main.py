@@ -9,6 +9,7 @@ import traceback
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from cw_tui.platform.files import PlatformDataError
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services import system_log
 from cw_tui.services.connectwise import ConnectWiseError
@@ -22,7 +23,6 @@ from cw_tui.services.connectwise.errors import (
 )
 from cw_tui.services.connectwise_data import CacheShrinkRefused
 from cw_tui.services.credentials import CredentialsError
-from cw_tui.services.platform_files import PlatformDataError
 from cw_tui.store import (
     DATABASE_ERRORS,
     StoreError,

@@ -6,17 +6,17 @@ ConnectWise-shaped errors, and optional latency, faults and odd answers (odd_ans
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import base64
 import binascii
+import collections
+import contextlib
 import json
 import logging
 import random
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 

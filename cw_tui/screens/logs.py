@@ -13,13 +13,13 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RichLog, Select, Static
 
+from cw_tui.grid.query import LOGS
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
-from cw_tui.services.grid_query import LOGS
-from cw_tui.store import LogEntry
 from cw_tui.services.system_log import Level, LogQuery
+from cw_tui.store import LogEntry
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile
 

@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
+from cw_tui.grid.query import invoices_source, organizations_source, products_source
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
@@ -22,7 +23,6 @@ from cw_tui.screens.mapping_modals import (
     SyncPlanModal,
 )
 from cw_tui.services.display import dated_source, group_thousands, money_text, quantity_text
-from cw_tui.services.grid_query import invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
 
 BEST_PRACTICES = (
@@ -172,10 +172,10 @@ class MappingActions(AreaScreen):
     def _sync_organizations(self, accepted=None) -> None:  # noqa: ANN001 - a CacheShrinkRefused to apply after all
         import asyncio
 
+        from cw_tui.platform.files import PlatformDataError
         from cw_tui.services import system_log
         from cw_tui.services.connectwise import ConnectWiseError
         from cw_tui.services.connectwise_data import CacheShrinkRefused, sync_organizations
-        from cw_tui.services.platform_files import PlatformDataError
 
         store = self.app.store
         with _Busy(self, "sync-organizations", "organizations-busy", "Sync in progress…"):
@@ -268,9 +268,9 @@ class MappingActions(AreaScreen):
 
     @work(thread=True, exclusive=True, group="load-products", exit_on_error=False)
     def _load_products(self, folder, months: int) -> None:  # noqa: ANN001
+        from cw_tui.platform.files import PlatformDataError
+        from cw_tui.platform.importer import load_products
         from cw_tui.rules.periods import months_back
-        from cw_tui.services.platform_files import PlatformDataError
-        from cw_tui.services.platform_import import load_products
 
         with _Busy(self, "load-products", "products-busy", f"Loading offers of the last {months} months…"):
             try:
@@ -304,9 +304,9 @@ class MappingActions(AreaScreen):
 
     @work(thread=True, exclusive=True, group="load-invoices", exit_on_error=False)
     def _load_invoices(self, folder, periods: list[str], allow_removals: str | None = None) -> None:  # noqa: ANN001
+        from cw_tui.platform.files import PlatformDataError
+        from cw_tui.platform.importer import RemovalsNeedConsent, load_invoices
         from cw_tui.services import settings
-        from cw_tui.services.platform_files import PlatformDataError
-        from cw_tui.services.platform_import import RemovalsNeedConsent, load_invoices
 
         store = self.app.store
         with _Busy(self, "load-invoices", "invoices-busy", f"Loading {', '.join(periods)}…"):

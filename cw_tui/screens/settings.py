@@ -27,14 +27,14 @@ from textual.widgets import (
 
 from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.rules.words import plural
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
+from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
-from cw_tui.services.settings import active_agreement_types
 from cw_tui.services.credentials import Credentials
+from cw_tui.services.settings import active_agreement_types
 
 if TYPE_CHECKING:
     from cw_tui.services.connection import ConnectionCheck

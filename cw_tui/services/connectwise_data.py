@@ -11,6 +11,7 @@ from cw_tui.rules.automatch import unique_matches
 from cw_tui.services import settings, system_log
 from cw_tui.services.connectwise import ConnectionFailed, ConnectWiseClient, ConnectWiseError, ServerError, Throttled, TimedOut
 from cw_tui.services.status import LAST_ORGANIZATIONS_SYNC
+from cw_tui.services.system_log import Category, Level
 from cw_tui.store import (
     Agreement,
     AgreementType,
@@ -22,7 +23,6 @@ from cw_tui.store import (
     Store,
     now_utc,
 )
-from cw_tui.services.system_log import Category, Level
 
 T = TypeVar("T")
 
@@ -125,8 +125,8 @@ async def sync_organizations(store: Store, client: ConnectWiseClient, *, now: da
 def _apply_sync(store: Store, fetched: _Fetched, now: datetime) -> CacheRefresh:
     from pathlib import Path
 
+    from cw_tui.platform.importer import refresh_organizations
     from cw_tui.rules.periods import months_back
-    from cw_tui.services.platform_import import refresh_organizations
 
     config = settings.load_configuration(store)
     organizations = added = 0

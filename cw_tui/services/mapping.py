@@ -10,8 +10,8 @@ from typing import Any
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
 from cw_tui.services import system_log
-from cw_tui.store import Agreement, Company, Contract, Offer, Organization, Product, Store, now_utc
 from cw_tui.services.system_log import Category, Level
+from cw_tui.store import Agreement, Company, Contract, Offer, Organization, Product, Store, now_utc
 
 EDITABLE = "sync_status IN ('not_synced', 'error')"  # synced and in-flight lines are read-only
 _RECURRING = ", ".join(f"'{t.value}'" for t in RECURRING_CHARGE_TYPES)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cw_tui.services.grid_query import contains_pattern
+from cw_tui.grid.query import contains_pattern
 from cw_tui.store import Store
 
 

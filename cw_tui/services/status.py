@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cw_tui.services import settings
-from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store import Store, UTCDateTimeField, now_utc
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 
 LAST_ORGANIZATIONS_SYNC = "last_organizations_sync"
 

@@ -5,7 +5,6 @@ line. The widget shows one page; `services.grid_query` does the work in SQL."""
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -24,8 +23,8 @@ from textual.strip import Strip
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
+from cw_tui.grid.query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
 
@@ -357,7 +356,7 @@ class SqlGrid(Vertical):
 
     def marked_keys_sql(self) -> tuple[str, list]:
         """A subquery of the marked keys: the grid's own predicate for "all matching"."""
-        from cw_tui.services.grid_query import matching_keys
+        from cw_tui.grid.query import matching_keys
 
         if self.all_matching:
             return matching_keys(self.source, self.state)
@@ -408,13 +407,13 @@ class SqlGrid(Vertical):
     def action_export(self) -> None:
         from pathlib import Path
 
-        from cw_tui.services.export import export_name
+        from cw_tui.grid.export import export_name
 
         self._export(self.source, self.state, Path.home() / export_name(self.source, self.app.now()))  # type: ignore[attr-defined]
 
     @work(group="grid-export", exit_on_error=False)
     async def _export(self, source: GridSource, state: GridState, path) -> None:  # noqa: ANN001 - a Path
-        from cw_tui.services.export import export_csv
+        from cw_tui.grid.export import export_csv
 
         # every matching row is read and written: on the database thread, the screen stays live
         loop = asyncio.get_running_loop()

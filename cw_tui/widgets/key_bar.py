@@ -13,7 +13,6 @@ from textual.events import Click
 from textual.screen import Screen
 from textual.widget import Widget
 
-
 DIM = Style(dim=True)  # a key that cannot be used now (an area not set up yet)
 
 

@@ -69,6 +69,7 @@ CLOUD_SITES = {
 }
 PAGE_SIZE = 1000
 MAX_LIST_ROWS = 250_000  # far above any tenant's companies, products or agreements
+_START_BYTES = 512  # of a refused body, read for its message
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a full page of full agreement records is a few MB
 SAFE_METHODS = {"GET", "HEAD", "PATCH", "PUT", "DELETE"}  # idempotent: a retry cannot duplicate
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
@@ -349,12 +350,13 @@ class ConnectWiseClient:
         """Send, and read the body streamed: past `max_body_bytes` it is refused, not held."""
         async with self._http.stream(method, url, **options) as streamed:
             declared = streamed.headers.get("Content-Length", "")
-            # declared too large: refused after the first chunk (read for the message)
+            # declared too large: refused once the start of the body is read (for the message);
+            # a first chunk can be a single byte
             refused = declared.isdigit() and int(declared) > self.max_body_bytes
             body = bytearray()
             async for chunk in streamed.aiter_bytes():  # decoded: a compressed body counts as unpacked
                 body += chunk
-                if refused or len(body) > self.max_body_bytes:
+                if (refused and len(body) >= _START_BYTES) or len(body) > self.max_body_bytes:
                     break
             if refused or len(body) > self.max_body_bytes:
                 raise self._too_large(method, path, streamed, bytes(body[:4096]))

@@ -16,9 +16,9 @@ from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from cw_tui.platform.files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS
 from cw_tui.rules.periods import last_day_of_month, parse_period, period_of, shift_period
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
-from cw_tui.services.platform_files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS
 from cw_tui.services.world import ProductName, make_world
 
 CUSTOM_OFFER_ID = "OFFER-CUSTOM"

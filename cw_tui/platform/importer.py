@@ -21,11 +21,7 @@ from typing import Any
 
 import peewee as pw
 
-from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
-from cw_tui.services import system_log
-from cw_tui.services.activity import recorded
-from cw_tui.store.money import line_total, to_micros
-from cw_tui.services.platform_files import (
+from cw_tui.platform.files import (
     InvoiceLineRow,
     PlatformData,
     PlatformDataError,
@@ -34,8 +30,12 @@ from cw_tui.services.platform_files import (
     read_export,
     since_filter,
 )
-from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
+from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
+from cw_tui.services import system_log
+from cw_tui.services.activity import recorded
 from cw_tui.services.system_log import Category, Level
+from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
+from cw_tui.store.money import line_total, to_micros
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.
 UNTOUCHABLE_STATUSES = ("synced", "claimed")

@@ -23,8 +23,8 @@ from cw_tui.services.display import (
     quantity_text,
     sync_status_text,
 )
-from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store import Store
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 
 PAGE_SIZES = (20, 50, 100, 500)
 

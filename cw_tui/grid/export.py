@@ -12,8 +12,7 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from cw_tui.rules.periods import resolve_period
-from cw_tui.services.grid_query import (
+from cw_tui.grid.query import (
     LOGS,
     GridSource,
     GridState,
@@ -22,6 +21,7 @@ from cw_tui.services.grid_query import (
     organizations_source,
     products_source,
 )
+from cw_tui.rules.periods import resolve_period
 from cw_tui.store import Store
 
 GRIDS = ("organizations", "products", "invoices", "logs")
