@@ -26,8 +26,8 @@ def test_a_failing_daily_sync_is_logged_and_told_and_ran_off_the_ui_thread(tmp_p
             await pilot.pause()
             app.check_daily_sync()
             await wait_for(pilot, lambda: system_log.count(store, LogQuery(text="Daily sync failed")) > 0, timeout=20)
-            toasts = [n.message for n in app._notifications]
-            assert any(t.startswith("Daily sync failed: ") for t in toasts), toasts
+            # a toast is a message the app handles next (Notify): wait for it too
+            await wait_for(pilot, lambda: any(n.message.startswith("Daily sync failed: ") for n in app._notifications))
 
     asyncio.run(scenario())
     store.close()
@@ -59,8 +59,8 @@ def test_run_service_hands_the_result_back_on_the_ui_thread_and_lets_a_handler_t
             run_service(app, "Taken", failing, category=Category.SYNC, failed=lambda e: taken.append(e) or True)
             run_service(app, "Told", failing, category=Category.SYNC)
             await wait_for(pilot, lambda: taken and system_log.count(store, LogQuery(text="Told failed")) == 1)
+            await wait_for(pilot, lambda: any(n.message == "Told failed: no such period" for n in app._notifications))
             assert system_log.count(store, LogQuery(text="Taken failed")) == 0  # the handler took it over
-            assert any(n.message == "Told failed: no such period" for n in app._notifications)
 
     asyncio.run(scenario())
     store.close()
