@@ -6,7 +6,7 @@ or raises PlanChanged. `reconcile` compares a posted month with what ConnectWise
 
 from cw_tui.store.sync_reads import periods_to_sync, plan_lines
 from cw_tui.sync.claims import owner_name, release_stale_claims
-from cw_tui.sync.errors import PlanChanged, SyncNotReady
+from cw_tui.sync.errors import AgreementUnavailable, PlanChanged, SyncNotReady
 from cw_tui.sync.plan import (
     build_plan,
     prepare_plan,
@@ -23,7 +23,7 @@ from cw_tui.sync.results import SyncResult, money, totals_json
 from cw_tui.sync.run import run_sync
 
 __all__ = [
-    "Mismatch", "PlanChanged", "ReconcileReport", "SyncNotReady", "SyncResult", "build_plan", "money",
+    "AgreementUnavailable", "Mismatch", "PlanChanged", "ReconcileReport", "SyncNotReady", "SyncResult", "build_plan", "money",
     "owner_name", "periods_to_sync", "plan_lines", "prepare_plan", "read_markers", "reconcile",
     "release_stale_claims", "run_sync", "totals_by_currency", "totals_json", "values_in_connectwise",
 ]

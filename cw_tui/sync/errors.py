@@ -18,3 +18,15 @@ class PlanChanged(Exception):
     def __init__(self, message: str, plan: Plan | None = None):
         super().__init__(message)
         self.plan = plan
+
+
+class AgreementUnavailable(Exception):
+    """The sync core's own reason why a line cannot get its agreement in this run (another run
+    is creating it, the company has no default contact); the line becomes Error with it."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def details(self) -> str:
+        return self.message

@@ -64,7 +64,7 @@ from cw_tui.sync.claims import (
     _release_own_claims,
     owner_name,
 )
-from cw_tui.sync.errors import PlanChanged
+from cw_tui.sync.errors import AgreementUnavailable, PlanChanged
 from cw_tui.sync.plan import prepare_plan
 from cw_tui.sync.results import SyncResult
 
@@ -177,16 +177,16 @@ class _Run:
                 contract = Contract.get_by_id(new.contract_id)
                 if contract.agreement_id:
                     return contract.agreement_id, False
-                raise ConnectWiseError(f"another sync is creating the agreement of contract {new.contract_id}; "
-                                       "this line is posted by the next sync")
+                raise AgreementUnavailable(f"another sync is creating the agreement of contract {new.contract_id}; "
+                                           "this line is posted by the next sync")
             agreement_id = await self._existing_agreement(new) if attempted else None
             fresh = agreement_id is None
             if agreement_id is None:
                 company = Company.get_or_none(Company.id == new.company_id)
                 contact = company.default_contact_id if company else None
                 if contact is None:
-                    raise ConnectWiseError(f"company {new.company_id} has no default contact in ConnectWise; "
-                                           "an agreement needs one")
+                    raise AgreementUnavailable(f"company {new.company_id} has no default contact in ConnectWise; "
+                                               "an agreement needs one")
                 body = {"name": new.name, "type": {"id": new.type_id}, "company": {"id": new.company_id},
                         "contact": {"id": contact}, "startDate": f"{first_day_text(self.period)}T00:00:00Z"}
                 try:
@@ -222,7 +222,7 @@ class _Run:
             else:
                 agreement_id, fresh = await self.agreement_for(action.agreement)
                 looked_up = not fresh
-        except ConnectWiseError as error:
+        except (ConnectWiseError, AgreementUnavailable) as error:
             self.failed(action.line_ids, f"could not get an agreement: {error.message}", error.details())
             return
         if not isinstance(action.agreement, int):
