@@ -232,3 +232,24 @@ def test_a_line_on_another_companys_agreement_is_never_posted(cli, sandbox, demo
         assert InvoiceLine.get_by_id(line_id).sync_status == "not_synced"
     logs = cli("--db", db, "logs", "--level", "warning", "--search", line_id, "--json").json()
     assert any("another company" in e["summary"] for e in logs)
+
+
+def test_a_company_without_a_default_contact_leaves_its_lines_in_error_and_the_rest_posts(cli, sandbox, demo_folder: Path,
+                                                                                         tmp_path: Path) -> None:
+    """The core's own reason (AgreementUnavailable), not a ConnectWise error: the lines that
+    need a new agreement for that company say why, and every other line is posted."""
+    db = tmp_path / "finance.sqlite3"
+    set_up(cli, db, demo_folder, P1)
+    plan = cli("--db", db, "sync", "--period", P1, "--dry-run", "--json").json()
+    company_id = plan["new_agreements"][0]["company_id"]
+    with open_store(db):
+        from cw_tui.store import Company
+        Company.update(default_contact_id=None).where(Company.id == company_id).execute()
+    result = cli("--db", db, "sync", "--period", P1, "--json")
+    assert result.code == 1
+    summary = result.json()
+    assert summary["errors"] >= 1 and summary["created"] > 0
+    with open_store(db):
+        errors = list(InvoiceLine.select().where(InvoiceLine.sync_status == "error"))
+        assert errors and all(f"company {company_id} has no default contact" in (line.last_error or "") for line in errors)
+    assert_exactly_once(sandbox, db)
