@@ -320,7 +320,7 @@ class MappingActions(AreaScreen):
                 self.app.call_from_thread(self.app.push_screen, ConfirmRemovalsModal(need),
                                           lambda remove, need=need: self._removals_answered(folder, periods, need, remove))
                 return
-        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.added:,} new, {p.removed:,} removed)" for p in report.periods)
+        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.summary()})" for p in report.periods)
         self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
         self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
 
