@@ -627,7 +627,28 @@ class MappingActions(AreaScreen):
 
     @on(SqlGrid.RowChosen)
     def _row_chosen(self, event: SqlGrid.RowChosen) -> None:
+        """`enter`: a synced line is read-only, so it opens the line's detail; any other row, its edit."""
+        current = self._current_row()
+        if current is not None and current[2] == "invoices":
+            line = self._line(current[1])
+            if line is not None and line["sync_status"] in ("synced", "claimed"):
+                self.action_line_detail()
+                return
         self.action_edit()
+
+    @guarded
+    def action_line_detail(self) -> None:
+        """`v`: the read-only detail of the invoice line under the cursor."""
+        from cw_tui.screens.line_detail import LineDetailModal
+        from cw_tui.services.line_detail import line_detail
+
+        if self.query_one(TabbedContent).active != "invoices":
+            self.app.notify("v shows an invoice line's detail: use it on the Invoices tab.")
+            return
+        key = self.query_one("#grid-invoices", SqlGrid).current_key()
+        detail = line_detail(self.app.store, key) if key is not None else None
+        if detail is not None:
+            self.app.push_screen(LineDetailModal(detail))
 
     BUTTON_ACTIONS = {
         "sync-organizations": "sync_organizations", "automatch": "automatch", "toggle-excluded": "toggle_excluded",
@@ -663,6 +684,7 @@ class MappingScreen(MappingActions):
         Binding("e", "edit", "Edit", id="mapping.edit"),
         Binding("delete", "unmap", "Unmap", id="mapping.unmap"),
         Binding("E", "bulk_update", "Bulk update", id="mapping.bulk_update"),
+        Binding("v", "line_detail", "Line detail", id="mapping.line_detail"),
         Binding("y", "sync_row", "Sync line", id="mapping.sync_row", show=False),
         Binding("b", "best_practices", "Best practices", id="mapping.best_practices"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
