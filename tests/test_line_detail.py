@@ -21,9 +21,22 @@ from cw_tui.screens.line_detail import LineDetailModal
 from cw_tui.screens.mapping import MappingScreen
 from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.services.line_detail import line_detail
-from cw_tui.services.store import Agreement, Contract, InvoiceLine, Organization, SyncRun
+from cw_tui.services.store import (
+    Agreement,
+    Contract,
+    InvoiceLine,
+    Organization,
+    SyncRun,
+)
 from cw_tui.widgets.grid import SqlGrid
-from tests.app_helpers import FROZEN, HOSTILE_NAME, make_app, run, seeded_store, wait_for
+from tests.app_helpers import (
+    FROZEN,
+    HOSTILE_NAME,
+    make_app,
+    run,
+    seeded_store,
+    wait_for,
+)
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import cw_env
 from tests.test_app_mapping import configured_store, put_cursor_on
@@ -53,7 +66,7 @@ def synced(cli, tmp_path: Path, demo_folder: Path, monkeypatch: pytest.MonkeyPat
         store.close()
 
 
-def _in_connectwise(sandbox, agreement_id: int, serial: str):  # noqa: ANN202 - an Addition
+def _in_connectwise(sandbox, agreement_id: int, serial: str):  # an Addition
     async def go():
         async with ConnectWiseClient(sandbox.credentials) as client:
             [found] = await client.additions(agreement_id, f'serialNumber="{serial}"')
@@ -153,7 +166,7 @@ def test_enter_on_a_synced_line_and_v_on_any_line_open_the_detail(synced) -> Non
     run(scenario())
 
 
-def _snapshot_store(path: Path, demo_folder: Path):  # noqa: ANN202 - a Store
+def _snapshot_store(path: Path, demo_folder: Path):  # a Store and a line ID
     """The seeded store, with a synced line posted by a recorded run to a named agreement;
     its organization carries a hostile name (shown literally)."""
     store = seeded_store(path, demo_folder)
