@@ -21,9 +21,9 @@ from cw_tui.services.line_detail import Field, LineDetail
 STATUS_STYLES = {"Synced": "green", "Error": "bold red", "Posting…": "cyan"}
 
 
-def section_view(title: str, fields: list[Field]) -> Group:
+def section_view(title: str, fields: list[Field], label_width: int = 0) -> Group:
     table = Table(box=None, show_header=False, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
-    table.add_column("label", no_wrap=True, style="bold")
+    table.add_column("label", no_wrap=True, style="bold", min_width=label_width)
     table.add_column("value", ratio=1, overflow="fold")
     for item in fields:
         value = Text(safe_text(item.value))  # names from the Platform and ConnectWise: never markup
@@ -65,9 +65,10 @@ class LineDetailModal(ModalScreen[None]):
             yield Label(Text.assemble(f"Line {safe_text(d.line_id)} · ",
                                       (d.sync_status, STATUS_STYLES.get(d.sync_status, ""))), classes="title")
             yield Static(Text(safe_text(d.title)), id="subtitle")
+            width = max((len(safe_text(f.label)) for _, fields in d.sections for f in fields), default=0)
             with VerticalScroll(id="body"):
-                for title, fields in d.sections:
-                    yield Static(section_view(title, fields), id=f"section-{title.lower().replace(' ', '-')}")
+                for title, fields in d.sections:  # one label width for all: the values line up
+                    yield Static(section_view(title, fields, width), id=f"section-{title.lower().replace(' ', '-')}")
             with Horizontal(classes="buttons"):
                 yield Static("Read-only · ↑↓/PgDn scroll · Esc closes", classes="hint")
                 yield Button("Close", id="close", variant="primary", compact=True)

@@ -675,6 +675,8 @@ class MappingScreen(MappingActions):
     AREA = "mapping"
     AUTO_FOCUS = "GridTable"  # the shown tab's grid: its keys work at once
     BINDINGS = [
+        # first: on the Invoices tab (only there) its hint fits beside the grid's at 80 columns
+        Binding("v", "line_detail", "Line detail", id="mapping.line_detail"),
         Binding("o", "sync_organizations", "Sync orgs", id="mapping.sync_organizations"),
         Binding("a", "automatch", "Auto-match", id="mapping.automatch"),
         Binding("x", "toggle_excluded", "Include/exclude", id="mapping.toggle_excluded"),
@@ -684,7 +686,6 @@ class MappingScreen(MappingActions):
         Binding("e", "edit", "Edit", id="mapping.edit"),
         Binding("delete", "unmap", "Unmap", id="mapping.unmap"),
         Binding("E", "bulk_update", "Bulk update", id="mapping.bulk_update"),
-        Binding("v", "line_detail", "Line detail", id="mapping.line_detail"),
         Binding("y", "sync_row", "Sync line", id="mapping.sync_row", show=False),
         Binding("b", "best_practices", "Best practices", id="mapping.best_practices"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
@@ -739,6 +740,13 @@ class MappingScreen(MappingActions):
 
     def on_mount(self) -> None:
         self._fill_periods()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`v` (an invoice line's detail) is offered on the Invoices tab only."""
+        if action == "line_detail":
+            contents = self.query(TabbedContent)
+            return bool(contents) and contents.first().active == "invoices"
+        return super().check_action(action, parameters)
 
     def refresh_data(self) -> None:
         self._fill_periods()

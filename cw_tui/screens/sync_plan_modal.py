@@ -174,9 +174,10 @@ class SyncPlanModal(ModalScreen):
                 yield Static("The plan changed since it was shown, so nothing was sent. This is the plan now.",
                              classes="warning")
             if p.open:
+                waiting = len(p.deferred_cancels)
                 yield Static(Text.assemble(("Open period: ", "bold"), f"{p.state.reason()}. "
-                                           f"{len(p.deferred_cancels)} cancellations wait for the month to close; "
-                                           "none is sent now."), classes="warning")
+                                           f"{waiting} cancellation{' waits' if waiting == 1 else 's wait'} for the month "
+                                           "to close; none is sent now."), classes="warning")
             text_only = f" ({p.text_only_updates} text only)" if p.text_only_updates else ""
             skipped = len(p.skips) + p.new_lines_skipped
             yield Static(
