@@ -134,7 +134,10 @@ def test_enter_on_a_synced_line_and_v_on_any_line_open_the_detail(synced) -> Non
             await pilot.press("2")
             await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
             screen = app.screen
+            assert screen.check_action("line_detail", ()) is False  # offered on the Invoices tab only
             screen.show_tab("invoices")
+            await pilot.pause()
+            assert screen.check_action("line_detail", ()) is True
             screen.query_one("#period", Select).value = PERIOD
             grid = screen.query_one("#grid-invoices", SqlGrid)
             await put_cursor_on(pilot, grid, synced_line.line_id)

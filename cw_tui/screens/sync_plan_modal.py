@@ -189,7 +189,7 @@ class SyncPlanModal(ModalScreen):
                              "nothing is posted again).")
             with VerticalScroll(id="body"):
                 yield Static(totals_view(p), id="totals")
-                if p.items():
+                if p.creates or p.updates or p.adoptions or p.cancels or p.deferred_cancels:
                     yield Static(lines_view(p), id="lines")
                 if p.new_agreements:
                     yield Static(agreements_view(p), id="agreements")
