@@ -470,7 +470,7 @@ def test_consent_for_some_lines_is_no_consent_for_others(cli, loaded, demo_folde
 
     done = cli("--db", db, "load-invoices", "--period", TARGET, "--allow-removals", new_consent)
     assert done.code == 0, done.err
-    assert "removed 2" in done.out
+    assert "2 removed" in done.out
 
 
 def move_line(folder: Path, line_id: str, into: str) -> int:

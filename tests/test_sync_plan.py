@@ -59,11 +59,11 @@ def test_the_addition_body_follows_spec_7() -> None:
 
 
 def test_one_time_lines_create_one_addition_each_and_unmapped_are_skipped() -> None:
-    lines = [line("a"), line("b"), line("c", mapping_status=MappingStatus.UNMAPPED),
+    lines = [line("a"), line("b"), line("c", mapping_status=MappingStatus.UNMAPPED, product_id=None),
              line("d", mapping_status=MappingStatus.EXCLUDED), line("e", sync_status="synced")]
     plan = plan_sync("2026-10", lines, AGREEMENTS, {}, TYPE, {})
     assert [c.line_ids for c in plan.creates] == [("a",), ("b",)]
-    assert {s.line_id: s.reason for s in plan.skips} == {"c": "not fully mapped", "d": "excluded from sync"}
+    assert {s.line_id: s.reason for s in plan.skips} == {"c": "no product mapped", "d": "organization excluded"}
     assert all(c.agreement == 5001 for c in plan.creates)  # rule 3: the one active agreement of the type
     assert plan.creates[0].values.description == "M365 E3 - Usage Fee"
 

@@ -171,10 +171,11 @@ def cmd_load_invoices(args: argparse.Namespace) -> int:
                          "offers_added": report.offers_added, "contracts_added": report.contracts_added})
             return EXIT_OK
         for p in report.periods:
-            print(
-                f"{p.period}: {p.lines} lines loaded (added {p.added}, refreshed {p.refreshed}, removed {p.removed}, "
-                f"kept {p.kept_synced} synced; skipped {p.skipped_new} lines of invoices in status New)"
-            )
+            print(f"{p.period}: {p.lines} lines loaded ({p.summary()}; refreshed {p.refreshed}, kept {p.kept_synced} synced)")
+            for line_id, changed in p.changed_lines.items():
+                print(f"  changed {safe_text(line_id)}: {', '.join(changed)}")
+            if p.changed > len(p.changed_lines):
+                print(f"  ... and {p.changed - len(p.changed_lines)} more changed lines")
         print(f"New: {report.organizations_added} organizations, {report.offers_added} offers, {report.contracts_added} contracts.")
     return EXIT_OK
 

@@ -85,6 +85,39 @@ class PeriodLoad:
     removed: int = 0
     kept_synced: int = 0
     skipped_new: int = 0
+    # what a re-load found different in the Platform's values (report only: what is loaded is the same)
+    changed: int = 0  # refreshed lines whose Platform values changed
+    changed_fields: dict[str, int] = field(default_factory=dict)  # field -> lines it changed on
+    changed_lines: dict[str, list[str]] = field(default_factory=dict)  # line ID -> its changed fields (first few)
+    synced_changed: int = 0  # synced lines the Platform changed since: kept as posted (correct them in ConnectWise)
+
+    def summary(self) -> str:
+        """What this load did to the period, in a finance user's words."""
+        parts = [f"{self.added:,} new", f"{self.changed:,} changed" + (f" ({changed_fields_text(self.changed_fields)})"
+                                                                       if self.changed_fields else ""),
+                 f"{self.removed:,} removed", f"{self.skipped_new:,} skipped as New"]
+        if self.synced_changed:
+            parts.append(f"{self.synced_changed:,} synced line{'s' if self.synced_changed != 1 else ''} changed on the "
+                         "Platform, kept as posted")
+        return ", ".join(parts)
+
+
+CHANGED_SHOWN = 20  # changed lines named one by one in a report; the counts cover them all
+
+# The Platform's own values of a stored line, compared at a re-load (stored column, its name for a person)
+COMPARED_COLUMNS = (
+    ("invoice_number", "invoice number"), ("invoice_date", "invoice date"), ("invoice_status", "invoice status"),
+    ("organization_id", "organization"), ("contract_id", "contract"), ("subscription_id", "subscription"),
+    ("subscription_name", "subscription name"), ("offer_id", "offer"), ("charge_type", "charge type"),
+    ("billing_cycle", "billing cycle"), ("quantity", "quantity"), ("unit_price", "unit price"),
+    ("unit_cost", "unit cost"), ("currency", "currency"), ("platform_charge_start", "charge start"),
+    ("platform_charge_end", "charge end"),
+)
+
+
+def changed_fields_text(counts: dict[str, int]) -> str:
+    """`quantity 3, unit price 1`: the fields, most changed first."""
+    return ", ".join(f"{name} {count:,}" for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 @dataclass
@@ -196,20 +229,36 @@ _KEPT_COLUMNS = [
 ]
 
 
+_READ_COLUMNS = _KEPT_COLUMNS + [c for c, _ in COMPARED_COLUMNS]
+_COMPARED_AT = [(_LINE_COLUMNS.index(c), c, name) for c, name in COMPARED_COLUMNS]
+
+
 def _existing_lines(store: Store, periods: list[str], line_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Stored lines of these periods, and stored lines (of any period) with these IDs."""
     cursor = store.db.cursor()
-    select = f"SELECT {', '.join(_KEPT_COLUMNS)} FROM invoice_line"
+    select = f"SELECT {', '.join(_READ_COLUMNS)} FROM invoice_line"
     found: dict[str, dict[str, Any]] = {}
     marks = ",".join("?" * len(periods))
     for values in cursor.execute(f"{select} WHERE period IN ({marks})", periods):
-        found[values[0]] = dict(zip(_KEPT_COLUMNS, values))
+        found[values[0]] = dict(zip(_READ_COLUMNS, values))
     for start in range(0, len(line_ids), _CHUNK):
         chunk = line_ids[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         for values in cursor.execute(f"{select} WHERE line_id IN ({marks})", chunk):
-            found.setdefault(values[0], dict(zip(_KEPT_COLUMNS, values)))
+            found.setdefault(values[0], dict(zip(_READ_COLUMNS, values)))
     return found
+
+
+def _changes(values: tuple, kept: dict[str, Any]) -> list[str]:
+    """The Platform fields of a stored line that the export now holds otherwise."""
+    return [name for index, column, name in _COMPARED_AT if values[index] != kept[column]]
+
+
+def _count_changes(stats: PeriodLoad, line_id: str, changed: list[str]) -> None:
+    for name in changed:
+        stats.changed_fields[name] = stats.changed_fields.get(name, 0) + 1
+    if len(stats.changed_lines) < CHANGED_SHOWN:
+        stats.changed_lines[line_id] = changed
 
 
 def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, *,
@@ -262,14 +311,21 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
             for line in data.lines:
                 kept = existing.get(line.line_id)
                 stats = by_period[line.period]
+                values = _line_values(line, kept, rules, loaded_at)
                 if kept and kept["sync_status"] in UNTOUCHABLE_STATUSES:
                     stats.kept_synced += 1
+                    if _changes(values, kept):
+                        stats.synced_changed += 1
                     continue
                 if kept:
                     stats.refreshed += 1
+                    changed = _changes(values, kept)
+                    if changed:
+                        stats.changed += 1
+                        _count_changes(stats, line.line_id, changed)
                 else:
                     stats.added += 1
-                yield _line_values(line, kept, rules, loaded_at)
+                yield values
 
         cursor = store.db.cursor()
         for start in range(0, len(to_delete), _CHUNK):
@@ -289,8 +345,7 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
             system_log.write(
                 store, Level.INFO, Category.INVOICES,
                 f"Loaded invoice lines for {stats.period}: {stats.lines} lines",
-                f"added {stats.added}, refreshed {stats.refreshed}, removed {stats.removed}, "
-                f"kept {stats.kept_synced} already synced, skipped {stats.skipped_new} of invoices in status New; "
+                f"{stats.summary()}; refreshed {stats.refreshed}, kept {stats.kept_synced} already synced; "
                 f"from {Path(folder)}",
                 at=now,
             )

@@ -159,6 +159,16 @@ class UpdateAddition:
     adopted: bool = False
     company_id: int | None = None
     billing_cycle: BillingCycle = BillingCycle.MONTHLY
+    before: AdditionValues | None = None  # what the Addition holds now (to show what changes)
+
+    @property
+    def text_only(self) -> bool:
+        """Only the descriptions change: no amount, date or product."""
+        return not set(self.changes) - TEXT_FIELDS
+
+    def change_text(self) -> str:
+        """What changes, in a finance user's words: `quantity 8 → 9`, `text only`."""
+        return change_text(self.changes, self.before)
 
 
 @dataclass(frozen=True)
@@ -205,6 +215,77 @@ class CancelAddition:
 class Skip:
     line_id: str
     reason: str
+    # presentation only: whose line it is and what it would have posted
+    customer: str = ""
+    currency: str = ""
+    amount: Decimal = Decimal(0)
+    what: str = ""
+
+
+TEXT_FIELDS = {"description", "invoiceDescription"}
+_CHANGE_NAMES = (("product", "product"), ("quantity", "quantity"), ("unitPrice", "unit price"), ("unitCost", "unit cost"),
+                 ("effectiveDate", "start"), ("cancelledDate", "end"))
+
+
+def number_text(value: Decimal, *, money: bool = False) -> str:
+    """`1,234.5` for a quantity (as given, no trailing zeros); money to the cent unless it has
+    finer decimals (`0.125` stays `0.125`)."""
+    if money and value == value.quantize(Decimal("0.01")):
+        return f"{value:,.2f}"
+    normal = value.normalize()
+    return f"{normal:,f}" if normal.as_tuple().exponent <= 0 else f"{value.quantize(Decimal(1)):,f}"
+
+
+def _shown_value(key: str, values: AdditionValues | None) -> str:
+    if values is None:
+        return "?"
+    value = {"product": f"#{values.product_id}", "quantity": values.quantity, "unitPrice": values.unit_price,
+             "unitCost": values.unit_cost, "effectiveDate": values.effective_date, "cancelledDate": values.cancelled_date}[key]
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal):
+        return number_text(value, money=key != "quantity")
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
+def change_text(changes: dict, before: AdditionValues | None) -> str:
+    """`quantity 8 → 9, unit price 10.00 → 12.00 (and its text)`; `text only` when only the
+    descriptions change (e.g. the charge period in the invoice description)."""
+    parts = []
+    for key, name in _CHANGE_NAMES:
+        if key not in changes:
+            continue
+        new = changes[key]
+        if key == "product":
+            after = f"#{new['id']}"
+        elif key in ("effectiveDate", "cancelledDate"):
+            after = new[:10] if new else "none"
+        else:
+            after = number_text(Decimal(new), money=key != "quantity")
+        parts.append(f"{name} {_shown_value(key, before)} → {after}")
+    texts = set(changes) & TEXT_FIELDS
+    if not parts:
+        return "text only" if texts else "no change"
+    return ", ".join(parts) + (" (and its text)" if texts else "")
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One row of the plan as a person reads it (SPEC §15 plan before post)."""
+
+    action: str  # create | update | adopt | cancel | cancel later
+    customer: str
+    currency: str
+    what: str
+    line_ids: tuple[str, ...]
+    quantity: Decimal | None
+    unit_price: Decimal | None
+    amount: Decimal | None
+    change: str
+    agreement: str
+
+
+ACTION_ORDER = {"create": 0, "update": 1, "adopt": 2, "cancel": 3, "cancel later": 4}
 
 
 @dataclass
@@ -231,6 +312,47 @@ class Plan:
     state: PeriodState | None = None
     # agreements whose markers were read from ConnectWise for this plan (None: not read yet)
     agreements_read: tuple[int, ...] | None = None
+    agreement_names: dict[int, str] = field(default_factory=dict)  # presentation only
+
+    @property
+    def text_only_updates(self) -> int:
+        return sum(1 for u in self.updates if u.text_only)
+
+    def agreement_label(self, agreement: AgreementTarget) -> str:
+        if isinstance(agreement, NewAgreement):
+            return f"new: {agreement.name}"
+        name = self.agreement_names.get(agreement)
+        return f"{name} (#{agreement})" if name else f"#{agreement}"
+
+    def items(self) -> list[PlanItem]:
+        """Every action of the plan, by customer and currency: the lines behind each total."""
+        rows = []
+        for c in self.creates:
+            rows.append(PlanItem("create", c.customer, c.currency, c.values.description, c.line_ids, c.values.quantity,
+                                 c.values.unit_price, c.values.amount, "", self.agreement_label(c.agreement)))
+        for u in self.updates:
+            rows.append(PlanItem("update", u.customer, u.currency, u.values.description, u.line_ids, u.values.quantity,
+                                 u.values.unit_price, u.values.amount, u.change_text(), self.agreement_label(u.agreement_id)))
+        for a in self.adoptions:
+            rows.append(PlanItem("adopt", a.customer, a.currency, a.values.description, a.line_ids, a.values.quantity,
+                                 a.values.unit_price, a.values.amount,
+                                 "already in ConnectWise" + (f" (holds another {', '.join(a.differs)})" if a.differs else ""),
+                                 self.agreement_label(a.agreement_id)))
+        for kind, cancels in (("cancel", self.cancels), ("cancel later", self.deferred_cancels)):
+            for c in cancels:
+                rows.append(PlanItem(kind, c.customer, c.currency, f"subscription {c.subscription_id}", (), None, None, None,
+                                     f"ends {c.cancelled_date.isoformat()}" + (" once the month closes" if kind != "cancel" else ""),
+                                     self.agreement_label(c.agreement_id)))
+        return sorted(rows, key=lambda r: (r.customer, r.currency, ACTION_ORDER[r.action], r.what, r.line_ids))
+
+    def skipped_by_reason(self) -> list[tuple[str, int, dict[str, Decimal]]]:
+        """(reason, lines, amount per currency), the most common reason first."""
+        groups: dict[str, tuple[int, dict[str, Decimal]]] = {}
+        for skip in self.skips:
+            count, amounts = groups.get(skip.reason, (0, {}))
+            amounts[skip.currency] = amounts.get(skip.currency, Decimal(0)) + skip.amount
+            groups[skip.reason] = (count + 1, amounts)
+        return sorted(((r, n, dict(sorted(a.items()))) for r, (n, a) in groups.items()), key=lambda g: (-g[1], g[0]))
 
     @property
     def open(self) -> bool:
@@ -310,6 +432,24 @@ def _canonical(body: dict) -> dict:
 
 def agreement_name(organization_name: str, contract_id: str) -> str:
     return f"{organization_name} - {contract_id}"[:100]
+
+
+def skip_reason(line: PlanLine) -> str:
+    """Why a line that is not Mapped is skipped, in a finance user's words."""
+    if line.mapping_status is MappingStatus.EXCLUDED:
+        return "organization excluded"
+    if line.company_id is None and line.product_id is None:
+        return "no company and no product mapped"
+    if line.company_id is None:
+        return "no company mapped"
+    if line.product_id is None:
+        return "no product mapped"
+    return "company shared by several organizations: choose an agreement"
+
+
+def _skip(line: PlanLine, reason: str) -> Skip:
+    return Skip(line.line_id, reason, line.organization_name, line.currency, line.quantity * line.unit_price,
+                f"{line.subscription_name} - {line.charge_type.value}")
 
 
 def agreement_problem(line: PlanLine, by_id: dict[int, AgreementInfo]) -> str | None:
@@ -394,12 +534,11 @@ def plan_sync(
     recurring: dict[str, list[PlanLine]] = defaultdict(list)
     for line in postable:
         if line.mapping_status is not MappingStatus.MAPPED:
-            reason = "excluded from sync" if line.mapping_status is MappingStatus.EXCLUDED else "not fully mapped"
-            plan.skips.append(Skip(line.line_id, reason))
+            plan.skips.append(_skip(line, skip_reason(line)))
             continue
         problem = agreement_problem(line, by_id)
         if problem:
-            plan.skips.append(Skip(line.line_id, problem))
+            plan.skips.append(_skip(line, problem))
             continue
         if line.charge_type.recurring:
             recurring[line.subscription_id].append(line)
@@ -426,7 +565,8 @@ def plan_sync(
                 plan.updates.append(UpdateAddition(subscription_id, marker("S", subscription_id), line_ids,
                                                    existing.agreement_id, existing.addition_id, values, changes,  # type: ignore[arg-type]
                                                    current.organization_name, current.currency,
-                                                   company_id=current.company_id, billing_cycle=current.billing_cycle))
+                                                   company_id=current.company_id, billing_cycle=current.billing_cycle,
+                                                   before=existing.values))
             else:
                 plan.unchanged.append(UnchangedAddition(subscription_id, line_ids, existing.addition_id, existing.agreement_id))  # type: ignore[arg-type]
             continue
@@ -456,6 +596,7 @@ def plan_sync(
             # invoices still to come may bill it: an open period only lists its cancellations
             (plan.deferred_cancels if plan.open else plan.cancels).append(cancel)
     plan.new_agreements = list(new_agreements.values())
+    plan.agreement_names = {a.id: a.name for a in by_id.values() if a.name}
     return plan
 
 
@@ -484,7 +625,7 @@ def adopt_found(plan: Plan, found: dict[str, list[FoundAddition]], agreements_re
                 updates.append(UpdateAddition(create.subscription_id, create.marker, create.line_ids, hit.agreement_id,
                                               hit.addition_id, values, changes, create.customer, create.currency,
                                               adopted=True, company_id=create.company_id,
-                                              billing_cycle=create.billing_cycle))
+                                              billing_cycle=create.billing_cycle, before=hit.values))
                 continue
         differs = tuple(sorted(values.changes_from(hit.values))) if hit.values is not None else ()
         adoptions.append(AdoptAddition(create.marker, create.line_ids, hit.agreement_id, hit.addition_id, values,

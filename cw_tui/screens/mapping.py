@@ -320,7 +320,7 @@ class MappingActions(AreaScreen):
                 self.app.call_from_thread(self.app.push_screen, ConfirmRemovalsModal(need),
                                           lambda remove, need=need: self._removals_answered(folder, periods, need, remove))
                 return
-        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.added:,} new, {p.removed:,} removed)" for p in report.periods)
+        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.summary()})" for p in report.periods)
         self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
         self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
 
@@ -627,7 +627,28 @@ class MappingActions(AreaScreen):
 
     @on(SqlGrid.RowChosen)
     def _row_chosen(self, event: SqlGrid.RowChosen) -> None:
+        """`enter`: a synced line is read-only, so it opens the line's detail; any other row, its edit."""
+        current = self._current_row()
+        if current is not None and current[2] == "invoices":
+            line = self._line(current[1])
+            if line is not None and line["sync_status"] in ("synced", "claimed"):
+                self.action_line_detail()
+                return
         self.action_edit()
+
+    @guarded
+    def action_line_detail(self) -> None:
+        """`v`: the read-only detail of the invoice line under the cursor."""
+        from cw_tui.screens.line_detail import LineDetailModal
+        from cw_tui.services.line_detail import line_detail
+
+        if self.query_one(TabbedContent).active != "invoices":
+            self.app.notify("v shows an invoice line's detail: use it on the Invoices tab.")
+            return
+        key = self.query_one("#grid-invoices", SqlGrid).current_key()
+        detail = line_detail(self.app.store, key) if key is not None else None
+        if detail is not None:
+            self.app.push_screen(LineDetailModal(detail))
 
     BUTTON_ACTIONS = {
         "sync-organizations": "sync_organizations", "automatch": "automatch", "toggle-excluded": "toggle_excluded",
@@ -654,6 +675,8 @@ class MappingScreen(MappingActions):
     AREA = "mapping"
     AUTO_FOCUS = "GridTable"  # the shown tab's grid: its keys work at once
     BINDINGS = [
+        # first: on the Invoices tab (only there) its hint fits beside the grid's at 80 columns
+        Binding("v", "line_detail", "Line detail", id="mapping.line_detail"),
         Binding("o", "sync_organizations", "Sync orgs", id="mapping.sync_organizations"),
         Binding("a", "automatch", "Auto-match", id="mapping.automatch"),
         Binding("x", "toggle_excluded", "Include/exclude", id="mapping.toggle_excluded"),
@@ -717,6 +740,13 @@ class MappingScreen(MappingActions):
 
     def on_mount(self) -> None:
         self._fill_periods()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`v` (an invoice line's detail) is offered on the Invoices tab only."""
+        if action == "line_detail":
+            contents = self.query(TabbedContent)
+            return bool(contents) and contents.first().active == "invoices"
+        return super().check_action(action, parameters)
 
     def refresh_data(self) -> None:
         self._fill_periods()

@@ -4,7 +4,6 @@ removals, the auto-match confirmation and the sync plan (SPEC §5.2, §5.3, §15
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from rich.text import Text
 from textual import on
@@ -15,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.screens.sync_plan_modal import SyncPlanModal  # noqa: F401 - moved there; imported from here
 
 
 class _Modal(ModalScreen):
@@ -154,72 +154,6 @@ class AutomapModal(_Modal):
     @on(Button.Pressed, "#map, #map_include")
     def _chosen(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
-
-
-class SyncPlanModal(_Modal):
-    """The plan of a sync (a dry run): confirm to post exactly this plan. Returns True or None.
-    In an open period (SPEC §7) the focused button is Cancel, not Post."""
-
-    DEFAULT_CSS = """
-    SyncPlanModal .title { padding: 0; }
-    SyncPlanModal DataTable { height: auto; max-height: 30vh; }
-    SyncPlanModal .warning { color: $text-warning; }
-    SyncPlanModal .buttons { height: auto; }
-    SyncPlanModal .fingerprint { width: 1fr; color: $text-muted; }
-    """
-
-    def __init__(self, plan, *, changed: bool = False) -> None:  # noqa: ANN001 - a sync plan
-        super().__init__()
-        self.plan = plan
-        self.changed = changed
-
-    def compose(self) -> ComposeResult:
-        p = self.plan
-        totals = p.totals()  # exact Decimals: the grand total is summed before rounding
-        with Vertical():
-            yield Label(f"Sync {p.period} to ConnectWise: the plan", classes="title")
-            if self.changed:
-                yield Static("The plan changed since it was shown, so nothing was sent. This is the plan now.",
-                             classes="warning")
-            if p.open:
-                yield Static(Text.assemble(("Open period: ", "bold"), f"{p.state.reason()}. "
-                                           f"{len(p.deferred_cancels)} cancellations wait for the month to close; "
-                                           "none is sent now."), classes="warning")
-            yield Static(
-                f"Create {len(p.creates)}, update {len(p.updates)}, cancel {len(p.cancels)}, unchanged "
-                f"{len(p.unchanged)}, new agreements {len(p.new_agreements)}; {len(p.skips)} lines skipped "
-                "(not mapped, excluded or a wrong agreement)."
-            )
-            if p.already_in_connectwise:
-                yield Static(f"Already in ConnectWise: {p.already_in_connectwise} (their lines become Synced; "
-                             "nothing is posted again).")
-            table = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_column("Customer", width=22)
-            table.add_column("Cur", width=4)
-            table.add_column("Create", width=6)
-            table.add_column("Update", width=6)
-            table.add_column("Cancel", width=6)
-            table.add_column("Amount", width=14)
-            by_currency: dict[str, Decimal] = {}
-            for (customer, currency), total in totals.items():
-                table.add_row(Text(safe_text(customer)[:22]), currency, str(total.creates), str(total.updates), str(total.cancels),
-                              Text(f"{total.amount:,.2f}", justify="right"))
-                by_currency[currency] = by_currency.get(currency, Decimal(0)) + total.amount
-            yield table
-            yield Static("Total: " + (", ".join(f"{c} {a:,.2f}" for c, a in sorted(by_currency.items())) or "nothing to post"))
-            with Horizontal(classes="buttons"):
-                yield Static(f"Plan {p.fingerprint}", classes="fingerprint")
-                yield Button("Cancel", id="cancel", compact=True)
-                yield Button("Post to ConnectWise", id="post", variant="primary", compact=True, disabled=not p.has_work)
-
-    def on_mount(self) -> None:
-        post = self.query_one("#post", Button)
-        # an open month is posted only by a person who chooses to: Post is never the default there
-        (self.query_one("#cancel", Button) if self.plan.open or post.disabled else post).focus()
-
-    @on(Button.Pressed, "#post")
-    def _post(self) -> None:
-        self.dismiss(True)
 
 
 class ShrinkModal(_Modal):

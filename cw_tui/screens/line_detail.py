@@ -1,0 +1,86 @@
+"""The read-only detail of one invoice line (services/line_detail.py builds it; this only
+renders it). Scrolls from the keyboard at 80x24; Close stays in view and has the focus."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from cw_tui.rules.safe_text import safe_text
+from cw_tui.services.line_detail import Field, LineDetail
+
+STATUS_STYLES = {"Synced": "green", "Error": "bold red", "Posting…": "cyan"}
+
+
+def section_view(title: str, fields: list[Field], label_width: int = 0) -> Group:
+    table = Table(box=None, show_header=False, show_edge=False, pad_edge=False, expand=True, padding=(0, 1))
+    table.add_column("label", no_wrap=True, style="bold", min_width=label_width)
+    table.add_column("value", ratio=1, overflow="fold")
+    for item in fields:
+        value = Text(safe_text(item.value))  # names from the Platform and ConnectWise: never markup
+        if item.note:
+            value.append(("\n" if item.value else "") + safe_text(item.note), style="dim")
+        table.add_row(Text(safe_text(item.label)), value)
+    return Group(Text(title, style="bold underline"), table)
+
+
+class LineDetailModal(ModalScreen[None]):
+    BINDINGS: ClassVar = [
+        Binding("escape", "dismiss", "Close"),
+        Binding("down", "scroll('down')", "Scroll", show=False),
+        Binding("up", "scroll('up')", "Scroll", show=False),
+        Binding("pagedown", "scroll('page_down')", "Page down", show=False),
+        Binding("pageup", "scroll('page_up')", "Page up", show=False),
+        Binding("home", "scroll('home')", "Top", show=False),
+        Binding("end", "scroll('end')", "End", show=False),
+    ]
+    DEFAULT_CSS = """
+    LineDetailModal { align: center middle; }
+    LineDetailModal > Vertical { width: 110; max-width: 98%; height: 96%; border: thick $accent; background: $surface;
+                                 padding: 0 1; }
+    LineDetailModal .title { text-style: bold; }
+    LineDetailModal #body { height: 1fr; margin-top: 1; }
+    LineDetailModal #body > Static { margin-bottom: 1; }
+    LineDetailModal .buttons { height: auto; align-horizontal: right; }
+    LineDetailModal .buttons Button { width: auto; min-width: 0; }
+    LineDetailModal .hint { width: 1fr; color: $text-muted; }
+    """
+
+    def __init__(self, detail: LineDetail) -> None:
+        super().__init__()
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        d = self.detail
+        with Vertical():
+            yield Label(Text.assemble(f"Line {safe_text(d.line_id)} · ",
+                                      (d.sync_status, STATUS_STYLES.get(d.sync_status, ""))), classes="title")
+            yield Static(Text(safe_text(d.title)), id="subtitle")
+            width = max((len(safe_text(f.label)) for _, fields in d.sections for f in fields), default=0)
+            with VerticalScroll(id="body"):
+                for title, fields in d.sections:  # one label width for all: the values line up
+                    yield Static(section_view(title, fields, width), id=f"section-{title.lower().replace(' ', '-')}")
+            with Horizontal(classes="buttons"):
+                yield Static("Read-only · ↑↓/PgDn scroll · Esc closes", classes="hint")
+                yield Button("Close", id="close", variant="primary", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#close", Button).focus()
+
+    def action_scroll(self, how: str) -> None:
+        body = self.query_one("#body", VerticalScroll)
+        {"down": body.scroll_down, "up": body.scroll_up, "page_down": body.scroll_page_down,
+         "page_up": body.scroll_page_up, "home": body.scroll_home, "end": body.scroll_end}[how](animate=False)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss()
