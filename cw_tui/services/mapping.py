@@ -123,6 +123,21 @@ def company_label(company_id: int | None) -> str:
     return f"{safe_text(company.name)} (#{company_id})" if company is not None else f"company #{company_id}"
 
 
+def agreement_gone(agreement_id: int | None, own: bool) -> str | None:
+    """Why a line's agreement (its own when `own`, else its contract's) can take no more
+    additions: gone from ConnectWise (deleted) or no longer Active; None when it can."""
+    if agreement_id is None:
+        return None
+    whose = "own" if own else "contract's"
+    agreement = Agreement.get_or_none(Agreement.id == agreement_id)
+    if agreement is None:
+        return f"{whose} agreement #{agreement_id} no longer exists in ConnectWise"
+    if agreement.cancelled or agreement.status != "Active":
+        state = "Cancelled" if agreement.cancelled else safe_text(agreement.status)
+        return f"{whose} agreement {safe_text(agreement.name)} (#{agreement_id}) is {state} in ConnectWise"
+    return None
+
+
 def _agreement_label(agreement: Agreement) -> str:
     return f"agreement {safe_text(agreement.name)} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
 
