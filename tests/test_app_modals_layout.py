@@ -11,7 +11,12 @@ import pytest
 from textual.containers import VerticalScroll
 from textual.widgets import Button, Select, TabbedContent
 
-from cw_tui.screens.mapping import BEST_PRACTICES, BestPractices, MappingScreen, PeriodSelect
+from cw_tui.screens.mapping import (
+    BEST_PRACTICES,
+    BestPractices,
+    MappingScreen,
+    PeriodSelect,
+)
 from cw_tui.screens.mapping_modals import (
     BulkUpdateModal,
     ConfirmRemovalsModal,
@@ -60,7 +65,7 @@ def assert_buttons_shown(app, default_id: str | None, *others: str) -> None:
         assert app.focused is screen.query_one(f"#{default_id}", Button), (type(screen).__name__, app.focused)
 
 
-async def to_mapping(pilot):  # noqa: ANN201 - the MappingScreen
+async def to_mapping(pilot):
     await pilot.press("2")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, MappingScreen))
     return pilot.app.screen
@@ -78,7 +83,7 @@ async def first_unsynced_line(pilot) -> tuple[MappingScreen, SqlGrid, str]:
 
 async def error_line_edit(pilot) -> str:
     """The edit form of an Error line with a long reason, open: the line's ID."""
-    screen, grid, line_id = await first_unsynced_line(pilot)
+    _screen, grid, line_id = await first_unsynced_line(pilot)
     InvoiceLine.update(sync_status="error", last_error=LONG_ERROR).where(InvoiceLine.line_id == line_id).execute()
     grid.reload()
     await put_cursor_on(pilot, grid, line_id)
@@ -219,7 +224,7 @@ def test_cancel_at_the_scope_question_goes_back_to_the_form_with_the_edits_kept(
     async def scenario() -> None:
         app = make_app(seeded)
         async with app.run_test(size=SMALL) as pilot:
-            screen, grid, line_id = await first_unsynced_line(pilot)
+            _screen, grid, line_id = await first_unsynced_line(pilot)
             before = InvoiceLine.get_by_id(line_id)
             # the line's organization is of company 250, which has the agreement "Demo agreement" (#5001)
             Organization.update(company_id=250).where(Organization.platform_id == before.organization_id).execute()
@@ -273,7 +278,7 @@ def test_the_month_selector_has_no_blank_choice_and_a_key_of_its_own(seeded, tmp
             grid = screen.query_one("#grid-invoices", SqlGrid)
             await wait_for(pilot, lambda: grid.source.params == ("2026-09",))
             assert select.value == "2026-09"
-            with pytest.raises(Exception):  # noqa: B017, PT011 - Textual refuses a blank value
+            with pytest.raises(Exception):  # noqa: B017 - Textual refuses a blank value
                 select.clear()
 
     run(scenario())

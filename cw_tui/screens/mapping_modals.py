@@ -44,6 +44,14 @@ class _Modal(ModalScreen):
     _Modal .frame .hint { color: $text-muted; }
     """
 
+    def on_mount(self) -> None:
+        # a table in the body scrolls its cursor row into view, and the body with it: start at the top
+        self.call_after_refresh(self._body_to_top)
+
+    def _body_to_top(self) -> None:
+        for body in self.query(ModalBody):
+            body.scroll_home(animate=False)
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -180,7 +188,7 @@ class AutomapModal(_Modal):
     def _not_active_text(self) -> Text:
         """The matched companies that ConnectWise does not hold as Active (Delinquent,
         Not-Approved, Credit Hold…): mapped and included, their lines are posted like any other."""
-        rows = self.matches.not_active
+        rows = sorted(self.matches.not_active, key=lambda row: (row[1].casefold(), row[2]))
         by_status: dict[str, int] = {}
         for _, _, status in rows:
             by_status[status] = by_status.get(status, 0) + 1
