@@ -160,3 +160,57 @@ def test_the_sync_progress_bar_is_on_screen_at_80x24_while_a_sync_runs(tmp_path:
 
         run(scenario())
         store.close()
+
+
+def test_a_contract_whose_only_agreement_is_gone_can_forget_it(tmp_path: Path, demo_folder: Path, cli) -> None:
+    """The company has no other agreement: the picker says so and offers to forget the gone
+    one, so that the next sync chooses or creates one (SPEC §8 rules 3-4)."""
+    with sandbox_thread() as sandbox:
+        db = tmp_path / "s.sqlite3"
+        store = configured_store(db, demo_folder, sandbox)
+        for args in (("sync-organizations",), ("load-invoices", "--period", "2026-10"), ("automap", "--include")):
+            assert cli("--db", db, *args).code == 0
+        first_page = (InvoiceLine.select().where(InvoiceLine.period == "2026-10")
+                      .order_by(InvoiceLine.invoice_date, InvoiceLine.line_id).limit(20))
+        line = next(line for line in first_page if Organization.get_by_id(line.organization_id).company_id is not None)
+        company_id = Organization.get_by_id(line.organization_id).company_id
+        state = sandbox.sandbox.state
+        for agreement_id in [a["id"] for a in state.agreements.values() if a["company"]["id"] == company_id]:
+            del state.agreements[agreement_id]
+        template = next(a for a in state.agreements.values() if a["agreementStatus"] == "Active")
+        only = max(state.agreements) + 1
+        company = state.companies[company_id]
+        state.agreements[only] = {**copy.deepcopy(template), "id": only, "name": f"{company['name'][:50]} - only",
+                                  "company": {"id": company_id, "identifier": company["identifier"], "name": company["name"]}}
+        assert cli("--db", db, "sync-organizations").code == 0
+        Contract.update(agreement_id=only).where(Contract.platform_id == line.contract_id).execute()
+        del state.agreements[only]
+        assert cli("--db", db, "sync-organizations").code == 0
+
+        async def scenario() -> None:
+            app = make_app(store, clock=lambda: NOW)
+            async with app.run_test(size=SMALL) as pilot:
+                await pilot.press("2")
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                screen = app.screen
+                screen.show_tab("invoices")
+                await put_cursor_on(pilot, screen.query_one("#grid-invoices", SqlGrid), line.line_id)
+                await pilot.press("e")
+                await wait_for(pilot, lambda: isinstance(app.screen, LineEditModal))
+                form = app.screen
+                await pilot.click("#pick-agreement")
+                await wait_for(pilot, lambda: isinstance(app.screen, PickerModal))
+                await pilot.pause(0.2)
+                picker = app.screen
+                assert picker.query_one("#options", OptionList).option_count == 0  # the company has none left
+                assert f"agreement #{only} no longer exists" in str(picker.query_one("#note").render())
+                forget = picker.query_one("#clear", Button)
+                assert "Forget it" in str(forget.label) and shown_whole(app, forget)
+                await pilot.click("#clear")
+                await wait_for(pilot, lambda: app.screen is form)
+                await pilot.press("ctrl+s")  # no scope question: only the contract's gone agreement is forgotten
+                await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+                await wait_for(pilot, lambda: Contract.get_by_id(line.contract_id).agreement_id is None)
+
+        run(scenario())
+        store.close()

@@ -522,7 +522,7 @@ class MappingActions(AreaScreen):
 
     def _edit_line(self, key: str) -> None:
         from cw_tui.screens.mapping_modals import LineEditModal
-        from cw_tui.services.mapping import LineChange, MappingError, map_contract, update_line_ids
+        from cw_tui.services.mapping import LineChange, MappingError, forget_gone_agreement, map_contract, update_line_ids
 
         line = self._line(key)
         if line is None:
@@ -540,6 +540,9 @@ class MappingActions(AreaScreen):
 
             try:
                 with store.atomic():  # the contract and the line change together, or nothing changes
+                    if changes.get("agreement") == "forget":  # the contract's agreement is gone from ConnectWise
+                        forget_gone_agreement(store, line["contract_id"])
+                        changes = {name: chosen for name, chosen in changes.items() if name != "agreement"}
                     agreement = value("agreement")
                     if scope == "contract" and agreement is not ...:
                         map_contract(store, line["contract_id"], agreement)

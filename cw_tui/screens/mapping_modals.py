@@ -402,16 +402,22 @@ class LineEditModal(_Modal):
         note = ("" if key != "agreement" else f"Agreements of {company_label(company_id)}, the line's company."
                 if company_id is not None else
                 "This line has no PSA Organization yet: choose one first (an agreement belongs to one company).")
-        if key == "agreement" and self.line.get("agreement_gone") and "agreement" not in self.changes:
+        clear_label, cleared = "Clear (follow the mapping)", "clear"
+        if key == "agreement" and self.line.get("agreement_gone"):
             note = f"The line's {self.line['agreement_gone']}. {note}"
+            if self.line.get("own_agreement_id") is None:
+                # the contract's agreement is gone: forgetting it lets the sync choose one (SPEC §8 rules 3-4)
+                clear_label, cleared = "Forget it (chosen at sync)", "forget"
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is None:
                 return
-            self.changes[key] = "clear" if value[0] == "clear" else value
-            event.button.label = "(follows the mapping)" if value[0] == "clear" else Text(safe_text(value[1]))
+            self.changes[key] = cleared if value[0] == "clear" else value
+            event.button.label = (Text(safe_text(value[1])) if value[0] != "clear" else "(follows the mapping)"
+                                  if cleared == "clear" else "(forgotten: chosen at sync)")
 
-        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note), chosen)
+        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note,
+                                         clear_label=clear_label), chosen)
 
     def action_confirm(self) -> None:
         from textual.widgets import Input
