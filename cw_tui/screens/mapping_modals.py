@@ -174,9 +174,16 @@ class AutomapModal(_Modal):
                 yield Static("Exact matches by normalised name or identifier, only where ConnectWise has exactly one. "
                              "Nothing is mapped until you confirm.")
                 table = DataTable(cursor_type="row", zebra_stripes=True)
-                table.add_columns("Platform", "ConnectWise", "ID")
-                for _, name, cw_id, cw_name in [*m.organizations[:200], *m.offers[:200]]:  # names shown literally
-                    table.add_row(Text(safe_text(name)), Text(safe_text(cw_name)), str(cw_id))
+                for label, width in (("Platform", 22), ("ConnectWise", 22), ("CW status", 12), ("ID", 6)):
+                    table.add_column(label, width=width)
+                status = {company: state for _, company, state in m.not_active}
+                # the companies that are not Active first: each is named in the list, not only counted
+                organizations = sorted(m.organizations, key=lambda row: row[3] not in status)
+                rows = [(*row[1:], status.get(row[3], "")) for row in organizations[:200]]
+                rows += [(*row[1:], "") for row in m.offers[:200]]
+                for name, cw_id, cw_name, state in rows:  # names shown literally
+                    table.add_row(Text(safe_text(name)), Text(safe_text(cw_name)),
+                                  Text(safe_text(state), style="bold" if state else ""), str(cw_id))
                 yield table
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
@@ -194,7 +201,8 @@ class AutomapModal(_Modal):
             by_status[status] = by_status.get(status, 0) + 1
         counts = ", ".join(f"{n} {safe_text(status)}" for status, n in sorted(by_status.items()))
         shown = "; ".join(f"{safe_text(company)} ({safe_text(status)})" for _, company, status in rows[: self.SHOWN_NOT_ACTIVE])
-        more = f"; and {len(rows) - self.SHOWN_NOT_ACTIVE} more" if len(rows) > self.SHOWN_NOT_ACTIVE else ""
+        more = (f"; and {len(rows) - self.SHOWN_NOT_ACTIVE} more, first in the list below"
+                if len(rows) > self.SHOWN_NOT_ACTIVE else "")
         noun = "company is" if len(rows) == 1 else "companies are"
         return Text.assemble((f"{len(rows)} matched {noun} not Active in ConnectWise ({counts}): ", "bold"),
                              f"{shown}{more}. Their lines are posted like any other once mapped and included.")
