@@ -79,6 +79,11 @@ class BestPractices(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#practices", VerticalScroll).focus()
+        self.call_after_refresh(self._all_shown)
+
+    def _all_shown(self) -> None:
+        if self.query_one("#practices", VerticalScroll).max_scroll_y == 0:  # nothing to scroll: enter closes
+            self.query_one("#close", Button).focus()
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:
