@@ -247,6 +247,7 @@ def test_cancel_at_the_scope_question_goes_back_to_the_form_with_the_edits_kept(
             assert form.query_one("#end").value == "2026-10-30"
             assert form.changes["agreement"] == (5001, "Demo agreement")
             assert app.focused is form.query_one("#confirm", Button)
+            assert "Nothing was changed yet" in str(form.query_one("#problem").render())
             line = InvoiceLine.get_by_id(line_id)  # nothing was applied
             assert (line.override_agreement_id, line.charge_end) == (before.override_agreement_id, before.charge_end)
             await pilot.press("enter")  # Confirm again: the question again; this line

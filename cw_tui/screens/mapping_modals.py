@@ -350,6 +350,7 @@ class LineEditModal(_Modal):
     LineEditModal .row Button { width: 1fr; }
     LineEditModal .row Input { width: 1fr; }
     LineEditModal #problem { color: $error; }
+    LineEditModal #problem.-note { color: $text-muted; }
     """
 
     def __init__(self, store, line: dict) -> None:  # noqa: ANN001 - a Store
@@ -448,7 +449,9 @@ class LineEditModal(_Modal):
             if start and end and end < start:
                 raise MappingError("the Charge End Date is before the Charge Start Date")
         except MappingError as error:
-            self.query_one("#problem", Static).update(Text(safe_text(str(error))))  # it may quote what was typed
+            problem = self.query_one("#problem", Static)
+            problem.remove_class("-note")
+            problem.update(Text(safe_text(str(error))))  # it may quote what was typed
             return
         agreement = changes.get("agreement")
         if not isinstance(agreement, tuple):
@@ -457,7 +460,9 @@ class LineEditModal(_Modal):
 
         def scoped(scope: str | None) -> None:
             if scope is None:  # back to the form: nothing is lost, nothing is applied
-                self.query_one("#problem", Static).update("Nothing was changed yet: Confirm again when ready.")
+                note = self.query_one("#problem", Static)
+                note.add_class("-note")
+                note.update("Nothing was changed yet: Confirm again when ready.")
                 self.query_one("#confirm", Button).focus()
                 return
             self.dismiss({**changes, "scope": scope})
