@@ -41,25 +41,49 @@ STATUS_DOTS = {"Active": "green", "New": "dodger_blue1", "Suspended": "orange1",
 BADGES = {"System Updated": ("S", "bold black on #5fafff"), "User Updated": ("U", "bold black on #ffaf00")}
 
 
+class PeriodSelect(Select):
+    """"Show invoices": the loaded months, newest first. With none loaded it is hidden (the bar
+    says so) and holds no choice; once a month is loaded there is no blank choice to pick."""
+
+    def set_periods(self, periods: list[str]) -> None:
+        self._allow_blank = not periods  # Textual 8.2 reads it in set_options; only an empty list needs a blank
+        self.set_options([(p, p) for p in periods])
+        self.display = bool(periods)
+
+
 class BestPractices(ModalScreen[None]):
+    """The eight recommendations (SPEC §5). The list has the focus, so the arrows and page
+    keys scroll it; Close stays in view below it at any size; escape closes too."""
+
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """
     BestPractices { align: center middle; }
     BestPractices > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
-    BestPractices VerticalScroll { height: auto; max-height: 18; }
+    BestPractices .title { dock: top; height: auto; }
+    BestPractices .buttons { dock: bottom; height: auto; align-horizontal: right; padding-top: 1; }
+    BestPractices VerticalScroll { height: auto; max-height: 100%; }
     BestPractices .item { margin-bottom: 1; }
+    BestPractices .hint { width: 1fr; color: $text-muted; padding-top: 1; }
     """
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(Text("💡 Best Practices", style="bold"))
-            with VerticalScroll():
+            yield Label(Text("💡 Best Practices", style="bold"), classes="title")
+            with VerticalScroll(id="practices"):
                 for number, (title, text) in enumerate(BEST_PRACTICES, start=1):
                     yield Static(Text.assemble((f"{number}. {title}\n", "bold"), text), classes="item")
-            yield Button("Close", id="close", variant="primary")
+            with Horizontal(classes="buttons"):
+                yield Static(f"↑↓ PgUp PgDn scroll · {len(BEST_PRACTICES)} items · tab, then enter: Close",
+                             classes="hint")
+                yield Button("Close", id="close", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
+        self.query_one("#practices", VerticalScroll).focus()
+        self.call_after_refresh(self._all_shown)
+
+    def _all_shown(self) -> None:
+        if self.query_one("#practices", VerticalScroll).max_scroll_y == 0:  # nothing to scroll: enter closes
+            self.query_one("#close", Button).focus()
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:
@@ -217,7 +241,7 @@ class MappingActions(AreaScreen):
                 self.app.notify(f"Mapped {len(done.organizations)} organizations and {len(done.offers)} offers.")
                 self.refresh_data()
 
-        self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers)), self.guard(chosen))
+        self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers, found.not_active)), self.guard(chosen))
 
     @guarded
     def action_toggle_excluded(self) -> None:
@@ -444,13 +468,14 @@ class MappingActions(AreaScreen):
         return None if key is None else (grid, key, self.query_one(TabbedContent).active)
 
     def _line(self, line_id: str) -> dict | None:
+        from cw_tui.services.mapping import agreement_gone
         from cw_tui.store.line_sql import LINE_MAPPING_JOINS
 
         row = self.app.store.db.execute_sql(
             f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
                        l.quantity, l.unit_price, l.currency, l.charge_start, l.charge_end, l.last_error, l.sync_status,
                        COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id,
-                       o.company_id
+                       o.company_id, COALESCE(l.override_agreement_id, c.agreement_id), l.override_agreement_id
                 FROM invoice_line l {LINE_MAPPING_JOINS}
                 LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)
                 LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)
@@ -460,8 +485,9 @@ class MappingActions(AreaScreen):
             return None
         keys = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
                 "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
-                "contract_id", "organization_company_id")
+                "contract_id", "organization_company_id", "agreement_id", "own_agreement_id")
         line = dict(zip(keys, row))
+        line["agreement_gone"] = agreement_gone(line["agreement_id"], own=line["own_agreement_id"] is not None)
         line["quantity"] = group_thousands(quantity_text(line["quantity"]))
         line["unit_price"] = group_thousands(money_text(line["unit_price"]))
         return line
@@ -500,8 +526,8 @@ class MappingActions(AreaScreen):
         self.app.push_screen(PickerModal(store, kind, suggest_for=suggest, clear_label="Unmap"), self.guard(chosen))
 
     def _edit_line(self, key: str) -> None:
-        from cw_tui.screens.mapping_modals import LineEditModal, ScopeModal
-        from cw_tui.services.mapping import LineChange, MappingError, map_contract, update_line_ids
+        from cw_tui.screens.mapping_modals import LineEditModal
+        from cw_tui.services.mapping import LineChange, MappingError, forget_gone_agreement, map_contract, update_line_ids
 
         line = self._line(key)
         if line is None:
@@ -519,6 +545,9 @@ class MappingActions(AreaScreen):
 
             try:
                 with store.atomic():  # the contract and the line change together, or nothing changes
+                    if changes.get("agreement") == "forget":  # the contract's agreement is gone from ConnectWise
+                        forget_gone_agreement(store, line["contract_id"])
+                        changes = {name: chosen for name, chosen in changes.items() if name != "agreement"}
                     agreement = value("agreement")
                     if scope == "contract" and agreement is not ...:
                         map_contract(store, line["contract_id"], agreement)
@@ -533,14 +562,9 @@ class MappingActions(AreaScreen):
             grid.reload()
 
         def edited(changes: dict | None) -> None:
-            if not changes:
-                return
-            agreement = changes.get("agreement")
-            if agreement is not None and agreement != "clear":
-                self.app.push_screen(ScopeModal(line["contract_id"], agreement[1]),
-                                     self.guard(lambda scope: scope and apply(changes, scope)))
-            else:
-                apply(changes, "line")
+            if changes:  # a changed agreement was asked for its scope in the form (Cancel there keeps the form)
+                scope = changes.pop("scope", "line")
+                apply(changes, scope)
 
         self.app.push_screen(LineEditModal(store, line), self.guard(edited))
 
@@ -688,6 +712,7 @@ class MappingScreen(MappingActions):
         Binding("E", "bulk_update", "Bulk update", id="mapping.bulk_update"),
         Binding("y", "sync_row", "Sync line", id="mapping.sync_row", show=False),
         Binding("b", "best_practices", "Best practices", id="mapping.best_practices"),
+        Binding("m", "choose_period", "Month", id="mapping.choose_period"),
         Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
         Binding("left_square_bracket", "tab(-1)", "Previous tab", id="mapping.previous_tab", show=False),
         Binding("ctrl+r", "reload", "Refresh", id="mapping.refresh"),
@@ -701,9 +726,11 @@ class MappingScreen(MappingActions):
     MappingScreen .period-bar, MappingScreen .toolbar { height: 1; padding: 0 1; }
     MappingScreen .toolbar Button, MappingScreen .period-bar Button { margin-right: 1; }
     MappingScreen .busy { width: 1fr; color: $text-warning; padding: 0 1; }
-    MappingScreen ProgressBar { width: 40; display: none; }
+    MappingScreen ProgressBar { width: 1fr; height: 1; padding: 0 1; display: none; }
     MappingScreen ProgressBar.-running { display: block; }
-    MappingScreen .period-bar Select { width: 24; }
+    MappingScreen ProgressBar Bar { width: 1fr; }
+    MappingScreen .period-bar Select { width: 14; }
+    MappingScreen #no-periods { width: auto; color: $text-muted; padding: 0 1 0 0; }
     MappingScreen .period-bar Label { padding: 0 1 0 0; }
     """
 
@@ -727,12 +754,14 @@ class MappingScreen(MappingActions):
             with TabPane("Invoices", id="invoices"):
                 with Horizontal(classes="period-bar"):
                     yield Label("Show invoices")
-                    yield Select([], id="period", compact=True, prompt="no periods loaded")
+                    # the loaded months only: no blank choice once one is loaded (PeriodSelect)
+                    yield PeriodSelect([], id="period", compact=True, prompt="none loaded")
+                    yield Static("none loaded (i: Load Invoices)", id="no-periods")
                     yield Button("Load Invoices", id="load-invoices", compact=True)
                     yield Button("Sync Invoices to PSA", id="sync-invoices", compact=True, variant="primary")
                     yield Button("💡", id="best-practices", compact=True, tooltip="Best Practices")
-                    yield ProgressBar(id="sync-progress", show_eta=False)
                     yield Static("", classes="busy", id="invoices-busy")
+                yield ProgressBar(id="sync-progress", show_eta=False)  # its own line, shown while a sync posts
                 yield SqlGrid(invoices_source(""), id="grid-invoices", formatters={
                     "quantity": amount, "unit_price": amount, "unit_cost": amount, "total": amount,
                     "charge_start": dated, "charge_end": dated, "mapping": mapping_badge, "sync": psa_status,
@@ -760,11 +789,23 @@ class MappingScreen(MappingActions):
     def _fill_periods(self) -> None:
         periods = [r[0] for r in self.app.store.db.execute_sql(  # type: ignore[attr-defined]
             "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC LIMIT 15")]
-        select = self.query_one("#period", Select)
+        select = self.query_one("#period", PeriodSelect)
         current = select.value
-        select.set_options([(p, p) for p in periods])
+        select.set_periods(periods)
         if periods:
             select.value = current if current in periods else periods[0]
+        self.query_one("#no-periods", Static).display = not periods
+
+    @guarded
+    def action_choose_period(self) -> None:
+        """`m`: the month selector, open, from anywhere on the page."""
+        self.show_tab("invoices")
+        select = self.query_one("#period", PeriodSelect)
+        if not select.display:
+            self.app.notify("No invoice lines are loaded yet: i loads a month.", severity="warning")
+            return
+        select.focus()
+        select.action_show_overlay()
 
     @on(Select.Changed, "#period")
     def _period(self, event: Select.Changed) -> None:

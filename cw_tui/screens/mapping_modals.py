@@ -3,13 +3,13 @@ removals, the auto-match confirmation and the sync plan (SPEC §5.2, §5.3, §15
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
@@ -17,7 +17,19 @@ from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.sync_plan_modal import SyncPlanModal  # noqa: F401 - moved there; imported from here
 
 
+class ModalBody(VerticalScroll):
+    """The part of a modal between its title and its buttons; it scrolls when the terminal is
+    small, and is a stop for Tab only when there is something to scroll."""
+
+    def allow_focus(self) -> bool:
+        return self.max_scroll_y > 0
+
+
 class _Modal(ModalScreen):
+    """A modal whose buttons always show: in a frame (classes="frame") the title is docked at
+    the top, the buttons at the bottom, and the body between them scrolls when the terminal is
+    small (80x24)."""
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
     _Modal { align: center middle; }
@@ -26,7 +38,19 @@ class _Modal(ModalScreen):
     _Modal .buttons { height: auto; align-horizontal: right; padding-top: 1; }
     _Modal .buttons Button { margin-left: 1; }
     _Modal DataTable { height: auto; max-height: 14; }
+    _Modal .frame > .title { dock: top; }
+    _Modal .frame > .buttons { dock: bottom; }
+    _Modal .frame > .body { height: auto; max-height: 100%; }
+    _Modal .frame .hint { color: $text-muted; }
     """
+
+    def on_mount(self) -> None:
+        # a table in the body scrolls its cursor row into view, and the body with it: start at the top
+        self.call_after_refresh(self._body_to_top)
+
+    def _body_to_top(self) -> None:
+        for body in self.query(ModalBody):
+            body.scroll_home(animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -40,11 +64,12 @@ class LoadProductsModal(_Modal):
     """Returns the number of months, or None."""
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label("Load Products", classes="title")
-            yield Static("Select the time period to load invoice-related offers.")
-            yield Select([(f"Last {n} month{'s' if n > 1 else ''}", n) for n in range(1, 13)], value=3,
-                         allow_blank=False, id="months")
+            with ModalBody(classes="body"):
+                yield Static("Select the time period to load invoice-related offers.")
+                yield Select([(f"Last {n} month{'s' if n > 1 else ''}", n) for n in range(1, 13)], value=3,
+                             allow_blank=False, id="months")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Load", id="load", variant="primary")
@@ -61,12 +86,13 @@ class LoadInvoicesModal(_Modal):
     """Returns ["current", "previous"] (either or both), or None."""
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label("Load Invoice Lines", classes="title")
-            yield Static("Select which periods to load invoice lines for.")
-            yield Checkbox("Current Month", value=False, id="current")
-            yield Checkbox("Previous Month", value=True, id="previous")
-            yield Static("", id="problem")
+            with ModalBody(classes="body"):
+                yield Static("Select which periods to load invoice lines for.")
+                yield Checkbox("Current Month", value=False, id="current")
+                yield Checkbox("Previous Month", value=True, id="previous")
+                yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Load", id="load", variant="primary")
@@ -102,11 +128,12 @@ class ConfirmRemovalsModal(_Modal):
         periods = ", ".join(need.line_ids)
         shown = ids[: self.SHOWN]
         more = f"\n… and {len(ids) - len(shown):,} more" if len(ids) > len(shown) else ""
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label(f"Remove {need.count:,} unsynced line(s) of {periods}?", classes="title")
-            yield Static(Text("These lines are not synced and are no longer in the Platform export: loading removes "
-                              "them from cw-tui. Keeping them loads nothing."))
-            yield Static(Text("\n".join(safe_text(i) for i in shown) + more, style="bold"), id="removed-ids")
+            with ModalBody(classes="body"):
+                yield Static(Text("These lines are not synced and are no longer in the Platform export: loading removes "
+                                  "them from cw-tui. Keeping them loads nothing."))
+                yield Static(Text("\n".join(safe_text(i) for i in shown) + more, style="bold"), id="removed-ids")
             with Horizontal(classes="buttons"):
                 yield Button("Keep them (cancel)", id="cancel", variant="primary")
                 yield Button(f"Remove {need.count:,} line(s)", id="remove", variant="error")
@@ -123,10 +150,15 @@ class ConfirmRemovalsModal(_Modal):
 class Matches:
     organizations: list[tuple[str, str, int, str]]
     offers: list[tuple[str, str, int, str]]
+    not_active: list[tuple[str, str, str]] = field(default_factory=list)  # org name, company name, its CW status
 
 
 class AutomapModal(_Modal):
     """Shows exact, unique matches; returns "map", "map_include" or None."""
+
+    DEFAULT_CSS = """
+    AutomapModal #not-active { color: $text-warning; margin-bottom: 1; }
+    """
 
     def __init__(self, matches: Matches) -> None:
         super().__init__()
@@ -134,19 +166,46 @@ class AutomapModal(_Modal):
 
     def compose(self) -> ComposeResult:
         m = self.matches
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label(f"Auto-match: {len(m.organizations)} organizations and {len(m.offers)} offers", classes="title")
-            yield Static("Exact matches by normalised name or identifier, only where ConnectWise has exactly one. "
-                         "Nothing is mapped until you confirm.")
-            table = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_columns("Platform", "ConnectWise", "ID")
-            for _, name, cw_id, cw_name in [*m.organizations[:200], *m.offers[:200]]:  # names shown literally
-                table.add_row(Text(safe_text(name)), Text(safe_text(cw_name)), str(cw_id))
-            yield table
+            with ModalBody(classes="body"):
+                if m.not_active:
+                    yield Static(self._not_active_text(), id="not-active")
+                yield Static("Exact matches by normalised name or identifier, only where ConnectWise has exactly one. "
+                             "Nothing is mapped until you confirm.")
+                table = DataTable(cursor_type="row", zebra_stripes=True)
+                for label, width in (("Platform", 22), ("ConnectWise", 22), ("CW status", 12), ("ID", 6)):
+                    table.add_column(label, width=width)
+                status = {company: state for _, company, state in m.not_active}
+                # the companies that are not Active first: each is named in the list, not only counted
+                organizations = sorted(m.organizations, key=lambda row: row[3] not in status)
+                rows = [(*row[1:], status.get(row[3], "")) for row in organizations[:200]]
+                rows += [(*row[1:], "") for row in m.offers[:200]]
+                for name, cw_id, cw_name, state in rows:  # names shown literally
+                    table.add_row(Text(safe_text(name)), Text(safe_text(cw_name)),
+                                  Text(safe_text(state), style="bold" if state else ""), str(cw_id))
+                yield table
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Map", id="map")
                 yield Button("Map and include in sync", id="map_include", variant="primary")
+
+    SHOWN_NOT_ACTIVE = 5
+
+    def _not_active_text(self) -> Text:
+        """The matched companies that ConnectWise does not hold as Active (Delinquent,
+        Not-Approved, Credit Hold…): mapped and included, their lines are posted like any other."""
+        rows = sorted(self.matches.not_active, key=lambda row: (row[1].casefold(), row[2]))
+        by_status: dict[str, int] = {}
+        for _, _, status in rows:
+            by_status[status] = by_status.get(status, 0) + 1
+        counts = ", ".join(f"{n} {safe_text(status)}" for status, n in sorted(by_status.items()))
+        shown = "; ".join(f"{safe_text(company)} ({safe_text(status)})" for _, company, status in rows[: self.SHOWN_NOT_ACTIVE])
+        more = (f"; and {len(rows) - self.SHOWN_NOT_ACTIVE} more, first in the list below"
+                if len(rows) > self.SHOWN_NOT_ACTIVE else "")
+        noun = "company is" if len(rows) == 1 else "companies are"
+        return Text.assemble((f"{len(rows)} matched {noun} not Active in ConnectWise ({counts}): ", "bold"),
+                             f"{shown}{more}. Their lines are posted like any other once mapped and included.")
 
     def on_mount(self) -> None:
         self.query_one("#map_include", Button).focus()
@@ -165,12 +224,13 @@ class ShrinkModal(_Modal):
         self.shrinks = shrinks
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label("ConnectWise sent much shorter lists", classes="title")
-            yield Static(Text("\n".join(f"{s.what.capitalize()}: {s.cached:,} cached, {s.fetched:,} sent now"
-                                        for s in self.shrinks)))
-            yield Static("\nAn empty or cut-short answer looks like this. Nothing has changed yet. Replace the "
-                         "cached lists with what ConnectWise sent?")
+            with ModalBody(classes="body"):
+                yield Static(Text("\n".join(f"{s.what.capitalize()}: {s.cached:,} cached, {s.fetched:,} sent now"
+                                            for s in self.shrinks)))
+                yield Static("\nAn empty or cut-short answer looks like this. Nothing has changed yet. Replace the "
+                             "cached lists with what ConnectWise sent?")
             with Horizontal(classes="buttons"):
                 yield Button("Keep the cache", id="cancel", variant="primary")
                 yield Button("Replace the cache", id="replace", variant="error")
@@ -192,12 +252,14 @@ class ScopeModal(_Modal):
         self.agreement_name = agreement_name
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label("Apply the agreement to…", classes="title")
-            yield Static(Text(f"{safe_text(self.agreement_name)}: this line only, or every unsynced line of contract "
-                              f"{safe_text(self.contract_id)}?"))
+            with ModalBody(classes="body"):
+                yield Static(Text(f"{safe_text(self.agreement_name)}: this line only, or every unsynced line of contract "
+                                  f"{safe_text(self.contract_id)}?"))
+                yield Static("Cancel goes back to the form, with your changes kept.", classes="hint")
             with Horizontal(classes="buttons"):
-                yield Button("Cancel", id="cancel")
+                yield Button("Back to the form", id="cancel")
                 yield Button("This line", id="line")
                 yield Button(Text(f"Whole contract {safe_text(self.contract_id)}"), id="contract", variant="primary")
 
@@ -211,7 +273,9 @@ class ScopeModal(_Modal):
 
 class LineEditModal(_Modal):
     """Inline Edit of an invoice line: PSA Organization, Product, Agreement, Charge Start and
-    End. Returns a dict of the changed fields ({"company": (id, name) | "clear", ...}) or None."""
+    End. Returns a dict of the changed fields ({"company": (id, name) | "clear", ...}) or None;
+    a changed agreement comes with "scope": "line" or "contract", asked here (SPEC §5.3), and
+    Cancel at that question comes back to this form with the edits kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "confirm", "Confirm")]
     DEFAULT_CSS = """
@@ -220,6 +284,7 @@ class LineEditModal(_Modal):
     LineEditModal .row Button { width: 1fr; }
     LineEditModal .row Input { width: 1fr; }
     LineEditModal #problem { color: $error; }
+    LineEditModal #problem.-note { color: $text-muted; }
     """
 
     def __init__(self, store, line: dict) -> None:  # noqa: ANN001 - a Store
@@ -232,29 +297,38 @@ class LineEditModal(_Modal):
         from textual.widgets import Input
 
         line = self.line
-        with Vertical():
+        gone = line.get("agreement_gone")
+        with Vertical(classes="frame"):
             yield Label(Text(f"Edit line {safe_text(line['line_id'])}"), classes="title")
-            yield Static(Text(safe_text(f"{line['organization']} · {line['offer']} · {line['charge_type']} · "
-                                        f"{line['quantity']} × {line['unit_price']} {line['currency']}")))
-            if line.get("last_error"):
-                yield Static(Text(f"Last error from ConnectWise: {safe_text(line['last_error'])}", style="bold red"))
-            for key, label in (("company", "PSA Organization"), ("product", "PSA Product"), ("agreement", "PSA Agreement")):
+            with ModalBody(classes="body"):
+                yield Static(Text(safe_text(f"{line['organization']} · {line['offer']} · {line['charge_type']} · "
+                                            f"{line['quantity']} × {line['unit_price']} {line['currency']}")))
+                if line.get("last_error"):
+                    yield Static(Text(f"Last error from ConnectWise: {safe_text(line['last_error'])}", style="bold red"))
+                if gone:
+                    yield Static(Text(f"The line's {gone}: choose one of the company's current agreements.",
+                                      style="bold"), id="agreement-gone")
+                for key, label in (("company", "PSA Organization"), ("product", "PSA Product"), ("agreement", "PSA Agreement")):
+                    shown = ("(gone from ConnectWise) choose another" if key == "agreement" and gone
+                             else safe_text(line.get(f"{key}_name")) or "Click to select")
+                    with Horizontal(classes="row"):
+                        yield Label(label)
+                        yield Button(Text(shown), id=f"pick-{key}", compact=True)
                 with Horizontal(classes="row"):
-                    yield Label(label)
-                    yield Button(Text(safe_text(line.get(f"{key}_name")) or "Click to select"), id=f"pick-{key}",
-                                 compact=True)
-            with Horizontal(classes="row"):
-                yield Label("Charge Start Date")
-                yield Input(value=line["charge_start"] or "", placeholder="YYYY-MM-DD", id="start", restrict=r"[0-9-]*",
-                            compact=True)
-            with Horizontal(classes="row"):
-                yield Label("Charge End Date")
-                yield Input(value=line["charge_end"] or "", placeholder="YYYY-MM-DD or empty", id="end", restrict=r"[0-9-]*",
-                            compact=True)
-            yield Static("", id="problem")
+                    yield Label("Charge Start Date")
+                    yield Input(value=line["charge_start"] or "", placeholder="YYYY-MM-DD", id="start", restrict=r"[0-9-]*",
+                                compact=True)
+                with Horizontal(classes="row"):
+                    yield Label("Charge End Date")
+                    yield Input(value=line["charge_end"] or "", placeholder="YYYY-MM-DD or empty", id="end",
+                                restrict=r"[0-9-]*", compact=True)
+                yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Confirm", id="confirm", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#pick-company", Button).focus()
 
     @on(Button.Pressed, "#pick-company, #pick-product, #pick-agreement")
     def _pick(self, event: Button.Pressed) -> None:
@@ -271,14 +345,22 @@ class LineEditModal(_Modal):
         note = ("" if key != "agreement" else f"Agreements of {company_label(company_id)}, the line's company."
                 if company_id is not None else
                 "This line has no PSA Organization yet: choose one first (an agreement belongs to one company).")
+        clear_label, cleared = "Clear (follow the mapping)", "clear"
+        if key == "agreement" and self.line.get("agreement_gone"):
+            note = f"The line's {self.line['agreement_gone']}. {note}"
+            if self.line.get("own_agreement_id") is None:
+                # the contract's agreement is gone: forgetting it lets the sync choose one (SPEC §8 rules 3-4)
+                clear_label, cleared = "Forget it (chosen at sync)", "forget"
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is None:
                 return
-            self.changes[key] = "clear" if value[0] == "clear" else value
-            event.button.label = "(follows the mapping)" if value[0] == "clear" else Text(safe_text(value[1]))
+            self.changes[key] = cleared if value[0] == "clear" else value
+            event.button.label = (Text(safe_text(value[1])) if value[0] != "clear" else "(follows the mapping)"
+                                  if cleared == "clear" else "(forgotten: chosen at sync)")
 
-        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note), chosen)
+        self.app.push_screen(PickerModal(self.store, kind, suggest_for=suggest, company_id=company_id, note=note,
+                                         clear_label=clear_label), chosen)
 
     def action_confirm(self) -> None:
         from textual.widgets import Input
@@ -301,9 +383,25 @@ class LineEditModal(_Modal):
             if start and end and end < start:
                 raise MappingError("the Charge End Date is before the Charge Start Date")
         except MappingError as error:
-            self.query_one("#problem", Static).update(Text(safe_text(str(error))))  # it may quote what was typed
+            problem = self.query_one("#problem", Static)
+            problem.remove_class("-note")
+            problem.update(Text(safe_text(str(error))))  # it may quote what was typed
             return
-        self.dismiss(changes)
+        agreement = changes.get("agreement")
+        if not isinstance(agreement, tuple):
+            self.dismiss(changes)
+            return
+
+        def scoped(scope: str | None) -> None:
+            if scope is None:  # back to the form: nothing is lost, nothing is applied
+                note = self.query_one("#problem", Static)
+                note.add_class("-note")
+                note.update("Nothing was changed yet: Confirm again when ready.")
+                self.query_one("#confirm", Button).focus()
+                return
+            self.dismiss({**changes, "scope": scope})
+
+        self.app.push_screen(ScopeModal(self.line["contract_id"], agreement[1]), scoped)
 
     @on(Button.Pressed, "#confirm")
     def _confirm(self) -> None:
@@ -328,12 +426,13 @@ class BulkUpdateModal(_Modal):
     def compose(self) -> ComposeResult:
         from textual.widgets import Input
 
-        with Vertical():
+        with Vertical(classes="frame"):
             yield Label(f"Bulk Update of {self.count:,} marked line(s)", classes="title")
-            yield Select([(label, key) for key, label in BULK_FIELDS], value="company", allow_blank=False, id="field")
-            yield Button("Choose…", id="choose")
-            yield Input(placeholder="YYYY-MM-DD (empty clears an end date)", id="date", restrict=r"[0-9-]*")
-            yield Static("", id="problem")
+            with ModalBody(classes="body"):
+                yield Select([(label, key) for key, label in BULK_FIELDS], value="company", allow_blank=False, id="field")
+                yield Button("Choose…", id="choose")
+                yield Input(placeholder="YYYY-MM-DD (empty clears an end date)", id="date", restrict=r"[0-9-]*")
+                yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button(f"Apply to {self.count:,} lines", id="apply", variant="warning")

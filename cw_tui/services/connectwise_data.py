@@ -211,6 +211,7 @@ class AutomapResult:
     organizations: list[tuple[str, str, int, str]] = field(default_factory=list)  # org id, org name, company id, name
     offers: list[tuple[str, str, int, str]] = field(default_factory=list)  # offer id, name, product id, description
     included: int = 0
+    not_active: list[tuple[str, str, str]] = field(default_factory=list)  # org name, company name, its status
 
 
 def automap(store: Store, *, include: bool = False, dry_run: bool = False) -> AutomapResult:
@@ -225,6 +226,8 @@ def automap(store: Store, *, include: bool = False, dry_run: bool = False) -> Au
         candidate_keys=lambda c: (c.name, c.identifier),
     ):
         result.organizations.append((org.platform_id, org.name, company.id, company.name))
+        if company.status_name and company.status_name != "Active":  # Delinquent, Not-Approved, Credit Hold…
+            result.not_active.append((org.name, company.name, company.status_name))
     offers = list(Offer.select().where(Offer.product_id.is_null()))
     products = list(Product.select().where(Product.inactive == False))  # noqa: E712
     for offer, product in unique_matches(
@@ -248,5 +251,6 @@ def automap(store: Store, *, include: bool = False, dry_run: bool = False) -> Au
     system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
                      f"Automap: {len(result.organizations)} organizations and {len(result.offers)} offers mapped",
                      "included in sync: " + ("yes" if include else "no") + "; " +
-                     "; ".join(f"{name} -> {cw}" for _, name, _, cw in result.organizations[:50]))
+                     "; ".join(f"{name} -> {cw}" for _, name, _, cw in result.organizations[:50]) +
+                     "".join(f"; not Active in ConnectWise: {cw} ({status})" for _, cw, status in result.not_active[:50]))
     return result

@@ -123,6 +123,34 @@ def company_label(company_id: int | None) -> str:
     return f"{safe_text(company.name)} (#{company_id})" if company is not None else f"company #{company_id}"
 
 
+def agreement_gone(agreement_id: int | None, own: bool) -> str | None:
+    """Why a line's agreement (its own when `own`, else its contract's) can take no more
+    additions: gone from ConnectWise (deleted) or no longer Active; None when it can."""
+    if agreement_id is None:
+        return None
+    whose = "own" if own else "contract's"
+    agreement = Agreement.get_or_none(Agreement.id == agreement_id)
+    if agreement is None:
+        return f"{whose} agreement #{agreement_id} no longer exists in ConnectWise"
+    if agreement.cancelled or agreement.status != "Active":
+        state = "Cancelled" if agreement.cancelled else safe_text(agreement.status)
+        return f"{whose} agreement {safe_text(agreement.name)} (#{agreement_id}) is {state} in ConnectWise"
+    return None
+
+
+def forget_gone_agreement(store: Store, contract_id: str) -> bool:
+    """The contract forgets its agreement when it is gone from ConnectWise or no longer Active:
+    its lines then get one by SPEC §8 rules 3-4 at the next sync. Lines' own agreements stay."""
+    with store.atomic():
+        contract = Contract.get_or_none(Contract.platform_id == contract_id)
+        if contract is None or agreement_gone(contract.agreement_id, own=False) is None:
+            return False
+        Contract.update(agreement_id=None, updated_at=now_utc()).where(Contract.platform_id == contract_id).execute()
+        _log(store, Category.INVOICES, f"Contract {contract_id} forgot agreement #{contract.agreement_id}",
+             "it is gone from ConnectWise or no longer Active; the next sync chooses one (SPEC §8)")
+    return True
+
+
 def _agreement_label(agreement: Agreement) -> str:
     return f"agreement {safe_text(agreement.name)} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
 
