@@ -19,7 +19,8 @@ from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
 from cw_tui.services.system_log import Level, LogQuery
-from cw_tui.store import LogEntry
+from cw_tui.store import queries
+from cw_tui.store.queries import LogRecord
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.tiles import Tile
 
@@ -39,7 +40,7 @@ class LogDetail(ModalScreen[None]):
     LogDetail Button { margin-top: 1; }
     """
 
-    def __init__(self, entry: LogEntry) -> None:
+    def __init__(self, entry: LogRecord) -> None:
         super().__init__()
         self.entry = entry
 
@@ -107,8 +108,7 @@ class LogsScreen(AreaScreen):
         self.refresh_tiles()
 
     def _newest_id(self) -> int:
-        newest = LogEntry.select(LogEntry.id).order_by(LogEntry.id.desc()).first()
-        return newest.id if newest else 0
+        return queries.newest_log_id(self.app.store) or 0  # type: ignore[attr-defined]
 
     @work(thread=True, exclusive=True, group="log-tiles", exit_on_error=False)
     def refresh_tiles(self) -> None:
@@ -174,6 +174,6 @@ class LogsScreen(AreaScreen):
 
     @on(SqlGrid.RowChosen)
     def _chosen(self, event: SqlGrid.RowChosen) -> None:
-        entry = LogEntry.get_or_none(LogEntry.id == int(event.key))
+        entry = queries.log_record(self.app.store, int(event.key))  # type: ignore[attr-defined]
         if entry is not None:
             self.app.push_screen(LogDetail(entry))

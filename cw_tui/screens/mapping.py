@@ -12,6 +12,7 @@ from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedCo
 
 from cw_tui.grid.query import invoices_source, organizations_source, products_source
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.store import queries
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
@@ -247,7 +248,6 @@ class MappingActions(AreaScreen):
     def action_toggle_excluded(self) -> None:
         """`x`: the organization of the row under the cursor (on a line, the line's), on the tab shown."""
         from cw_tui.services.mapping import MappingError, toggle_excluded
-        from cw_tui.store import InvoiceLine
 
         tab = self.query_one(TabbedContent).active
         if tab == "products":
@@ -257,10 +257,9 @@ class MappingActions(AreaScreen):
         if key is None:
             return
         if tab == "invoices":
-            line = InvoiceLine.get_or_none(InvoiceLine.line_id == key)
-            if line is None:
+            key = queries.line_organization(self.app.store, key)
+            if key is None:
                 return
-            key = line.organization_id
         try:
             name, excluded = toggle_excluded(self.app.store, key)
         except MappingError as error:
@@ -469,24 +468,10 @@ class MappingActions(AreaScreen):
 
     def _line(self, line_id: str) -> dict | None:
         from cw_tui.services.mapping import agreement_gone
-        from cw_tui.store.line_sql import LINE_MAPPING_JOINS
 
-        row = self.app.store.db.execute_sql(
-            f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
-                       l.quantity, l.unit_price, l.currency, l.charge_start, l.charge_end, l.last_error, l.sync_status,
-                       COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id,
-                       o.company_id, COALESCE(l.override_agreement_id, c.agreement_id), l.override_agreement_id
-                FROM invoice_line l {LINE_MAPPING_JOINS}
-                LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)
-                LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)
-                LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)
-                WHERE l.line_id = ?""", (line_id,)).fetchone()
-        if row is None:
+        line = queries.line_for_edit(self.app.store, line_id)
+        if line is None:
             return None
-        keys = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
-                "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
-                "contract_id", "organization_company_id", "agreement_id", "own_agreement_id")
-        line = dict(zip(keys, row))
         line["agreement_gone"] = agreement_gone(line["agreement_id"], own=line["own_agreement_id"] is not None)
         line["quantity"] = group_thousands(quantity_text(line["quantity"]))
         line["unit_price"] = group_thousands(money_text(line["unit_price"]))
@@ -496,7 +481,6 @@ class MappingActions(AreaScreen):
     def action_edit(self) -> None:
         from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
         from cw_tui.services.mapping import MappingError, map_offers, map_organizations
-        from cw_tui.store import Offer, Organization
 
         current = self._current_row()
         if current is None:
@@ -507,11 +491,11 @@ class MappingActions(AreaScreen):
             self._edit_line(key)
             return
         if tab == "organizations":
-            org = Organization.get_by_id(key)
-            kind, suggest, apply = COMPANIES, org.name, map_organizations
+            kind, suggest, apply = COMPANIES, queries.organization_name(store, key), map_organizations
         else:
-            offer = Offer.get_by_id(key)
-            kind, suggest, apply = PRODUCTS, offer.name, map_offers
+            kind, suggest, apply = PRODUCTS, queries.offer_name(store, key), map_offers
+        if suggest is None:
+            return  # gone since the page was read
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is None:
@@ -610,7 +594,7 @@ class MappingActions(AreaScreen):
             grid.reload(clear_marks=True)  # the rows changed: show them as they are now
 
         if tab in ("organizations", "products"):
-            keys = [r[0] for r in store.db.execute_sql(sql, params)]
+            keys = queries.keys_where(store, sql, params)
             apply = map_organizations if tab == "organizations" else map_offers
 
             def picked(value) -> None:  # noqa: ANN001
@@ -787,8 +771,7 @@ class MappingScreen(MappingActions):
         self.refresh_data()
 
     def _fill_periods(self) -> None:
-        periods = [r[0] for r in self.app.store.db.execute_sql(  # type: ignore[attr-defined]
-            "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC LIMIT 15")]
+        periods = queries.loaded_periods(self.app.store)  # type: ignore[attr-defined]
         select = self.query_one("#period", PeriodSelect)
         current = select.value
         select.set_periods(periods)
@@ -826,14 +809,12 @@ class MappingScreen(MappingActions):
         self.app.push_screen(BestPractices())
 
     def _org_summary(self, page) -> str:  # noqa: ANN001 - a Page
-        counts = self.app.store.db.execute_sql(  # type: ignore[attr-defined]
-            "SELECT COUNT(*), COUNT(company_id) FROM organization").fetchone()
+        counts = queries.organization_counts(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {page.total:,} organizations · Total organizations: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 
     def _product_summary(self, page) -> str:  # noqa: ANN001 - a Page
-        counts = self.app.store.db.execute_sql(  # type: ignore[attr-defined]
-            "SELECT COUNT(*), COUNT(product_id) FROM offer").fetchone()
+        counts = queries.offer_counts(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {page.total:,} products · Total products: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 

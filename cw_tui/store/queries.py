@@ -1,0 +1,95 @@
+"""Named reads for the screens: each returns plain values (tuples, dicts, dataclasses), never
+a model, so a screen knows what it shows and nothing of the tables behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cw_tui.store.database import Store
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS
+from cw_tui.store.models import InvoiceLine, LogEntry, Offer, Organization
+
+LINE_FOR_EDIT = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
+                 "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
+                 "contract_id", "organization_company_id", "agreement_id", "own_agreement_id")
+
+
+def line_for_edit(store: Store, line_id: str) -> dict[str, Any] | None:
+    """One invoice line with its effective mapping and the names behind it (the line editor).
+    Amounts are micro-units, as stored."""
+    row = store.db.execute_sql(
+        f"""SELECT l.line_id, COALESCE(o.name, l.organization_id), COALESCE(f.name, l.offer_id), l.charge_type,
+                   l.quantity, l.unit_price, l.currency, l.charge_start, l.charge_end, l.last_error, l.sync_status,
+                   COALESCE(l.override_company_id, o.company_id), cm.name, p.description, ag.name, l.contract_id,
+                   o.company_id, COALESCE(l.override_agreement_id, c.agreement_id), l.override_agreement_id
+            FROM invoice_line l {LINE_MAPPING_JOINS}
+            LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id)
+            LEFT JOIN product p ON p.id = COALESCE(l.override_product_id, f.product_id)
+            LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)
+            WHERE l.line_id = ?""", (line_id,)).fetchone()
+    return None if row is None else dict(zip(LINE_FOR_EDIT, row, strict=True))
+
+
+def line_organization(store: Store, line_id: str) -> str | None:
+    """The Platform ID of a line's organization."""
+    row = InvoiceLine.select(InvoiceLine.organization_id).where(InvoiceLine.line_id == line_id).tuples().first()
+    return row[0] if row else None
+
+
+def organization_name(store: Store, platform_id: str) -> str | None:
+    row = Organization.select(Organization.name).where(Organization.platform_id == platform_id).tuples().first()
+    return row[0] if row else None
+
+
+def offer_name(store: Store, platform_id: str) -> str | None:
+    row = Offer.select(Offer.name).where(Offer.platform_id == platform_id).tuples().first()
+    return row[0] if row else None
+
+
+def loaded_periods(store: Store, limit: int = 15) -> list[str]:
+    """The newest periods with invoice lines, newest first."""
+    return [r[0] for r in store.db.execute_sql(
+        "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC LIMIT ?", (limit,))]
+
+
+def organization_counts(store: Store) -> tuple[int, int]:
+    """(organizations, mapped to a company)."""
+    total, mapped = store.db.execute_sql("SELECT COUNT(*), COUNT(company_id) FROM organization").fetchone()
+    return total, mapped
+
+
+def offer_counts(store: Store) -> tuple[int, int]:
+    """(offers, mapped to a product)."""
+    total, mapped = store.db.execute_sql("SELECT COUNT(*), COUNT(product_id) FROM offer").fetchone()
+    return total, mapped
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """A System Log entry as the screens show it."""
+
+    id: int
+    timestamp: datetime
+    level: str
+    category: str
+    summary: str
+    details: str
+
+
+def newest_log_id(store: Store) -> int | None:
+    row = LogEntry.select(LogEntry.id).order_by(LogEntry.id.desc()).tuples().first()
+    return row[0] if row else None
+
+
+def log_record(store: Store, entry_id: int) -> LogRecord | None:
+    entry = LogEntry.get_or_none(LogEntry.id == entry_id)
+    if entry is None:
+        return None
+    return LogRecord(entry.id, entry.timestamp, entry.level, entry.category, entry.summary, entry.details)
+
+
+def keys_where(store: Store, sql: str, params: list | tuple) -> list:
+    """Keys of the rows a grid's state selects (the grid engine wrote the SQL)."""
+    return [r[0] for r in store.db.execute_sql(sql, params)]
