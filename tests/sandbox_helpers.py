@@ -20,19 +20,38 @@ def sandbox_thread(seed: int = 7, host: str = "127.0.0.1", **faults):
         yield running
 
 
-@contextmanager
-def sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1"):
-    """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
-    port = free_port(host)
+def start_sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1",
+                          port: int | None = None) -> tuple[subprocess.Popen, dict]:
+    """`cw-tui sandbox` as its own process: the process and its announced JSON line."""
+    port = port or free_port(host)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cw_tui", "sandbox", "--host", host, "--port", str(port), "--seed", str(seed), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise RuntimeError(f"sandbox did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)
+
+
+class Announced:
+    """A sandbox process's announcement, with the `credentials` the sync helpers expect."""
+
+    def __init__(self, announced: dict):
+        from cw_tui.services.credentials import Credentials
+
+        self.announced = announced
+        self.credentials = Credentials(announced["url"], announced["company_id"], announced["public_key"],
+                                       announced["private_key"], announced["client_id"])
+
+
+@contextmanager
+def sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1"):
+    """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
+    proc, announced = start_sandbox_process(*extra, seed=seed, host=host)
     try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"sandbox did not start: {proc.stderr.read()}")
-        yield json.loads(line)
+        yield announced
     finally:
         proc.terminate()
         try:

@@ -6,17 +6,18 @@ ConnectWise-shaped errors, and optional latency, faults and odd answers (odd_ans
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import base64
 import binascii
+import collections
+import contextlib
+import contextvars
 import json
 import logging
 import random
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from cw_tui.sandbox import MEDIA_TYPE
 from cw_tui.sandbox.conditions import ConditionError, _get, compile_conditions
 from cw_tui.sandbox.data import SandboxState, now_text
+from cw_tui.sandbox.journal import Entry, Journal
 from cw_tui.sandbox.odd_answers import OddAnswer, answer_oddly
 
 API = "/{codebase}/apis/3.0"
@@ -36,6 +38,9 @@ CODEBASES = ("v4_6_release", "v2025_1")
 _CW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")
 DROP_HEADER = "x-sandbox-drop"
+# the changes the current request made, for the journal (each request runs in its own task,
+# so its own context)
+_CHANGES: contextvars.ContextVar[list[Entry] | None] = contextvars.ContextVar("sandbox_changes", default=None)
 
 
 @dataclass
@@ -109,9 +114,10 @@ class Sandbox:
         self.faults = faults or Faults()
         self.random = random.Random(self.faults.seed)
         self.state_file = state_file
-        self._dirty = False
-        self._save_scheduled = False
-        self.lock = asyncio.Lock()
+        # No global lock: a change is applied in memory with no await between reading and
+        # writing (so requests never see half a change), then committed to the journal, which
+        # batches the fsyncs of concurrent writes. Requests are served concurrently.
+        self.journal = Journal(state_file, state) if state_file else None
         self.requests = 0  # API requests answered or faulted, for tests and benchmarks
         self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
         self.in_flight = 0
@@ -121,7 +127,7 @@ class Sandbox:
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         yield
-        self.save()
+        self.close()
 
     # ------------------------------------------------------------ ASGI entry
 
@@ -147,20 +153,24 @@ class Sandbox:
 
     # ------------------------------------------------------------ persistence
 
-    def save(self) -> None:
-        self._save_scheduled = False
-        if self.state_file and self._dirty:
-            tmp = self.state_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.state.to_json()))
-            tmp.replace(self.state_file)
-            self._dirty = False
+    def close(self) -> None:
+        if self.journal is not None:
+            self.journal.close(self.state)
 
-    def _changed(self) -> None:
-        # Writes come in bursts during a sync: save at most twice a second, and on shutdown.
-        self._dirty = True
-        if self.state_file and not self._save_scheduled:
-            self._save_scheduled = True
-            asyncio.get_running_loop().call_later(0.5, self.save)
+    def _note(self, entry: Entry) -> None:
+        changes = _CHANGES.get()
+        if changes is not None:
+            changes.append({**entry, "next_ids": dict(self.state.next_ids)})
+
+    def put(self, table: str, row: dict) -> dict:
+        """Store a row (a new one or a whole new version) and note it for the journal."""
+        getattr(self.state, table)[row["id"]] = row
+        self._note({"put": table, "row": row})
+        return row
+
+    def remove(self, table: str, row_id: int) -> None:
+        getattr(self.state, table).pop(row_id, None)
+        self._note({"delete": table, "id": row_id})
 
     # ------------------------------------------------------------ plumbing
 
@@ -225,13 +235,16 @@ class Sandbox:
             faulted = await self._faults(request, write)
             if faulted is not None:
                 return faulted
-            async with self.lock:
-                try:
-                    response = await func(request)
-                except ConditionError as error:
-                    return _error(400, "InvalidCondition", f"conditions: {error}")
-                if write and response.status_code < 300:
-                    self._changed()
+            changes: list[Entry] = []
+            token = _CHANGES.set(changes)
+            try:
+                response = await func(request)
+            except ConditionError as error:
+                return _error(400, "InvalidCondition", f"conditions: {error}")
+            finally:
+                _CHANGES.reset(token)
+            if changes and self.journal is not None:
+                await self.journal.commit(changes)  # on disk before the answer is sent
             if self._drop(write) and response.status_code < 300:
                 self.injected["drop"] += 1
                 response.headers[DROP_HEADER] = "1"
@@ -358,7 +371,7 @@ class Sandbox:
             addition = self._addition_or_404(request)
             if isinstance(addition, Response):
                 return addition
-            del s.additions[addition["id"]]
+            self.remove("additions", addition["id"])
             return Response(status_code=204)
 
         additions = f"{API}/finance/agreements/{{parentId:int}}/additions"
@@ -462,7 +475,7 @@ class Sandbox:
             "billedQuantity": 0.0, "sequenceNumber": float(addition_id % 1000),
             "_info": {"lastUpdated": now_text(), "updatedBy": "api", "dateEntered": now_text()},
         })
-        self.state.additions[addition_id] = addition
+        self.put("additions", addition)
         return _cw_json(addition, status=201)
 
     def patch_addition(self, addition: dict, body: Any) -> Response:
@@ -486,8 +499,7 @@ class Sandbox:
         if errors:
             return _invalid("addition", *errors)
         updated["_info"] = {**addition.get("_info", {}), "lastUpdated": now_text(), "updatedBy": "api"}
-        self.state.additions[addition["id"]] = self._store_addition(updated)
-        return _cw_json(self.state.additions[addition["id"]])
+        return _cw_json(self.put("additions", self._store_addition(updated)))
 
     def create_agreement(self, body: Any) -> Response:
         if not isinstance(body, dict):
@@ -526,5 +538,5 @@ class Sandbox:
             "cancelledFlag": False,
             "_info": {"lastUpdated": now_text(), "updatedBy": "api", "dateEntered": now_text()},
         }
-        self.state.agreements[agreement_id] = agreement
+        self.put("agreements", agreement)
         return _cw_json(agreement, status=201)

@@ -56,7 +56,7 @@ class SandboxState:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SandboxState":
+    def from_json(cls, data: dict[str, Any]) -> SandboxState:
         state = cls(company_id=data["company_id"], next_ids=dict(data["next_ids"]))
         for name in ("statuses", "companies", "catalog", "agreement_types", "agreements", "additions"):
             setattr(state, name, {row["id"]: row for row in data[name]})
