@@ -81,3 +81,18 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def all_bytes(db: Path) -> bytes:
     """The database and its WAL side files, as stored on disk."""
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+def raw_client(running, version: str | None = "2025.1", **headers: str):
+    """A plain httpx client on the sandbox's API with its credentials: requests as written,
+    for what the ConnectWise client would never send."""
+    import base64
+
+    import httpx
+
+    keys = running.sandbox.keys
+    token = base64.b64encode(f"{keys.company_id}+{keys.public_key}:{keys.private_key}".encode()).decode()
+    base = {"Authorization": f"Basic {token}", "clientId": keys.client_id}
+    if version:
+        base["Accept"] = f"application/vnd.connectwise.com+json; version={version}"
+    return httpx.Client(base_url=f"{running.url}/v4_6_release/apis/3.0", headers={**base, **headers}, timeout=10)

@@ -17,6 +17,8 @@ import random
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -35,7 +37,15 @@ from cw_tui.sandbox.odd_answers import OddAnswer, answer_oddly
 API = "/{codebase}/apis/3.0"
 MAX_PAGE_SIZE = 1000
 CODEBASES = ("v4_6_release", "v2025_1")
-_CW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+# no fractional seconds; `Z` or an offset (ConnectWise accepts both and answers in UTC)
+_CW_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# ConnectWise's length limits (API-NOTES §2; the spec has them only in descriptions)
+LIMITS = {
+    "company": {"identifier": 30, "name": 50},
+    "agreement": {"name": 100, "customerPO": 50, "reasonCancelled": 100},
+    "addition": {"serialNumber": 50, "invoiceDescription": 6000, "description": 6000, "uom": 50},
+}
 BILL_CUSTOMER = ("Billable", "DoNotBill", "NoCharge")
 DROP_HEADER = "x-sandbox-drop"
 # the changes the current request made, for the journal (each request runs in its own task,
@@ -83,9 +93,81 @@ def _error(status: int, code: str, message: str, errors: list[dict] | None = Non
     return JSONResponse({"code": code, "message": message, "errors": errors}, status_code=status)
 
 
+def _utc(value: str) -> str:
+    """A ConnectWise datetime as ConnectWise answers it: in UTC with a Z."""
+    return datetime.fromisoformat(value).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _spaces(value: Any) -> Any:
+    """Control characters in JSON strings become spaces, as ConnectWise does (API-NOTES §3.2)."""
+    if isinstance(value, str):
+        return _CONTROL.sub(" ", value)
+    if isinstance(value, list):
+        return [_spaces(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _spaces(v) for k, v in value.items()}
+    return value
+
+
+def _plain(value: Any) -> Any:
+    """A body read with Decimals, stored as JSON numbers (the nearest double, as ConnectWise
+    stores doubles)."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if value is None or isinstance(value, bool):
+        return Decimal(0)
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def _amount(value: Decimal) -> float | int:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _length_errors(resource: str, body: dict) -> list[tuple[str, str, str]]:
+    errors = []
+    for name, limit in LIMITS[resource].items():
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(("InvalidField", name, f"The field {name} must be a string."))
+        elif value is not None and len(value) > limit:
+            errors.append(("InvalidField", name, f"The field {name} must be a string with a maximum length of {limit}."))
+    return errors
+
+
+def _date_errors(body: dict, *names: str) -> list[tuple[str, str, str]]:
+    errors = []
+    for name in names:
+        value = body.get(name)
+        if value is not None and (not isinstance(value, str) or not _CW_DATETIME.match(value)):
+            errors.append(("UnsupportedFormat", name,
+                           f"{value!r} is not a supported date format (use YYYY-MM-DDTHH:MM:SSZ, or an offset)."))
+        elif value is not None:
+            try:
+                body[name] = _utc(value)
+            except ValueError:
+                errors.append(("UnsupportedFormat", name, f"{value!r} is not a valid date."))
+    return errors
+
+
 def _invalid(resource: str, *errors: tuple[str, str, str]) -> Response:
     return _error(400, "InvalidObject", f"{resource} object is invalid",
                   [{"code": code, "message": message, "resource": resource, "field": field} for code, field, message in errors])
+
+
+def _sort_key(value: Any) -> tuple:
+    if isinstance(value, str):
+        return (value is None, 1, value.casefold())
+    if value is None:
+        return (True, 0, 0)
+    return (False, 0, value)
 
 
 def _project(record: dict, fields: str | None) -> dict:
@@ -254,21 +336,26 @@ class Sandbox:
 
     async def _body(self, request: Request) -> Any:
         try:
-            return json.loads(await request.body())
-        except ValueError:
+            return _spaces(json.loads(await request.body(), parse_float=Decimal))
+        except (ValueError, RecursionError):
             return None
 
     def _list(self, request: Request, rows: list[dict]) -> Response:
         params = request.query_params
         predicate = compile_conditions(params.get("conditions"))
         matched = [r for r in rows if predicate(r)]
+        fields = params.get("fields")
+        if request.headers.get("pagination-type", "").strip().lower() == "forward-only":
+            return self._forward_only(request, matched)
         order = (params.get("orderBy") or "id asc").strip()
-        match = re.fullmatch(r"([A-Za-z_][\w/]*)(?:\s+(asc|desc))?", order, re.IGNORECASE)
-        if not match:
-            return _error(400, "InvalidOrderBy", f"orderBy: cannot sort by {order!r}")
-        key, direction = match.group(1), (match.group(2) or "asc").lower()
-        matched.sort(key=lambda r: (_get(r, key) is None, str(_get(r, key)).casefold() if isinstance(_get(r, key), str) else _get(r, key) or 0),
-                     reverse=direction == "desc")
+        keys = []
+        for part in order.split(","):
+            match = re.fullmatch(r"\s*([A-Za-z_][\w/]*)(?:\s+(asc|desc))?\s*", part, re.IGNORECASE)
+            if not match:
+                return _error(400, "InvalidOrderBy", f"orderBy: cannot sort by {order!r}")
+            keys.append((match.group(1), (match.group(2) or "asc").lower()))
+        for key, direction in reversed(keys):  # stable sorts, the last key first
+            matched.sort(key=lambda r, key=key: _sort_key(_get(r, key)), reverse=direction == "desc")
         try:
             page = max(1, int(params.get("page") or 1))
             size = int(params.get("pageSize") or 25)
@@ -277,7 +364,6 @@ class Sandbox:
         size = max(1, min(size, MAX_PAGE_SIZE))
         last = max(1, -(-len(matched) // size))
         chunk = matched[(page - 1) * size : page * size]
-        fields = params.get("fields")
         links = []
 
         def link(p: int, rel: str) -> str:
@@ -292,6 +378,26 @@ class Sandbox:
             links.append(link(page + 1, "next"))
         links.append(link(last, "last"))
         return _cw_json([_project(r, fields) for r in chunk], headers={"Link": ", ".join(links)})
+
+    def _forward_only(self, request: Request, matched: list[dict]) -> Response:
+        """`pagination-type: forward-only` (API-NOTES §3.1): rows after `pageId` in id order,
+        `page` ignored, `orderBy` refused; the Link header always there, empty at the end."""
+        params = request.query_params
+        if params.get("orderBy"):
+            return _error(400, "InvalidParameter", "orderBy cannot be used with forward-only pagination")
+        try:
+            after = int(params.get("pageId") or 0)
+            size = max(1, min(int(params.get("pageSize") or 25), MAX_PAGE_SIZE))
+        except ValueError:
+            return _error(400, "InvalidParameter", "pageId and pageSize must be whole numbers")
+        rest = sorted((r for r in matched if isinstance(r.get("id"), int) and r["id"] > after), key=lambda r: r["id"])
+        chunk = rest[:size]
+        link = ""
+        if len(rest) > size:
+            query = {k: v for k, v in params.items() if k != "page"}
+            query.update(pageId=str(chunk[-1]["id"]), pageSize=str(size))
+            link = f'<{request.url.replace(query=urlencode(query))}>; rel="next"'
+        return _cw_json([_project(r, params.get("fields")) for r in chunk], headers={"Link": link})
 
     def _count(self, request: Request, rows: list[dict]) -> Response:
         predicate = compile_conditions(request.query_params.get("conditions"))
@@ -339,6 +445,9 @@ class Sandbox:
         async def create_agreement(request: Request) -> Response:
             return self.create_agreement(await self._body(request))
 
+        async def create_company(request: Request) -> Response:
+            return self.create_company(await self._body(request))
+
         async def list_additions(request: Request) -> Response:
             parent = self._agreement_or_404(request)
             if isinstance(parent, Response):
@@ -379,6 +488,7 @@ class Sandbox:
             Route("/login/companyinfo/{company_id}", company_info, methods=["GET"]),
             Route(f"{API}/system/info", self._handler(system_info), methods=["GET"]),
             *collection("/company/companies/statuses", "statuses", "CompanyStatus"),
+            Route(f"{API}/company/companies", self._handler(create_company, write=True), methods=["POST"]),
             *collection("/company/companies", "companies", "Company"),
             *collection("/procurement/catalog", "catalog", "CatalogItem"),
             *collection("/finance/agreements/types", "agreement_types", "AgreementType"),
@@ -437,27 +547,19 @@ class Sandbox:
             errors.append(("InvalidValue", "billCustomer", f"billCustomer must be one of {', '.join(BILL_CUSTOMER)}."))
         for name in ("quantity", "unitPrice", "unitCost", "lessIncluded"):
             value = body.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, Decimal))):
                 errors.append(("InvalidValue", name, f"{name} must be a number."))
-        for name in ("effectiveDate", "cancelledDate"):
-            value = body.get(name)
-            if value is not None and (not isinstance(value, str) or not _CW_DATETIME.match(value)):
-                errors.append(("UnsupportedFormat", name, f"{value!r} is not a supported date format (use YYYY-MM-DDTHH:MM:SSZ)."))
-        for name, limit in (("serialNumber", 50), ("invoiceDescription", 6000), ("description", 6000), ("uom", 50)):
-            value = body.get(name)
-            if value is not None and (not isinstance(value, str) or len(value) > limit):
-                errors.append(("InvalidValue", name, f"{name} must be text of at most {limit} characters."))
+        errors += _date_errors(body, "effectiveDate", "cancelledDate")
+        errors += _length_errors("addition", body)
         return errors
 
     def _store_addition(self, addition: dict) -> dict:
         product = self._reference(addition["product"], self.state.catalog, ("identifier",)) or {}
         addition["product"] = {"id": product.get("id"), "identifier": product.get("identifier")}
-        quantity = float(addition.get("quantity") or 0)
-        price = float(addition.get("unitPrice") or 0)
-        cost = float(addition.get("unitCost") or 0)
-        addition.update(extPrice=round(quantity * price, 2), extCost=round(quantity * cost, 2),
-                        margin=round(quantity * (price - cost), 2))
-        return addition
+        # in Decimal, from the numbers as sent: 2.5 x 19.99 is 49.975, not a float's 49.97
+        quantity, price, cost = (_decimal(addition.get(k)) for k in ("quantity", "unitPrice", "unitCost"))
+        addition.update(extPrice=quantity * price, extCost=quantity * cost, margin=quantity * (price - cost))
+        return _plain(addition)
 
     def create_addition(self, agreement: dict, body: Any) -> Response:
         if not isinstance(body, dict):
@@ -501,6 +603,27 @@ class Sandbox:
         updated["_info"] = {**addition.get("_info", {}), "lastUpdated": now_text(), "updatedBy": "api"}
         return _cw_json(self.put("additions", self._store_addition(updated)))
 
+    def create_company(self, body: Any) -> Response:
+        if not isinstance(body, dict):
+            return _invalid("company", ("InvalidObject", "", "The request body must be a company object."))
+        errors = []
+        for name in ("identifier", "name"):
+            if not isinstance(body.get(name), str) or not body[name].strip():
+                errors.append(("Required", name, f"The {name} field is required."))
+        errors += [e for e in _length_errors("company", body) if not any(x[1] == e[1] for x in errors)]
+        if not errors and any(c["identifier"].casefold() == body["identifier"].casefold() for c in self.state.companies.values()):
+            errors.append(("ObjectExists", "identifier", f"The identifier {body['identifier']} is already in use."))
+        if errors:
+            return _invalid("company", *errors)
+        company_id = self.state.new_id("company")
+        status = self._reference(body.get("status"), self.state.statuses, ("name",)) or self.state.statuses.get(1, {})
+        company = self.put("companies", {
+            **_plain({k: v for k, v in body.items() if k not in ("id", "_info")}),
+            "id": company_id, "status": {"id": status.get("id"), "name": status.get("name")}, "deletedFlag": False,
+            "_info": {"lastUpdated": now_text(), "updatedBy": "api", "dateEntered": now_text()},
+        })
+        return _cw_json(company, status=201)
+
     def create_agreement(self, body: Any) -> Response:
         if not isinstance(body, dict):
             return _invalid("agreement", ("InvalidObject", "", "The request body must be an agreement object."))
@@ -508,8 +631,6 @@ class Sandbox:
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
             errors.append(("Required", "name", "The name field is required."))
-        elif len(name) > 100:
-            errors.append(("InvalidValue", "name", "name must be at most 100 characters."))
         agreement_type = self._reference(body.get("type"), self.state.agreement_types, ("name",))
         if agreement_type is None:
             errors.append(("Required" if body.get("type") is None else "NotFound", "type", "A valid agreement type is required."))
@@ -521,16 +642,14 @@ class Sandbox:
         contact = body.get("contact")
         if not isinstance(contact, dict) or not isinstance(contact.get("id"), int):
             errors.append(("Required", "contact", "The contact field is required."))
-        for name_ in ("startDate", "endDate"):
-            value = body.get(name_)
-            if value is not None and (not isinstance(value, str) or not _CW_DATETIME.match(value)):
-                errors.append(("UnsupportedFormat", name_, f"{value!r} is not a supported date format."))
+        errors += _date_errors(body, "startDate", "endDate")
+        errors += [e for e in _length_errors("agreement", body) if e[1] != "name" or not any(x[1] == "name" for x in errors)]
         if errors:
             return _invalid("agreement", *errors)
         assert company is not None and agreement_type is not None
         agreement_id = self.state.new_id("agreement")
         agreement = {
-            **{k: v for k, v in body.items() if k not in ("id", "_info")},
+            **_plain({k: v for k, v in body.items() if k not in ("id", "_info")}),
             "id": agreement_id,
             "type": {"id": agreement_type["id"], "name": agreement_type["name"]},
             "company": {"id": company["id"], "identifier": company["identifier"], "name": company["name"]},
