@@ -13,8 +13,10 @@ import contextlib
 import contextvars
 import json
 import logging
+import math
 import random
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -53,8 +55,40 @@ DROP_HEADER = "x-sandbox-drop"
 _CHANGES: contextvars.ContextVar[list[Entry] | None] = contextvars.ContextVar("sandbox_changes", default=None)
 
 
+CONNECTWISE_RATE_LIMIT = 1000  # requests a minute before ConnectWise throttles (API-NOTES §4.3)
+
+
+def too_many(retry_after: int) -> Response:
+    """ConnectWise's 429: its own body shape (API-NOTES §4.2) and Retry-After in seconds."""
+    return JSONResponse({"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {retry_after} seconds."},
+                        status_code=429, headers={"Retry-After": str(retry_after)})
+
+
+class RateWindow:
+    """A sliding window: at most `limit` API requests in any `window_s` seconds. Refused
+    requests do not count. Retry-After is the wait until the oldest request leaves it."""
+
+    def __init__(self, limit: int, window_s: float = 60.0, clock: Any = time.monotonic):
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self.starts: collections.deque[float] = collections.deque()
+
+    def admit(self) -> int | None:
+        """None when the request may go on, else the seconds to wait."""
+        now = self.clock()
+        while self.starts and now - self.starts[0] >= self.window_s:
+            self.starts.popleft()
+        if len(self.starts) < self.limit:
+            self.starts.append(now)
+            return None
+        return max(1, math.ceil(self.window_s - (now - self.starts[0])))
+
+
 @dataclass
 class Faults:
+    rate_limit_per_min: int = 0  # 0: off (tests); the demo uses CONNECTWISE_RATE_LIMIT
+    rate_window_s: float = 60.0  # tests shorten the minute
     latency_ms: float = 0.0
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
@@ -204,6 +238,7 @@ class Sandbox:
         self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests seen at once
+        self.rate_window: RateWindow | None = None
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
@@ -277,14 +312,25 @@ class Sandbox:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.throttle_rate and self.random.random() < faults.throttle_rate:
             self.injected["429"] += 1
-            return JSONResponse(
-                {"error": "ConnectWiseAPI", "message": f"Too many requests. Please try again in {faults.retry_after_s} seconds."},
-                status_code=429, headers={"Retry-After": str(faults.retry_after_s)},
-            )
+            return too_many(faults.retry_after_s)
         if faults.fail_rate and self.random.random() < faults.fail_rate:
             self.injected["500"] += 1
             return _error(500, "InternalServerError", "An unexpected error occurred (injected by the sandbox).")
         return None
+
+    def _rate_limited(self) -> Response | None:
+        faults = self.faults
+        if not faults.rate_limit_per_min:
+            self.rate_window = None
+            return None
+        window = self.rate_window
+        if window is None or (window.limit, window.window_s) != (faults.rate_limit_per_min, faults.rate_window_s):
+            window = self.rate_window = RateWindow(faults.rate_limit_per_min, faults.rate_window_s)
+        wait = window.admit()
+        if wait is None:
+            return None
+        self.injected["rate_limited"] += 1
+        return too_many(wait)
 
     def _drop(self, write: bool) -> bool:
         rate = self.faults.drop_after_commit_rate
@@ -301,6 +347,9 @@ class Sandbox:
 
         async def answer(request: Request) -> Response:
             self.requests += 1
+            limited = self._rate_limited()
+            if limited is not None:
+                return limited
             if request.path_params.get("codebase") not in CODEBASES:
                 return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
             path = request.url.path.partition("/apis/3.0")[2]

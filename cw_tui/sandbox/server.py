@@ -14,7 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from cw_tui.sandbox import journal
-from cw_tui.sandbox.app import Faults, Keys, Sandbox
+from cw_tui.sandbox.app import CONNECTWISE_RATE_LIMIT, Faults, Keys, Sandbox
 from cw_tui.sandbox.data import seed_state
 
 
@@ -28,6 +28,11 @@ def keys_for_seed(seed: int) -> Keys:
         private_key=f"priv{digest[13:29]}",
         client_id=str(uuid.UUID(digest[29:61])),
     )
+
+
+def demo_faults() -> Faults:
+    """What `cw-tui demo` switches on: ConnectWise's throttle (tests leave it off)."""
+    return Faults(rate_limit_per_min=CONNECTWISE_RATE_LIMIT)
 
 
 def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path | None = None) -> Sandbox:

@@ -14,7 +14,9 @@
 - Retries with exponential backoff and jitter: 429 (honouring `Retry-After`) for every
   method; 5xx, timeouts and dropped connections for safe methods (GET, PATCH, DELETE).
   A POST whose outcome is unknown is never retried: it raises `OutcomeUnknown`.
-- At most `max_in_flight` requests at once and `requests_per_minute` in any minute.
+- At most `max_in_flight` requests at once and `requests_per_minute` in any minute (set it
+  below the tenant's throttle and a run sees no 429); after a 429 every request waits out its
+  `Retry-After`, and the throttled one is sent again (up to `throttle_retries` times).
 """
 
 from __future__ import annotations
@@ -166,25 +168,42 @@ def site_parts(url: str) -> tuple[str, str, str, str]:
 
 
 class _MinuteBudget:
-    """At most `limit` request starts in any 60-second window."""
+    """At most `limit` requests in any `window_s`-second window (60: a minute). A request
+    holds its place from its start until `release` (its answer) plus the window: ConnectWise
+    counted it at some moment in between, so its window has freed the place too when ours
+    does (counting starts only, a burst let in as the oldest leave can land while the
+    server still counts them). After a 429, `hold` stops every start until ConnectWise's
+    Retry-After has passed: the other requests would only be throttled too."""
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic, window_s: float = 60.0):
         self.limit = limit
+        self.window_s = window_s
         self.clock = clock
-        self.starts: collections.deque[float] = collections.deque()
+        self.starts: collections.deque[list[float]] = collections.deque()  # [start, then answer time]
         self.lock = asyncio.Lock()
+        self.held_until = 0.0
 
-    async def acquire(self) -> None:
+    def hold(self, seconds: float) -> None:
+        self.held_until = max(self.held_until, self.clock() + seconds)
+
+    async def acquire(self) -> list[float]:
         async with self.lock:
             while True:
                 now = self.clock()
-                while self.starts and now - self.starts[0] >= 60:
+                if now < self.held_until:
+                    await asyncio.sleep(min(1.0, self.held_until - now))
+                    continue
+                while self.starts and now - self.starts[0][0] >= self.window_s:
                     self.starts.popleft()
                 if len(self.starts) < self.limit:
-                    self.starts.append(now)
-                    return
+                    place = [now]
+                    self.starts.append(place)
+                    return place
                 # wake at least once a second: cheap, and robust to clock adjustments
-                await asyncio.sleep(min(1.0, 60 - (now - self.starts[0]) + 0.001))
+                await asyncio.sleep(max(0.001, min(1.0, self.window_s - (now - self.starts[0][0]) + 0.001)))
+
+    def release(self, place: list[float]) -> None:
+        place[0] = max(place[0], self.clock())
 
 
 class ConnectWiseClient:
@@ -195,8 +214,10 @@ class ConnectWiseClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         max_in_flight: int = 8,
-        requests_per_minute: int = 1000,
+        requests_per_minute: int = 950,  # just below ConnectWise's throttle of about 1000 (API-NOTES §4.3)
+        budget_window_s: float = 60.0,
         retries: int = 5,
+        throttle_retries: int = 12,
         backoff_base: float = 0.25,
         backoff_cap: float = 10.0,
         max_retry_after: float = 60.0,
@@ -223,8 +244,10 @@ class ConnectWiseClient:
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                                        follow_redirects=False, trust_env=False)
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._budget = _MinuteBudget(requests_per_minute)
+        self._budget = _MinuteBudget(requests_per_minute, window_s=budget_window_s)
         self.retries = retries
+        self.throttle_retries = max(retries, throttle_retries)  # a 429 says when to come back: not a failure
+        self.throttled = 0  # 429 answers seen
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
@@ -285,9 +308,9 @@ class ConnectWiseClient:
             content = json.dumps(models.to_json_number(body)).encode()
         safe = method in SAFE_METHODS
         path = url.removeprefix(self._base) if self._base and url.startswith(self._base) else urlsplit(url).path
-        attempt = 0
+        attempt = throttled_attempt = 0
         while True:
-            await self._budget.acquire()
+            place = await self._budget.acquire()
             async with self._in_flight:
                 self.api_calls += 1
                 try:
@@ -315,16 +338,21 @@ class ConnectWiseClient:
                     )
                     del error
                     response = None
+            self._budget.release(place)
             if response is not None:
                 if 300 <= response.status_code < 400:
                     # never followed; a write may have been applied before it (303 See Other)
                     redirected = _redirect_error(response, method, path)
                     raise redirected if safe else _unknown(redirected)
                 if response.status_code == 429:
+                    # refused before it was carried out: safe to send again for every method
+                    self.throttled += 1
                     failure = _error_from(response, method, path)
-                    if attempt < self.retries:
-                        await self._sleep(self._retry_after(response, attempt))
-                        attempt += 1
+                    if throttled_attempt < self.throttle_retries:
+                        wait = self._retry_after(response, throttled_attempt)
+                        self._budget.hold(wait)
+                        await self._sleep(wait)
+                        throttled_attempt += 1
                         continue
                     raise failure
                 if response.status_code >= 500:
