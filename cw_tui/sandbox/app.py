@@ -17,6 +17,7 @@ import math
 import random
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,9 @@ DROP_HEADER = "x-sandbox-drop"
 _CHANGES: contextvars.ContextVar[list[Entry] | None] = contextvars.ContextVar("sandbox_changes", default=None)
 
 
+CURRENT_VERSION = "2025.1"  # the newest API model this "server" has (api-current-version)
+OLDEST_VERSION = "2019.1"  # API versions follow PSA releases since 2019.1 (API-NOTES §1.4)
+VENDOR_TYPE = "application/vnd.connectwise.com+json"
 CONNECTWISE_RATE_LIMIT = 1000  # requests a minute before ConnectWise throttles (API-NOTES §4.3)
 
 
@@ -89,6 +93,7 @@ class RateWindow:
 class Faults:
     rate_limit_per_min: int = 0  # 0: off (tests); the demo uses CONNECTWISE_RATE_LIMIT
     rate_window_s: float = 60.0  # tests shorten the minute
+    versions: tuple[str, str] = (OLDEST_VERSION, CURRENT_VERSION)  # the API versions served, oldest and newest
     latency_ms: float = 0.0
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
@@ -196,6 +201,12 @@ def _invalid(resource: str, *errors: tuple[str, str, str]) -> Response:
                   [{"code": code, "message": message, "resource": resource, "field": field} for code, field, message in errors])
 
 
+def _version_key(text: str) -> tuple[int, int]:
+    """`2025.1` as (2025, 1); anything else (`3.0.0`, `latest`) sorts before every release."""
+    match = re.fullmatch(r"(\d{4})\.(\d{1,2})", text.strip())
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
 def _sort_key(value: Any) -> tuple:
     if isinstance(value, str):
         return (value is None, 1, value.casefold())
@@ -253,12 +264,16 @@ class Sandbox:
             await self.app(scope, receive, send)
             return
         drop = False
+        api = "/apis/3.0" in scope.get("path", "")
 
         async def guarded_send(message: dict) -> None:
             nonlocal drop
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.decode().lower() != DROP_HEADER]
                 drop = len(headers) != len(message.get("headers", []))
+                if api:  # on every API answer, as ConnectWise sends them (API-NOTES §1.4)
+                    headers += [(b"api-current-version", self.faults.versions[1].encode()),
+                                (b"x-cw-request-id", str(uuid.uuid4()).encode()), (b"x-server-name", b"cw-tui-sandbox")]
                 await send({**message, "headers": headers})
                 return
             if drop and message["type"] == "http.response.body":
@@ -305,6 +320,21 @@ class Sandbox:
         if request.headers.get("clientid") != self.keys.client_id:
             return _error(401, "Unauthorized", "A valid clientId header is required.")
         return None
+
+    def _check_version(self, request: Request) -> Response | None:
+        """The version asked for in `Accept`: only when the vendor media type comes first
+        (else the newest models answer, API-NOTES §1.4); one outside the versions served is
+        refused with ConnectWise's message."""
+        first = request.headers.get("accept", "").split(",")[0]
+        media, _, parameters = first.partition(";")
+        if media.strip().lower() != VENDOR_TYPE:
+            return None
+        asked = next((p.split("=", 1)[1].strip().strip('"') for p in parameters.split(";")
+                      if p.strip().lower().startswith("version=")), None)
+        if asked is None or _version_key(self.faults.versions[0]) <= _version_key(asked) <= _version_key(self.faults.versions[1]):
+            return None
+        return _error(400, "ConnectWiseApi", f"The HTTP resource that matches the request URI '{request.url}' does not "
+                      f"support the API version '{asked}'.")
 
     async def _faults(self, request: Request, write: bool) -> Response | None:
         faults = self.faults
@@ -360,7 +390,7 @@ class Sandbox:
             return await normal(request)
 
         async def normal(request: Request) -> Response:
-            denied = self._check_auth(request)
+            denied = self._check_auth(request) or self._check_version(request)
             if denied is not None:
                 return denied
             faulted = await self._faults(request, write)
@@ -488,7 +518,7 @@ class Sandbox:
             })
 
         async def system_info(request: Request) -> Response:
-            return _cw_json({"version": "v2025.1.10431", "isCloud": False, "serverTimeZone": "Eastern Standard Time",
+            return _cw_json({"version": f"v{self.faults.versions[1]}.10431", "isCloud": False, "serverTimeZone": "Eastern Standard Time",
                              "licenseBits": [], "cloudRegion": "NA", "maxWorkFlowRecordsAllowed": 100})
 
         async def create_agreement(request: Request) -> Response:

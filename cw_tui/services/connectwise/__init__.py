@@ -7,12 +7,14 @@ from cw_tui.services.connectwise.errors import (
     ConnectWiseError,
     NotFound,
     OutcomeUnknown,
+    Outage,
     PermissionDenied,
     RequestRejected,
     ServerError,
     Throttled,
     TimedOut,
     TLSFailure,
+    UnsupportedVersion,
 )
 
 __all__ = [
@@ -22,10 +24,12 @@ __all__ = [
     "ConnectionFailed",
     "NotFound",
     "OutcomeUnknown",
+    "Outage",
     "PermissionDenied",
     "RequestRejected",
     "ServerError",
     "TLSFailure",
     "Throttled",
     "TimedOut",
+    "UnsupportedVersion",
 ]

@@ -49,6 +49,7 @@ from cw_tui.services.connectwise.errors import (
     InvalidSettings,
     NotFound,
     OutcomeUnknown,
+    Outage,
     PermissionDenied,
     Redirected,
     RequestRejected,
@@ -56,6 +57,7 @@ from cw_tui.services.connectwise.errors import (
     Throttled,
     TimedOut,
     TLSFailure,
+    UnsupportedVersion,
     body_start,
     harmless,
     parse_error_body,
@@ -258,6 +260,9 @@ class ConnectWiseClient:
         self._base_lock = asyncio.Lock()
         self.api_calls = 0  # requests sent, retries included
         self.server_version: str | None = None
+        self.api_version = api_version
+        self.current_api_version: str | None = None  # ConnectWise's api-current-version header
+        self.last_request_id: str | None = None  # its x-cw-request-id, for the log
 
     async def __aenter__(self) -> "ConnectWiseClient":
         return self
@@ -340,6 +345,8 @@ class ConnectWiseClient:
                     response = None
             self._budget.release(place)
             if response is not None:
+                self.current_api_version = response.headers.get("api-current-version") or self.current_api_version
+                self.last_request_id = response.headers.get("x-cw-request-id") or self.last_request_id
                 if 300 <= response.status_code < 400:
                     # never followed; a write may have been applied before it (303 See Other)
                     redirected = _redirect_error(response, method, path)
@@ -650,6 +657,12 @@ def _connection_error(error: Exception, host: str, method: str, path: str) -> Co
                             method=method, path=path)
 
 
+def _asked_version(response: httpx.Response) -> str:
+    accept = response.request.headers.get("Accept", "") if response.request is not None else ""
+    match = re.search(r"version=([^;,\s]+)", accept)
+    return harmless(match.group(1), 20) if match else "(none)"
+
+
 def _error_from(response: httpx.Response, method: str, path: str) -> ConnectWiseError:
     status = response.status_code
     code, message, errors = parse_error_body(response.content)
@@ -666,6 +679,13 @@ def _error_from(response: httpx.Response, method: str, path: str) -> ConnectWise
             **common)
     if status == 404:
         return NotFound(f"not found (404) at {path}{said}; check the API URL (site and codebase) or the record", **common)
+    if status == 400 and "does not support the api version" in (message or "").lower():
+        current = harmless(response.headers.get("api-current-version", ""), 20)
+        return UnsupportedVersion(
+            f"ConnectWise does not serve API version {_asked_version(response)} that cw-tui uses"
+            + (f" (it serves up to {current})" if current else "")
+            + f" (400{said}); update cw-tui to a release that supports your ConnectWise, or ask your ConnectWise "
+            "administrator which API versions the tenant serves", **common)
     if status == 429:
         return Throttled(f"ConnectWise is throttling requests (429{said}); try again in a few minutes", **common)
     if status >= 500:
