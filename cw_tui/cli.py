@@ -397,12 +397,15 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     from cw_tui.sandbox.app import Faults
     from cw_tui.sandbox.server import build_sandbox, serve
 
-    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate"):
+    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate", "stall_rate"):
         if not 0 <= getattr(args, name) <= 1:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
     faults = Faults(latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
-                    drop_after_commit_rate=args.drop_after_commit_rate, rate_limit_per_min=_per_minute(args.rate_limit))
+                    drop_after_commit_rate=args.drop_after_commit_rate, rate_limit_per_min=_per_minute(args.rate_limit),
+                    deny=args.deny or [], stall_rate=args.stall_rate)
     sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None)
+    if args.codebase:
+        sandbox.move_codebase(args.codebase)
     try:
         serve(sandbox, args.host, args.port)
     except OSError as error:
@@ -729,6 +732,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of writes applied and then answered by a dropped connection")
     p.add_argument("--state", metavar="FILE", help="keep the sandbox's data in this file across restarts")
     p.add_argument("--rate-limit", metavar="N/min", help="throttle above N requests a minute, as ConnectWise does (429)")
+    p.add_argument("--deny", metavar="PATH", action="append",
+                   help="answer 403 (security role) for this API path glob, e.g. '/finance/*' or 'POST /finance/*'")
+    p.add_argument("--stall-rate", type=float, default=0.0, help="share of requests carried out, then answered after 120 s")
+    p.add_argument("--codebase", help="the only codebase served and named by companyinfo (a moved cloud tenant)")
 
     p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")
     p.add_argument("--url", help="API URL, e.g. https://na.myconnectwise.net ($CW_URL)")

@@ -11,6 +11,7 @@ import binascii
 import collections
 import contextlib
 import contextvars
+import fnmatch
 import json
 import logging
 import math
@@ -95,6 +96,9 @@ class Faults:
     rate_window_s: float = 60.0  # tests shorten the minute
     versions: tuple[str, str] = (OLDEST_VERSION, CURRENT_VERSION)  # the API versions served, oldest and newest
     latency_ms: float = 0.0
+    deny: list[str] = field(default_factory=list)  # "PATH" or "METHOD PATH" globs the security role lacks: 403
+    stall_rate: float = 0.0  # share of requests carried out, then answered only after stall_s
+    stall_s: float = 120.0
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
     drop_after_commit_rate: float = 0.0
@@ -250,6 +254,8 @@ class Sandbox:
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests seen at once
         self.rate_window: RateWindow | None = None
+        # the codebases served; companyinfo names the first (move_codebase: an upgrade)
+        self.codebases: tuple[str, ...] = CODEBASES
         self.app = Starlette(routes=self._routes(), lifespan=self._lifespan)
 
     @contextlib.asynccontextmanager
@@ -321,6 +327,29 @@ class Sandbox:
             return _error(401, "Unauthorized", "A valid clientId header is required.")
         return None
 
+    def move_codebase(self, codebase: str) -> None:
+        """A cloud upgrade: companyinfo answers `codebase`, and only it is served (the old
+        path 404s, API-NOTES §1.3)."""
+        self.codebases = (codebase.strip("/"),)
+
+    def _check_role(self, request: Request) -> Response | None:
+        path = request.url.path.partition("/apis/3.0")[2]
+        for rule in self.faults.deny:
+            method, _, glob = rule.strip().rpartition(" ")
+            if (not method or method.upper() == request.method) and fnmatch.fnmatchcase(path, glob):
+                self.injected["403"] += 1
+                return _error(403, "Forbidden", "You do not have permission to access this resource. "
+                              "Check the security role of the API member.")
+        return None
+
+    async def _stall(self, request: Request) -> None:
+        """Answer only after stall_s, or never if the client gives up first."""
+        deadline = time.monotonic() + self.faults.stall_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            if await request.is_disconnected():
+                return
+
     def _check_version(self, request: Request) -> Response | None:
         """The version asked for in `Accept`: only when the vendor media type comes first
         (else the newest models answer, API-NOTES §1.4); one outside the versions served is
@@ -380,7 +409,7 @@ class Sandbox:
             limited = self._rate_limited()
             if limited is not None:
                 return limited
-            if request.path_params.get("codebase") not in CODEBASES:
+            if request.path_params.get("codebase") not in self.codebases:
                 return _error(404, "NotFound", "The requested resource was not found (unknown codebase).")
             path = request.url.path.partition("/apis/3.0")[2]
             odd = next((o for o in self.faults.odd_answers if o.takes(request.method, path)), None)
@@ -390,7 +419,7 @@ class Sandbox:
             return await normal(request)
 
         async def normal(request: Request) -> Response:
-            denied = self._check_auth(request) or self._check_version(request)
+            denied = self._check_auth(request) or self._check_version(request) or self._check_role(request)
             if denied is not None:
                 return denied
             faulted = await self._faults(request, write)
@@ -406,6 +435,9 @@ class Sandbox:
                 _CHANGES.reset(token)
             if changes and self.journal is not None:
                 await self.journal.commit(changes)  # on disk before the answer is sent
+            if self.faults.stall_rate and self.random.random() < self.faults.stall_rate:
+                self.injected["stall"] += 1
+                await self._stall(request)
             if self._drop(write) and response.status_code < 300:
                 self.injected["drop"] += 1
                 response.headers[DROP_HEADER] = "1"
@@ -513,7 +545,7 @@ class Sandbox:
             if request.path_params["company_id"].lower() != self.keys.company_id.lower():
                 return JSONResponse(None)
             return JSONResponse({
-                "CompanyName": self.keys.company_id, "Codebase": "v4_6_release/", "VersionCode": "v2025.1",
+                "CompanyName": self.keys.company_id, "Codebase": f"{self.codebases[0]}/", "VersionCode": "v2025.1",
                 "VersionNumber": "v4.6", "CompanyID": self.keys.company_id, "IsCloud": "False",
             })
 

@@ -261,6 +261,7 @@ class ConnectWiseClient:
         self.api_calls = 0  # requests sent, retries included
         self.server_version: str | None = None
         self.api_version = api_version
+        self.codebase_moves = 0
         self.current_api_version: str | None = None  # ConnectWise's api-current-version header
         self.last_request_id: str | None = None  # its x-cw-request-id, for the log
 
@@ -281,6 +282,25 @@ class ConnectWiseClient:
                 if self._base is None:
                     self._base = await self._discover_base()
         return self._base
+
+    async def _codebase_moved(self, used: str) -> bool:
+        """After a 404: whether the codebase moved (a cloud upgrade, API-NOTES §1.3), asking
+        companyinfo again. If it did, the API base is the new one and the request is sent
+        again there: a 404 at the old path carried nothing out. Only a discovered base moves."""
+        if self.base_path:
+            return False
+        async with self._base_lock:
+            if self._base != used:  # another request found the move already
+                return True
+            try:
+                fresh = await self._discover_base()
+            except ConnectWiseError:
+                return False
+            if fresh == used:
+                return False
+            self._base = fresh
+            self.codebase_moves += 1
+            return True
 
     async def _discover_base(self) -> str:
         if self.base_path:
@@ -362,7 +382,10 @@ class ConnectWiseClient:
                         throttled_attempt += 1
                         continue
                     raise failure
-                if response.status_code >= 500:
+                blocked = response.status_code == 403 and _html(response)  # a proxy's page: ConnectWise saw nothing
+                if response.status_code >= 500 or blocked:
+                    if not safe and blocked:
+                        raise _error_from(response, method, path)
                     if not safe:
                         code, message, _ = parse_error_body(response.content)
                         raise OutcomeUnknown(
@@ -416,6 +439,8 @@ class ConnectWiseClient:
         numbers), None for an answer without content (204, or an empty body to a write)."""
         base = await self.api_base()
         response = await self._send(method, base + path, params=params, body=body)
+        if response.status_code == 404 and await self._codebase_moved(base):
+            response = await self._send(method, await self.api_base() + path, params=params, body=body)
         if response.status_code >= 400:
             raise _error_from(response, method, path)
         if response.status_code == 204 or (not response.content and method != "GET"):
@@ -460,6 +485,9 @@ class ConnectWiseClient:
         seen: set[Any] = set()
         while True:
             response = await self._send("GET", base + path, params=params)
+            if response.status_code == 404 and await self._codebase_moved(base):
+                base = await self.api_base()
+                response = await self._send("GET", base + path, params=params)
             if response.status_code >= 400:
                 raise _error_from(response, "GET", path)
             page = _json(response, "GET", path)
@@ -657,6 +685,32 @@ def _connection_error(error: Exception, host: str, method: str, path: str) -> Co
                             method=method, path=path)
 
 
+SECURITY_AREAS = (  # ConnectWise's Security Roles modules, by API path
+    ("/company/", "Companies > Company Maintenance"),
+    ("/procurement/", "Procurement > Product Catalog"),
+    ("/finance/invoices", "Finance > Invoicing"),
+    ("/finance/agreements", "Finance > Agreements"),
+    ("/system/", "System > Table Setup"),
+)
+
+
+_ACCESS = {"POST": "Add", "PATCH": "Edit", "PUT": "Edit", "DELETE": "Delete"}
+
+
+def _security_area(path: str) -> str:
+    return next((area for prefix, area in SECURITY_AREAS if path.startswith(prefix)), "this part of ConnectWise")
+
+
+def _html(response: httpx.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _html_title(content: bytes) -> str:
+    match = re.search(rb"<title[^>]*>(.*?)</title>", content[:8192], re.IGNORECASE | re.DOTALL)
+    return harmless(match.group(1).decode("utf-8", "replace"), 80) if match else ""
+
+
 def _asked_version(response: httpx.Response) -> str:
     accept = response.request.headers.get("Accept", "") if response.request is not None else ""
     match = re.search(r"version=([^;,\s]+)", accept)
@@ -669,14 +723,22 @@ def _error_from(response: httpx.Response, method: str, path: str) -> ConnectWise
     common = dict(status=status, code=code, cw_message=message, errors=errors, method=method, path=path,
                   request_id=response.headers.get("x-cw-request-id"))
     said = f": {message}" if message else ""
+    if (status == 403 or status >= 500) and _html(response):
+        title = _html_title(response.content)
+        return Outage(
+            f"ConnectWise did not answer {method} {path}: a proxy in front of it sent an HTML error page "
+            f"({status}{': ' + title if title else ''}); this is an outage on ConnectWise's side or its network, "
+            "not your settings: try again in a few minutes", **common)
     if status == 401:
         return AuthenticationFailed(
             f"ConnectWise refused the credentials (401{said}); check the Company ID, the public and private keys and the Client ID",
             **common)
     if status == 403:
+        area = _security_area(path)
         return PermissionDenied(
-            f"the API member's security role does not allow {method} {path} (403{said}); ask your ConnectWise administrator",
-            **common)
+            f"the API member's security role does not allow {method} {path} (403{said}); ask your ConnectWise "
+            f"administrator to give the API member's security role {_ACCESS.get(method, 'Inquire')} rights on {area} "
+            "(System > Security Roles)", **common)
     if status == 404:
         return NotFound(f"not found (404) at {path}{said}; check the API URL (site and codebase) or the record", **common)
     if status == 400 and "does not support the api version" in (message or "").lower():
