@@ -403,7 +403,14 @@ def cmd_sandbox(args: argparse.Namespace) -> int:
     faults = Faults(latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
                     drop_after_commit_rate=args.drop_after_commit_rate, rate_limit_per_min=_per_minute(args.rate_limit),
                     deny=args.deny or [], stall_rate=args.stall_rate)
-    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None)
+    if args.invoiced_through:
+        from cw_tui.sandbox.invoicing import parse_month
+
+        try:
+            parse_month(args.invoiced_through)
+        except ValueError:
+            raise UsageError(f"--invoiced-through must be a month, YYYY-MM, not {args.invoiced_through!r}") from None
+    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None, args.invoiced_through)
     if args.codebase:
         sandbox.move_codebase(args.codebase)
     try:
@@ -735,6 +742,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deny", metavar="PATH", action="append",
                    help="answer 403 (security role) for this API path glob, e.g. '/finance/*' or 'POST /finance/*'")
     p.add_argument("--stall-rate", type=float, default=0.0, help="share of requests carried out, then answered after 120 s")
+    p.add_argument("--invoiced-through", metavar="YYYY-MM", help="every active agreement invoiced through this month")
     p.add_argument("--codebase", help="the only codebase served and named by companyinfo (a moved cloud tenant)")
 
     p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")

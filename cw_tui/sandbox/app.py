@@ -34,6 +34,7 @@ from starlette.routing import Route
 
 from cw_tui.sandbox import MEDIA_TYPE
 from cw_tui.sandbox.conditions import ConditionError, _get, compile_conditions
+from cw_tui.sandbox import invoicing
 from cw_tui.sandbox.data import SandboxState, now_text
 from cw_tui.sandbox.journal import Entry, Journal
 from cw_tui.sandbox.odd_answers import OddAnswer, answer_oddly
@@ -99,6 +100,8 @@ class Faults:
     deny: list[str] = field(default_factory=list)  # "PATH" or "METHOD PATH" globs the security role lacks: 403
     stall_rate: float = 0.0  # share of requests carried out, then answered only after stall_s
     stall_s: float = 120.0
+    # an Addition in an invoiced period: changing or deleting it is refused (the strict reading, invoicing.py)
+    refuse_invoiced_changes: bool = True
     fail_rate: float = 0.0
     throttle_rate: float = 0.0
     drop_after_commit_rate: float = 0.0
@@ -326,6 +329,27 @@ class Sandbox:
         if request.headers.get("clientid") != self.keys.client_id:
             return _error(401, "Unauthorized", "A valid clientId header is required.")
         return None
+
+    def invoice_through(self, through: str, agreement_ids: list[int] | None = None) -> list[tuple[str, dict]]:
+        rows = invoicing.invoice_through(self.state, through, agreement_ids)
+        for table, row in rows:
+            self.put(table, row)
+        return rows
+
+    def _admin(self, func: Any) -> Any:
+        """A sandbox-only route (not ConnectWise's): its changes are journaled like any write."""
+        async def endpoint(request: Request) -> Response:
+            changes: list[Entry] = []
+            token = _CHANGES.set(changes)
+            try:
+                response = await func(request)
+            finally:
+                _CHANGES.reset(token)
+            if changes and self.journal is not None:
+                await self.journal.commit(changes)
+            return response
+
+        return endpoint
 
     def move_codebase(self, codebase: str) -> None:
         """A cloud upgrade: companyinfo answers `codebase`, and only it is served (the old
@@ -587,10 +611,28 @@ class Sandbox:
                 return addition
             return self.patch_addition(addition, await self._body(request))
 
+        async def invoice(request: Request) -> Response:
+            """The sandbox's admin route: {"through": "YYYY-MM", "agreementIds": [..]} (all
+            active agreements when left out) runs agreement billing through that month."""
+            body = await self._body(request)
+            if not isinstance(body, dict) or not isinstance(body.get("through"), str):
+                return _error(400, "InvalidObject", 'Send {"through": "YYYY-MM", "agreementIds": [ids]}.')
+            ids = body.get("agreementIds")
+            if ids is not None and (not isinstance(ids, list) or any(i not in s.agreements for i in ids)):
+                return _error(400, "InvalidObject", "agreementIds must list existing agreement ids.")
+            try:
+                rows = self.invoice_through(body["through"], ids)
+            except ValueError as error:
+                return _error(400, "InvalidObject", str(error))
+            return JSONResponse(invoicing.describe(rows))
+
         async def delete_addition(request: Request) -> Response:
             addition = self._addition_or_404(request)
             if isinstance(addition, Response):
                 return addition
+            refused = self.faults.refuse_invoiced_changes and invoicing.refusal(s, addition["agreementId"], "delete", addition, None)
+            if refused:
+                return _invalid("addition", refused)
             self.remove("additions", addition["id"])
             return Response(status_code=204)
 
@@ -605,6 +647,8 @@ class Sandbox:
             *collection("/finance/agreements/types", "agreement_types", "AgreementType"),
             Route(f"{API}/finance/agreements", self._handler(create_agreement, write=True), methods=["POST"]),
             *collection("/finance/agreements", "agreements", "Agreement"),
+            *collection("/finance/invoices", "invoices", "Invoice"),
+            Route("/sandbox/admin/invoice", self._admin(invoice), methods=["POST"]),
             Route(additions, self._handler(list_additions), methods=["GET"]),
             Route(additions, self._handler(create_addition, write=True), methods=["POST"]),
             Route(f"{additions}/count", self._handler(count_additions), methods=["GET"]),
@@ -681,6 +725,9 @@ class Sandbox:
         errors = self._validate_addition(body)
         if errors:
             return _invalid("addition", *errors)
+        refused = invoicing.refusal(self.state, agreement["id"], "add", None, body)
+        if refused:
+            return _invalid("addition", refused)
         addition_id = self.state.new_id("addition")
         allowed = {k: v for k, v in body.items() if k not in ("id", "agreementId", "_info", "extPrice", "extCost", "margin")}
         addition = self._store_addition({
@@ -711,6 +758,10 @@ class Sandbox:
         errors = self._validate_addition(updated)
         if errors:
             return _invalid("addition", *errors)
+        refused = self.faults.refuse_invoiced_changes and invoicing.refusal(
+            self.state, addition["agreementId"], "change", addition, updated)
+        if refused:
+            return _invalid("addition", refused)
         updated["_info"] = {**addition.get("_info", {}), "lastUpdated": now_text(), "updatedBy": "api"}
         return _cw_json(self.put("additions", self._store_addition(updated)))
 

@@ -16,7 +16,7 @@ AGREEMENT_ID_BASE = 5000
 ADDITION_ID_BASE = 90000
 INVOICE_ID_BASE = 70000
 BASES = {"company": 5000, "invoice": INVOICE_ID_BASE}
-TABLES = ("statuses", "companies", "catalog", "agreement_types", "agreements", "additions", "invoices")
+TABLES = ("statuses", "companies", "catalog", "agreement_types", "agreements", "additions", "invoices", "invoiced")
 AGREEMENT_TYPES = (
     ("Managed Services", False),
     ("Cloud Services", False),
@@ -41,6 +41,7 @@ class SandboxState:
     agreements: dict[int, dict] = field(default_factory=dict)
     additions: dict[int, dict] = field(default_factory=dict)  # id -> addition (with agreementId)
     invoices: dict[int, dict] = field(default_factory=dict)  # agreement invoices (invoicing.py)
+    invoiced: dict[int, dict] = field(default_factory=dict)  # agreement id -> {"id", "through": "YYYY-MM"}
     next_ids: dict[str, int] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
@@ -60,6 +61,7 @@ class SandboxState:
             "agreements": list(self.agreements.values()),
             "additions": list(self.additions.values()),
             "invoices": list(self.invoices.values()),
+            "invoiced": list(self.invoiced.values()),
             "next_ids": self.next_ids,
         }
 
@@ -176,6 +178,9 @@ def seed_state(seed: int = 7, company_id: str = "sandbox") -> SandboxState:
                         "_info": _info("addition", addition_id),
                     }
     state.next_ids = {"agreement": agreement_id, "addition": addition_id}
+    from cw_tui.sandbox.invoicing import seed_history  # it reads this module's state
+
+    seed_history(state, seed)
     return state
 
 

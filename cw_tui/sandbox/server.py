@@ -13,7 +13,7 @@ from pathlib import Path
 
 import uvicorn
 
-from cw_tui.sandbox import journal
+from cw_tui.sandbox import invoicing, journal
 from cw_tui.sandbox.app import CONNECTWISE_RATE_LIMIT, Faults, Keys, Sandbox
 from cw_tui.sandbox.data import seed_state
 
@@ -35,11 +35,14 @@ def demo_faults() -> Faults:
     return Faults(rate_limit_per_min=CONNECTWISE_RATE_LIMIT)
 
 
-def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path | None = None) -> Sandbox:
+def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path | None = None,
+                  invoiced_through: str | None = None) -> Sandbox:
     keys = keys_for_seed(seed)
     state = journal.load(state_file) if state_file else None
     if state is None:
         state = seed_state(seed, company_id=keys.company_id)
+    if invoiced_through:  # before the journal's first snapshot, so it is kept
+        invoicing.invoice_through(state, invoiced_through)
     faults = faults or Faults()
     if faults.seed is None:
         faults.seed = seed

@@ -560,6 +560,13 @@ class ConnectWiseClient:
     async def create_agreement(self, body: dict) -> models.Agreement:
         return await self._one(models.Agreement, "POST", "/finance/agreements", body=body)
 
+    async def invoices(self, *, agreement_id: int | None = None, conditions: str | None = None) -> list[models.Invoice]:
+        """Invoices (read only, API-NOTES §2.7a), e.g. an agreement's, to tell whether a period
+        was invoiced."""
+        where = all_of(condition("agreement/id", "=", agreement_id) if agreement_id is not None else None, conditions)
+        return await self._list(models.Invoice, "/finance/invoices", where,
+                                "id,invoiceNumber,type,date,dueDate,agreement/id,agreement/name,company/id,applyToType,applyToId,total")
+
     async def additions(self, agreement_id: int, conditions: str | None = None,
                         fields: str | None = None) -> list[models.Addition]:
         return await self._list(models.Addition, f"/finance/agreements/{int(agreement_id)}/additions", conditions, fields)
