@@ -13,8 +13,8 @@ import pytest
 from cw_tui.sandbox.odd_answers import OddAnswer
 from cw_tui.services.connectwise import (
     ConnectWiseClient,
-    OutcomeUnknown,
     Outage,
+    OutcomeUnknown,
     PermissionDenied,
     TimedOut,
 )

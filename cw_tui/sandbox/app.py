@@ -32,9 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cw_tui.sandbox import MEDIA_TYPE
+from cw_tui.sandbox import MEDIA_TYPE, invoicing
 from cw_tui.sandbox.conditions import ConditionError, _get, compile_conditions
-from cw_tui.sandbox import invoicing
 from cw_tui.sandbox.data import SandboxState, now_text
 from cw_tui.sandbox.journal import Entry, Journal
 from cw_tui.sandbox.odd_answers import OddAnswer, answer_oddly

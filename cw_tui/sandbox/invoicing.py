@@ -157,14 +157,14 @@ def refusal(state: SandboxState, agreement_id: int, action: str, old: dict | Non
         ends = month_of(new.get("cancelledDate"))
         if changed <= {"cancelledDate"} and ends is not None and ends > through:
             return None  # ended after the invoiced months: no invoiced period changes
-        field = sorted(changed - {"cancelledDate"} or changed or {"effectiveDate"})[0]
+        field = min(changed - {"cancelledDate"} or changed or {"effectiveDate"})
         return ("InvalidObject", field,
-                f"This addition is in a period that has already been invoiced (through {_shown(through)}) and cannot be "
-                f"changed. End it with a cancelled date after {_shown(through)} and add a new addition from the Next "
-                "Invoice Date instead.")
+                (f"This addition is in a period that has already been invoiced (through {_shown(through)}) and cannot "
+                 f"be changed. End it with a cancelled date after {_shown(through)} and add a new addition from the "
+                 "Next Invoice Date instead."))
     return ("InvalidObject", "effectiveDate",
-            f"This addition is in a period that has already been invoiced (through {_shown(through)}) and cannot be "
-            f"deleted. End it with a cancelled date after {_shown(through)} instead.")
+            (f"This addition is in a period that has already been invoiced (through {_shown(through)}) and cannot be "
+             f"deleted. End it with a cancelled date after {_shown(through)} instead."))
 
 
 def seed_history(state: SandboxState, seed: int, through: str = "2024-12") -> None:
