@@ -146,7 +146,7 @@ def _utc(value: str) -> str:
 def _spaces(value: Any) -> Any:
     """Control characters in JSON strings become spaces, as ConnectWise does (API-NOTES §3.2)."""
     if isinstance(value, str):
-        return _CONTROL.sub(" ", value)
+        return _CONTROL.sub(" ", value) if _CONTROL.search(value) else value
     if isinstance(value, list):
         return [_spaces(v) for v in value]
     if isinstance(value, dict):
@@ -157,6 +157,8 @@ def _spaces(value: Any) -> Any:
 def _plain(value: Any) -> Any:
     """A body read with Decimals, stored as JSON numbers (the nearest double, as ConnectWise
     stores doubles)."""
+    if value is None or type(value) in (str, int, bool, float):
+        return value
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
     if isinstance(value, list):
@@ -646,14 +648,15 @@ class Sandbox:
             *collection("/finance/agreements/types", "agreement_types", "AgreementType"),
             Route(f"{API}/finance/agreements", self._handler(create_agreement, write=True), methods=["POST"]),
             *collection("/finance/agreements", "agreements", "Agreement"),
-            *collection("/finance/invoices", "invoices", "Invoice"),
-            Route("/sandbox/admin/invoice", self._admin(invoice), methods=["POST"]),
+
             Route(additions, self._handler(list_additions), methods=["GET"]),
             Route(additions, self._handler(create_addition, write=True), methods=["POST"]),
             Route(f"{additions}/count", self._handler(count_additions), methods=["GET"]),
             Route(f"{additions}/{{id:int}}", self._handler(one_addition), methods=["GET"]),
             Route(f"{additions}/{{id:int}}", self._handler(patch_addition, write=True), methods=["PATCH"]),
             Route(f"{additions}/{{id:int}}", self._handler(delete_addition, write=True), methods=["DELETE"]),
+            *collection("/finance/invoices", "invoices", "Invoice"),
+            Route("/sandbox/admin/invoice", self._admin(invoice), methods=["POST"]),
         ]
 
     def _agreement_or_404(self, request: Request) -> dict | Response:
