@@ -384,16 +384,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _per_minute(text: str | None) -> int:
+    """`--rate-limit 1000/min` (or `1000`): requests a minute; 0 is off."""
+    if not text:
+        return 0
+    number = text.strip().lower().removesuffix("/min").strip()
+    if not number.isdigit():
+        raise UsageError(f"--rate-limit must be requests a minute, e.g. 1000/min, not {text!r}")
+    return int(number)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from cw_tui.sandbox.app import Faults
     from cw_tui.sandbox.server import build_sandbox, serve
 
-    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate"):
+    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate", "stall_rate"):
         if not 0 <= getattr(args, name) <= 1:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
     faults = Faults(latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
-                    drop_after_commit_rate=args.drop_after_commit_rate)
-    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None)
+                    drop_after_commit_rate=args.drop_after_commit_rate, rate_limit_per_min=_per_minute(args.rate_limit),
+                    deny=args.deny or [], stall_rate=args.stall_rate)
+    if args.invoiced_through:
+        from cw_tui.sandbox.invoicing import parse_month
+
+        try:
+            parse_month(args.invoiced_through)
+        except ValueError:
+            raise UsageError(f"--invoiced-through must be a month, YYYY-MM, not {args.invoiced_through!r}") from None
+    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None, args.invoiced_through)
+    if args.codebase:
+        sandbox.move_codebase(args.codebase)
     try:
         serve(sandbox, args.host, args.port)
     except OSError as error:
@@ -682,7 +702,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     import shutil
 
     from cw_tui.app import CwTuiApp
-    from cw_tui.sandbox.server import SandboxThread, build_sandbox
+    from cw_tui.sandbox.server import SandboxThread, build_sandbox, demo_faults
     from cw_tui.services.demo_data import write_demo_data
 
     work = Path(tempfile.mkdtemp(prefix="cw-tui-demo-"))
@@ -692,7 +712,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         folder = work / "platform-export"
         write_demo_data(folder, seed=args.seed)
-        sandbox = SandboxThread(build_sandbox(args.seed)).start()
+        sandbox = SandboxThread(build_sandbox(args.seed, demo_faults())).start()
         try:
             with open_store(work / "demo.sqlite3") as store:
                 config = settings.load_configuration(store)
@@ -757,6 +777,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-after-commit-rate", type=float, default=0.0,
                    help="share of writes applied and then answered by a dropped connection")
     p.add_argument("--state", metavar="FILE", help="keep the sandbox's data in this file across restarts")
+    p.add_argument("--rate-limit", metavar="N/min", help="throttle above N requests a minute, as ConnectWise does (429)")
+    p.add_argument("--deny", metavar="PATH", action="append",
+                   help="answer 403 (security role) for this API path glob, e.g. '/finance/*' or 'POST /finance/*'")
+    p.add_argument("--stall-rate", type=float, default=0.0, help="share of requests carried out, then answered after 120 s")
+    p.add_argument("--invoiced-through", metavar="YYYY-MM", help="every active agreement invoiced through this month")
+    p.add_argument("--codebase", help="the only codebase served and named by companyinfo (a moved cloud tenant)")
 
     p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")
     p.add_argument("--url", help="API URL, e.g. https://na.myconnectwise.net ($CW_URL)")
