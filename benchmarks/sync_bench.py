@@ -1,6 +1,6 @@
 """Post 2,000 invoice lines to the sandbox at --latency-ms 50.
 
-    python benchmarks/sync_bench.py [--lines 2000] [--latency-ms 50] [--concurrency 8]
+    python benchmarks/sync_bench.py [--lines 2000] [--latency-ms 50] [--concurrency 8] [--rate-limit R]
 
 The sandbox runs as its own process (`cw-tui sandbox`), as in real use. The lines are
 one-time Usage Fees of organizations whose company has exactly one active agreement of the
@@ -9,6 +9,10 @@ sync once agreements exist. Prints the wall time, the ratio to the ideal
 (lines x latency / concurrency) and API calls per posted line. Targets (issue 4): ratio
 <= 1.3, calls per line <= 1.05. The request budget is raised for the run: at ConnectWise's
 default (1000 requests a minute) 2,000 lines take at least two minutes whatever the latency.
+
+With `--rate-limit R` the sandbox throttles at R requests a minute as ConnectWise does, and the
+client's budget is set just below it (`--budget`, default R less 2%). Targets (issue 14): zero
+429s, and the sync takes at most 1.1 x (lines / R) minutes (or the latency's ideal, if longer).
 """
 
 from __future__ import annotations
@@ -88,12 +92,16 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rate-limit", type=int, default=0, metavar="R", help="the sandbox throttles at R requests a minute")
+    parser.add_argument("--budget", type=int, default=0, help="the client's requests a minute (default: just below R)")
     args = parser.parse_args()
+    budget = args.budget or (args.rate_limit - max(1, args.rate_limit // 50) if args.rate_limit else 100_000)
     port = free_port()
-    sandbox = subprocess.Popen(
-        [sys.executable, "-m", "cw_tui", "sandbox", "--port", str(port), "--seed", str(SEED), "--latency-ms", str(args.latency_ms)],
-        stdout=subprocess.PIPE, text=True,
-    )
+    command = [sys.executable, "-m", "cw_tui", "sandbox", "--port", str(port), "--seed", str(SEED),
+               "--latency-ms", str(args.latency_ms)]
+    if args.rate_limit:
+        command += ["--rate-limit", f"{args.rate_limit}/min"]
+    sandbox = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         announced = json.loads(sandbox.stdout.readline())
         creds = Credentials(announced["url"], announced["company_id"], announced["public_key"], announced["private_key"],
@@ -108,21 +116,27 @@ def main() -> None:
                 load_invoices(store, folder, [PERIOD], ChargeDateRules.defaults())
 
                 async def go():
-                    async with ConnectWiseClient(creds, max_in_flight=args.concurrency, requests_per_minute=100_000) as client:
+                    async with ConnectWiseClient(creds, max_in_flight=args.concurrency, requests_per_minute=budget) as client:
                         await sync_organizations(store, client)
                         automap(store, include=True)
                         mapped = Organization.select().where(Organization.company_id.is_null(False)).count()
                         started = time.perf_counter()
                         result = await run_sync(store, client, PERIOD)
-                        return time.perf_counter() - started, result, mapped
+                        return time.perf_counter() - started, result, mapped, client.throttled
 
-                wall, result, mapped = asyncio.run(go())
+                wall, result, mapped, throttled = asyncio.run(go())
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)
     ideal = args.lines * (args.latency_ms / 1000) / args.concurrency
     posted = result.synced_lines
-    report("sync_bench", {
+    throttling = {}
+    if args.rate_limit:
+        allowed = max(1.1 * args.lines / args.rate_limit * 60, ideal)
+        throttling = {"rate_limit_per_min": args.rate_limit, "budget_per_min": budget, "responses_429": throttled,
+                      "allowed_s": round(allowed, 2), "within_allowed": wall <= allowed,
+                      "rate_targets": "zero 429s, wall <= 1.1 x lines / R minutes"}
+    report("sync_bench" + (f"_rate{args.rate_limit}" if args.rate_limit else ""), {
         "lines": args.lines,
         "lines_posted": posted,
         "errors": result.errors,
@@ -135,7 +149,9 @@ def main() -> None:
         "api_calls": result.api_calls,
         "api_calls_per_line": round(result.api_calls / max(1, posted), 4),
         "peak_rss_mb": round(peak_rss_mb(), 1),
+        "responses_429": throttled,
         "targets": "ratio <= 1.3, calls per line <= 1.05",
+        **throttling,
     })
 
 

@@ -20,19 +20,38 @@ def sandbox_thread(seed: int = 7, host: str = "127.0.0.1", **faults):
         yield running
 
 
-@contextmanager
-def sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1"):
-    """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
-    port = free_port(host)
+def start_sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1",
+                          port: int | None = None) -> tuple[subprocess.Popen, dict]:
+    """`cw-tui sandbox` as its own process: the process and its announced JSON line."""
+    port = port or free_port(host)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cw_tui", "sandbox", "--host", host, "--port", str(port), "--seed", str(seed), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
+    line = proc.stdout.readline()
+    if not line:
+        proc.kill()
+        raise RuntimeError(f"sandbox did not start: {proc.stderr.read()}")
+    return proc, json.loads(line)
+
+
+class Announced:
+    """A sandbox process's announcement, with the `credentials` the sync helpers expect."""
+
+    def __init__(self, announced: dict):
+        from cw_tui.services.credentials import Credentials
+
+        self.announced = announced
+        self.credentials = Credentials(announced["url"], announced["company_id"], announced["public_key"],
+                                       announced["private_key"], announced["client_id"])
+
+
+@contextmanager
+def sandbox_process(*extra: str, seed: int = 7, host: str = "127.0.0.1"):
+    """`cw-tui sandbox` as a user starts it; yields its announced JSON line."""
+    proc, announced = start_sandbox_process(*extra, seed=seed, host=host)
     try:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"sandbox did not start: {proc.stderr.read()}")
-        yield json.loads(line)
+        yield announced
     finally:
         proc.terminate()
         try:
@@ -62,3 +81,18 @@ def wait_for(predicate, timeout: float = 10.0) -> None:
 def all_bytes(db: Path) -> bytes:
     """The database and its WAL side files, as stored on disk."""
     return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+def raw_client(running, version: str | None = "2025.1", **headers: str):
+    """A plain httpx client on the sandbox's API with its credentials: requests as written,
+    for what the ConnectWise client would never send."""
+    import base64
+
+    import httpx
+
+    keys = running.sandbox.keys
+    token = base64.b64encode(f"{keys.company_id}+{keys.public_key}:{keys.private_key}".encode()).decode()
+    base = {"Authorization": f"Basic {token}", "clientId": keys.client_id}
+    if version:
+        base["Accept"] = f"application/vnd.connectwise.com+json; version={version}"
+    return httpx.Client(base_url=f"{running.url}/v4_6_release/apis/3.0", headers={**base, **headers}, timeout=10)

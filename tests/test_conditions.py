@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cw_tui.sandbox.app import _spaces
 from cw_tui.sandbox.conditions import ConditionError, compile_conditions
 from cw_tui.services.connectwise.conditions import all_of, any_of, condition, literal
 
@@ -64,7 +65,8 @@ values = st.one_of(
 
 @given(values, values)
 def test_what_the_client_writes_the_sandbox_reads(value: object, other: object) -> None:
-    record = {"field": value, "nested": {"other": other}}
+    # as ConnectWise stores what was sent: control characters as spaces
+    record = _spaces({"field": value, "nested": {"other": other}})
     same = all_of(condition("field", "=", value), condition("nested/other", "=", other))
     assert compile_conditions(same)(record)
     different = condition("field", "!=", value)
@@ -72,3 +74,8 @@ def test_what_the_client_writes_the_sandbox_reads(value: object, other: object) 
     assert compile_conditions(any_of(different, condition("nested/other", "=", other)))(record)
     if isinstance(value, str) and value:
         assert compile_conditions(condition("field", "contains", value))(record)
+
+
+def test_control_characters_are_looked_up_as_the_spaces_connectwise_stored() -> None:
+    assert condition("name", "=", "a\nb\x1bc") == 'name="a b c"'
+    assert compile_conditions(condition("name", "=", "a\nb"))(_spaces({"name": "a\nb"}))

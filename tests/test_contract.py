@@ -105,6 +105,8 @@ def test_every_request_and_response_matches_the_spec(openapi: OpenAPI) -> None:
                 await client.count(f"/finance/agreements/{created.id}/additions")
                 await client.patch_addition(created.id, addition.id, {"quantity": 4, "cancelledDate": "2026-10-31T00:00:00Z"})
                 await client.delete_addition(created.id, addition.id)
+                await client.invoices(agreement_id=active[0].id, conditions=condition("type", "=", "Agreement"))
+                await client.count("/finance/invoices", condition("agreement/id", "=", active[0].id))
                 assert agreements is not None
 
         asyncio.run(scenario())

@@ -294,16 +294,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _per_minute(text: str | None) -> int:
+    """`--rate-limit 1000/min` (or `1000`): requests a minute; 0 is off."""
+    if not text:
+        return 0
+    number = text.strip().lower().removesuffix("/min").strip()
+    if not number.isdigit():
+        raise UsageError(f"--rate-limit must be requests a minute, e.g. 1000/min, not {text!r}")
+    return int(number)
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from cw_tui.sandbox.app import Faults
     from cw_tui.sandbox.server import build_sandbox, serve
 
-    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate"):
+    for name in ("fail_rate", "throttle_rate", "drop_after_commit_rate", "stall_rate"):
         if not 0 <= getattr(args, name) <= 1:
             raise UsageError(f"--{name.replace('_', '-')} must be between 0 and 1")
     faults = Faults(latency_ms=args.latency_ms, fail_rate=args.fail_rate, throttle_rate=args.throttle_rate,
-                    drop_after_commit_rate=args.drop_after_commit_rate)
-    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None)
+                    drop_after_commit_rate=args.drop_after_commit_rate, rate_limit_per_min=_per_minute(args.rate_limit),
+                    deny=args.deny or [], stall_rate=args.stall_rate)
+    if args.invoiced_through:
+        from cw_tui.sandbox.invoicing import parse_month
+
+        try:
+            parse_month(args.invoiced_through)
+        except ValueError:
+            raise UsageError(f"--invoiced-through must be a month, YYYY-MM, not {args.invoiced_through!r}") from None
+    sandbox = build_sandbox(args.seed, faults, Path(args.state) if args.state else None, args.invoiced_through)
+    if args.codebase:
+        sandbox.move_codebase(args.codebase)
     try:
         serve(sandbox, args.host, args.port)
     except OSError as error:
@@ -398,7 +418,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     from cw_tui.app import CwTuiApp
     from cw_tui.platform.demo_export import write_demo_data
-    from cw_tui.sandbox.server import SandboxThread, build_sandbox
+    from cw_tui.sandbox.server import SandboxThread, build_sandbox, demo_faults
 
     work = Path(tempfile.mkdtemp(prefix="cw-tui-demo-"))
     os.environ["CW_TUI_CONFIG_DIR"] = str(work / "config")  # the demo never touches your real credentials
@@ -407,7 +427,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         folder = work / "platform-export"
         write_demo_data(folder, seed=args.seed)
-        sandbox = SandboxThread(build_sandbox(args.seed)).start()
+        sandbox = SandboxThread(build_sandbox(args.seed, demo_faults())).start()
         try:
             with open_store(work / "demo.sqlite3") as store:
                 config = settings.load_configuration(store)

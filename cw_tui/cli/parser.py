@@ -67,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drop-after-commit-rate", type=float, default=0.0,
                    help="share of writes applied and then answered by a dropped connection")
     p.add_argument("--state", metavar="FILE", help="keep the sandbox's data in this file across restarts")
+    p.add_argument("--rate-limit", metavar="N/min", help="throttle above N requests a minute, as ConnectWise does (429)")
+    p.add_argument("--deny", metavar="PATH", action="append",
+                   help="answer 403 (security role) for this API path glob, e.g. '/finance/*' or 'POST /finance/*'")
+    p.add_argument("--stall-rate", type=float, default=0.0, help="share of requests carried out, then answered after 120 s")
+    p.add_argument("--invoiced-through", metavar="YYYY-MM", help="every active agreement invoiced through this month")
+    p.add_argument("--codebase", help="the only codebase served and named by companyinfo (a moved cloud tenant)")
 
     p = command("connect", cmd_connect, "test ConnectWise credentials, then save them (options or CW_* variables)")
     p.add_argument("--url", help="API URL, e.g. https://na.myconnectwise.net ($CW_URL)")

@@ -14,6 +14,9 @@ COMPANY_ID_BASE = 250
 PRODUCT_ID_BASE = 1000
 AGREEMENT_ID_BASE = 5000
 ADDITION_ID_BASE = 90000
+INVOICE_ID_BASE = 70000
+BASES = {"company": 5000, "invoice": INVOICE_ID_BASE}
+TABLES = ("statuses", "companies", "catalog", "agreement_types", "agreements", "additions", "invoices", "invoiced")
 AGREEMENT_TYPES = (
     ("Managed Services", False),
     ("Cloud Services", False),
@@ -37,9 +40,14 @@ class SandboxState:
     agreement_types: dict[int, dict] = field(default_factory=dict)
     agreements: dict[int, dict] = field(default_factory=dict)
     additions: dict[int, dict] = field(default_factory=dict)  # id -> addition (with agreementId)
+    invoices: dict[int, dict] = field(default_factory=dict)  # agreement invoices (invoicing.py)
+    invoiced: dict[int, dict] = field(default_factory=dict)  # agreement id -> {"id", "through": "YYYY-MM"}
     next_ids: dict[str, int] = field(default_factory=dict)
 
     def new_id(self, kind: str) -> int:
+        if kind not in self.next_ids:  # a state file from before this kind could be created
+            table = {"company": self.companies, "invoice": self.invoices}.get(kind, {})
+            self.next_ids[kind] = max(table, default=BASES.get(kind, 0))
         self.next_ids[kind] += 1
         return self.next_ids[kind]
 
@@ -52,14 +60,16 @@ class SandboxState:
             "agreement_types": list(self.agreement_types.values()),
             "agreements": list(self.agreements.values()),
             "additions": list(self.additions.values()),
+            "invoices": list(self.invoices.values()),
+            "invoiced": list(self.invoiced.values()),
             "next_ids": self.next_ids,
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "SandboxState":
+    def from_json(cls, data: dict[str, Any]) -> SandboxState:
         state = cls(company_id=data["company_id"], next_ids=dict(data["next_ids"]))
-        for name in ("statuses", "companies", "catalog", "agreement_types", "agreements", "additions"):
-            setattr(state, name, {row["id"]: row for row in data[name]})
+        for name in TABLES:
+            setattr(state, name, {row["id"]: row for row in data.get(name, [])})
         return state
 
 
@@ -168,6 +178,9 @@ def seed_state(seed: int = 7, company_id: str = "sandbox") -> SandboxState:
                         "_info": _info("addition", addition_id),
                     }
     state.next_ids = {"agreement": agreement_id, "addition": addition_id}
+    from cw_tui.sandbox.invoicing import seed_history  # it reads this module's state
+
+    seed_history(state, seed)
     return state
 
 

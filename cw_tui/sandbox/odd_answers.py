@@ -159,3 +159,21 @@ async def oversized(request: Request, normal: Normal, *, size: int = 64 * 1024 *
     length = 1 + count * len(record) + len(b'{"name":""}]')
     headers = {"Content-Length": str(length)} if declare_length else None
     return StreamingResponse(chunks(), media_type=MEDIA_TYPE, headers=headers)
+
+
+PROXY_PAGES = {
+    403: ("403 Forbidden", "Access denied", "The request was blocked by the security rules of this site."),
+    502: ("502 Bad Gateway", "Bad gateway", "The web server reported a bad gateway error."),
+    503: ("503 Service Temporarily Unavailable", "Service unavailable",
+          "The server is temporarily unable to service your request. Please try again later."),
+}
+
+
+@odd_answer("html_error")
+async def html_error(request: Request, normal: Normal, *, status: int = 503) -> Response:
+    """A proxy's HTML error page in front of the API (a WAF's 403, a load balancer's 503):
+    ConnectWise never saw the request."""
+    title, heading, text = PROXY_PAGES.get(status, (f"{status} Error", "Error", "An error occurred."))
+    page = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body><h1>{heading}</h1><p>{text}</p>"
+            "<hr><address>nginx</address></body></html>")
+    return Response(page.encode(), status_code=status, media_type="text/html; charset=utf-8")

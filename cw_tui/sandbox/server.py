@@ -13,8 +13,9 @@ from pathlib import Path
 
 import uvicorn
 
-from cw_tui.sandbox.app import Faults, Keys, Sandbox
-from cw_tui.sandbox.data import SandboxState, seed_state
+from cw_tui.sandbox import invoicing, journal
+from cw_tui.sandbox.app import CONNECTWISE_RATE_LIMIT, Faults, Keys, Sandbox
+from cw_tui.sandbox.data import seed_state
 
 
 def keys_for_seed(seed: int) -> Keys:
@@ -29,12 +30,19 @@ def keys_for_seed(seed: int) -> Keys:
     )
 
 
-def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path | None = None) -> Sandbox:
+def demo_faults() -> Faults:
+    """What `cw-tui demo` switches on: ConnectWise's throttle (tests leave it off)."""
+    return Faults(rate_limit_per_min=CONNECTWISE_RATE_LIMIT)
+
+
+def build_sandbox(seed: int = 7, faults: Faults | None = None, state_file: Path | None = None,
+                  invoiced_through: str | None = None) -> Sandbox:
     keys = keys_for_seed(seed)
-    if state_file and state_file.exists():
-        state = SandboxState.from_json(json.loads(state_file.read_text()))
-    else:
+    state = journal.load(state_file) if state_file else None
+    if state is None:
         state = seed_state(seed, company_id=keys.company_id)
+    if invoiced_through:  # before the journal's first snapshot, so it is kept
+        invoicing.invoice_through(state, invoiced_through)
     faults = faults or Faults()
     if faults.seed is None:
         faults.seed = seed
@@ -89,7 +97,7 @@ class SandboxThread:
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="cw-sandbox", daemon=True)
 
-    def start(self, timeout: float = 10.0) -> "SandboxThread":
+    def start(self, timeout: float = 10.0) -> SandboxThread:
         self.thread.start()
         waited = 0.0
         while not self.server.started:
@@ -103,14 +111,14 @@ class SandboxThread:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
-    def __enter__(self) -> "SandboxThread":
+    def __enter__(self) -> SandboxThread:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     @property
-    def credentials(self):  # noqa: ANN201 - avoids importing services at module load
+    def credentials(self):
         from cw_tui.services.credentials import Credentials
 
         keys = self.sandbox.keys

@@ -6,6 +6,7 @@ from cw_tui.services.connectwise.errors import (
     ConnectionFailed,
     ConnectWiseError,
     NotFound,
+    Outage,
     OutcomeUnknown,
     PermissionDenied,
     RequestRejected,
@@ -13,6 +14,7 @@ from cw_tui.services.connectwise.errors import (
     Throttled,
     TimedOut,
     TLSFailure,
+    UnsupportedVersion,
 )
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "ConnectWiseError",
     "ConnectionFailed",
     "NotFound",
+    "Outage",
     "OutcomeUnknown",
     "PermissionDenied",
     "RequestRejected",
@@ -28,4 +31,5 @@ __all__ = [
     "TLSFailure",
     "Throttled",
     "TimedOut",
+    "UnsupportedVersion",
 ]

@@ -14,7 +14,9 @@
 - Retries with exponential backoff and jitter: 429 (honouring `Retry-After`) for every
   method; 5xx, timeouts and dropped connections for safe methods (GET, PATCH, DELETE).
   A POST whose outcome is unknown is never retried: it raises `OutcomeUnknown`.
-- At most `max_in_flight` requests at once and `requests_per_minute` in any minute.
+- At most `max_in_flight` requests at once and `requests_per_minute` in any minute (set it
+  below the tenant's throttle and a run sees no 429); after a 429 every request waits out its
+  `Retry-After`, and the throttled one is sent again (up to `throttle_retries` times).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from cw_tui.services.connectwise.errors import (
     ConnectWiseError,
     InvalidSettings,
     NotFound,
+    Outage,
     OutcomeUnknown,
     PermissionDenied,
     Redirected,
@@ -54,6 +57,7 @@ from cw_tui.services.connectwise.errors import (
     Throttled,
     TimedOut,
     TLSFailure,
+    UnsupportedVersion,
     body_start,
     harmless,
     parse_error_body,
@@ -167,25 +171,42 @@ def site_parts(url: str) -> tuple[str, str, str, str]:
 
 
 class _MinuteBudget:
-    """At most `limit` request starts in any 60-second window."""
+    """At most `limit` requests in any `window_s`-second window (60: a minute). A request
+    holds its place from its start until `release` (its answer) plus the window: ConnectWise
+    counted it at some moment in between, so its window has freed the place too when ours
+    does (counting starts only, a burst let in as the oldest leave can land while the
+    server still counts them). After a 429, `hold` stops every start until ConnectWise's
+    Retry-After has passed: the other requests would only be throttled too."""
 
-    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, limit: int, clock: Callable[[], float] = time.monotonic, window_s: float = 60.0):
         self.limit = limit
+        self.window_s = window_s
         self.clock = clock
-        self.starts: collections.deque[float] = collections.deque()
+        self.starts: collections.deque[list[float]] = collections.deque()  # [start, then answer time]
         self.lock = asyncio.Lock()
+        self.held_until = 0.0
 
-    async def acquire(self) -> None:
+    def hold(self, seconds: float) -> None:
+        self.held_until = max(self.held_until, self.clock() + seconds)
+
+    async def acquire(self) -> list[float]:
         async with self.lock:
             while True:
                 now = self.clock()
-                while self.starts and now - self.starts[0] >= 60:
+                if now < self.held_until:
+                    await asyncio.sleep(min(1.0, self.held_until - now))
+                    continue
+                while self.starts and now - self.starts[0][0] >= self.window_s:
                     self.starts.popleft()
                 if len(self.starts) < self.limit:
-                    self.starts.append(now)
-                    return
+                    place = [now]
+                    self.starts.append(place)
+                    return place
                 # wake at least once a second: cheap, and robust to clock adjustments
-                await asyncio.sleep(min(1.0, 60 - (now - self.starts[0]) + 0.001))
+                await asyncio.sleep(max(0.001, min(1.0, self.window_s - (now - self.starts[0][0]) + 0.001)))
+
+    def release(self, place: list[float]) -> None:
+        place[0] = max(place[0], self.clock())
 
 
 class ConnectWiseClient:
@@ -196,8 +217,10 @@ class ConnectWiseClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
         max_in_flight: int = 8,
-        requests_per_minute: int = 1000,
+        requests_per_minute: int = 950,  # just below ConnectWise's throttle of about 1000 (API-NOTES §4.3)
+        budget_window_s: float = 60.0,
         retries: int = 5,
+        throttle_retries: int = 12,
         backoff_base: float = 0.25,
         backoff_cap: float = 10.0,
         max_retry_after: float = 60.0,
@@ -224,8 +247,10 @@ class ConnectWiseClient:
         self._http = httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                                        follow_redirects=False, trust_env=False)
         self._in_flight = asyncio.Semaphore(max_in_flight)
-        self._budget = _MinuteBudget(requests_per_minute)
+        self._budget = _MinuteBudget(requests_per_minute, window_s=budget_window_s)
         self.retries = retries
+        self.throttle_retries = max(retries, throttle_retries)  # a 429 says when to come back: not a failure
+        self.throttled = 0  # 429 answers seen
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.max_retry_after = max_retry_after
@@ -236,6 +261,10 @@ class ConnectWiseClient:
         self._base_lock = asyncio.Lock()
         self.api_calls = 0  # requests sent, retries included
         self.server_version: str | None = None
+        self.api_version = api_version
+        self.codebase_moves = 0
+        self.current_api_version: str | None = None  # ConnectWise's api-current-version header
+        self.last_request_id: str | None = None  # its x-cw-request-id, for the log
 
     async def __aenter__(self) -> "ConnectWiseClient":
         return self
@@ -254,6 +283,25 @@ class ConnectWiseClient:
                 if self._base is None:
                     self._base = await self._discover_base()
         return self._base
+
+    async def _codebase_moved(self, used: str) -> bool:
+        """After a 404: whether the codebase moved (a cloud upgrade, API-NOTES §1.3), asking
+        companyinfo again. If it did, the API base is the new one and the request is sent
+        again there: a 404 at the old path carried nothing out. Only a discovered base moves."""
+        if self.base_path:
+            return False
+        async with self._base_lock:
+            if self._base != used:  # another request found the move already
+                return True
+            try:
+                fresh = await self._discover_base()
+            except ConnectWiseError:
+                return False
+            if fresh == used:
+                return False
+            self._base = fresh
+            self.codebase_moves += 1
+            return True
 
     async def _discover_base(self) -> str:
         if self.base_path:
@@ -286,9 +334,9 @@ class ConnectWiseClient:
             content = json.dumps(models.to_json_number(body)).encode()
         safe = method in SAFE_METHODS
         path = url.removeprefix(self._base) if self._base and url.startswith(self._base) else urlsplit(url).path
-        attempt = 0
+        attempt = throttled_attempt = 0
         while True:
-            await self._budget.acquire()
+            place = await self._budget.acquire()
             async with self._in_flight:
                 self.api_calls += 1
                 try:
@@ -316,19 +364,29 @@ class ConnectWiseClient:
                     )
                     del error
                     response = None
+            self._budget.release(place)
             if response is not None:
+                self.current_api_version = response.headers.get("api-current-version") or self.current_api_version
+                self.last_request_id = response.headers.get("x-cw-request-id") or self.last_request_id
                 if 300 <= response.status_code < 400:
                     # never followed; a write may have been applied before it (303 See Other)
                     redirected = _redirect_error(response, method, path)
                     raise redirected if safe else _unknown(redirected)
                 if response.status_code == 429:
+                    # refused before it was carried out: safe to send again for every method
+                    self.throttled += 1
                     failure = _error_from(response, method, path)
-                    if attempt < self.retries:
-                        await self._sleep(self._retry_after(response, attempt))
-                        attempt += 1
+                    if throttled_attempt < self.throttle_retries:
+                        wait = self._retry_after(response, throttled_attempt)
+                        self._budget.hold(wait)
+                        await self._sleep(wait)
+                        throttled_attempt += 1
                         continue
                     raise failure
-                if response.status_code >= 500:
+                blocked = response.status_code == 403 and _html(response)  # a proxy's page: ConnectWise saw nothing
+                if response.status_code >= 500 or blocked:
+                    if not safe and blocked:
+                        raise _error_from(response, method, path)
                     if not safe:
                         code, message, _ = parse_error_body(response.content)
                         raise OutcomeUnknown(
@@ -383,6 +441,8 @@ class ConnectWiseClient:
         numbers), None for an answer without content (204, or an empty body to a write)."""
         base = await self.api_base()
         response = await self._send(method, base + path, params=params, body=body)
+        if response.status_code == 404 and await self._codebase_moved(base):
+            response = await self._send(method, await self.api_base() + path, params=params, body=body)
         if response.status_code >= 400:
             raise _error_from(response, method, path)
         if response.status_code == 204 or (not response.content and method != "GET"):
@@ -427,6 +487,9 @@ class ConnectWiseClient:
         seen: set[Any] = set()
         while True:
             response = await self._send("GET", base + path, params=params)
+            if response.status_code == 404 and await self._codebase_moved(base):
+                base = await self.api_base()
+                response = await self._send("GET", base + path, params=params)
             if response.status_code >= 400:
                 raise _error_from(response, "GET", path)
             page = _json(response, "GET", path)
@@ -498,6 +561,13 @@ class ConnectWiseClient:
 
     async def create_agreement(self, body: dict) -> models.Agreement:
         return await self._one(models.Agreement, "POST", "/finance/agreements", body=body)
+
+    async def invoices(self, *, agreement_id: int | None = None, conditions: str | None = None) -> list[models.Invoice]:
+        """Invoices (read only, API-NOTES §2.7a), e.g. an agreement's, to tell whether a period
+        was invoiced."""
+        where = all_of(condition("agreement/id", "=", agreement_id) if agreement_id is not None else None, conditions)
+        return await self._list(models.Invoice, "/finance/invoices", where,
+                                "id,invoiceNumber,type,date,dueDate,agreement/id,agreement/name,company/id,applyToType,applyToId,total")
 
     async def additions(self, agreement_id: int, conditions: str | None = None,
                         fields: str | None = None) -> list[models.Addition]:
@@ -624,22 +694,69 @@ def _connection_error(error: Exception, host: str, method: str, path: str) -> Co
                             method=method, path=path)
 
 
+SECURITY_AREAS = (  # ConnectWise's Security Roles modules, by API path
+    ("/company/", "Companies > Company Maintenance"),
+    ("/procurement/", "Procurement > Product Catalog"),
+    ("/finance/invoices", "Finance > Invoicing"),
+    ("/finance/agreements", "Finance > Agreements"),
+    ("/system/", "System > Table Setup"),
+)
+
+
+_ACCESS = {"POST": "Add", "PATCH": "Edit", "PUT": "Edit", "DELETE": "Delete"}
+
+
+def _security_area(path: str) -> str:
+    return next((area for prefix, area in SECURITY_AREAS if path.startswith(prefix)), "this part of ConnectWise")
+
+
+def _html(response: httpx.Response) -> bool:
+    content_type = response.headers.get("Content-Type", "").lower()
+    return "html" in content_type or response.content.lstrip()[:1] == b"<"
+
+
+def _html_title(content: bytes) -> str:
+    match = re.search(rb"<title[^>]*>(.*?)</title>", content[:8192], re.IGNORECASE | re.DOTALL)
+    return harmless(match.group(1).decode("utf-8", "replace"), 80) if match else ""
+
+
+def _asked_version(response: httpx.Response) -> str:
+    accept = response.request.headers.get("Accept", "") if response.request is not None else ""
+    match = re.search(r"version=([^;,\s]+)", accept)
+    return harmless(match.group(1), 20) if match else "(none)"
+
+
 def _error_from(response: httpx.Response, method: str, path: str) -> ConnectWiseError:
     status = response.status_code
     code, message, errors = parse_error_body(response.content)
     common = dict(status=status, code=code, cw_message=message, errors=errors, method=method, path=path,
                   request_id=response.headers.get("x-cw-request-id"))
     said = f": {message}" if message else ""
+    if (status == 403 or status >= 500) and _html(response):
+        title = _html_title(response.content)
+        return Outage(
+            f"ConnectWise did not answer {method} {path}: a proxy in front of it sent an HTML error page "
+            f"({status}{': ' + title if title else ''}); this is an outage on ConnectWise's side or its network, "
+            "not your settings: try again in a few minutes", **common)
     if status == 401:
         return AuthenticationFailed(
             f"ConnectWise refused the credentials (401{said}); check the Company ID, the public and private keys and the Client ID",
             **common)
     if status == 403:
+        area = _security_area(path)
         return PermissionDenied(
-            f"the API member's security role does not allow {method} {path} (403{said}); ask your ConnectWise administrator",
-            **common)
+            f"the API member's security role does not allow {method} {path} (403{said}); ask your ConnectWise "
+            f"administrator to give the API member's security role {_ACCESS.get(method, 'Inquire')} rights on {area} "
+            "(System > Security Roles)", **common)
     if status == 404:
         return NotFound(f"not found (404) at {path}{said}; check the API URL (site and codebase) or the record", **common)
+    if status == 400 and "does not support the api version" in (message or "").lower():
+        current = harmless(response.headers.get("api-current-version", ""), 20)
+        return UnsupportedVersion(
+            f"ConnectWise does not serve API version {_asked_version(response)} that cw-tui uses"
+            + (f" (it serves up to {current})" if current else "")
+            + f" (400{said}); update cw-tui to a release that supports your ConnectWise, or ask your ConnectWise "
+            "administrator which API versions the tenant serves", **common)
     if status == 429:
         return Throttled(f"ConnectWise is throttling requests (429{said}); try again in a few minutes", **common)
     if status >= 500:

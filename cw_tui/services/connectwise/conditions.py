@@ -9,6 +9,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(/[A-Za-z_][A-Za-z0-9_]*)*$")
+# ConnectWise turns control characters in JSON strings into spaces (API-NOTES §3.2): a name
+# sent with a line break is stored with a space, and is found by the same text only so.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _OPERATORS = {"=", "!=", "<", "<=", ">", ">=", "contains", "like", "not contains", "not like", "in", "not in"}
 
 
@@ -28,6 +31,7 @@ def literal(value: object) -> str:
     if isinstance(value, date):
         return f"[{value.isoformat()}T00:00:00Z]"
     if isinstance(value, str):
+        value = _CONTROL.sub(" ", value)
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise TypeError(f"cannot use {type(value).__name__} in a condition")
 

@@ -89,12 +89,21 @@ class RequestRejected(ConnectWiseError):
     kind = "rejected"
 
 
+class UnsupportedVersion(RequestRejected):
+    """ConnectWise does not serve the API version cw-tui pins in `Accept` (API-NOTES §1.4)."""
+
+
 class Throttled(ConnectWiseError):
     kind = "throttled"
 
 
 class ServerError(ConnectWiseError):
     kind = "server"
+
+
+class Outage(ServerError):
+    """An HTML error page (a proxy's 403 or 503) in front of the API: ConnectWise itself did
+    not answer."""
 
 
 class BadResponse(ServerError):

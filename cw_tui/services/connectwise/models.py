@@ -71,6 +71,18 @@ class Agreement(CWModel):
     endDate: str | None = None
 
 
+class Invoice(CWModel):
+    id: int
+    invoiceNumber: str | None = None
+    type: str | None = None
+    agreement: Reference | None = None
+    company: Reference | None = None
+    applyToType: str | None = None
+    applyToId: int | None = None
+    date: str | None = None
+    total: Decimal | None = None
+
+
 class Addition(CWModel):
     id: int
     product: Reference | None = None
