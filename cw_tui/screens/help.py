@@ -10,10 +10,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Static
 
 from cw_tui.keymap import describe, keymap_path
+from cw_tui.widgets.modal import Modal
 
 
 def tilde(path: Path) -> str:
@@ -21,11 +21,10 @@ def tilde(path: Path) -> str:
     return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Modal):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss", "Close", show=False)]
     DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > Vertical { width: 90; max-width: 98%; height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    HelpScreen > Vertical { width: 90; max-width: 98%; height: 90%; padding: 0 1; }
     HelpScreen .title { height: auto; margin-bottom: 1; }
     HelpScreen DataTable { height: 1fr; }
     """

@@ -12,11 +12,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.line_detail import Field, LineDetail
+from cw_tui.widgets.modal import Modal
 
 STATUS_STYLES = {"Synced": "green", "Error": "bold red", "Posting…": "cyan"}
 
@@ -33,7 +33,7 @@ def section_view(title: str, fields: list[Field], label_width: int = 0) -> Group
     return Group(Text(title, style="bold underline"), table)
 
 
-class LineDetailModal(ModalScreen[None]):
+class LineDetailModal(Modal):
     BINDINGS: ClassVar = [
         Binding("escape", "dismiss", "Close"),
         Binding("down", "scroll('down')", "Scroll", show=False),
@@ -44,8 +44,7 @@ class LineDetailModal(ModalScreen[None]):
         Binding("end", "scroll('end')", "End", show=False),
     ]
     DEFAULT_CSS = """
-    LineDetailModal { align: center middle; }
-    LineDetailModal > Vertical { width: 110; max-width: 98%; height: 96%; border: thick $accent; background: $surface;
+    LineDetailModal > Vertical { width: 110; max-width: 98%; height: 96%; max-height: 100%;
                                  padding: 0 1; }
     LineDetailModal .title { text-style: bold; }
     LineDetailModal #body { height: 1fr; margin-top: 1; }

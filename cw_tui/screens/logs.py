@@ -10,7 +10,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, RichLog, Select, Static
 
 from cw_tui.grid.query import LOGS
@@ -22,6 +21,7 @@ from cw_tui.services.system_log import Level, LogQuery
 from cw_tui.store import queries
 from cw_tui.store.queries import LogRecord
 from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.modal import Modal
 from cw_tui.widgets.tiles import Tile
 
 LEVEL_STYLE = {"INFO": "bold black on #5fafff", "WARNING": "bold black on #ffaf00", "ERROR": "bold white on #d70000"}
@@ -31,11 +31,10 @@ def level_badge(level: str, _value: object = None) -> Text:
     return Text(f" {level} ", style=LEVEL_STYLE.get(level, ""))
 
 
-class LogDetail(ModalScreen[None]):
+class LogDetail(Modal):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
     DEFAULT_CSS = """
-    LogDetail { align: center middle; }
-    LogDetail > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    LogDetail > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%; padding: 0 1; }
     LogDetail .details { height: auto; max-height: 20; overflow-y: auto; }
     LogDetail Button { margin-top: 1; }
     """

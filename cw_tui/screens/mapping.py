@@ -7,12 +7,10 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
 from cw_tui.grid.query import invoices_source, organizations_source, products_source
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.store import queries
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
@@ -24,7 +22,9 @@ from cw_tui.screens.mapping_modals import (
     SyncPlanModal,
 )
 from cw_tui.services.display import dated_source, group_thousands, money_text, quantity_text
+from cw_tui.store import queries
 from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.modal import Modal
 
 BEST_PRACTICES = (
     ("Map organizations and products first", "Unmapped invoice lines cannot be posted."),
@@ -52,14 +52,13 @@ class PeriodSelect(Select):
         self.display = bool(periods)
 
 
-class BestPractices(ModalScreen[None]):
+class BestPractices(Modal):
     """The eight recommendations (SPEC §5). The list has the focus, so the arrows and page
     keys scroll it; Close stays in view below it at any size; escape closes too."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = """
-    BestPractices { align: center middle; }
-    BestPractices > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; border: thick $accent; background: $surface; padding: 0 1; }
+    BestPractices > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; padding: 0 1; }
     BestPractices .title { dock: top; height: auto; }
     BestPractices .buttons { dock: bottom; height: auto; align-horizontal: right; padding-top: 1; }
     BestPractices VerticalScroll { height: auto; max-height: 100%; }

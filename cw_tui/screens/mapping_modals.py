@@ -9,48 +9,24 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.sync_plan_modal import SyncPlanModal  # noqa: F401 - moved there; imported from here
+from cw_tui.widgets.modal import Modal, ModalBody
 
 
-class ModalBody(VerticalScroll):
-    """The part of a modal between its title and its buttons; it scrolls when the terminal is
-    small, and is a stop for Tab only when there is something to scroll."""
-
-    def allow_focus(self) -> bool:
-        return self.max_scroll_y > 0
-
-
-class _Modal(ModalScreen):
-    """A modal whose buttons always show: in a frame (classes="frame") the title is docked at
-    the top, the buttons at the bottom, and the body between them scrolls when the terminal is
-    small (80x24)."""
+class _Modal(Modal):
+    """The Mapping page's modals: escape and a Cancel button dismiss with None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
     DEFAULT_CSS = """
-    _Modal { align: center middle; }
-    _Modal > Vertical { width: 76; max-width: 96%; height: auto; max-height: 92%; border: thick $accent; background: $surface; padding: 0 1; }
     _Modal .title { text-style: bold; padding: 0 0 1 0; }
     _Modal .buttons { height: auto; align-horizontal: right; padding-top: 1; }
     _Modal .buttons Button { margin-left: 1; }
     _Modal DataTable { height: auto; max-height: 14; }
-    _Modal .frame > .title { dock: top; }
-    _Modal .frame > .buttons { dock: bottom; }
-    _Modal .frame > .body { height: auto; max-height: 100%; }
-    _Modal .frame .hint { color: $text-muted; }
     """
-
-    def on_mount(self) -> None:
-        # a table in the body scrolls its cursor row into view, and the body with it: start at the top
-        self.call_after_refresh(self._body_to_top)
-
-    def _body_to_top(self) -> None:
-        for body in self.query(ModalBody):
-            body.scroll_home(animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -11,21 +11,20 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerKind, all_names, name_of, offered
+from cw_tui.widgets.modal import Modal
 
 __all__ = ["AGREEMENTS", "COMPANIES", "PRODUCTS", "PickerModal"]
 
 
-class PickerModal(ModalScreen):
+class PickerModal(Modal):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "to_list", "List", show=False)]
     DEFAULT_CSS = """
-    PickerModal { align: center middle; }
-    PickerModal > Vertical { width: 80; max-width: 96%; height: 24; max-height: 95%; border: thick $accent; background: $surface; padding: 0 1; }
+    PickerModal > Vertical { width: 80; max-width: 96%; height: 24; max-height: 95%; padding: 0 1; }
     PickerModal OptionList { height: 1fr; }
     PickerModal #note { width: 1fr; color: $text-muted; }
     PickerModal Horizontal { height: auto; align-horizontal: right; }

@@ -18,11 +18,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.sync_plan import Plan, number_text
+from cw_tui.widgets.modal import Modal
 
 ROWS_SHOWN = 300  # per list; `cw-tui sync --dry-run --json` lists everything
 
@@ -134,7 +134,7 @@ def skipped_view(plan: Plan) -> Group:
     return Group(*parts)
 
 
-class SyncPlanModal(ModalScreen):
+class SyncPlanModal(Modal):
     """The plan of a sync (a dry run): confirm to post exactly this plan. Returns True or None.
     In an open period (SPEC §7) the focused button is Cancel, not Post. The plan's lists
     scroll (arrows, page keys) while the buttons stay in view."""
@@ -149,8 +149,7 @@ class SyncPlanModal(ModalScreen):
         Binding("end", "scroll('end')", "End", show=False),
     ]
     DEFAULT_CSS = """
-    SyncPlanModal { align: center middle; }
-    SyncPlanModal > Vertical { width: 110; max-width: 98%; height: 96%; border: thick $accent; background: $surface;
+    SyncPlanModal > Vertical { width: 110; max-width: 98%; height: 96%; max-height: 100%;
                                padding: 0 1; }
     SyncPlanModal .title { text-style: bold; }
     SyncPlanModal .warning { color: $text-warning; }
