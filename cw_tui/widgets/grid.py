@@ -16,6 +16,7 @@ from rich.style import Style
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.actions import SkipAction
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -92,6 +93,12 @@ class FilterModal(ModalScreen[frozenset | None]):
         self._done(frozenset())
 
 
+def focus_now(widget) -> None:  # noqa: ANN001 - a Widget
+    """Give the widget the keys before the next key is handled (`Widget.focus()` only queues
+    the change, behind the keys already typed)."""
+    widget.screen.set_focus(widget)
+
+
 class SqlGrid(Vertical):
     """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
 
@@ -107,8 +114,18 @@ class SqlGrid(Vertical):
             self.grid = grid
             self.page = page
 
+    # `/`, escape and enter move the keys between the rows and the boxes. They are priority
+    # bindings: the app runs them as each key arrives, so the keys typed after them go where
+    # they now belong. (A plain binding runs only after the focused widget has declined the
+    # key; by then the keys typed quickly after `/` were already handed to the table, and the
+    # search box lost them: "1414" -> a "1" switched to the Dashboard, an "s" of "skipped" sorted.)
+    # Where they are not for the grid, they are the focused widget's (SkipAction): `/` typed in
+    # the search is a letter. Keys typed before them may still wait in the box's queue: what
+    # reads the box waits for them (call_later on the box).
     BINDINGS = [
-        Binding("slash", "focus_search", "Search", id="grid.search"),
+        Binding("slash", "focus_search", "Search", id="grid.search", priority=True),
+        Binding("escape", "leave_box", "Back to the rows", show=False, priority=True),
+        Binding("enter", "leave_box(True)", "Back to the rows", show=False, priority=True),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("S", "sort_more", "Sort by one more column", id="grid.sort_more", show=False),
         Binding("f", "filter", "Filter", id="grid.filter"),
@@ -430,7 +447,30 @@ class SqlGrid(Vertical):
         self.app.notify(f"Exported {count:,} {source.name} to {path}", markup=False)
 
     def action_focus_search(self) -> None:
-        self.query_one(".search", Input).focus()
+        search = self.query_one(".search", Input)
+        if self.screen.focused is search:
+            raise SkipAction()  # typed into the search
+        focus_now(search)
+
+    def action_leave_box(self, submit: bool = False) -> None:
+        """escape or enter in the search box: back to the rows, the search kept (the rows shown
+        are the ones found, ready to be marked or opened; ctrl+u in the box clears it). enter in
+        the page number goes to that page, escape leaves it as it was."""
+        focused = self.screen.focused
+        number = self.query_one(".page-number", Input)
+        if focused is not self.query_one(".search", Input) and focused is not number:
+            raise SkipAction()
+        if focused is number:  # read once the digits typed before this key are in the box
+            number.call_later(self._page_typed, submit)
+        focus_now(self.table)
+
+    def _page_typed(self, submit: bool) -> None:
+        number = self.query_one(".page-number", Input)
+        if submit and number.value.isdigit():
+            self.state = replace(self.state, page=max(1, int(number.value)))
+            self.reload()
+        elif self.page is not None:
+            number.value = str(self.page.page)
 
     def action_sort(self) -> None:
         self._sort(self.current_column(), GridState.toggled_sort)
@@ -498,17 +538,6 @@ class SqlGrid(Vertical):
         self.all_matching = False  # "all matching" meant the rows of the old search
         self.state = replace(self.state, search=event.value, page=1)
         self.reload()
-
-    @on(Input.Submitted, ".search")
-    def _search_done(self) -> None:
-        self.table.focus()
-
-    @on(Input.Submitted, ".page-number")
-    def _page_typed(self, event: Input.Submitted) -> None:
-        if event.value.isdigit():
-            self.state = replace(self.state, page=max(1, int(event.value)))
-            self.reload()
-        self.table.focus()
 
     @on(Select.Changed, ".page-size")
     def _page_size(self, event: Select.Changed) -> None:
