@@ -12,9 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
+from textual.widgets import Button, DataTable, Label, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.widgets.toggles import Toggle as Checkbox  # [x] / [ ] without colour (issue 12)
 
 
 class _Modal(ModalScreen):

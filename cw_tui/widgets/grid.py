@@ -22,6 +22,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
@@ -29,13 +30,14 @@ from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.services.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
+from cw_tui.widgets.toggles import ToggleList
 
 # Styles a cell: gets the column's display text (services/display.py) and the stored value,
 # returns a rich Text (or a str). The text is what the CSV export holds too.
 Formatter = Callable[[str, Any], Any]
 
 
-class _ValueList(SelectionList):
+class _ValueList(ToggleList):
     """space toggles a value, enter applies the filter (SelectionList would toggle on enter)."""
 
     BINDINGS = [Binding("enter", "screen.apply", "Apply")]
@@ -93,7 +95,7 @@ class FilterModal(ModalScreen[frozenset | None]):
         self._done(frozenset())
 
 
-def focus_now(widget) -> None:  # noqa: ANN001 - a Widget
+def focus_now(widget: Widget) -> None:
     """Give the widget the keys before the next key is handled (`Widget.focus()` only queues
     the change, behind the keys already typed)."""
     widget.screen.set_focus(widget)
