@@ -4,6 +4,7 @@ with the state in the store and in ConnectWise; and the app's own 00:00 UTC dail
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from textual.widgets import TabbedContent
@@ -530,7 +531,7 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
             assert shown_cells(grid, uncached)["psa_agreement"] == "#99999"
             cells = shown_cells(grid, shaped)
             assert (cells["quantity"], cells["unit_price"], cells["unit_cost"], cells["total"]) == \
-                   ("10", "12.50", "0.000123", "125.00")
+                   ("10", "12.50", "0.00", "125.00")  # money to the cent on screen (issue 12), exact in the CSV
             assert cells["charge_start"] == "2026-10-03 U" and cells["sync"] == "Not Synced"
             page_keys = list(grid.page.keys)
             drawn = {key: shown_cells(grid, key) for key in page_keys}
@@ -558,8 +559,15 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
                         text = (text or "—") + letters[by_line[key][column.title.replace("Date", "Source")]]
                     elif column.key == "last_sync" and text:
                         text = text.replace("T", " ")[:16]
+                    elif column.key == "psa_agreement" and not text and cell.startswith("New agreement"):
+                        text = cell  # SPEC §8 rule 4: the grid says what sync will do; the CSV stays empty
                     elif column.key.startswith("psa_") and not text:
                         text = "Click to select"  # the grid's prompt where nothing is mapped; the CSV stays empty
+                    elif column.key == "psa_agreement" and cell.startswith("… "):
+                        assert text.endswith(cell[2:]), (key, text, cell)  # the part after the customer's name
+                        text = cell
+                    elif column.key in ("unit_price", "unit_cost", "total"):
+                        text = f"{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
                     if not cell.endswith("…"):  # a cell cut to its column's width
                         assert cell == text.replace(",", ""), (key, column.key)
 

@@ -27,6 +27,7 @@ from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
 from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
 from cw_tui.services.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
@@ -400,7 +401,8 @@ class SqlGrid(Vertical):
     def action_mark_all(self) -> None:
         self.all_matching = True
         self.marked.clear()
-        self.app.notify(f"All {self.page.total if self.page else 0:,} matching rows are marked.")
+        total = self.page.total if self.page else 0
+        self.app.notify("The 1 matching row is marked." if total == 1 else f"All {plural(total, 'matching row')} are marked.")
         self._show_marks()
 
     def action_clear_marks(self) -> None:
@@ -420,7 +422,8 @@ class SqlGrid(Vertical):
 
     def _update_summary(self) -> None:
         if self.page is not None:  # noqa: SIM102
-            base = self.summary_text(self.page) if self.summary_text else f"Showing {len(self.page.rows):,} of {self.page.total:,} {self.source.name}"
+            base = self.summary_text(self.page) if self.summary_text else \
+                f"Showing {len(self.page.rows):,} of {plural(self.page.total, self.source.singular, self.source.name)}"
             marks = self.marked_count()
             self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
 
@@ -446,7 +449,7 @@ class SqlGrid(Vertical):
         except Exception as error:  # noqa: BLE001 - a locked or damaged database
             self.app.notify(f"Export failed: {error}; no file was written", severity="error", markup=False)
             return
-        self.app.notify(f"Exported {count:,} {source.name} to {path}", markup=False)
+        self.app.notify(f"Exported {plural(count, source.singular, source.name)} to {path}", markup=False)
 
     def action_focus_search(self) -> None:
         search = self.query_one(".search", Input)
