@@ -103,6 +103,9 @@ class GridSource:
     scan_where: str = ""
     scan_params: tuple = ()
     singular: str = ""  # "invoice line": for a count of one
+    # the column that names a row (an organization's name): it stays in view, after the mark,
+    # when the columns scroll to the right
+    name_key: str | None = None
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -452,7 +455,7 @@ def organizations_source() -> GridSource:
                    "CASE WHEN o.mapping_error IS NOT NULL THEN 'Response Error' WHEN o.company_id IS NULL THEN 'Unmapped' "
                    "ELSE 'Mapped' END", filterable=True, width=14),
         ),
-        key_sql="o.platform_id", default_sort=(("name", False),),
+        key_sql="o.platform_id", default_sort=(("name", False),), name_key="name",
     )
 
 
@@ -471,7 +474,7 @@ def products_source() -> GridSource:
                    "CASE WHEN f.mapping_error IS NOT NULL THEN 'Response Error' WHEN f.product_id IS NULL THEN 'Unmapped' "
                    "ELSE 'Mapped' END", filterable=True, width=14),
         ),
-        key_sql="f.platform_id", default_sort=(("name", False),),
+        key_sql="f.platform_id", default_sort=(("name", False),), name_key="name",
     )
 
 
@@ -547,6 +550,7 @@ def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) 
             Column("last_sync", "Last Sync", "l.last_sync_at", width=16, display=local_minute, csv=iso_utc),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
+        name_key="organization",
         base="invoice_line l",
         joins=(
             ("o", "JOIN organization o ON o.platform_id = l.organization_id"),
