@@ -23,7 +23,7 @@ from cw_tui.screens.mapping_modals import (
     SyncPlanModal,
 )
 from cw_tui.services.display import dated_source, exact_money_text, group_thousands, quantity_text
-from cw_tui.services.grid_query import invoices_source, organizations_source, products_source
+from cw_tui.services.grid_query import GridSource, Page, invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
 
 BEST_PRACTICES = (
@@ -765,14 +765,14 @@ class MappingScreen(MappingActions):
         if isinstance(event.value, str) and grid.source.params != (event.value,):
             grid.set_source(self._invoices_source(event.value))
 
-    def _invoices_source(self, period: str):  # noqa: ANN202 - a GridSource
+    def _invoices_source(self, period: str) -> GridSource:
         from cw_tui.services import settings
 
         chosen = settings.load_configuration(self.app.store).agreement_type  # type: ignore[attr-defined]
         self._agreement_type = (chosen.id, chosen.name) if chosen else None
         return invoices_source(period, self._agreement_type)
 
-    def _line_summary(self, page) -> str:  # noqa: ANN001 - a Page
+    def _line_summary(self, page: Page) -> str:
         return f"Showing {len(page.rows):,} of {plural(page.total, 'invoice line')}"
 
     @guarded

@@ -109,7 +109,7 @@ class GridSource:
 
     def __post_init__(self) -> None:
         if not self.singular:
-            object.__setattr__(self, "singular", self.name[:-1] if self.name.endswith("s") else self.name)
+            object.__setattr__(self, "singular", self.name.removesuffix("s"))
 
     @property
     def rowid_sql(self) -> str:

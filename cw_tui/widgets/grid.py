@@ -28,7 +28,16 @@ from textual.widgets.selection_list import Selection
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
-from cw_tui.services.grid_query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.services.grid_query import (
+    PAGE_SIZES,
+    Column,
+    GridCache,
+    GridSource,
+    GridState,
+    Page,
+    distinct_values,
+    fetch_page,
+)
 from cw_tui.services.store import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
 from cw_tui.widgets.toggles import ToggleList
@@ -276,7 +285,7 @@ class SqlGrid(Vertical):
     def _visible(self) -> list:
         return [c for _, c in self._row_columns()]
 
-    def width_of(self, column) -> int:  # noqa: ANN001 - a Column
+    def width_of(self, column: Column) -> int:
         return self._widths.get(column.key) or column.width or 10
 
     def _header_lines(self) -> list[Text]:
@@ -315,7 +324,7 @@ class SqlGrid(Vertical):
         pad = " " * (width - cell_len(cell))
         return f" {pad}{cell} " if right else f" {cell}{pad} "
 
-    def _formatted(self, column, value) -> Any:  # noqa: ANN001, ANN401 - a Column and its value; a str or a Text
+    def _formatted(self, column: Column, value: Any) -> Any:  # a str or a Text
         # Every cell is data: its controls are made visible (safe_text) before it is measured. The
         # test that nearly every text passes is made here, inline: it runs for every cell drawn.
         formatter = self.formatters.get(column.key)
