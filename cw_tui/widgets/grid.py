@@ -112,6 +112,7 @@ def focus_now(widget: Widget) -> None:
 
 
 MARK_WIDTH = 3  # " ● " before every row
+SPACE = Segment(" ")
 MAX_COLUMN_WIDTH = 60  # a cell longer than this is cut even where there is room
 
 
@@ -207,7 +208,8 @@ class SqlGrid(Vertical):
         self._cache = GridCache()  # counts and matching rows, reused until the database changes
         self._columns_for: GridSource | None = None
         self._format_cache: dict[tuple[str, Any], Any] = {}  # (column, value) -> its styled text
-        self._cell_cache: dict[tuple[str, Any, int], list[Segment]] = {}  # ... fitted to a width
+        self._styled_cache: dict[tuple[str, Any], tuple[list[Segment], int]] = {}  # ... rendered, its cells
+        self._cell_cache: dict[tuple[str, Any, int], list[Segment]] = {}  # ... cut to a width
         self._columns_cache: list = []
         self._widths: dict[str, int] = {}  # column key -> width, chosen for the page shown (_layout)
 
@@ -349,14 +351,29 @@ class SqlGrid(Vertical):
         cell = self._formatted(column, value)
         if isinstance(cell, str):
             return [Segment(self._fit_plain(cell, width, column.numeric))]
-        key = (column.key, value, width)
-        cached = self._cell_cache.get(key)
-        if cached is None:
-            cached = list(self._fit(cell, width, column.numeric).render(self.app.console))
-            if len(self._cell_cache) > 50_000:
-                self._cell_cache.clear()
-            self._cell_cache[key] = cached
-        return cached
+        # A styled cell is rendered once; widths change from page to page (_layout), so it is then
+        # only padded, and rendered again only where it must be cut.
+        key = (column.key, value)
+        rendered = self._styled_cache.get(key)
+        if rendered is None:
+            spans = Text()
+            spans.append_text(cell)  # its own style becomes a span: Text.render ignores it otherwise
+            rendered = self._styled_cache[key] = (list(spans.render(self.app.console)), cell.cell_len)
+            if len(self._styled_cache) > 50_000:
+                self._styled_cache.clear()
+        segments, length = rendered
+        if length > width:
+            cut = self._cell_cache.get((column.key, value, width))
+            if cut is None:
+                cut = self._cell_cache[(column.key, value, width)] = list(
+                    self._fit(cell, width, column.numeric).render(self.app.console))
+                if len(self._cell_cache) > 50_000:
+                    self._cell_cache.clear()
+            return cut
+        pad = [Segment(" " * (width - length))] if width > length else []
+        if column.numeric:
+            return [SPACE, *pad, *segments, SPACE]
+        return [SPACE, *segments, *pad, SPACE]
 
     def _row_strip(self, key: str, row: tuple) -> Strip:
         # A row is rendered once, when its page arrives; GridTable only crops and styles it.
@@ -428,6 +445,7 @@ class SqlGrid(Vertical):
             self._columns_for = self.source
             self._columns_cache = [(n, c) for n, c in enumerate(self.source.columns) if c.width != 0]
             self._cell_cache.clear()
+            self._styled_cache.clear()
             self._format_cache.clear()
         return self._columns_cache
 
