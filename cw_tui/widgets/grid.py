@@ -212,6 +212,8 @@ class SqlGrid(Vertical):
         self._cell_cache: dict[tuple[str, Any, int], list[Segment]] = {}  # ... cut to a width
         self._columns_cache: list = []
         self._widths: dict[str, int] = {}  # column key -> width, chosen for the page shown (_layout)
+        self._header_key: tuple | None = None
+        self._header_cached: list[Text] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -293,6 +295,12 @@ class SqlGrid(Vertical):
     def _header_lines(self) -> list[Text]:
         """The column titles, laid out like the rows: one line, or two where a title is wider
         than its column (a title is never cut)."""
+        key = (id(self.source), self.state.sort, self.state.filters, self.column_index, tuple(self._widths.items()))
+        if key != self._header_key:
+            self._header_key, self._header_cached = key, self._lay_out_header()
+        return self._header_cached
+
+    def _lay_out_header(self) -> list[Text]:
         cells = [(column, wrap_title(self._header(column), self.width_of(column))) for column in self._visible()]
         height = max([1, *(len(lines) for _, lines in cells)])
         out = []
