@@ -162,10 +162,8 @@ class SqlGrid(Vertical):
     # reads the box waits for them (call_later on the box).
     BINDINGS = [
         Binding("slash", "focus_search", "Search", id="grid.search", priority=True),
-        Binding("escape", "leave_box", "Search box: back to the rows, the search kept", id="grid.leave_box", show=False,
-                priority=True),
-        Binding("enter", "leave_box(True)", "Search or page box: apply, back to the rows", id="grid.apply_box",
-                show=False, priority=True),
+        Binding("escape", "leave_box", "Leave the search box", id="grid.leave_box", show=False, priority=True),
+        Binding("enter", "leave_box(True)", "Apply, leave the box", id="grid.apply_box", show=False, priority=True),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("S", "sort_more", "Sort by one more column", id="grid.sort_more", show=False),
         Binding("f", "filter", "Filter", id="grid.filter"),
