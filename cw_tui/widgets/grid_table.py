@@ -140,7 +140,15 @@ class GridTable(ScrollView, can_focus=True):
 
     def _resize(self) -> None:
         width = max([*(h.cell_length for h in self._header), *(s.cell_length for s in self._strips)])
-        self.virtual_size = Size(width, len(self._strips) + self.header_height)
+        size = Size(width, len(self._strips) + self.header_height)
+        if size.height == self.virtual_size.height and size.width != self.virtual_size.width:
+            # the columns are laid out per page: a new width needs no layout pass of the screen
+            # (virtual_size is a layout reactive; there is no horizontal bar to show or hide)
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)
+            self.scroll_x = min(self.scroll_x, self.max_scroll_x)
+        else:
+            self.virtual_size = size
 
     # --------------------------------------------------------------- cursor
 
