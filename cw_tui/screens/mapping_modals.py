@@ -11,10 +11,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
+from textual.widgets import Button, DataTable, Label, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.sync_plan_modal import SyncPlanModal  # noqa: F401 - moved there; imported from here
+from cw_tui.widgets.toggles import Toggle as Checkbox  # [x] / [ ] without colour (issue 12)
 
 
 class ModalBody(VerticalScroll):
