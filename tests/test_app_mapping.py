@@ -4,6 +4,7 @@ with the state in the store and in ConnectWise; and the app's own 00:00 UTC dail
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from textual.widgets import TabbedContent
@@ -443,7 +444,8 @@ def test_the_shown_grid_has_the_keys_and_the_mouse_sorts_opens_and_presses_keys(
             assert organizations.state.sort == ()
 
             # the header: " ● " then each column as its width plus a space either side
-            x = 3 + (10 + 2) + (16 + 2) + 2  # inside "Organization Name"
+            first, second = invoices._visible()[:2]
+            x = 3 + (invoices.width_of(first) + 2) + (invoices.width_of(second) + 2) + 2  # inside "Organization Name"
             await pilot.click(invoices.table, offset=(x, 0))
             await wait_for(pilot, lambda: invoices.state.sort == (("organization", False),))
             names = [row[2] for row in invoices.page.rows]
@@ -451,10 +453,11 @@ def test_the_shown_grid_has_the_keys_and_the_mouse_sorts_opens_and_presses_keys(
             await pilot.click(invoices.table, offset=(x, 0))  # again: descending
             await wait_for(pilot, lambda: invoices.state.sort == (("organization", True),))
 
-            await pilot.click(invoices.table, offset=(20, 3))  # the third row takes the cursor
+            third = invoices.table.header_height + 2  # the header takes two lines where a title wraps
+            await pilot.click(invoices.table, offset=(20, third))  # the third row takes the cursor
             await wait_for(pilot, lambda: invoices.table.cursor_row == 2)
             key = invoices.current_key()
-            await pilot.click(invoices.table, offset=(20, 3))  # a click on the cursor row opens it
+            await pilot.click(invoices.table, offset=(20, third))  # a click on the cursor row opens it
             await wait_for(pilot, lambda: not isinstance(app.screen, MappingScreen))
             assert invoices.current_key() == key
             await pilot.press("escape")
@@ -476,7 +479,7 @@ def shown_cells(grid: SqlGrid, key: str) -> dict[str, str]:
     text = grid.table._strips[grid.page.keys.index(key)].text
     cells, x = {}, 3
     for column in grid._visible():
-        width = column.width or 10
+        width = grid.width_of(column)  # as laid out for the page (issue 12)
         cells[column.key] = text[x + 1 : x + 1 + width].strip()
         x += width + 2
     return cells
@@ -530,7 +533,7 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
             assert shown_cells(grid, uncached)["psa_agreement"] == "#99999"
             cells = shown_cells(grid, shaped)
             assert (cells["quantity"], cells["unit_price"], cells["unit_cost"], cells["total"]) == \
-                   ("10", "12.50", "0.000123", "125.00")
+                   ("10", "12.50", "0.00", "125.00")  # money to the cent on screen (issue 12), exact in the CSV
             assert cells["charge_start"] == "2026-10-03 U" and cells["sync"] == "Not Synced"
             page_keys = list(grid.page.keys)
             drawn = {key: shown_cells(grid, key) for key in page_keys}
@@ -558,8 +561,15 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
                         text = (text or "—") + letters[by_line[key][column.title.replace("Date", "Source")]]
                     elif column.key == "last_sync" and text:
                         text = text.replace("T", " ")[:16]
+                    elif column.key == "psa_agreement" and not text and cell.startswith("New agreement"):
+                        text = cell  # SPEC §8 rule 4: the grid says what sync will do; the CSV stays empty
                     elif column.key.startswith("psa_") and not text:
                         text = "Click to select"  # the grid's prompt where nothing is mapped; the CSV stays empty
+                    elif column.key == "psa_agreement" and cell.startswith("… "):
+                        assert text.endswith(cell[2:]), (key, text, cell)  # the part after the customer's name
+                        text = cell
+                    elif column.key in ("unit_price", "unit_cost", "total"):
+                        text = f"{Decimal(text).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
                     if not cell.endswith("…"):  # a cell cut to its column's width
                         assert cell == text.replace(",", ""), (key, column.key)
 

@@ -53,7 +53,8 @@ def test_cli_export_holds_plain_decimals_user_words_and_iso_dates(cli, db: Path,
         rows = {r[0]: r for r in store.db.execute_sql(
             f"SELECT l.line_id, {', '.join(c.sql for c in source.columns)} FROM {source.from_sql} WHERE l.line_id IN (?, ?)",
             (line.line_id, synced.line_id))}
-        shown = {key: {c.title: c.shown(v) for c, v in zip(source.columns, row[1:])} for key, row in rows.items()}
+        # (money: the grid rounds to the cent, the export holds the exact amount; issue 12)
+        shown = {key: {c.title: c.csv_cells(v)[0] for c, v in zip(source.columns, row[1:])} for key, row in rows.items()}
     monkeypatch.chdir(tmp_path)
     result = cli("--db", db, "export", "invoices", "--search", line.invoice_number)  # the newest period, in this folder
     assert result.code == 0, result.err
@@ -143,11 +144,14 @@ def test_a_failed_export_leaves_the_old_file_and_no_part(db: Path, tmp_path: Pat
 
 
 def test_decimal_text_is_exact_and_the_grid_only_groups_it() -> None:
-    from cw_tui.services.display import group_thousands, money_text, quantity_text
+    from cw_tui.services.display import exact_money_text, group_thousands, money_text, quantity_text
 
     assert [quantity_text(m) for m in (10_000_000, 341_644_000, 123, -3_000_000, 0, None)] == \
            ["10", "341.644", "0.000123", "-3", "0", ""]
-    assert [money_text(m) for m in (12_500_000, 100_000, 123, -12_500_000, 1_234_567_500_000)] == \
+    assert [exact_money_text(m) for m in (12_500_000, 100_000, 123, -12_500_000, 1_234_567_500_000)] == \
            ["12.50", "0.10", "0.000123", "-12.50", "1234567.50"]
+    # the grid's money: to the cent, half up (issue 12: "8,665.68456" reads 8,665.68)
+    assert [money_text(m) for m in (8_665_684_560, 12_500_000, 123, 5_000, -12_505_000, None)] == \
+           ["8665.68", "12.50", "0.00", "0.01", "-12.51", ""]
     assert [group_thousands(t) for t in ("1234567.50", "-1000", "999", "0.000123", "")] == \
            ["1,234,567.50", "-1,000", "999", "0.000123", ""]

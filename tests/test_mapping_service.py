@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.grid.query import GridState, invoices_source, matching_keys
+from cw_tui.grid.query import GridState, Selection, invoices_source
 from cw_tui.services.mapping import (
     LineChange,
     MappingError,
@@ -49,9 +49,9 @@ def test_map_and_unmap_organizations_and_offers(store) -> None:
 def test_bulk_update_of_all_matching_lines_leaves_synced_ones(store) -> None:
     source = invoices_source(PERIOD)
     state = GridState(filters=(("charge_type", frozenset({"Cycle Fee"})),))
-    sql, params = matching_keys(source, state)
+    selection = Selection.all_matching(source, state)
     synced_before = {l.line_id: l.override_product_id for l in InvoiceLine.select().where(InvoiceLine.sync_status == "synced")}
-    changed = update_lines(store, sql, params, LineChange(product_id=1001, charge_end=date(2026, 12, 31)))
+    changed = update_lines(store, selection, LineChange(product_id=1001, charge_end=date(2026, 12, 31)))
     editable = InvoiceLine.select().where((InvoiceLine.period == PERIOD) & (InvoiceLine.charge_type == "Cycle Fee")
                                           & InvoiceLine.sync_status.in_(["not_synced", "error"]))
     assert changed == editable.count() > 10
@@ -134,7 +134,7 @@ def test_another_companys_agreement_is_refused_naming_both_companies(store) -> N
         map_contract(store, theirs.contract_id, 5001)
     source = invoices_source(PERIOD)
     with pytest.raises(MappingError, match="more line"):  # the grid's "all matching": many companies
-        update_lines(store, *matching_keys(source, GridState()), LineChange(agreement_id=5001))
+        update_lines(store, Selection.all_matching(source, GridState()), LineChange(agreement_id=5001))
     unmapped = InvoiceLine.select().join(Organization, on=(Organization.platform_id == InvoiceLine.organization_id)).where(
         Organization.company_id.is_null() & (InvoiceLine.sync_status == "not_synced")).first()
     with pytest.raises(MappingError, match="no PSA Organization yet"):
@@ -156,6 +156,6 @@ def test_line_companies_of_marked_lines(store) -> None:
     from cw_tui.services.mapping import line_companies
 
     ours, theirs = line_of_company(250), line_of_company(251)
-    sql = "SELECT line_id FROM invoice_line WHERE line_id IN (?, ?)"
-    assert [c[0] for c in line_companies(store, sql, [ours.line_id, ours.line_id])] == [250]
-    assert sorted(c[0] for c in line_companies(store, sql, [ours.line_id, theirs.line_id])) == [250, 251]
+    source = invoices_source(PERIOD)
+    assert [c[0] for c in line_companies(store, Selection.of_keys(source, [ours.line_id]))] == [250]
+    assert sorted(c[0] for c in line_companies(store, Selection.of_keys(source, [ours.line_id, theirs.line_id]))) == [250, 251]

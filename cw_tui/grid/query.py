@@ -13,8 +13,12 @@ from functools import lru_cache
 from typing import Any
 
 from cw_tui.services.display import (
+    AGREEMENT_SEPARATOR,
+    agreement_full,
+    agreement_short,
     dated_day,
     dated_source,
+    exact_money_text,
     iso_utc,
     line_mapping_text,
     local_minute,
@@ -98,6 +102,14 @@ class GridSource:
     # walking an index of 100k rows costs one lookup per row, a scan reads pages in order.
     scan_where: str = ""
     scan_params: tuple = ()
+    singular: str = ""  # "invoice line": for a count of one
+    # the column that names a row (an organization's name): it stays in view, after the mark,
+    # when the columns scroll to the right
+    name_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.singular:
+            object.__setattr__(self, "singular", self.name.removesuffix("s"))
 
     @property
     def rowid_sql(self) -> str:
@@ -381,6 +393,39 @@ def _fetch_page_simple(store: Store, source: GridSource, state: GridState) -> Pa
     return Page([str(r[0]) for r in rows], [tuple(r[1:]) for r in rows], total, page, state.page_size, all_rows)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """The rows a person chose in a grid, as data: every row matching the grid's search and
+    filters (`state`), or these `keys`. Marks travel as a Selection, never as SQL text; the
+    SQL is written here, below the UI, when the selection is used."""
+
+    source: GridSource
+    state: GridState | None = None
+    keys: tuple = ()
+
+    @classmethod
+    def all_matching(cls, source: GridSource, state: GridState) -> Selection:
+        return cls(source, state)
+
+    @classmethod
+    def of_keys(cls, source: GridSource, keys) -> Selection:  # noqa: ANN001 - any iterable of keys
+        return cls(source, None, tuple(sorted(keys)))
+
+    def subquery(self) -> tuple[str, list[Any]]:
+        """A subquery of the chosen keys, and its parameters."""
+        if self.state is not None:
+            return matching_keys(self.source, self.state)
+        column = self.source.key_sql.split(".")[-1]
+        table = self.source.from_sql.split()[0]
+        return f"SELECT {column} FROM {table} WHERE {column} IN ({','.join('?' * len(self.keys))})", list(self.keys)
+
+
+def selected_keys(store: Store, selection: Selection) -> list[Any]:
+    """The keys a selection stands for, read now."""
+    sql, params = selection.subquery()
+    return [r[0] for r in store.db.execute_sql(sql, params)]
+
+
 def matching_keys(source: GridSource, state: GridState) -> tuple[str, list[Any]]:
     """A subquery of the keys of every row that matches the grid's search and filters: bulk
     changes use the same predicate as the grid, so "all matching" means what is shown."""
@@ -420,7 +465,7 @@ def _logs_source() -> GridSource:
             Column("summary", "Summary", "summary", searchable=True, width=60),
             Column("details", "Details", "details", sortable=False, searchable=True, width=0),
         ),
-        key_sql="id", default_sort=(("timestamp", True),),
+        key_sql="id", default_sort=(("timestamp", True),), singular="log entry",
     )
 
 
@@ -443,7 +488,7 @@ def organizations_source() -> GridSource:
                    "CASE WHEN o.mapping_error IS NOT NULL THEN 'Response Error' WHEN o.company_id IS NULL THEN 'Unmapped' "
                    "ELSE 'Mapped' END", filterable=True, width=14),
         ),
-        key_sql="o.platform_id", default_sort=(("name", False),),
+        key_sql="o.platform_id", default_sort=(("name", False),), name_key="name",
     )
 
 
@@ -462,11 +507,37 @@ def products_source() -> GridSource:
                    "CASE WHEN f.mapping_error IS NOT NULL THEN 'Response Error' WHEN f.product_id IS NULL THEN 'Unmapped' "
                    "ELSE 'Mapped' END", filterable=True, width=14),
         ),
-        key_sql="f.platform_id", default_sort=(("name", False),),
+        key_sql="f.platform_id", default_sort=(("name", False),), name_key="name",
     )
 
 
-def invoices_source(period: str) -> GridSource:
+def _agreement_sql(type_id: int | None) -> str:
+    """The line's agreement as agreement_short/agreement_full read it (display.py): the one it
+    was posted to, the one chosen (line or contract), the one SPEC §8 rule 3 proposes (the
+    company's only active agreement of the configured type, or its active one of the name a new
+    one would get), or a new one (rule 4); none while the line is unmapped (rule 5 included)."""
+    us = f"'{AGREEMENT_SEPARATOR}'"
+    company = "COALESCE(l.override_company_id, o.company_id)"
+    tail = f" || {us} || COALESCE(cm.name, '') || {us} || o.name || {us} || "
+    active = f"a2.company_id = {company} AND a2.status = 'Active' AND NOT a2.cancelled"
+    of_type = f"a2.type_id = {int(type_id)}" if type_id is not None else "0"
+    return (
+        "CASE WHEN l.sync_status IN ('synced', 'claimed') AND l.posted_agreement_id IS NOT NULL "
+        f"THEN COALESCE(pa.name, '#' || l.posted_agreement_id){tail}'posted' "
+        f"WHEN COALESCE(l.override_agreement_id, c.agreement_id) IS NOT NULL "
+        f"THEN COALESCE(ag.name, '#' || COALESCE(l.override_agreement_id, c.agreement_id)){tail}'mapped' "
+        f"WHEN {company} IS NULL OR COALESCE(l.override_product_id, f.product_id) IS NULL "
+        f"OR (SELECT COUNT(*) FROM organization o2 WHERE o2.company_id = {company}) > 1 THEN NULL "
+        f"ELSE COALESCE(COALESCE((SELECT CASE WHEN COUNT(*) = 1 THEN MAX(a2.name) END FROM agreement a2 "
+        f"WHERE {active} AND {of_type}), (SELECT MIN(a2.name) FROM agreement a2 WHERE {active} "
+        f"AND a2.name = substr(o.name || ' - ' || l.contract_id, 1, 100))){tail}'proposed', ''{tail}'new') END"
+    )
+
+
+def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) -> GridSource:
+    """The lines of a period. `agreement_type` (id, name): the configured Agreement Type, for
+    the agreement a line will get (SPEC §8 rules 3 and 4)."""
+    type_id, type_name = agreement_type or (None, "")
     return GridSource(
         "invoice lines",
         f"invoice_line l {LINE_MAPPING_JOINS} "
@@ -487,9 +558,12 @@ def invoices_source(period: str) -> GridSource:
                    sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id")),
             Column("charge_type", "Charge Type", "l.charge_type", filterable=True, width=13),
             Column("quantity", "Quantity", "l.quantity", numeric=True, width=10, display=quantity_text),
-            Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10, display=money_text),
-            Column("unit_cost", "Unit Cost", "l.unit_cost", numeric=True, width=10, display=money_text),
-            Column("total", "Total", "l.total", numeric=True, width=11, display=money_text),
+            # money to the cent on screen; the export holds the exact amounts
+            Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10, display=money_text,
+                   csv=exact_money_text),
+            Column("unit_cost", "Unit Cost", "l.unit_cost", numeric=True, width=10, display=money_text,
+                   csv=exact_money_text),
+            Column("total", "Total", "l.total", numeric=True, width=11, display=money_text, csv=exact_money_text),
             Column("currency", "Currency", "l.currency", filterable=True, width=8),
             Column("charge_start", "Charge Start Date", "l.charge_start || '|' || l.charge_start_badge", width=13,
                    display=dated_day, csv_extra=(("Charge Start Source", dated_source),)),
@@ -498,15 +572,18 @@ def invoices_source(period: str) -> GridSource:
             Column("psa_org", "PSA Organization Name", "cm.name", width=24),
             Column("psa_product", "PSA Product Name", "p.description", width=24),
             # a line posted (or being posted) shows where it went, whatever its mapping says now
-            Column("psa_agreement", "PSA Agreement Name",
-                   "CASE WHEN l.sync_status IN ('synced', 'claimed') AND l.posted_agreement_id IS NOT NULL "
-                   "THEN COALESCE(pa.name, '#' || l.posted_agreement_id) ELSE ag.name END", width=24),
+            # the part of the name that tells the customer's agreements apart; the export: all of it
+            Column("psa_agreement", "PSA Agreement Name", _agreement_sql(type_id), width=24,
+                   display=lambda value, new=type_name: agreement_short(value, new), csv=agreement_full),
             Column("mapping", "Mapping Status", f"({LINE_MAPPING_STATUS})", filterable=True, width=10,
                    display=line_mapping_text),
             Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10, display=sync_status_text),
+            # why ConnectWise refused an Error line (SPEC §5): on the row, not only in the edit form
+            Column("error", "Error", "CASE WHEN l.sync_status = 'error' THEN l.last_error END", width=24),
             Column("last_sync", "Last Sync", "l.last_sync_at", width=16, display=local_minute, csv=iso_utc),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
+        name_key="organization",
         base="invoice_line l",
         joins=(
             ("o", "JOIN organization o ON o.platform_id = l.organization_id"),

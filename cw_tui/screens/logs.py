@@ -62,8 +62,9 @@ class LogsScreen(AreaScreen):
     AUTO_FOCUS = "GridTable"  # the log's keys (/ search, f filter, enter details) work at once
     BINDINGS = [
         # the grid's `/` works from the tiles too: they are not inside the grid, so its own
-        # binding is not in their chain (same action name: one hint in the key bar)
-        Binding("slash", "focus_search", "Search", id="logs.search"),
+        # binding is not in their chain (same action name: one hint in the key bar). A priority
+        # binding, as the grid's: the keys typed right after it go to the search box
+        Binding("slash", "focus_search", "Search", id="logs.search", priority=True),
         Binding("ctrl+r", "reload", "Refresh", id="logs.refresh"),
         Binding("l", "level", "Level", id="logs.level"),
         Binding("ctrl+l", "toggle_live", "Live pane", id="logs.live"),

@@ -9,8 +9,9 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
-from cw_tui.grid.query import invoices_source, organizations_source, products_source
+from cw_tui.grid.query import GridSource, Page, invoices_source, organizations_source, products_source, selected_keys
 from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen, guarded
 from cw_tui.screens.mapping_modals import (
     AutomapModal,
@@ -21,7 +22,7 @@ from cw_tui.screens.mapping_modals import (
     ShrinkModal,
     SyncPlanModal,
 )
-from cw_tui.services.display import dated_source, group_thousands, money_text, quantity_text
+from cw_tui.services.display import dated_source, exact_money_text, group_thousands, quantity_text
 from cw_tui.store import queries
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.modal import Modal
@@ -121,6 +122,18 @@ def psa_status(text: str, _value: object = None) -> Text:
 
 def click_to_select(text: str, _value: object = None) -> Text:
     return Text(text) if text else Text("Click to select", style="dim italic")
+
+
+def agreement_cell(text: str, value: object = None) -> Text:
+    """The agreement's telling part, "New agreement (<type>)" where sync will create one (SPEC
+    §8 rule 4), "Click to select" where none can be chosen yet."""
+    if text.startswith("New agreement"):
+        return Text(text, style="italic")
+    return click_to_select(text, value)
+
+
+def error_reason(text: str, _value: object = None) -> Text:
+    return Text(text, style="red")
 
 
 class _Busy:
@@ -238,7 +251,8 @@ class MappingActions(AreaScreen):
         def chosen(answer: str | None) -> None:
             if answer:
                 done = automap(self.app.store, include=answer == "map_include")
-                self.app.notify(f"Mapped {len(done.organizations)} organizations and {len(done.offers)} offers.")
+                self.app.notify(f"Mapped {plural(len(done.organizations), 'organization')} and "
+                                f"{plural(len(done.offers), 'offer')}.")
                 self.refresh_data()
 
         self.app.push_screen(AutomapModal(Matches(found.organizations, found.offers, found.not_active)), self.guard(chosen))
@@ -342,7 +356,7 @@ class MappingActions(AreaScreen):
                 self.app.call_from_thread(self.app.push_screen, ConfirmRemovalsModal(need),
                                           lambda remove, need=need: self._removals_answered(folder, periods, need, remove))
                 return
-        text = "; ".join(f"{p.period}: {p.lines:,} lines ({p.summary()})" for p in report.periods)
+        text = "; ".join(f"{p.period}: {plural(p.lines, 'line')} ({p.summary()})" for p in report.periods)
         self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
         self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
 
@@ -350,7 +364,7 @@ class MappingActions(AreaScreen):
         if remove:
             self._load_invoices(folder, periods, need.consent)  # asks again if the lines to remove have changed
         else:
-            self.app.notify(f"Nothing was loaded: the {need.count:,} unsynced line(s) are kept.")
+            self.app.notify(f"Nothing was loaded: the {plural(need.count, 'unsynced line')} {'is' if need.count == 1 else 'are'} kept.")
 
     def _after_load(self, period: str) -> None:
         self._fill_periods()
@@ -449,8 +463,8 @@ class MappingActions(AreaScreen):
         adopted = f", {result.adopted} already in ConnectWise" if result.adopted else ""
         self.app.call_from_thread(
             self.app.notify,
-            f"{period}: {result.synced_lines:,} lines synced ({result.created} created, {result.updated} updated, "
-            f"{result.cancelled} cancelled{adopted}); {result.skipped} skipped; {result.errors} errors.",
+            f"{period}: {plural(result.synced_lines, 'line')} synced ({result.created:,} created, {result.updated:,} updated, "
+            f"{result.cancelled:,} cancelled{adopted}); {result.skipped:,} skipped; {plural(result.errors, 'error')}.",
             severity=severity, timeout=12)
         self.app.call_from_thread(self.refresh_data)
 
@@ -473,7 +487,7 @@ class MappingActions(AreaScreen):
             return None
         line["agreement_gone"] = agreement_gone(line["agreement_id"], own=line["own_agreement_id"] is not None)
         line["quantity"] = group_thousands(quantity_text(line["quantity"]))
-        line["unit_price"] = group_thousands(money_text(line["unit_price"]))
+        line["unit_price"] = group_thousands(exact_money_text(line["unit_price"]))
         return line
 
     @guarded
@@ -586,14 +600,14 @@ class MappingActions(AreaScreen):
             return
         store = self.app.store
         tab = self.query_one(TabbedContent).active
-        sql, params = grid.marked_keys_sql()
+        marked = grid.marked_selection()
 
         def done(changed: int) -> None:
-            self.app.notify(f"Updated {changed:,} row(s).")
+            self.app.notify(f"Updated {plural(changed, 'row')}.")
             grid.reload(clear_marks=True)  # the rows changed: show them as they are now
 
         if tab in ("organizations", "products"):
-            keys = queries.keys_where(store, sql, params)
+            keys = selected_keys(store, marked)
             apply = map_organizations if tab == "organizations" else map_offers
 
             def picked(value) -> None:  # noqa: ANN001
@@ -616,11 +630,11 @@ class MappingActions(AreaScreen):
                      "start": "charge_start", "end": "charge_end"}
             change = LineChange(**{names[field]: chosen})
             try:
-                done(update_lines(store, sql, params, change))
+                done(update_lines(store, marked, change))
             except MappingError as error:
                 self.app.notify(str(error), severity="error", markup=False)
 
-        self.app.push_screen(BulkUpdateModal(store, count, (sql, params)), self.guard(bulk))
+        self.app.push_screen(BulkUpdateModal(store, count, marked), self.guard(bulk))
 
     @guarded
     def action_sync_row(self) -> None:
@@ -680,6 +694,7 @@ class MappingActions(AreaScreen):
 
 class MappingScreen(MappingActions):
     AREA = "mapping"
+    _agreement_type: tuple[int, str] | None = None  # the configured one, as the Invoices grid shows it
     AUTO_FOCUS = "GridTable"  # the shown tab's grid: its keys work at once
     BINDINGS = [
         # first: on the Invoices tab (only there) its hint fits beside the grid's at 80 columns
@@ -745,10 +760,11 @@ class MappingScreen(MappingActions):
                     yield Button("💡", id="best-practices", compact=True, tooltip="Best Practices")
                     yield Static("", classes="busy", id="invoices-busy")
                 yield ProgressBar(id="sync-progress", show_eta=False)  # its own line, shown while a sync posts
-                yield SqlGrid(invoices_source(""), id="grid-invoices", formatters={
+                yield SqlGrid(self._invoices_source(""), id="grid-invoices", formatters={
                     "quantity": amount, "unit_price": amount, "unit_cost": amount, "total": amount,
                     "charge_start": dated, "charge_end": dated, "mapping": mapping_badge, "sync": psa_status,
-                    "psa_org": click_to_select, "psa_product": click_to_select, "psa_agreement": click_to_select})
+                    "psa_org": click_to_select, "psa_product": click_to_select, "psa_agreement": agreement_cell,
+                    "error": error_reason}, summary=self._line_summary)
 
     def on_mount(self) -> None:
         self._fill_periods()
@@ -762,6 +778,11 @@ class MappingScreen(MappingActions):
 
     def refresh_data(self) -> None:
         self._fill_periods()
+        lines = self.query_one("#grid-invoices", SqlGrid)
+        before = self._agreement_type
+        source = self._invoices_source(lines.source.params[0] if lines.source.params else "")
+        if self._agreement_type != before:  # Settings changed the Agreement Type: "New agreement (<type>)"
+            lines.source = source  # same columns: the search, filters and marks stay
         for grid in self.query(SqlGrid):
             grid.reload()
 
@@ -795,7 +816,17 @@ class MappingScreen(MappingActions):
         # the list of periods is refilled whenever the screen comes back (e.g. from a modal):
         # only a different period resets the grid's search, filters and marks
         if isinstance(event.value, str) and grid.source.params != (event.value,):
-            grid.set_source(invoices_source(event.value))
+            grid.set_source(self._invoices_source(event.value))
+
+    def _invoices_source(self, period: str) -> GridSource:
+        from cw_tui.services import settings
+
+        chosen = settings.load_configuration(self.app.store).agreement_type  # type: ignore[attr-defined]
+        self._agreement_type = (chosen.id, chosen.name) if chosen else None
+        return invoices_source(period, self._agreement_type)
+
+    def _line_summary(self, page: Page) -> str:
+        return f"Showing {len(page.rows):,} of {plural(page.total, 'invoice line')}"
 
     @guarded
     def action_tab(self, step: int) -> None:
@@ -809,11 +840,11 @@ class MappingScreen(MappingActions):
 
     def _org_summary(self, page) -> str:  # noqa: ANN001 - a Page
         counts = queries.organization_counts(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {page.total:,} organizations · Total organizations: {counts[0]:,} | "
+        return (f"Showing {len(page.rows):,} of {plural(page.total, 'organization')} · Total organizations: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 
     def _product_summary(self, page) -> str:  # noqa: ANN001 - a Page
         counts = queries.offer_counts(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {page.total:,} products · Total products: {counts[0]:,} | "
+        return (f"Showing {len(page.rows):,} of {plural(page.total, 'product')} · Total products: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 

@@ -10,11 +10,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, Checkbox, DataTable, Label, Select, Static
+from textual.widgets import Button, DataTable, Label, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.screens.sync_plan_modal import SyncPlanModal  # noqa: F401 - moved there; imported from here
 from cw_tui.widgets.modal import Modal, ModalBody
+from cw_tui.widgets.toggles import Toggle as Checkbox  # [x] / [ ] without colour (issue 12)
 
 
 class _Modal(Modal):
@@ -392,11 +393,11 @@ class BulkUpdateModal(_Modal):
     """SPEC §5.3 Bulk Update: one field, one value, for every marked line; a count and a
     confirmation. Returns (field, value) or None."""
 
-    def __init__(self, store, count: int, marked: tuple[str, list]) -> None:  # noqa: ANN001 - a Store
+    def __init__(self, store, count: int, marked) -> None:  # noqa: ANN001 - a Store, a grid Selection
         super().__init__()
         self.store = store
         self.count = count
-        self.marked = marked  # a subquery of the marked lines' IDs, and its parameters
+        self.marked = marked  # the marked lines (a grid Selection)
         self.value = None
 
     def compose(self) -> ComposeResult:
@@ -435,7 +436,7 @@ class BulkUpdateModal(_Modal):
         kind = {"company": COMPANIES, "product": PRODUCTS, "agreement": AGREEMENTS}[field]
         from cw_tui.services.mapping import common_company
 
-        company_id, note = common_company(self.store, *self.marked) if field == "agreement" else (None, "")
+        company_id, note = common_company(self.store, self.marked) if field == "agreement" else (None, "")
 
         def chosen(value) -> None:  # noqa: ANN001
             if value is not None:

@@ -5,7 +5,7 @@ the screens only style the text, so a grid and its export never disagree. No tex
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from cw_tui.store.money import from_micros
@@ -26,9 +26,18 @@ def quantity_text(micros: int | None) -> str:
     return decimal_text(micros, 0)
 
 
-def money_text(micros: int | None) -> str:
-    """Prices and totals: cents always, more decimals where the Platform sent them."""
+def exact_money_text(micros: int | None) -> str:
+    """Prices and totals as the Platform sent them: cents always, more decimals where it sent
+    them (what an export holds, and what is posted)."""
     return decimal_text(micros, 2)
+
+
+def money_text(micros: int | None) -> str:
+    """Prices and totals as a person reads them: to the cent, half up (8665.68456 -> 8665.68).
+    The exact value stays in the store, the export and what is posted."""
+    if micros is None:
+        return ""
+    return f"{from_micros(int(micros)).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):f}"
 
 
 def group_thousands(text: str) -> str:
@@ -84,3 +93,37 @@ def iso_utc(stored: str | None) -> str:
 def plain(value: Any) -> str:
     """Any other value: its text, empty for none."""
     return "" if value is None else str(value)
+
+
+# The PSA Agreement Name of a line is read as 'name<US>company<US>organization<US>how', how
+# being 'posted', 'mapped', 'proposed' (SPEC §8 rule 3), 'new' (rule 4: created at sync) or
+# 'none' (nothing can be chosen yet: the line is unmapped).
+AGREEMENT_SEPARATOR = "\x1f"
+_CUT = " -–—:|/"
+
+
+def _agreement_parts(value: str | None) -> tuple[str, str, str, str]:
+    parts = (value or "").split(AGREEMENT_SEPARATOR)
+    parts += [""] * (4 - len(parts))
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def agreement_full(value: str | None) -> str:
+    """The agreement's whole name (the export's text); empty when there is none yet."""
+    name, _, _, how = _agreement_parts(value)
+    return name if how in ("posted", "mapped", "proposed") else ""
+
+
+def agreement_short(value: str | None, new_type: str = "") -> str:
+    """What tells a customer's agreements apart: the name without the customer's name it starts
+    with ("Cedar Point Group - CTR-000001" on Cedar Point Group's line: "… CTR-000001"). A line
+    that will get a new agreement says so (SPEC §8 rule 4); an unmapped line shows nothing."""
+    name, company, organization, how = _agreement_parts(value)
+    if how == "new":
+        return f"New agreement ({new_type})" if new_type else "New agreement"
+    if how not in ("posted", "mapped", "proposed"):
+        return ""
+    for prefix in sorted({company, organization}, key=len, reverse=True):
+        if prefix and name.startswith(prefix) and name[len(prefix):].strip(_CUT):
+            return "… " + name[len(prefix):].lstrip(_CUT)
+    return name

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from cw_tui.grid.query import Selection
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
 from cw_tui.services import system_log
@@ -169,10 +170,10 @@ def _refuse_other_companies(store: Store, agreement: Agreement, lines_sql: str, 
                            "choose an agreement of the line's company")
 
 
-def common_company(store: Store, where_sql: str, params: list[Any]) -> tuple[int | None, str]:
-    """The one company of the editable lines in `where_sql`, whose agreements they may get, and
+def common_company(store: Store, selection: Selection) -> tuple[int | None, str]:
+    """The one company of the selected editable lines, whose agreements they may get, and
     a sentence that says so; or None and why there is none."""
-    companies = line_companies(store, where_sql, params)
+    companies = line_companies(store, selection)
     known = [(cid, name) for cid, name, _ in companies if cid is not None]
     without = sum(n for cid, _, n in companies if cid is None)
     if without:
@@ -186,10 +187,11 @@ def common_company(store: Store, where_sql: str, params: list[Any]) -> tuple[int
     return known[0][0], f"Agreements of {company_label(known[0][0])}, the company of every marked line."
 
 
-def line_companies(store: Store, where_sql: str, params: list[Any]) -> list[tuple[int | None, str | None, int]]:
-    """The companies of the editable lines in the subquery `where_sql` (their own PSA
-    Organization, else their organization's): (id, name, lines), most lines first. An agreement
-    fits the lines of one company."""
+def line_companies(store: Store, selection: Selection) -> list[tuple[int | None, str | None, int]]:
+    """The companies of the selected editable lines (their own PSA Organization, else their
+    organization's): (id, name, lines), most lines first. An agreement fits the lines of one
+    company."""
+    where_sql, params = selection.subquery()
     return [tuple(r) for r in store.db.execute_sql(
         "SELECT COALESCE(l.override_company_id, o.company_id) AS company, cm.name, COUNT(*) FROM invoice_line l "
         "JOIN organization o ON o.platform_id = l.organization_id "
@@ -213,10 +215,15 @@ class LineChange:
                 if getattr(self, name) is not ...]
 
 
-def update_lines(store: Store, where_sql: str, params: list[Any], change: LineChange) -> int:
-    """Apply `change` to the editable lines whose line_id is in the subquery `where_sql` (a
-    grid's "all matching") — one UPDATE per field, so 50,000 lines take milliseconds.
-    Typed dates get the User Updated badge; a default end follows a new start (SPEC §9)."""
+def update_lines(store: Store, selection: Selection, change: LineChange) -> int:
+    """Apply `change` to the selected editable lines (a grid's marks or its "all matching")."""
+    return _update_lines(store, *selection.subquery(), change)
+
+
+def _update_lines(store: Store, where_sql: str, params: list[Any], change: LineChange) -> int:
+    """`change` on the editable lines whose line_id is in the subquery `where_sql`: one
+    UPDATE per field, so 50,000 lines take milliseconds. Typed dates get the User Updated
+    badge; a default end follows a new start (SPEC §9)."""
     if not change.fields():
         return 0
     if change.company_id not in (..., None) and Company.get_or_none(Company.id == change.company_id) is None:
@@ -305,8 +312,8 @@ def update_line_ids(store: Store, line_ids: list[str], change: LineChange) -> in
     total = 0
     for start in range(0, len(line_ids), 500):
         chunk = line_ids[start : start + 500]
-        total += update_lines(store, f"SELECT line_id FROM invoice_line WHERE line_id IN ({','.join('?' * len(chunk))})",
-                              list(chunk), change)
+        total += _update_lines(store, f"SELECT line_id FROM invoice_line WHERE line_id IN ({','.join('?' * len(chunk))})",
+                               list(chunk), change)
     return total
 
 

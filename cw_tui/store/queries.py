@@ -88,8 +88,3 @@ def log_record(store: Store, entry_id: int) -> LogRecord | None:
     if entry is None:
         return None
     return LogRecord(entry.id, entry.timestamp, entry.level, entry.category, entry.summary, entry.details)
-
-
-def keys_where(store: Store, sql: str, params: list | tuple) -> list:
-    """Keys of the rows a grid's state selects (the grid engine wrote the SQL)."""
-    return [r[0] for r in store.db.execute_sql(sql, params)]

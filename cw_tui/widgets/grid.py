@@ -1,6 +1,6 @@
 """One SQL-paged grid widget for every grid: search box, sortable headers with an indicator,
 per-column multi-select filters, items per page, page number, previous/next, and the summary
-line. The widget shows one page; `services.grid_query` does the work in SQL."""
+line. The widget shows one page; `grid.query` does the work in SQL."""
 
 from __future__ import annotations
 
@@ -14,26 +14,40 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import on, work
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from cw_tui.grid.query import PAGE_SIZES, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.grid.query import (
+    PAGE_SIZES,
+    Column,
+    GridCache,
+    GridSource,
+    GridState,
+    Page,
+    distinct_values,
+    fetch_page,
+)
+from cw_tui.grid.query import Selection as RowSelection
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.store import DATABASE_ERRORS
+from cw_tui.rules.words import plural
+from cw_tui.store.errors import DATABASE_ERRORS
 from cw_tui.widgets.grid_table import GridTable
+from cw_tui.widgets.toggles import ToggleList
 
 # Styles a cell: gets the column's display text (services/display.py) and the stored value,
 # returns a rich Text (or a str). The text is what the CSV export holds too.
 Formatter = Callable[[str, Any], Any]
 
 
-class _ValueList(SelectionList):
+class _ValueList(ToggleList):
     """space toggles a value, enter applies the filter (SelectionList would toggle on enter)."""
 
     BINDINGS = [Binding("enter", "screen.apply", "Apply")]
@@ -91,6 +105,38 @@ class FilterModal(ModalScreen[frozenset | None]):
         self._done(frozenset())
 
 
+def focus_now(widget: Widget) -> None:
+    """Give the widget the keys before the next key is handled (`Widget.focus()` only queues
+    the change, behind the keys already typed)."""
+    widget.screen.set_focus(widget)
+
+
+MARK_WIDTH = 3  # " ● " before every row
+SPACE = Segment(" ")
+MAX_COLUMN_WIDTH = 60  # a cell longer than this is cut even where there is room
+
+
+def title_width(title: str) -> int:
+    """The narrowest width at which a title takes at most two lines, cut between words."""
+    words = title.split()
+    best = cell_len(title)
+    for n in range(1, len(words)):
+        best = min(best, max(cell_len(" ".join(words[:n])), cell_len(" ".join(words[n:]))))
+    return best
+
+
+def wrap_title(title: Text, width: int) -> list[Text]:
+    """A styled title on as few lines as `width` allows (two at most), cut between words."""
+    if title.cell_len <= width:
+        return [title]
+    plain = title.plain
+    cut = max((n for n, ch in enumerate(plain) if ch == " " and cell_len(plain[:n]) <= width), default=-1)
+    if cut < 0:
+        return [title]
+    first, second = title[:cut], title[cut + 1:]
+    return [first, second]
+
+
 class SqlGrid(Vertical):
     """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
 
@@ -106,8 +152,18 @@ class SqlGrid(Vertical):
             self.grid = grid
             self.page = page
 
+    # `/`, escape and enter move the keys between the rows and the boxes. They are priority
+    # bindings: the app runs them as each key arrives, so the keys typed after them go where
+    # they now belong. (A plain binding runs only after the focused widget has declined the
+    # key; by then the keys typed quickly after `/` were already handed to the table, and the
+    # search box lost them: "1414" -> a "1" switched to the Dashboard, an "s" of "skipped" sorted.)
+    # Where they are not for the grid, they are the focused widget's (SkipAction): `/` typed in
+    # the search is a letter. Keys typed before them may still wait in the box's queue: what
+    # reads the box waits for them (call_later on the box).
     BINDINGS = [
-        Binding("slash", "focus_search", "Search", id="grid.search"),
+        Binding("slash", "focus_search", "Search", id="grid.search", priority=True),
+        Binding("escape", "leave_box", "Leave the search box", id="grid.leave_box", show=False, priority=True),
+        Binding("enter", "leave_box(True)", "Apply, leave the box", id="grid.apply_box", show=False, priority=True),
         Binding("s", "sort", "Sort", id="grid.sort"),
         Binding("S", "sort_more", "Sort by one more column", id="grid.sort_more", show=False),
         Binding("f", "filter", "Filter", id="grid.filter"),
@@ -149,8 +205,13 @@ class SqlGrid(Vertical):
         self._rows: dict[str, tuple] = {}
         self._cache = GridCache()  # counts and matching rows, reused until the database changes
         self._columns_for: GridSource | None = None
-        self._cell_cache: dict[tuple[str, Any], list[Segment]] = {}
+        self._format_cache: dict[tuple[str, Any], Any] = {}  # (column, value) -> its styled text
+        self._styled_cache: dict[tuple[str, Any], tuple[list[Segment], int]] = {}  # ... rendered, its cells
+        self._cell_cache: dict[tuple[str, Any, int], list[Segment]] = {}  # ... cut to a width
         self._columns_cache: list = []
+        self._widths: dict[str, int] = {}  # column key -> width, chosen for the page shown (_layout)
+        self._header_key: tuple | None = None
+        self._header_cached: list[Text] = []
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -226,12 +287,28 @@ class SqlGrid(Vertical):
     def _visible(self) -> list:
         return [c for _, c in self._row_columns()]
 
-    def _header_text(self) -> Text:
-        """All column titles in one header cell, laid out like the rows."""
-        text = Text(" ● ", style="bold")
-        for column in self._visible():
-            text.append_text(self._fit(self._header(column), column.width or 10, False))
-        return text
+    def width_of(self, column: Column) -> int:
+        return self._widths.get(column.key) or column.width or 10
+
+    def _header_lines(self) -> list[Text]:
+        """The column titles, laid out like the rows: one line, or two where a title is wider
+        than its column (a title is never cut)."""
+        key = (id(self.source), self.state.sort, self.state.filters, self.column_index, tuple(self._widths.items()))
+        if key != self._header_key:
+            self._header_key, self._header_cached = key, self._lay_out_header()
+        return self._header_cached
+
+    def _lay_out_header(self) -> list[Text]:
+        cells = [(column, wrap_title(self._header(column), self.width_of(column))) for column in self._visible()]
+        height = max([1, *(len(lines) for _, lines in cells)])
+        out = []
+        for y in range(height):
+            text = Text(" ● " if y == 0 else "   ", style="bold")
+            for column, lines in cells:
+                line = lines[y] if y < len(lines) else Text("", style=lines[0].style if lines else "")
+                text.append_text(self._fit(line, self.width_of(column), False))
+            out.append(text)
+        return out
 
     @staticmethod
     def _fit(cell: Text, width: int, right: bool) -> Text:
@@ -255,41 +332,118 @@ class SqlGrid(Vertical):
         pad = " " * (width - cell_len(cell))
         return f" {pad}{cell} " if right else f" {cell}{pad} "
 
-    def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
+    def _formatted(self, column: Column, value: Any) -> Any:  # a str or a Text
         # Every cell is data: its controls are made visible (safe_text) before it is measured. The
         # test that nearly every text passes is made here, inline: it runs for every cell drawn.
         formatter = self.formatters.get(column.key)
-        width = column.width or 10
         if formatter is None and column.display is None:
             text = "" if value is None else str(value)
-            if not text.isprintable():
-                text = safe_text(text)
-            return [Segment(self._fit_plain(text, width, column.numeric))]
+            return text if text.isprintable() else safe_text(text)
         # Display texts and formatters are pure functions of the value (badges, amounts, dates): remember them.
-        cached = self._cell_cache.get((column.key, value))
+        key = (column.key, value)
+        cached = self._format_cache.get(key)
         if cached is None:
             text = column.shown(value)
             if not text.isprintable():
                 text = safe_text(text)
-            cell = text if formatter is None else formatter(text, value)
-            if isinstance(cell, str):
-                cached = [Segment(self._fit_plain(cell, width, column.numeric))]
-            else:
-                cached = list(self._fit(cell, width, column.numeric).render(self.app.console))
-            if len(self._cell_cache) > 50_000:
-                self._cell_cache.clear()
-            self._cell_cache[(column.key, value)] = cached
+            cached = text if formatter is None else formatter(text, value)
+            if len(self._format_cache) > 50_000:
+                self._format_cache.clear()
+            self._format_cache[key] = cached
         return cached
+
+    def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
+        width = self.width_of(column)
+        cell = self._formatted(column, value)
+        if isinstance(cell, str):
+            return [Segment(self._fit_plain(cell, width, column.numeric))]
+        # A styled cell is rendered once; widths change from page to page (_layout), so it is then
+        # only padded, and rendered again only where it must be cut.
+        key = (column.key, value)
+        rendered = self._styled_cache.get(key)
+        if rendered is None:
+            spans = Text()
+            spans.append_text(cell)  # its own style becomes a span: Text.render ignores it otherwise
+            rendered = self._styled_cache[key] = (list(spans.render(self.app.console)), cell.cell_len)
+            if len(self._styled_cache) > 50_000:
+                self._styled_cache.clear()
+        segments, length = rendered
+        if length > width:
+            cut = self._cell_cache.get((column.key, value, width))
+            if cut is None:
+                cut = self._cell_cache[(column.key, value, width)] = list(
+                    self._fit(cell, width, column.numeric).render(self.app.console))
+                if len(self._cell_cache) > 50_000:
+                    self._cell_cache.clear()
+            return cut
+        pad = [Segment(" " * (width - length))] if width > length else []
+        if column.numeric:
+            return [SPACE, *pad, *segments, SPACE]
+        return [SPACE, *segments, *pad, SPACE]
 
     def _row_strip(self, key: str, row: tuple) -> Strip:
         # A row is rendered once, when its page arrives; GridTable only crops and styles it.
         marked = self.all_matching or key in self.marked
         segments = [Segment(" "), Segment("●", self.MARK_STYLE) if marked else Segment(" "), Segment(" ")]
-        width = 3
+        width = MARK_WIDTH
         for index, column in self._row_columns():
             segments.extend(self._cell(column, row[index]))
-            width += (column.width or 10) + 2
+            width += self.width_of(column) + 2
         return Strip(segments, width)
+
+    def _available_width(self) -> int:
+        region = self.table.scrollable_content_region.width
+        return region if region > 0 else max(40, self.app.size.width - 2)
+
+    def _layout(self) -> None:
+        """Each column's width for the page shown: every title readable (on two lines at most),
+        every cell whole where the width there is allows; where it does not, the columns keep
+        their usual widths and the room left goes to the cut ones (names first)."""
+        columns = self._row_columns()
+        rows = list(self._rows.values())
+        room = self._available_width() - MARK_WIDTH - 2 * len(columns)
+        # a wide screen gives a long name more than its usual width even when the grid scrolls
+        usual = max(0, room // 5)
+        lows, highs = {}, {}
+        for index, column in columns:
+            title = title_width(self._header(column).plain)
+            content = max([0, *(cell_len(c) if isinstance(c, str) else c.cell_len
+                                for c in (self._formatted(column, row[index]) for row in rows))])
+            base = max(column.width or 10, usual)
+            lows[column.key] = max(title, min(content, base, MAX_COLUMN_WIDTH), 3)
+            highs[column.key] = max(title, min(content, MAX_COLUMN_WIDTH), 3)
+        widths = dict(lows)
+        spare = room - sum(widths.values())
+        # the room left, shared out in proportion to what each column lacks (water filling)
+        while spare > 0:
+            short = {k: highs[k] - widths[k] for k in widths if highs[k] > widths[k]}
+            if not short:
+                break
+            lacking = sum(short.values())
+            given = 0
+            for k, lack in short.items():
+                share = min(lack, max(1, spare * lack // lacking))
+                share = min(share, spare - given)
+                widths[k] += share
+                given += share
+                if given >= spare:
+                    break
+            spare -= given
+            if given == 0:
+                break
+        self._widths = widths
+
+    def _sticky(self) -> tuple[int, int] | None:
+        """Where the row's name column lies in a row (x, cells): it stays in view when the
+        columns scroll."""
+        key = self.source.name_key
+        x = MARK_WIDTH
+        for column in self._visible():
+            width = self.width_of(column) + 2
+            if column.key == key:
+                return x, width
+            x += width
+        return None
 
     def _row_columns(self) -> list:
         """(index in the row, Column) of the visible columns."""
@@ -297,6 +451,8 @@ class SqlGrid(Vertical):
             self._columns_for = self.source
             self._columns_cache = [(n, c) for n, c in enumerate(self.source.columns) if c.width != 0]
             self._cell_cache.clear()
+            self._styled_cache.clear()
+            self._format_cache.clear()
         return self._columns_cache
 
     def _show(self, page: Page) -> None:
@@ -304,6 +460,7 @@ class SqlGrid(Vertical):
         self.state = replace(self.state, page=page.page)
         self._rows = dict(zip(page.keys, page.rows))
         wanted = {"first": 0, "last": len(page.keys) - 1}.get(self._cursor_after_load or "", self.table.cursor_row)
+        self._layout()
         self._draw_rows(wanted)
         self._cursor_after_load = None
         # fixed widths: new text repaints the labels without a layout pass of the screen
@@ -328,21 +485,24 @@ class SqlGrid(Vertical):
             return
         self.column_index = max(0, min(len(visible) - 1, self.column_index + step))
         table = self.table
-        table.set_header(self._header_text())
-        # keep the chosen column in view
-        x = 3 + sum((c.width or 10) + 2 for c in visible[: self.column_index])
-        width = (visible[self.column_index].width or 10) + 2
-        if x < table.scroll_x:
-            table.scroll_to(x=x, animate=False)
-        elif x + width > table.scroll_x + table.size.width:
-            table.scroll_to(x=x + width - table.size.width, animate=False)
+        table.set_header(self._header_lines())
+        # keep the chosen column in view, right of the mark and of the name column that stays
+        x = MARK_WIDTH + sum(self.width_of(c) + 2 for c in visible[: self.column_index])
+        width = self.width_of(visible[self.column_index]) + 2
+        sticky = self._sticky()
+        hidden = MARK_WIDTH + (sticky[1] if sticky and x > sticky[0] else 0)
+        shown = table.scrollable_content_region.width or table.size.width
+        if x - table.scroll_x < hidden and not (sticky and x == sticky[0]):
+            table.scroll_to(x=max(0, x - hidden), animate=False)
+        elif x + width > table.scroll_x + shown:
+            table.scroll_to(x=x + width - shown, animate=False)
         table.refresh()
 
     def column_at(self, x: int):  # noqa: ANN201 - a Column or None
-        """The column under a click on the header (x in content coordinates)."""
-        position = 3
+        """The column under a click on the header (x in a row's coordinates)."""
+        position = MARK_WIDTH
         for column in self._visible():
-            position += (column.width or 10) + 2
+            position += self.width_of(column) + 2
             if x < position:
                 return column
         return None
@@ -354,16 +514,11 @@ class SqlGrid(Vertical):
             return self.page.total if self.page else 0
         return len(self.marked)
 
-    def marked_keys_sql(self) -> tuple[str, list]:
-        """A subquery of the marked keys: the grid's own predicate for "all matching"."""
-        from cw_tui.grid.query import matching_keys
-
+    def marked_selection(self) -> RowSelection:
+        """The marked rows: with "all matching", the grid's own search and filters."""
         if self.all_matching:
-            return matching_keys(self.source, self.state)
-        keys = sorted(self.marked)
-        column = self.source.key_sql.split(".")[-1]
-        table = self.source.from_sql.split()[0]
-        return f"SELECT {column} FROM {table} WHERE {column} IN ({','.join('?' * len(keys))})", keys
+            return RowSelection.all_matching(self.source, self.state)
+        return RowSelection.of_keys(self.source, self.marked)
 
     def action_mark(self) -> None:
         key = self.current_key()
@@ -380,7 +535,8 @@ class SqlGrid(Vertical):
     def action_mark_all(self) -> None:
         self.all_matching = True
         self.marked.clear()
-        self.app.notify(f"All {self.page.total if self.page else 0:,} matching rows are marked.")
+        total = self.page.total if self.page else 0
+        self.app.notify("The 1 matching row is marked." if total == 1 else f"All {plural(total, 'matching row')} are marked.")
         self._show_marks()
 
     def action_clear_marks(self) -> None:
@@ -395,12 +551,13 @@ class SqlGrid(Vertical):
             self._update_summary()
 
     def _draw_rows(self, cursor_row: int) -> None:
-        self.table.set_rows(self._header_text(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
-                            cursor_row=cursor_row)
+        self.table.set_rows(self._header_lines(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
+                            cursor_row=cursor_row, sticky=self._sticky())
 
     def _update_summary(self) -> None:
         if self.page is not None:  # noqa: SIM102
-            base = self.summary_text(self.page) if self.summary_text else f"Showing {len(self.page.rows):,} of {self.page.total:,} {self.source.name}"
+            base = self.summary_text(self.page) if self.summary_text else \
+                f"Showing {len(self.page.rows):,} of {plural(self.page.total, self.source.singular, self.source.name)}"
             marks = self.marked_count()
             self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
 
@@ -426,10 +583,33 @@ class SqlGrid(Vertical):
         except Exception as error:  # noqa: BLE001 - a locked or damaged database
             self.app.notify(f"Export failed: {error}; no file was written", severity="error", markup=False)
             return
-        self.app.notify(f"Exported {count:,} {source.name} to {path}", markup=False)
+        self.app.notify(f"Exported {plural(count, source.singular, source.name)} to {path}", markup=False)
 
     def action_focus_search(self) -> None:
-        self.query_one(".search", Input).focus()
+        search = self.query_one(".search", Input)
+        if self.screen.focused is search:
+            raise SkipAction()  # typed into the search
+        focus_now(search)
+
+    def action_leave_box(self, submit: bool = False) -> None:
+        """escape or enter in the search box: back to the rows, the search kept (the rows shown
+        are the ones found, ready to be marked or opened; ctrl+u in the box clears it). enter in
+        the page number goes to that page, escape leaves it as it was."""
+        focused = self.screen.focused
+        number = self.query_one(".page-number", Input)
+        if focused is not self.query_one(".search", Input) and focused is not number:
+            raise SkipAction()
+        if focused is number:  # read once the digits typed before this key are in the box
+            number.call_later(self._page_typed, submit)
+        focus_now(self.table)
+
+    def _page_typed(self, submit: bool) -> None:
+        number = self.query_one(".page-number", Input)
+        if submit and number.value.isdigit():
+            self.state = replace(self.state, page=max(1, int(number.value)))
+            self.reload()
+        elif self.page is not None:
+            number.value = str(self.page.page)
 
     def action_sort(self) -> None:
         self._sort(self.current_column(), GridState.toggled_sort)
@@ -498,17 +678,6 @@ class SqlGrid(Vertical):
         self.state = replace(self.state, search=event.value, page=1)
         self.reload()
 
-    @on(Input.Submitted, ".search")
-    def _search_done(self) -> None:
-        self.table.focus()
-
-    @on(Input.Submitted, ".page-number")
-    def _page_typed(self, event: Input.Submitted) -> None:
-        if event.value.isdigit():
-            self.state = replace(self.state, page=max(1, int(event.value)))
-            self.reload()
-        self.table.focus()
-
     @on(Select.Changed, ".page-size")
     def _page_size(self, event: Select.Changed) -> None:
         if isinstance(event.value, int) and event.value != self.state.page_size:
@@ -540,6 +709,11 @@ class SqlGrid(Vertical):
     def _header_clicked(self, event: GridTable.HeaderClicked) -> None:
         event.stop()
         self.header_clicked(event.x)
+
+    def on_resize(self) -> None:
+        if self.page is not None:  # the width there is changed: the columns are laid out again, no query
+            self._layout()
+            self._draw_rows(self.table.cursor_row)
 
     def on_key(self, event) -> None:  # noqa: ANN001 - a Key event
         table = self.table

@@ -89,7 +89,8 @@ class GridTable(ScrollView, can_focus=True):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._header = Strip([])
+        self._header: list[Strip] = [Strip([])]  # one line, or two where a title wraps
+        self._sticky: tuple[int, int] | None = None  # (x, cells) of the row's name column
         self._keys: list[str] = []
         self._strips: list[Strip] = []
         self._index: dict[str, int] = {}
@@ -109,14 +110,21 @@ class GridTable(ScrollView, can_focus=True):
     def _strip(self, text: Text) -> Strip:
         return Strip(text.render(self.app.console), text.cell_len)
 
-    def set_header(self, header: Text) -> None:
-        self._header = self._strip(header)
+    @property
+    def header_height(self) -> int:
+        return len(self._header)
+
+    def set_header(self, header: list[Text]) -> None:
+        self._header = [self._strip(line) for line in header] or [Strip([])]
         self._resize()
         self.refresh()
 
-    def set_rows(self, header: Text, rows: list[tuple[str, Strip]], cursor_row: int = 0) -> None:
-        """The page's rows, each already rendered to one line."""
-        self._header = self._strip(header)
+    def set_rows(self, header: list[Text], rows: list[tuple[str, Strip]], cursor_row: int = 0,
+                 sticky: tuple[int, int] | None = None) -> None:
+        """The page's rows, each already rendered to one line. `sticky`: the cells (x, width)
+        of the row's name column, kept in view after the mark when the columns scroll."""
+        self._header = [self._strip(line) for line in header] or [Strip([])]
+        self._sticky = sticky
         self._keys = [key for key, _ in rows]
         self._index = {key: n for n, key in enumerate(self._keys)}
         self._strips = [strip for _, strip in rows]
@@ -131,8 +139,16 @@ class GridTable(ScrollView, can_focus=True):
             self.refresh()
 
     def _resize(self) -> None:
-        width = max([self._header.cell_length, *(s.cell_length for s in self._strips)])
-        self.virtual_size = Size(width, len(self._strips) + 1)
+        width = max([*(h.cell_length for h in self._header), *(s.cell_length for s in self._strips)])
+        size = Size(width, len(self._strips) + self.header_height)
+        if size.height == self.virtual_size.height and size.width != self.virtual_size.width:
+            # the columns are laid out per page: a new width needs no layout pass of the screen
+            # (virtual_size is a layout reactive; there is no horizontal bar to show or hide)
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)
+            self.scroll_x = min(self.scroll_x, self.max_scroll_x)
+        else:
+            self.virtual_size = size
 
     # --------------------------------------------------------------- cursor
 
@@ -147,7 +163,7 @@ class GridTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _scroll_cursor_into_view(self) -> None:
-        visible = max(1, self.scrollable_content_region.height - 1)  # less the header line
+        visible = max(1, self.scrollable_content_region.height - self.header_height)  # less the header
         top = int(self.scroll_y)
         if self.cursor_row < top:
             self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
@@ -158,7 +174,7 @@ class GridTable(ScrollView, can_focus=True):
         self.move_cursor(row=self.cursor_row + step)
 
     def action_page_cursor(self, step: int) -> None:
-        self.move_cursor(row=self.cursor_row + step * max(1, self.scrollable_content_region.height - 1))
+        self.move_cursor(row=self.cursor_row + step * max(1, self.scrollable_content_region.height - self.header_height))
 
     def action_cursor_to(self, row: int) -> None:
         self.move_cursor(row=row if row >= 0 else len(self._keys) - 1)
@@ -175,10 +191,10 @@ class GridTable(ScrollView, can_focus=True):
         if offset is None:
             return
         event.stop()
-        if offset.y == 0:
-            self.post_message(self.HeaderClicked(offset.x + int(self.scroll_x)))
+        if offset.y < self.header_height:
+            self.post_message(self.HeaderClicked(self.row_x(offset.x)))
             return
-        row = int(self.scroll_y) + offset.y - 1
+        row = int(self.scroll_y) + offset.y - self.header_height
         if 0 <= row < len(self._keys):
             if row == self.cursor_row:
                 self.action_select()
@@ -186,6 +202,41 @@ class GridTable(ScrollView, can_focus=True):
 
     def on_resize(self) -> None:
         self._scroll_cursor_into_view()
+
+    # --------------------------------------------------------------- the columns that stay
+
+    MARK = 3  # the mark column: always in view
+
+    def _stuck(self, scroll_x: int) -> bool:
+        """Has the name column reached the mark, and so stays there while the rest scrolls?"""
+        return self._sticky is not None and scroll_x > 0 and self._sticky[0] - scroll_x < self.MARK
+
+    def row_x(self, x: int) -> int:
+        """Where a point of the view (x from its left edge) lies in a row."""
+        scroll_x = int(self.scroll_x)
+        if scroll_x == 0 or x < self.MARK:
+            return x
+        if self._stuck(scroll_x):
+            start, width = self._sticky  # type: ignore[misc]
+            if x < self.MARK + width:
+                return start + x - self.MARK
+        return scroll_x + x
+
+    def _window(self, strip: Strip, scroll_x: int, width: int) -> Strip:
+        """What a line shows at this scroll: the mark and, once it gets there, the name column
+        stay at the left; the other columns scroll under them."""
+        if scroll_x == 0 or width <= self.MARK:
+            return strip.crop_extend(scroll_x, scroll_x + width, None)
+        parts = [strip.crop_extend(0, self.MARK, None)]
+        used = self.MARK
+        if self._stuck(scroll_x):
+            start, cells = self._sticky  # type: ignore[misc]
+            cells = min(cells, width - used)
+            parts.append(strip.crop_extend(start, start + cells, None))
+            used += cells
+        if width > used:
+            parts.append(strip.crop_extend(scroll_x + used, scroll_x + width, None))
+        return Strip.join(parts)
 
     # --------------------------------------------------------------- drawing
 
@@ -204,23 +255,24 @@ class GridTable(ScrollView, can_focus=True):
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.scrollable_content_region.width
-        if y == 0:
+        if y < self.header_height:
             style = self._style("grid-table--header")
-            return self._header_line(scroll_x, width, style) if width else Strip([])
+            return self._header_line(y, scroll_x, width, style) if width else Strip([])
         else:
-            row = scroll_y + y - 1
+            row = scroll_y + y - self.header_height
             if row >= len(self._strips):
                 return Strip([Segment(" " * width, self._style(""))], width)
             part = "grid-table--cursor" if row == self.cursor_row else "grid-table--even-row" if row % 2 else ""
             style, strip = self._style(part), self._strips[row]
-        return strip.crop_extend(scroll_x, scroll_x + width, None).apply_style(style) if width else Strip([])
+        return self._window(strip, scroll_x, width).apply_style(style) if width else Strip([])
 
-    def _header_line(self, scroll_x: int, width: int, style: Style) -> Strip:
-        """The header, with ◀ and ▶ where columns are out of view to the left or right."""
-        strip = self._header.crop_extend(scroll_x, scroll_x + width, None)
+    def _header_line(self, y: int, scroll_x: int, width: int, style: Style) -> Strip:
+        """A line of the header; the first with ◀ and ▶ where columns are out of view to the left
+        or right."""
+        strip = self._window(self._header[y], scroll_x, width)
         more_left = scroll_x > 0
         more_right = scroll_x + width < self.virtual_size.width
-        if (more_left or more_right) and width > 2:
+        if y == 0 and (more_left or more_right) and width > 2:
             arrow = self._style("grid-table--header") + Style(bold=True)
             middle = strip.crop(1 if more_left else 0, width - 1 if more_right else width)
             strip = Strip.join([
