@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import peak_rss_mb, report  # noqa: E402
+from benchmarks._common import peak_rss_mb, report
 
 PERIOD = "2026-10"
 
@@ -70,13 +70,13 @@ class RepaintClock:
     QUIET = 0.15
     CHARS = {"right_square_bracket": "]", "greater_than_sign": ">", "ctrl+a": None, "enter": "\r"}
 
-    def __init__(self, app) -> None:  # noqa: ANN001 - the CwTuiApp
+    def __init__(self, app) -> None:
         self.app = app
         self.stamps: list[float] = []
         self.shown_at = 0.0  # when the watched grid last took in a page (or its marks)
         self._wrapped: set[int] = set()
 
-    def watch(self, screen) -> None:  # noqa: ANN001 - a Screen
+    def watch(self, screen) -> None:
         if id(screen) in self._wrapped:
             return
         self._wrapped.add(id(screen))
@@ -88,17 +88,17 @@ class RepaintClock:
 
         screen._compositor_refresh = stamped
 
-    def watch_grid(self, grid) -> None:  # noqa: ANN001 - a SqlGrid
+    def watch_grid(self, grid) -> None:
         for name in ("_show", "_show_marks"):
             original = getattr(grid, name)
 
-            def stamped(*args, _original=original) -> None:  # noqa: ANN002
+            def stamped(*args, _original=original) -> None:
                 _original(*args)
                 self.shown_at = time.perf_counter()
 
             setattr(grid, name, stamped)
 
-    async def press(self, key: str, done, grid_op: bool = True) -> float:  # noqa: ANN001 - done: has the grid shown it?
+    async def press(self, key: str, done, grid_op: bool = True) -> float:
         from textual import events
 
         self.watch(self.app.screen)
@@ -148,7 +148,7 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
         for _ in range(3):  # settle: the first load of the period
             await pilot.pause(0.3)
 
-        def page_changed():  # noqa: ANN202
+        def page_changed():
             before = grid.page
             return lambda: grid.page is not before
 

@@ -18,11 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import peak_rss_mb, report  # noqa: E402
-from cw_tui.platform.demo_export import write_demo_data  # noqa: E402
-from cw_tui.platform.importer import load_invoices  # noqa: E402
-from cw_tui.rules.charge_dates import ChargeDateRules  # noqa: E402
-from cw_tui.store import open_store  # noqa: E402
+from benchmarks._common import peak_rss_mb, report
+from cw_tui.platform.demo_export import write_demo_data
+from cw_tui.platform.importer import load_invoices
+from cw_tui.rules.charge_dates import ChargeDateRules
+from cw_tui.store import open_store
 
 PERIOD = "2026-10"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import report  # noqa: E402
+from benchmarks._common import report
 
 CHILD = r"""
 import sys, time

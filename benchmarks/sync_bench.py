@@ -30,18 +30,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks._common import peak_rss_mb, report  # noqa: E402
-from cw_tui.platform.files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS  # noqa: E402
-from cw_tui.platform.importer import load_invoices  # noqa: E402
-from cw_tui.rules.charge_dates import ChargeDateRules  # noqa: E402
-from cw_tui.sandbox.data import seed_state  # noqa: E402
-from cw_tui.sandbox.server import free_port  # noqa: E402
-from cw_tui.services import settings  # noqa: E402
-from cw_tui.services.connectwise import ConnectWiseClient  # noqa: E402
-from cw_tui.services.connectwise_data import automap, sync_organizations  # noqa: E402
-from cw_tui.services.credentials import Credentials  # noqa: E402
-from cw_tui.store import Organization, open_store  # noqa: E402
-from cw_tui.sync import run_sync  # noqa: E402
+from benchmarks._common import peak_rss_mb, report
+from cw_tui.platform.files import CONTRACTS, INVOICE_LINES, OFFERS, ORGANIZATIONS
+from cw_tui.platform.importer import load_invoices
+from cw_tui.rules.charge_dates import ChargeDateRules
+from cw_tui.sandbox.data import seed_state
+from cw_tui.sandbox.server import free_port
+from cw_tui.services import settings
+from cw_tui.services.connectwise import ConnectWiseClient
+from cw_tui.services.connectwise_data import automap, sync_organizations
+from cw_tui.services.credentials import Credentials
+from cw_tui.store import Organization, open_store
+from cw_tui.sync import run_sync
 
 PERIOD = "2026-10"
 SEED = 7

@@ -317,7 +317,7 @@ class CwTuiApp(App):
         if creds is None:
             return
 
-        def told(period: str, result) -> None:  # noqa: ANN001 - a SyncResult
+        def told(period: str, result) -> None:
             self.notify(f"Daily sync of {period}: {plural(result.synced_lines, 'line')} synced, "
                         f"{plural(result.errors, 'error')}", severity="error" if result.errors else "information")
 

@@ -38,7 +38,7 @@ def run_service(node: DOMNode, what: str, job: Callable[[], Any], *, category: s
             result = job()
             if inspect.iscoroutine(result):
                 result = asyncio.run(result)
-        except Exception as error:  # noqa: BLE001 - every failure is logged and told, never lost in a worker
+        except Exception as error:
             app.call_from_thread(_fail, app, what, category, error, failed)
             return
         if done is not None:

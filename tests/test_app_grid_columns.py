@@ -160,7 +160,7 @@ def test_error_lines_show_their_reason_and_agreements_what_tells_them_apart(seed
             assert cells(grid, named.line_id)["psa_agreement"] == f"… {named.contract_id}"
             assert cells(grid, proposed.line_id)["psa_agreement"] == "Only Cloud Services agreement"  # SPEC §8 rule 3
             assert cells(grid, new.line_id)["psa_agreement"] == "New agreement (Cloud Services)"  # rule 4
-            unmapped = next(k for k, r in zip(grid.page.keys, grid.page.rows) if r[17] == "unmapped")
+            unmapped = next(k for k, r in zip(grid.page.keys, grid.page.rows, strict=False) if r[17] == "unmapped")
             assert cells(grid, unmapped)["psa_agreement"] == "Click to select"
             assert cells(grid, new.line_id)["total"] == "8,665.68" and cells(grid, new.line_id)["quantity"] == "2.5"
             # the export keeps the whole name and the exact amount

@@ -197,7 +197,7 @@ def test_edit_unmap_mark_and_bulk_update_from_the_keyboard(tmp_path: Path, demo_
             # the grid shows the new dates (and the marks are gone) without being asked to
             end = [c.key for c in invoices.source.columns].index("charge_end")
             await wait_for(pilot, lambda: invoices.marked_count() == 0 and all(
-                row[end] == "2026-12-31|user" for row, key in zip(invoices.page.rows, invoices.page.keys)
+                row[end] == "2026-12-31|user" for row, key in zip(invoices.page.rows, invoices.page.keys, strict=False)
                 if InvoiceLine.get_by_id(key).sync_status in ("not_synced", "error")))
 
             # Edit one line of Demo agreement's company: its agreement, for the whole contract
@@ -248,7 +248,7 @@ def test_a_reload_asks_before_removing_lines_and_keeping_them_is_the_default(tmp
         with path.open("w", newline="") as f:
             csv.writer(f, lineterminator="\n").writerows(r for r in rows if r[0] not in skip)
 
-    def stored(line_id: str):  # noqa: ANN202
+    def stored(line_id: str):
         return InvoiceLine.get_or_none(InvoiceLine.line_id == line_id)
 
     write(set(gone))
@@ -485,7 +485,7 @@ def shown_cells(grid: SqlGrid, key: str) -> dict[str, str]:
     return cells
 
 
-def notices(seen: list[str]):  # noqa: ANN201 - a message hook
+def notices(seen: list[str]):
     """Records every notification's text (they vanish from the screen after a while)."""
     from textual.notifications import Notify
 
@@ -545,7 +545,7 @@ def test_ctrl_e_exports_what_the_invoices_grid_shows(tmp_path: Path, demo_folder
             with open(path, encoding="utf-8-sig", newline="") as handle:
                 rows = list(csv.DictReader(handle))
             assert len(rows) == grid.page.total
-            by_line = dict(zip(page_keys, rows))  # the grid's order: the page is the export's first rows
+            by_line = dict(zip(page_keys, rows, strict=False))  # the grid's order: the page is the export's first rows
             for key, row in by_line.items():
                 assert row["Invoice #"] == drawn[key]["invoice_number"]
             row = by_line[shaped]

@@ -39,7 +39,7 @@ def test_auto_match_says_which_matched_companies_are_not_active(tmp_path: Path, 
         matching = [c for c in state.companies.values() if c["name"] in org_names]
         statuses = {s["name"]: s["id"] for s in state.statuses.values()}
         # two matched companies are made Delinquent and Not-Approved in ConnectWise, then the cache refreshed
-        for company, status in zip(sorted(matching, key=lambda c: c["name"])[:2], ("Delinquent", "Not-Approved")):
+        for company, status in zip(sorted(matching, key=lambda c: c["name"])[:2], ("Delinquent", "Not-Approved"), strict=False):
             company["status"] = {"id": statuses[status], "name": status}
         assert cli("--db", db, "sync-organizations").code == 0
         expected = sorted((c["name"], c["status"]["name"]) for c in matching if c["status"]["name"] != "Active")
@@ -91,7 +91,7 @@ def test_a_line_whose_agreement_is_gone_gets_a_current_one(tmp_path: Path, demo_
         assert cli("--db", db, "sync-organizations").code == 0
         active = sorted(a.id for a in Agreement.select().where((Agreement.company_id == company_id)
                                                                & (Agreement.status == "Active")
-                                                               & (Agreement.cancelled == False)))
+                                                               & ~Agreement.cancelled))
         gone, *current = active
         Contract.update(agreement_id=gone).where(Contract.platform_id == line.contract_id).execute()
         del state.agreements[gone]

@@ -156,7 +156,7 @@ def test_the_plan_modal_lists_lines_agreements_changes_and_skips(second_month) -
             agreements = rendered(modal.query_one("#agreements", Static))
             assert all(a.name in agreements for a in plan.new_agreements)
             skipped = rendered(modal.query_one("#skipped", Static))
-            for reason, count, amounts in plan.skipped_by_reason():
+            for reason, count, _amounts in plan.skipped_by_reason():
                 assert f"{count} line{'s' if count != 1 else ''}: {reason}" in skipped
             first = plan.skips[0]
             assert first.line_id in skipped and f"{first.currency} {first.amount:,.2f}" in skipped
@@ -169,7 +169,7 @@ def test_the_plan_modal_lists_lines_agreements_changes_and_skips(second_month) -
             await pilot.pause()
             assert body.scroll_y == body.max_scroll_y and app.focused.id == "post"
             post = modal.query_one("#post")
-            assert 0 <= post.region.y and post.region.bottom <= 24
+            assert post.region.y >= 0 and post.region.bottom <= 24
             await pilot.press("escape")
 
     run(scenario())

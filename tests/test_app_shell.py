@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, Select, Static, Switch, TabbedContent, Tabs
+from textual.widgets import Button, Checkbox, Input, Select, Static, TabbedContent, Tabs
 from textual.widgets._toast import Toast
 
 from cw_tui.screens.dashboard import DashboardScreen

@@ -29,7 +29,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-def shape_lines(store) -> tuple[InvoiceLine, InvoiceLine]:  # noqa: ANN001
+def shape_lines(store) -> tuple[InvoiceLine, InvoiceLine]:
     """A line with the amounts of the issue and a typed start date; a synced line posted to an
     agreement that its mapping no longer names."""
     line = InvoiceLine.select().where((InvoiceLine.period == PERIOD) & (InvoiceLine.sync_status == "not_synced")) \
@@ -54,7 +54,7 @@ def test_cli_export_holds_plain_decimals_user_words_and_iso_dates(cli, db: Path,
             f"SELECT l.line_id, {', '.join(c.sql for c in source.columns)} FROM {source.from_sql} WHERE l.line_id IN (?, ?)",
             (line.line_id, synced.line_id))}
         # (money: the grid rounds to the cent, the export holds the exact amount; issue 12)
-        shown = {key: {c.title: c.csv_cells(v)[0] for c, v in zip(source.columns, row[1:])} for key, row in rows.items()}
+        shown = {key: {c.title: c.csv_cells(v)[0] for c, v in zip(source.columns, row[1:], strict=False)} for key, row in rows.items()}
     monkeypatch.chdir(tmp_path)
     result = cli("--db", db, "export", "invoices", "--search", line.invoice_number)  # the newest period, in this folder
     assert result.code == 0, result.err
@@ -106,7 +106,7 @@ def test_no_cell_from_data_becomes_a_formula_but_negative_amounts_stay_numbers(c
                "\tTab": "'", "Plain - name": ""}
     with open_store(db) as store:
         orgs = list(Organization.select().order_by(Organization.platform_id).limit(len(hostile)))
-        for org, name in zip(orgs, hostile):
+        for org, name in zip(orgs, hostile, strict=False):
             Organization.update(name=name).where(Organization.platform_id == org.platform_id).execute()
         credit = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(InvoiceLine.line_id).first()
         store.db.execute_sql("UPDATE invoice_line SET quantity = -3000000, unit_price = -12500000, total = 37500000, "

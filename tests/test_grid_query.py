@@ -38,13 +38,13 @@ def store(tmp_path: Path, demo_folder: Path):
     s.close()
 
 
-def values(store, key: str) -> list:  # noqa: ANN001
+def values(store, key: str) -> list:
     column = SOURCE.column(key)
     return [r[0] for r in store.db.execute_sql(
         f"SELECT DISTINCT {column.sql} FROM {SOURCE.from_sql} WHERE l.period = ?", (PERIOD,))]
 
 
-def states(store) -> st.SearchStrategy[GridState]:  # noqa: ANN001
+def states(store) -> st.SearchStrategy[GridState]:
     # fixed lists: the data changes during the test, the strategy must not
     choices = {"charge_type": sorted(values(store, "charge_type")), "currency": sorted(values(store, "currency")),
                "mapping": ["excluded", "mapped", "unmapped"], "sync": ["error", "not_synced", "synced"]}
@@ -62,7 +62,7 @@ def states(store) -> st.SearchStrategy[GridState]:  # noqa: ANN001
     )
 
 
-def write_something(store, n: int) -> None:  # noqa: ANN001
+def write_something(store, n: int) -> None:
     """A change that moves rows in and out of searches, filters and sorts."""
     lines = InvoiceLine.select().where(InvoiceLine.period == PERIOD)
     line = lines.order_by(InvoiceLine.line_id).offset(n * 7 % lines.count()).first()
@@ -74,7 +74,7 @@ def write_something(store, n: int) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("sort_matches_up_to", [grid_query.SORT_MATCHES_UP_TO, 0])
-def test_cached_pages_equal_one_plain_select(store, sort_matches_up_to: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_cached_pages_equal_one_plain_select(store, sort_matches_up_to: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # 0: every set of matching rows counts as large, so pages come from walking the sort
     monkeypatch.setattr(grid_query, "SORT_MATCHES_UP_TO", sort_matches_up_to)
     database_thread = ThreadPoolExecutor(1)  # one connection, as the app's database thread
@@ -105,11 +105,11 @@ def test_cached_pages_equal_one_plain_select(store, sort_matches_up_to: int, mon
     database_thread.shutdown()
 
 
-def test_a_longer_search_narrows_the_last_matches_and_a_write_forgets_them(store) -> None:  # noqa: ANN001
+def test_a_longer_search_narrows_the_last_matches_and_a_write_forgets_them(store) -> None:
     database_thread = ThreadPoolExecutor(1)
     cache = GridCache()
 
-    def fetch(state: GridState):  # noqa: ANN202
+    def fetch(state: GridState):
         return database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
 
     short = fetch(GridState(search="Ex"))

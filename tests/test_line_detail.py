@@ -145,7 +145,7 @@ def test_enter_on_a_synced_line_and_v_on_any_line_open_the_detail(synced) -> Non
             await wait_for(pilot, lambda: isinstance(app.screen, LineDetailModal))
             modal = app.screen
             close = modal.query_one("#close")
-            assert app.focused is close and 0 <= close.region.y and close.region.bottom <= 24
+            assert app.focused is close and close.region.y >= 0 and close.region.bottom <= 24
             shown = text_of(modal.query_one("#section-connectwise", Static))
             [row] = [r for r in shown.splitlines() if r.startswith("Addition ID")]
             assert row.split()[2] == str(synced_line.addition_id) and "Posted to agreement" in shown

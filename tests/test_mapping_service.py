@@ -113,7 +113,7 @@ def test_counts_follow_mapping_changes(store) -> None:
     assert after["lines"] == after["mapped"] + after["unmapped"] + after["excluded"]
 
 
-def snapshot(store) -> list:  # noqa: ANN001
+def snapshot(store) -> list:
     return (store.db.execute_sql("SELECT line_id, override_company_id, override_agreement_id FROM invoice_line "
                                  "ORDER BY line_id").fetchall(),
             store.db.execute_sql("SELECT platform_id, agreement_id FROM contract ORDER BY platform_id").fetchall())

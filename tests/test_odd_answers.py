@@ -166,7 +166,7 @@ def test_settings_test_connection_shows_odd_answers_and_saves_nothing(tmp_path: 
                 ):
                     odd[:] = [answer]
                     await pilot.press("ctrl+t")
-                    await wait_for(pilot, lambda: "✗" in status() and said in status())
+                    await wait_for(pilot, lambda said=said: "✗" in status() and said in status())
                     assert status().startswith(f"✗ {title}: ConnectWise answered GET /system/info with ")
                     assert "\x1b" not in status()
                     await pilot.press("ctrl+s")  # Save tests first: nothing is saved

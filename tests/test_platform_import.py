@@ -162,7 +162,7 @@ def test_errors_are_capped_but_counted(store, demo_folder: Path) -> None:
 def test_json_files_are_read_too(store, demo_folder: Path) -> None:
     rows = read_csv(demo_folder / "organizations.csv")
     (demo_folder / "organizations.csv").unlink()
-    items = [dict(zip(rows[0], r)) for r in rows[1:]]
+    items = [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
     items[3]["name"] = ""
     (demo_folder / "organizations.json").write_text(json.dumps(items))
     with pytest.raises(PlatformDataError, match=r"organizations.json:item 4: name: empty"):
@@ -413,7 +413,7 @@ def test_text_is_bounded_and_single_line(cli, loaded, demo_folder: Path) -> None
 def test_a_line_break_in_a_json_value(cli, loaded, demo_folder: Path) -> None:
     db, before = loaded
     rows = read_csv(demo_folder / TARGET_FILE)
-    items = [dict(zip(rows[0], r)) for r in rows[1:]]
+    items = [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
     items[4]["subscription_name"] = "Backup\nand more"
     (demo_folder / TARGET_FILE).unlink()
     (demo_folder / f"invoice_lines_{TARGET}.json").write_text(json.dumps(items))
@@ -598,7 +598,7 @@ def test_an_amount_too_large_to_store(cli, loaded, demo_folder: Path) -> None:
 def test_numbers_in_json_files_follow_the_same_rules(cli, loaded, demo_folder: Path, number: str, expected: str) -> None:
     db, before = loaded
     rows = read_csv(demo_folder / TARGET_FILE)
-    items = [dict(zip(rows[0], r)) for r in rows[1:]]
+    items = [dict(zip(rows[0], r, strict=False)) for r in rows[1:]]
     for item in items:  # JSON numbers, not strings
         for column in ("quantity", "unit_price", "unit_cost"):
             item[column] = f"@{item[column]}@"

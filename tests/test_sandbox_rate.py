@@ -77,7 +77,7 @@ def test_the_command_line_and_the_demo() -> None:
                 await client.system_info()
                 try:
                     await client.system_info()
-                except Exception as error:  # noqa: BLE001 - checked below
+                except Exception as error:
                     return error
             return None
 

@@ -130,7 +130,7 @@ def test_mapping_modals(snap_compare, seeded, demo_folder: Path, size, modal: st
     assert snap_compare(make_app(seeded), terminal_size=size, run_before=run_before)
 
 
-def _hostile_plan():  # noqa: ANN202 - a Plan
+def _hostile_plan():
     """The plan of a line of the hostile organization, as prepare_plan builds it (its customer
     is the organization's name; a new agreement is named after it)."""
     from datetime import date

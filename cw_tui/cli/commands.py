@@ -107,7 +107,7 @@ def cmd_configure(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _agreement_type(store: Store, name: str):  # noqa: ANN202 - an AgreementType row
+def _agreement_type(store: Store, name: str):
     """The active agreement type called `name` (or with that ID), fresh from ConnectWise when
     credentials exist, else from the cache."""
     from cw_tui.services.connection import cache_agreement_types

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the reader went away (e.g. `| head`): not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    except Exception as error:  # noqa: BLE001 - last resort: a message, never a bare traceback
+    except Exception as error:
         print(f"cw-tui: unexpected error: {safe_text(system_log.redact(type(error).__name__ + ': ' + str(error)))}",
               file=sys.stderr)
         if os.environ.get("CW_TUI_DEBUG"):

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 
-def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
+def _plan_json(plan) -> dict[str, Any]:
     from cw_tui.sync import totals_json
 
     def target(agreement: Any) -> Any:
@@ -54,7 +54,7 @@ def _plan_json(plan) -> dict[str, Any]:  # noqa: ANN001 - a sync plan
     }
 
 
-def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
+def _print_plan(plan) -> None:
     from cw_tui.sync import totals_json
 
     print(f"Plan for {plan.period} (nothing is sent):")
@@ -83,7 +83,7 @@ def _print_plan(plan) -> None:  # noqa: ANN001 - a sync plan
 PLAN_LINES_SHOWN = 500  # per list in the text output; --json lists everything
 
 
-def _print_plan_lists(plan) -> None:  # noqa: ANN001 - a sync plan
+def _print_plan_lists(plan) -> None:
     """The lines behind each total, and the skipped lines with their reason and amount."""
     from cw_tui.rules.sync_plan import number_text
 

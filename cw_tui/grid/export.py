@@ -48,7 +48,7 @@ def loaded_periods(store: Store) -> list[str]:
     return [r[0] for r in store.db.execute_sql("SELECT DISTINCT period FROM invoice_line ORDER BY period DESC")]
 
 
-def grid_source(store: Store, grid: str, period: str | None, today) -> GridSource:  # noqa: ANN001 - a date
+def grid_source(store: Store, grid: str, period: str | None, today) -> GridSource:
     """The source of a grid by name; invoices of `period` (current, previous or YYYY-MM; by
     default the newest loaded)."""
     if grid not in GRIDS:
@@ -91,7 +91,7 @@ def export_csv(store: Store, source: GridSource, state: GridState, path: Path) -
             writer = csv.writer(handle)
             writer.writerow([title for c in source.columns for title in c.csv_titles()])
             for row in matching_rows(store, source, state):
-                writer.writerow([csv_safe(cell) for c, value in zip(source.columns, row) for cell in c.csv_cells(value)])
+                writer.writerow([csv_safe(cell) for c, value in zip(source.columns, row, strict=False) for cell in c.csv_cells(value)])
                 count += 1
             handle.flush()
             os.fsync(handle.fileno())

@@ -92,7 +92,7 @@ class GridSource:
     where: str = ""
     params: tuple = ()
     default_sort: tuple[tuple[str, bool], ...] = ()  # (column key, descending)
-    summary: Callable[[Store, "GridSource"], str] | None = None
+    summary: Callable[[Store, GridSource], str] | None = None
     # Counting and choosing a page's keys need only the joins their SQL uses: the base table
     # (with its alias) and (alias, JOIN clause) pairs in the order they depend on each other.
     # Empty: every query uses from_sql.
@@ -140,14 +140,14 @@ class GridState:
     page: int = 1
     page_size: int = 20
 
-    def with_filter(self, key: str, values: frozenset) -> "GridState":
+    def with_filter(self, key: str, values: frozenset) -> GridState:
         others = tuple((k, v) for k, v in self.filters if k != key)
         return replace(self, filters=others + (((key, values),) if values else ()), page=1)
 
     def filter_values(self, key: str) -> frozenset:
         return next((v for k, v in self.filters if k == key), frozenset())
 
-    def with_sort_key(self, key: str) -> "GridState":
+    def with_sort_key(self, key: str) -> GridState:
         """`S`: the column as one more sort key after the others (asc -> desc -> off); the
         sort by the other columns stays."""
         current = dict(self.sort).get(key)
@@ -157,7 +157,7 @@ class GridState:
             return replace(self, sort=tuple((k, True if k == key else d) for k, d in self.sort), page=1)
         return replace(self, sort=tuple((k, d) for k, d in self.sort if k != key), page=1)
 
-    def toggled_sort(self, key: str) -> "GridState":
+    def toggled_sort(self, key: str) -> GridState:
         """asc -> desc -> off, on one column."""
         current = dict(self.sort).get(key)
         if current is None:
@@ -408,7 +408,7 @@ class Selection:
         return cls(source, state)
 
     @classmethod
-    def of_keys(cls, source: GridSource, keys) -> Selection:  # noqa: ANN001 - any iterable of keys
+    def of_keys(cls, source: GridSource, keys) -> Selection:
         return cls(source, None, tuple(sorted(keys)))
 
     def subquery(self) -> tuple[str, list[Any]]:
@@ -433,7 +433,7 @@ def matching_keys(source: GridSource, state: GridState) -> tuple[str, list[Any]]
     return f"SELECT {source.key_sql} FROM {source.from_sql}{where.sql()}", where.params
 
 
-def matching_rows(store: Store, source: GridSource, state: GridState):  # noqa: ANN201 - a cursor
+def matching_rows(store: Store, source: GridSource, state: GridState):
     """Every row matching the grid's search and filters, all columns, in the grid's order; read
     as the caller iterates (an export of 100,000 lines never holds them all)."""
     where = _where(source, state)

@@ -339,7 +339,7 @@ def _csv_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterator
             if len(cells) != width:
                 errors.add(_where(name, start), None, f"expected {width} cells, found {len(cells)}{_span(start, end)}")
                 continue
-            row = dict(zip(columns, cells))
+            row = dict(zip(columns, cells, strict=False))
             if end > start:  # a quoted cell holds a line break: every cell of ours is single-line
                 broken = [c for c in known if "\n" in row[c] or "\r" in row[c]]
                 for column in broken:

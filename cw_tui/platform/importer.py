@@ -240,12 +240,12 @@ def _existing_lines(store: Store, periods: list[str], line_ids: list[str]) -> di
     found: dict[str, dict[str, Any]] = {}
     marks = ",".join("?" * len(periods))
     for values in cursor.execute(f"{select} WHERE period IN ({marks})", periods):
-        found[values[0]] = dict(zip(_READ_COLUMNS, values))
+        found[values[0]] = dict(zip(_READ_COLUMNS, values, strict=False))
     for start in range(0, len(line_ids), _CHUNK):
         chunk = line_ids[start : start + _CHUNK]
         marks = ",".join("?" * len(chunk))
         for values in cursor.execute(f"{select} WHERE line_id IN ({marks})", chunk):
-            found.setdefault(values[0], dict(zip(_READ_COLUMNS, values)))
+            found.setdefault(values[0], dict(zip(_READ_COLUMNS, values, strict=False)))
     return found
 
 

@@ -71,7 +71,7 @@ class AdditionValues:
             body["cancelledDate"] = cw_datetime(self.cancelled_date)
         return body
 
-    def changes_from(self, old: "AdditionValues | None") -> dict[str, Any]:
+    def changes_from(self, old: AdditionValues | None) -> dict[str, Any]:
         """The PATCH of an existing Addition: only the fields that differ."""
         new_body = self.body("")
         if old is None:

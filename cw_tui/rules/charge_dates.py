@@ -68,7 +68,7 @@ class ChargeDateRules:
     start: dict[BillingCycle, StartRule]
 
     @classmethod
-    def defaults(cls) -> "ChargeDateRules":
+    def defaults(cls) -> ChargeDateRules:
         return cls(end={}, start={})
 
     def end_rule(self, charge_type: ChargeType) -> EndRule:

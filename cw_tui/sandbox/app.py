@@ -232,9 +232,8 @@ def _project(record: dict, fields: str | None) -> dict:
             continue
         parts = path.split("/")
         value = _get(record, path)
-        if value is None and not isinstance(record.get(parts[0]), dict):
-            if parts[0] not in record:
-                continue
+        if value is None and not isinstance(record.get(parts[0]), dict) and parts[0] not in record:
+            continue
         target = result
         for part in parts[:-1]:
             target = target.setdefault(part, {})

@@ -187,7 +187,8 @@ class _Parser:
             if not isinstance(needle, str):
                 raise ConditionError("contains needs a string")
             folded = needle.casefold()
-            test: Predicate = lambda r: isinstance(_get(r, field), str) and folded in _get(r, field).casefold()
+            def test(r: dict) -> bool:
+                return isinstance(_get(r, field), str) and folded in _get(r, field).casefold()
         elif word == "like":
             pattern = self.value()
             if not isinstance(pattern, str):
@@ -197,7 +198,8 @@ class _Parser:
                 "^" + ".*".join(re.escape(part) for part in pattern.split("*")).replace("\x00", r"\[") + "$",
                 re.IGNORECASE | re.DOTALL,
             )
-            test = lambda r: isinstance(_get(r, field), str) and bool(regex.match(_get(r, field)))
+            def test(r: dict) -> bool:
+                return isinstance(_get(r, field), str) and bool(regex.match(_get(r, field)))
         elif word == "in":
             opening = self.next()
             if opening.text != "(":
@@ -209,7 +211,8 @@ class _Parser:
             if self.next().text != ")":
                 raise ConditionError("missing ')' after the in list")
             normalised = [_normalise(v) for v in values]
-            test = lambda r: _normalise(_get(r, field)) in normalised
+            def test(r: dict) -> bool:
+                return _normalise(_get(r, field)) in normalised
         else:
             raise ConditionError(f"expected an operator after {field}, found {token.text!r}")
         return (lambda r: not test(r)) if negate else test

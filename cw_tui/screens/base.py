@@ -25,7 +25,7 @@ def guarded(method: F) -> F:
     (SQLite rolled the change back), and the screen goes on. Textual would stop the screen's
     message loop on the exception."""
     @functools.wraps(method)
-    def wrapper(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
+    def wrapper(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return method(self, *args, **kwargs)
         except STORE_ERRORS as error:

@@ -176,7 +176,7 @@ class MappingActions(AreaScreen):
         if focused is None or not any(isinstance(node, TabPane) and node.id == tab for node in focused.ancestors):
             self.query_one(f"#grid-{tab}", SqlGrid).table.focus()
 
-    def _client(self):  # noqa: ANN202 - a ConnectWiseClient
+    def _client(self):
         from cw_tui.services import credentials as credential_store
         from cw_tui.services.connectwise import ConnectWiseClient
 
@@ -195,7 +195,7 @@ class MappingActions(AreaScreen):
         self._to_tab("sync_organizations")
         self._sync_organizations()
 
-    def _ask_shrink(self, refused, on_replace) -> None:  # noqa: ANN001 - a CacheShrinkRefused, a callable
+    def _ask_shrink(self, refused, on_replace) -> None:
         """A refresh that would drop more than half of a cached list waits for a person."""
         def answered(replace: bool | None) -> None:
             if replace:
@@ -206,7 +206,7 @@ class MappingActions(AreaScreen):
         self.app.push_screen(ShrinkModal(refused.shrinks), self.guard(answered))
 
     @work(thread=True, exclusive=True, group="sync-organizations", exit_on_error=False)
-    def _sync_organizations(self, accepted=None) -> None:  # noqa: ANN001 - a CacheShrinkRefused to apply after all
+    def _sync_organizations(self, accepted=None) -> None:
         import asyncio
 
         from cw_tui.platform.files import PlatformDataError
@@ -284,7 +284,7 @@ class MappingActions(AreaScreen):
 
     # ---- products and invoices
 
-    def _folder_or_warn(self):  # noqa: ANN202 - a Path or None
+    def _folder_or_warn(self):
         from pathlib import Path
 
         from cw_tui.services import settings
@@ -303,7 +303,7 @@ class MappingActions(AreaScreen):
             self.app.push_screen(LoadProductsModal(), lambda months: months and self._load_products(folder, months))
 
     @work(thread=True, exclusive=True, group="load-products", exit_on_error=False)
-    def _load_products(self, folder, months: int) -> None:  # noqa: ANN001
+    def _load_products(self, folder, months: int) -> None:
         from cw_tui.platform.files import PlatformDataError
         from cw_tui.platform.importer import load_products
         from cw_tui.rules.periods import months_back
@@ -317,7 +317,7 @@ class MappingActions(AreaScreen):
         self.app.call_from_thread(self.app.notify, f"Loaded {report.offers} offers ({report.offers_added} new).")
         self.app.call_from_thread(self.refresh_data)
 
-    def _platform_error(self, what: str, error) -> None:  # noqa: ANN001 - a PlatformDataError
+    def _platform_error(self, what: str, error) -> None:
         from cw_tui.services import system_log
 
         system_log.write(self.app.store, system_log.Level.ERROR, system_log.Category.INVOICES,
@@ -339,7 +339,7 @@ class MappingActions(AreaScreen):
         return [resolve_period(w, self.app.now().date()) for w in which]
 
     @work(thread=True, exclusive=True, group="load-invoices", exit_on_error=False)
-    def _load_invoices(self, folder, periods: list[str], allow_removals: str | None = None) -> None:  # noqa: ANN001
+    def _load_invoices(self, folder, periods: list[str], allow_removals: str | None = None) -> None:
         from cw_tui.platform.files import PlatformDataError
         from cw_tui.platform.importer import RemovalsNeedConsent, load_invoices
         from cw_tui.services import settings
@@ -360,7 +360,7 @@ class MappingActions(AreaScreen):
         self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
         self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
 
-    def _removals_answered(self, folder, periods: list[str], need, remove: bool | None) -> None:  # noqa: ANN001
+    def _removals_answered(self, folder, periods: list[str], need, remove: bool | None) -> None:
         if remove:
             self._load_invoices(folder, periods, need.consent)  # asks again if the lines to remove have changed
         else:
@@ -383,7 +383,7 @@ class MappingActions(AreaScreen):
         self._plan(period)
 
     @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
-    def _plan(self, period: str, only_lines: set[str] | None = None, accepted=None) -> None:  # noqa: ANN001
+    def _plan(self, period: str, only_lines: set[str] | None = None, accepted=None) -> None:
         import asyncio
 
         from cw_tui.services.connectwise import ConnectWiseError
@@ -408,7 +408,7 @@ class MappingActions(AreaScreen):
                 return
         self.app.call_from_thread(self._show_plan, plan, only_lines)
 
-    def _show_plan(self, plan, only_lines: set[str] | None, changed: bool = False) -> None:  # noqa: ANN001 - a Plan
+    def _show_plan(self, plan, only_lines: set[str] | None, changed: bool = False) -> None:
         """The plan a person confirms is the plan posted: its fingerprint goes with the run."""
         self.app.push_screen(SyncPlanModal(plan, changed=changed),
                              lambda ok: ok and self._sync(plan.period, only_lines, plan.fingerprint))
@@ -450,7 +450,7 @@ class MappingActions(AreaScreen):
             except (ConnectWiseError, CacheShrinkRefused) as error:  # run_sync logged it
                 self._failed("Sync", error)
                 return
-            except Exception as error:  # noqa: BLE001 - logged and shown, never lost in a worker
+            except Exception as error:
                 from cw_tui.services import system_log
 
                 system_log.write(store, system_log.Level.ERROR, system_log.Category.SYNC, "Sync failed",
@@ -510,7 +510,7 @@ class MappingActions(AreaScreen):
         if suggest is None:
             return  # gone since the page was read
 
-        def chosen(value) -> None:  # noqa: ANN001
+        def chosen(value) -> None:
             if value is None:
                 return
             try:
@@ -536,7 +536,7 @@ class MappingActions(AreaScreen):
         grid = self._grid()
 
         def apply(changes: dict, scope: str) -> None:
-            def value(name: str):  # noqa: ANN202
+            def value(name: str):
                 chosen = changes.get(name, ...)
                 return ... if chosen is ... else (None if chosen == "clear" else chosen[0] if isinstance(chosen, tuple) else chosen)
 
@@ -610,7 +610,7 @@ class MappingActions(AreaScreen):
             keys = selected_keys(store, marked)
             apply = map_organizations if tab == "organizations" else map_offers
 
-            def picked(value) -> None:  # noqa: ANN001
+            def picked(value) -> None:
                 if value is not None:
                     try:
                         done(apply(store, keys, None if value[0] == "clear" else value[0]))
@@ -621,7 +621,7 @@ class MappingActions(AreaScreen):
                                  self.guard(picked))
             return
 
-        def bulk(result) -> None:  # noqa: ANN001
+        def bulk(result) -> None:
             if result is None:
                 return
             field, value = result
@@ -838,12 +838,12 @@ class MappingScreen(MappingActions):
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
 
-    def _org_summary(self, page) -> str:  # noqa: ANN001 - a Page
+    def _org_summary(self, page) -> str:
         counts = queries.organization_counts(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {plural(page.total, 'organization')} · Total organizations: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 
-    def _product_summary(self, page) -> str:  # noqa: ANN001 - a Page
+    def _product_summary(self, page) -> str:
         counts = queries.offer_counts(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {plural(page.total, 'product')} · Total products: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")

@@ -95,7 +95,7 @@ class ConfirmRemovalsModal(_Modal):
     ConfirmRemovalsModal #removed-ids { margin-top: 1; }
     """
 
-    def __init__(self, need) -> None:  # noqa: ANN001 - a RemovalsNeedConsent
+    def __init__(self, need) -> None:
         super().__init__()
         self.need = need
 
@@ -264,7 +264,7 @@ class LineEditModal(_Modal):
     LineEditModal #problem.-note { color: $text-muted; }
     """
 
-    def __init__(self, store, line: dict) -> None:  # noqa: ANN001 - a Store
+    def __init__(self, store, line: dict) -> None:
         super().__init__()
         self.store = store
         self.line = line
@@ -329,7 +329,7 @@ class LineEditModal(_Modal):
                 # the contract's agreement is gone: forgetting it lets the sync choose one (SPEC §8 rules 3-4)
                 clear_label, cleared = "Forget it (chosen at sync)", "forget"
 
-        def chosen(value) -> None:  # noqa: ANN001
+        def chosen(value) -> None:
             if value is None:
                 return
             self.changes[key] = cleared if value[0] == "clear" else value
@@ -393,7 +393,7 @@ class BulkUpdateModal(_Modal):
     """SPEC §5.3 Bulk Update: one field, one value, for every marked line; a count and a
     confirmation. Returns (field, value) or None."""
 
-    def __init__(self, store, count: int, marked) -> None:  # noqa: ANN001 - a Store, a grid Selection
+    def __init__(self, store, count: int, marked) -> None:
         super().__init__()
         self.store = store
         self.count = count
@@ -438,7 +438,7 @@ class BulkUpdateModal(_Modal):
 
         company_id, note = common_company(self.store, self.marked) if field == "agreement" else (None, "")
 
-        def chosen(value) -> None:  # noqa: ANN001
+        def chosen(value) -> None:
             if value is not None:
                 self.value = value
                 self.query_one("#choose", Button).label = ("(follows the mapping)" if value[0] == "clear"

@@ -31,7 +31,7 @@ class PickerModal(Modal):
     PickerModal Button { margin-left: 1; }
     """
 
-    def __init__(self, store, kind: PickerKind, *, suggest_for: str | None = None,  # noqa: ANN001 - a Store
+    def __init__(self, store, kind: PickerKind, *, suggest_for: str | None = None,
                  company_id: int | None = None, note: str = "", clear_label: str = "Clear (follow the mapping)") -> None:
         super().__init__()
         self.store = store

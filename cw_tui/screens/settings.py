@@ -102,25 +102,24 @@ class SettingsScreen(AreaScreen):
         yield Static("Settings — Configure your ConnectWise integration credentials and preferences.", classes="title")
         yield Static("", id="banner", classes="banner")
         with TabbedContent(initial="authentication"):
-            with TabPane("Authentication", id="authentication"):
-                with VerticalScroll():
-                    with Collapsible(title="How to obtain API credentials", collapsed=True):
-                        yield Static(HOW_TO)
-                    with Grid(classes="form"):
-                        for name, label, placeholder, secret in FIELDS:
-                            yield Label(label)
-                            field = Input(placeholder=placeholder, password=secret, id=f"field-{name}", compact=True)
-                            if name == "url":
-                                with Vertical(classes="field"):
-                                    yield field
-                                    yield Static("", id="url-message")
-                            else:
+            with TabPane("Authentication", id="authentication"), VerticalScroll():
+                with Collapsible(title="How to obtain API credentials", collapsed=True):
+                    yield Static(HOW_TO)
+                with Grid(classes="form"):
+                    for name, label, placeholder, secret in FIELDS:
+                        yield Label(label)
+                        field = Input(placeholder=placeholder, password=secret, id=f"field-{name}", compact=True)
+                        if name == "url":
+                            with Vertical(classes="field"):
                                 yield field
-                    with Horizontal(classes="buttons"):
-                        yield Button("Test Connection", id="test", variant="default")
-                        yield Button("Save", id="save", variant="primary")
-                        yield LoadingIndicator()
-                    yield Static("", id="test-status")
+                                yield Static("", id="url-message")
+                        else:
+                            yield field
+                with Horizontal(classes="buttons"):
+                    yield Button("Test Connection", id="test", variant="default")
+                    yield Button("Save", id="save", variant="primary")
+                    yield LoadingIndicator()
+                yield Static("", id="test-status")
             with TabPane("Configuration", id="configuration"):
                 # mounted after the first paint: it is most of this screen's widgets
                 yield Lazy(ConfigurationForm())
@@ -174,7 +173,7 @@ class SettingsScreen(AreaScreen):
     def fill_credentials(self) -> None:
         saved = self._saved_credentials()
         prefill = self.app.prefill_credentials  # type: ignore[attr-defined]
-        for name, _, placeholder, _ in FIELDS:
+        for name, _, _placeholder, _ in FIELDS:
             field = self.query_one(f"#field-{name}", Input)
             if saved is not None and getattr(saved, name):
                 if name in SECRET_FIELDS:
@@ -277,7 +276,7 @@ class SettingsScreen(AreaScreen):
 
         try:
             check = await check_connection(creds, timeout=self.app.connection_timeout)  # type: ignore[attr-defined]
-        except Exception as error:  # noqa: BLE001 - a failed test is shown and logged, never a hang
+        except Exception as error:
             text = f"unexpected error: {type(error).__name__}: {error}"
             check = ConnectionCheck(False, text, kind="unexpected", details=text)
         self._checked(creds, check, save)
@@ -436,7 +435,7 @@ class ConfigurationForm(VerticalScroll):
             from cw_tui.services.connection import fetch_agreement_types
 
             types = await fetch_agreement_types(self.app.store, creds)  # type: ignore[attr-defined]
-        except Exception as error:  # noqa: BLE001 - shown, never a traceback
+        except Exception as error:
             self._types_status(Text(f"✗ Could not load agreement types: {safe_text(system_log.redact(str(error)))}"),
                                error=True)
             return

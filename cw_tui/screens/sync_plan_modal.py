@@ -60,7 +60,7 @@ def totals_view(plan: Plan) -> Group:
                    ("Create", {"justify": "right", "no_wrap": True}), ("Update", {"justify": "right", "no_wrap": True}),
                    ("Cancel", {"justify": "right", "no_wrap": True}), ("Amount", _fits(amounts, "Amount")))
     by_currency: dict[str, Decimal] = {}
-    for ((customer, currency), total), shown in zip(totals.items(), amounts):
+    for ((customer, currency), total), shown in zip(totals.items(), amounts, strict=False):
         table.add_row(_plain(customer), _plain(currency), str(total.creates), str(total.updates), str(total.cancels), shown)
         by_currency[currency] = by_currency.get(currency, Decimal(0)) + total.amount
     grand = Text("Total: " + (", ".join(f"{safe_text(c)} {money(a)}" for c, a in sorted(by_currency.items()))
@@ -125,7 +125,7 @@ def skipped_view(plan: Plan) -> Group:
             values = [f"{safe_text(s.currency)} {money(s.amount)}" for s in skips]
             table = _table(("Line", {"no_wrap": True}), ("Customer", {"ratio": 1, "no_wrap": True, "overflow": "ellipsis"}),
                            ("Amount", _fits(values, "Amount")))
-            for skip, value in zip(skips, values):
+            for skip, value in zip(skips, values, strict=False):
                 table.add_row(_plain(skip.line_id), _plain(skip.customer), value)
             parts.append(table)
     more = _more(len(plan.skips), listed, "skipped lines")

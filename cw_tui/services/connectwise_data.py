@@ -201,7 +201,7 @@ async def refresh_agreements(store: Store, client: ConnectWiseClient, *, allow_s
     _guarded(store, [(Agreement, "agreements", len(agreements))], allow_shrink, ACCEPT_AGREEMENTS, apply)
 
 
-def _insert(model, rows: list[dict]) -> None:  # noqa: ANN001 - a peewee model class
+def _insert(model, rows: list[dict]) -> None:
     for start in range(0, len(rows), 200):
         model.insert_many(rows[start : start + 200]).execute()
 

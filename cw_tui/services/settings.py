@@ -41,7 +41,7 @@ class Configuration:
     def charge_type_name(self, charge_type: ChargeType) -> str:
         return self.charge_type_names.get(charge_type, charge_type.value)
 
-    def validated(self) -> "Configuration":
+    def validated(self) -> Configuration:
         """A copy with display names tidied; raises ConfigurationError for what cannot be saved."""
         names = {}
         for key, name in self.charge_type_names.items():
@@ -64,7 +64,7 @@ class Configuration:
         }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Configuration":
+    def from_json(cls, data: dict[str, Any]) -> Configuration:
         try:
             chosen = data.get("agreement_type")
             return cls(

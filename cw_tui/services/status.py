@@ -28,7 +28,7 @@ def period_counts(store: Store) -> list[dict[str, Any]]:
         GROUP BY period ORDER BY period DESC
     """
     keys = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
-    return [dict(zip(keys, row)) for row in store.db.execute_sql(sql)]
+    return [dict(zip(keys, row, strict=False)) for row in store.db.execute_sql(sql)]
 
 
 def status(store: Store, now: datetime | None = None) -> dict[str, Any]:

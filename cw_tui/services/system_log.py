@@ -103,7 +103,7 @@ class LogQuery:
     after_id: int | None = None  # for live panes: only entries newer than this
 
 
-def _select(query: LogQuery):  # noqa: ANN202 - a peewee query
+def _select(query: LogQuery):
     select = LogEntry.select()
     if query.level:
         select = select.where(LogEntry.level == query.level.value)

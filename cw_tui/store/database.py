@@ -59,7 +59,7 @@ class Store:
         if not self.db.is_closed():
             self.db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -80,7 +80,7 @@ async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> di
 
     ordered = sorted(agreement_ids)
     found: dict[str, list[FoundAddition]] = defaultdict(list)
-    for agreement_id, additions in zip(ordered, await asyncio.gather(*(one(a) for a in ordered))):
+    for agreement_id, additions in zip(ordered, await asyncio.gather(*(one(a) for a in ordered)), strict=False):
         by_marker: dict[str, list[Addition]] = defaultdict(list)
         for addition in additions:
             if addition.serialNumber:

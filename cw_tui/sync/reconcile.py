@@ -46,7 +46,7 @@ async def reconcile(store: Store, client: ConnectWiseClient, period: str) -> Rec
     expected = sync_reads.posted_for_period(store, period)
     subscriptions = {s.subscription_id: s for s in SubscriptionAddition.select()}
     agreement_ids = set()
-    for key, exp in expected.items():
+    for exp in expected.values():
         sub = subscriptions.get(exp["subscription"]) if exp["subscription"] else None
         if sub is not None and sub.agreement_id:
             exp["agreement"] = sub.agreement_id

@@ -93,7 +93,7 @@ class _Run:
 
     # --- store writes (each its own short transaction: durable as it goes)
 
-    def _lines(self, line_ids: tuple[str, ...]):  # noqa: ANN202 - a peewee expression
+    def _lines(self, line_ids: tuple[str, ...]):
         return InvoiceLine.line_id.in_(list(line_ids)) & (InvoiceLine.claimed_by == self.owner)
 
     def target_recorded(self, line_ids: tuple[str, ...], agreement_id: int) -> None:

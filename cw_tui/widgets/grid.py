@@ -141,13 +141,13 @@ class SqlGrid(Vertical):
     """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
 
     class RowChosen(Message):
-        def __init__(self, grid: "SqlGrid", key: str) -> None:
+        def __init__(self, grid: SqlGrid, key: str) -> None:
             super().__init__()
             self.grid = grid
             self.key = key
 
     class Loaded(Message):
-        def __init__(self, grid: "SqlGrid", page: Page) -> None:
+        def __init__(self, grid: SqlGrid, page: Page) -> None:
             super().__init__()
             self.grid = grid
             self.page = page
@@ -270,11 +270,11 @@ class SqlGrid(Vertical):
                         "invoice lines": system_log.Category.INVOICES}.get(self.source.name, system_log.Category.CONFIGURATION)
             try:
                 system_log.write(self.app.store, system_log.Level.ERROR, category, summary, traceback.format_exc())  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - the log lives in the same database
+            except Exception:
                 pass
             self.app.notify(summary + " (ctrl+r retries; details in System Logs)", severity="error")
 
-    def _header(self, column) -> Text:  # noqa: ANN001 - a Column
+    def _header(self, column) -> Text:
         direction = dict(self.state.sort).get(column.key)
         mark = "" if direction is None else (" ▼" if direction else " ▲")
         if direction is not None and len(self.state.sort) > 1:  # which key it is: ▲1, ▼2
@@ -352,7 +352,7 @@ class SqlGrid(Vertical):
             self._format_cache[key] = cached
         return cached
 
-    def _cell(self, column, value) -> list[Segment]:  # noqa: ANN001 - a Column and its value
+    def _cell(self, column, value) -> list[Segment]:
         width = self.width_of(column)
         cell = self._formatted(column, value)
         if isinstance(cell, str):
@@ -458,7 +458,7 @@ class SqlGrid(Vertical):
     def _show(self, page: Page) -> None:
         self.page = page
         self.state = replace(self.state, page=page.page)
-        self._rows = dict(zip(page.keys, page.rows))
+        self._rows = dict(zip(page.keys, page.rows, strict=False))
         wanted = {"first": 0, "last": len(page.keys) - 1}.get(self._cursor_after_load or "", self.table.cursor_row)
         self._layout()
         self._draw_rows(wanted)
@@ -475,7 +475,7 @@ class SqlGrid(Vertical):
     def current_key(self) -> str | None:
         return self.table.cursor_key
 
-    def current_column(self):  # noqa: ANN201 - a Column
+    def current_column(self):
         visible = self._visible()
         return visible[min(self.column_index, len(visible) - 1)] if visible else None
 
@@ -498,7 +498,7 @@ class SqlGrid(Vertical):
             table.scroll_to(x=x + width - shown, animate=False)
         table.refresh()
 
-    def column_at(self, x: int):  # noqa: ANN201 - a Column or None
+    def column_at(self, x: int):
         """The column under a click on the header (x in a row's coordinates)."""
         position = MARK_WIDTH
         for column in self._visible():
@@ -555,7 +555,7 @@ class SqlGrid(Vertical):
                             cursor_row=cursor_row, sticky=self._sticky())
 
     def _update_summary(self) -> None:
-        if self.page is not None:  # noqa: SIM102
+        if self.page is not None:
             base = self.summary_text(self.page) if self.summary_text else \
                 f"Showing {len(self.page.rows):,} of {plural(self.page.total, self.source.singular, self.source.name)}"
             marks = self.marked_count()
@@ -569,7 +569,7 @@ class SqlGrid(Vertical):
         self._export(self.source, self.state, Path.home() / export_name(self.source, self.app.now()))  # type: ignore[attr-defined]
 
     @work(group="grid-export", exit_on_error=False)
-    async def _export(self, source: GridSource, state: GridState, path) -> None:  # noqa: ANN001 - a Path
+    async def _export(self, source: GridSource, state: GridState, path) -> None:
         from cw_tui.grid.export import export_csv
 
         # every matching row is read and written: on the database thread, the screen stays live
@@ -580,7 +580,7 @@ class SqlGrid(Vertical):
             self.app.notify(f"Export failed: {error.strerror or error} ({path}); no file was written", severity="error",
                             markup=False)
             return
-        except Exception as error:  # noqa: BLE001 - a locked or damaged database
+        except Exception as error:
             self.app.notify(f"Export failed: {error}; no file was written", severity="error", markup=False)
             return
         self.app.notify(f"Exported {plural(count, source.singular, source.name)} to {path}", markup=False)
@@ -617,7 +617,7 @@ class SqlGrid(Vertical):
     def action_sort_more(self) -> None:
         self._sort(self.current_column(), GridState.with_sort_key)
 
-    def _sort(self, column, change: Callable[[GridState, str], GridState]) -> None:  # noqa: ANN001 - a Column
+    def _sort(self, column, change: Callable[[GridState, str], GridState]) -> None:
         if column is not None and column.sortable:
             self.column_index = self._visible().index(column)
             self.state = change(self.state, column.key)
@@ -634,13 +634,13 @@ class SqlGrid(Vertical):
         self._open_filter(column)
 
     @work(exclusive=True, group="grid-filter-values", exit_on_error=False)
-    async def _open_filter(self, column) -> None:  # noqa: ANN001 - a Column
+    async def _open_filter(self, column) -> None:
         # counting a column's values reads every matching row: on the database thread
         loop = asyncio.get_running_loop()
         try:
             values = await loop.run_in_executor(self.app.db_executor, distinct_values, self.app.store,  # type: ignore[attr-defined]
                                                 self.source, column.key, self.state)
-        except Exception as error:  # noqa: BLE001 - a locked or damaged database
+        except Exception as error:
             self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
             return
 
@@ -715,7 +715,7 @@ class SqlGrid(Vertical):
             self._layout()
             self._draw_rows(self.table.cursor_row)
 
-    def on_key(self, event) -> None:  # noqa: ANN001 - a Key event
+    def on_key(self, event) -> None:
         table = self.table
         if not table.has_focus or self.page is None:
             return

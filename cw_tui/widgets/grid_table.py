@@ -66,13 +66,13 @@ class GridTable(ScrollView, can_focus=True):
     class RowSelected(Message):
         """enter (or a click on the cursor row) on a row."""
 
-        def __init__(self, table: "GridTable", key: str) -> None:
+        def __init__(self, table: GridTable, key: str) -> None:
             super().__init__()
             self.table = table
             self.key = key
 
         @property
-        def control(self) -> "GridTable":
+        def control(self) -> GridTable:
             return self.table
 
     class ColumnStep(Message):
@@ -152,7 +152,7 @@ class GridTable(ScrollView, can_focus=True):
 
     # --------------------------------------------------------------- cursor
 
-    def move_cursor(self, *, row: int | None = None, column: int | None = None) -> None:  # noqa: ARG002 - DataTable's signature
+    def move_cursor(self, *, row: int | None = None, column: int | None = None) -> None:
         if not self._keys:
             self.cursor_row = 0
             return

@@ -26,7 +26,7 @@ class Tile(Static, can_focus=True):
     """
 
     class Opened(Message):
-        def __init__(self, tile: "Tile") -> None:
+        def __init__(self, tile: Tile) -> None:
             super().__init__()
             self.tile = tile
 

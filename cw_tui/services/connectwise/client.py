@@ -266,7 +266,7 @@ class ConnectWiseClient:
         self.current_api_version: str | None = None  # ConnectWise's api-current-version header
         self.last_request_id: str | None = None  # its x-cw-request-id, for the log
 
-    async def __aenter__(self) -> "ConnectWiseClient":
+    async def __aenter__(self) -> ConnectWiseClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
