@@ -24,6 +24,7 @@ from cw_tui.screens.mapping_modals import (
 )
 from cw_tui.services.display import dated_source, exact_money_text, group_thousands, quantity_text
 from cw_tui.store import queries
+from cw_tui.tasks import run_service
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.modal import Modal
 
@@ -182,12 +183,6 @@ class MappingActions(AreaScreen):
 
         return ConnectWiseClient(credential_store.current())
 
-    def _failed(self, what: str, error: Exception) -> None:
-        from cw_tui.services import system_log
-
-        message = safe_text(system_log.redact(getattr(error, "message", None) or str(error)))  # ConnectWise's words
-        self.app.call_from_thread(self.app.notify, f"{what} failed: {message}", severity="error", timeout=12)
-
     # ---- organizations
 
     @guarded
@@ -205,37 +200,42 @@ class MappingActions(AreaScreen):
 
         self.app.push_screen(ShrinkModal(refused.shrinks), self.guard(answered))
 
-    @work(thread=True, exclusive=True, group="sync-organizations", exit_on_error=False)
     def _sync_organizations(self, accepted=None) -> None:
         import asyncio
 
         from cw_tui.platform.files import PlatformDataError
         from cw_tui.services import system_log
-        from cw_tui.services.connectwise import ConnectWiseError
         from cw_tui.services.connectwise_data import CacheShrinkRefused, sync_organizations
 
         store = self.app.store
-        with _Busy(self, "sync-organizations", "organizations-busy", "Sync in progress…"):
-            async def go():
-                async with self._client() as client:
-                    return await sync_organizations(store, client)
-            try:
-                result = accepted.accept() if accepted is not None else asyncio.run(go())
-            except CacheShrinkRefused as error:
-                self.app.call_from_thread(self._ask_shrink, error, lambda refused=error: self._sync_organizations(refused))
-                return
-            except ConnectWiseError as error:
-                system_log.write(store, system_log.Level.ERROR, system_log.Category.ORGANIZATIONS,
-                                 "Organizations sync failed", error.details())
-                self._failed("Sync Organizations", error)
-                return
-            except PlatformDataError as error:
-                self._platform_error("Sync Organizations", error)
-                return
-        self.app.call_from_thread(self.app.notify, f"{result.organizations} organizations on recent invoices "
-                                  f"({result.organizations_added} new); {result.companies} ConnectWise companies, "
-                                  f"{result.products} products and {result.agreements} agreements.")
-        self.app.call_from_thread(self.refresh_data)
+
+        def job():
+            with _Busy(self, "sync-organizations", "organizations-busy", "Sync in progress…"):
+                if accepted is not None:
+                    return accepted.accept()
+
+                async def go():
+                    async with self._client() as client:
+                        return await sync_organizations(store, client)
+                return asyncio.run(go())
+
+        def failed(error: BaseException) -> bool:
+            if isinstance(error, CacheShrinkRefused):
+                self._ask_shrink(error, lambda: self._sync_organizations(error))
+                return True
+            if isinstance(error, PlatformDataError):
+                self._platform_error("Sync Organizations", error, in_ui=True)
+                return True
+            return False
+
+        def done(result) -> None:
+            self.app.notify(f"{result.organizations} organizations on recent invoices ({result.organizations_added} new); "
+                            f"{result.companies} ConnectWise companies, {result.products} products and "
+                            f"{result.agreements} agreements.")
+            self.refresh_data()
+
+        run_service(self, "Sync Organizations", job, category=system_log.Category.ORGANIZATIONS, done=done, failed=failed,
+                    group="sync-organizations")
 
     @guarded
     def action_automatch(self) -> None:
@@ -317,14 +317,17 @@ class MappingActions(AreaScreen):
         self.app.call_from_thread(self.app.notify, f"Loaded {report.offers} offers ({report.offers_added} new).")
         self.app.call_from_thread(self.refresh_data)
 
-    def _platform_error(self, what: str, error) -> None:
+    def _platform_error(self, what: str, error, *, in_ui: bool = False) -> None:
         from cw_tui.services import system_log
 
         system_log.write(self.app.store, system_log.Level.ERROR, system_log.Category.INVOICES,
                          f"{what} rejected: {error.total} problem(s); nothing was changed", str(error))
         first = "\n".join(error.errors[:4])
-        self.app.call_from_thread(self.app.notify, f"{what}: nothing was changed. {error.total} problem(s):\n{first}\n"
-                                  "(all of them in System Logs)", severity="error", timeout=20)
+        message = f"{what}: nothing was changed. {error.total} problem(s):\n{first}\n(all of them in System Logs)"
+        if in_ui:
+            self.app.notify(message, severity="error", timeout=20)
+        else:
+            self.app.call_from_thread(self.app.notify, message, severity="error", timeout=20)
 
     @guarded
     def action_load_invoices(self) -> None:
@@ -382,91 +385,88 @@ class MappingActions(AreaScreen):
             return
         self._plan(period)
 
-    @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
     def _plan(self, period: str, only_lines: set[str] | None = None, accepted=None) -> None:
+        """The plan first (SPEC §10): read in a worker, shown in the plan modal."""
         import asyncio
 
-        from cw_tui.services.connectwise import ConnectWiseError
+        from cw_tui.services import system_log
         from cw_tui.services.connectwise_data import CacheShrinkRefused
         from cw_tui.sync import prepare_plan
 
         store = self.app.store
-        with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
-            async def go():
-                async with self._client() as client:
-                    # `accepted`: a person said the smaller agreements list is right
-                    return await prepare_plan(store, client, period, only_lines=only_lines, today=self.app.now().date(),
-                                              accepted=accepted)
-            try:
-                plan = asyncio.run(go())
-            except CacheShrinkRefused as error:
-                self.app.call_from_thread(self._ask_shrink, error,
-                                          lambda refused=error: self._plan(period, only_lines, refused))
-                return
-            except ConnectWiseError as error:
-                self._failed("Planning the sync", error)
-                return
-        self.app.call_from_thread(self._show_plan, plan, only_lines)
+
+        def job():
+            with _Busy(self, "sync-invoices", "invoices-busy", "Planning…"):
+                async def go():
+                    async with self._client() as client:
+                        # `accepted`: a person said the smaller agreements list is right
+                        return await prepare_plan(store, client, period, only_lines=only_lines,
+                                                  today=self.app.now().date(), accepted=accepted)
+                return asyncio.run(go())
+
+        def failed(error: BaseException) -> bool:
+            if isinstance(error, CacheShrinkRefused):
+                self._ask_shrink(error, lambda: self._plan(period, only_lines, error))
+                return True
+            return False
+
+        run_service(self, "Planning the sync", job, category=system_log.Category.SYNC, failed=failed,
+                    done=lambda plan: self._show_plan(plan, only_lines), group="sync-invoices")
 
     def _show_plan(self, plan, only_lines: set[str] | None, changed: bool = False) -> None:
         """The plan a person confirms is the plan posted: its fingerprint goes with the run."""
         self.app.push_screen(SyncPlanModal(plan, changed=changed),
                              lambda ok: ok and self._sync(plan.period, only_lines, plan.fingerprint))
 
-    @work(thread=True, exclusive=True, group="sync-invoices", exit_on_error=False)
     def _sync(self, period: str, only_lines: set[str] | None = None, fingerprint: str | None = None) -> None:
+        """Post the confirmed plan through the sync core; a plan that changed meanwhile sends
+        nothing and is shown again."""
         import asyncio
+        import time
 
-        from cw_tui.services.connectwise import ConnectWiseError
-        from cw_tui.services.connectwise_data import CacheShrinkRefused
+        from cw_tui.services import system_log
         from cw_tui.sync import PlanChanged, run_sync
 
         store = self.app.store
         bar = self.query_one("#sync-progress", ProgressBar)
-        self.app.call_from_thread(bar.add_class, "-running")
         grid = self.query_one("#grid-invoices", SqlGrid)
         last_reload = [0.0]
+        bar.add_class("-running")
 
         def progress(done: int, total: int) -> None:
-            import time
-
             self.app.call_from_thread(bar.update, total=total, progress=done)
             if time.monotonic() - last_reload[0] > 0.5:  # each line's Status in PSA as it goes
                 last_reload[0] = time.monotonic()
                 self.app.call_from_thread(grid.reload)
 
-        with _Busy(self, "sync-invoices", "invoices-busy", "Posting to ConnectWise…"):
-            async def go():
-                async with self._client() as client:
-                    return await run_sync(store, client, period, only_lines=only_lines, progress=progress,
-                                          expect_plan=fingerprint, today=self.app.now().date())
-            try:
-                result = asyncio.run(go())
-            except PlanChanged as changed:
-                self.app.call_from_thread(self.app.notify, str(changed), severity="warning", timeout=12)
-                if changed.plan is not None:
-                    self.app.call_from_thread(self._show_plan, changed.plan, only_lines, True)
-                return
-            except (ConnectWiseError, CacheShrinkRefused) as error:  # run_sync logged it
-                self._failed("Sync", error)
-                return
-            except Exception as error:
-                from cw_tui.services import system_log
+        def job():
+            with _Busy(self, "sync-invoices", "invoices-busy", "Posting to ConnectWise…"):
+                async def go():
+                    async with self._client() as client:
+                        return await run_sync(store, client, period, only_lines=only_lines, progress=progress,
+                                              expect_plan=fingerprint, today=self.app.now().date())
+                try:
+                    return asyncio.run(go())
+                finally:
+                    self.app.call_from_thread(bar.remove_class, "-running")
 
-                system_log.write(store, system_log.Level.ERROR, system_log.Category.SYNC, "Sync failed",
-                                 f"{type(error).__name__}: {error}")
-                self._failed("Sync", error)
-                return
-            finally:
-                self.app.call_from_thread(bar.remove_class, "-running")
-        severity = "error" if result.errors else "information"
-        adopted = f", {result.adopted} already in ConnectWise" if result.adopted else ""
-        self.app.call_from_thread(
-            self.app.notify,
-            f"{period}: {plural(result.synced_lines, 'line')} synced ({result.created:,} created, {result.updated:,} updated, "
-            f"{result.cancelled:,} cancelled{adopted}); {result.skipped:,} skipped; {plural(result.errors, 'error')}.",
-            severity=severity, timeout=12)
-        self.app.call_from_thread(self.refresh_data)
+        def failed(error: BaseException) -> bool:
+            if isinstance(error, PlanChanged):
+                self.app.notify(str(error), severity="warning", timeout=12)
+                if error.plan is not None:
+                    self._show_plan(error.plan, only_lines, True)
+                return True
+            return False
+
+        def done(result) -> None:
+            adopted = f", {result.adopted} already in ConnectWise" if result.adopted else ""
+            self.app.notify(
+                f"{period}: {plural(result.synced_lines, 'line')} synced ({result.created:,} created, "
+                f"{result.updated:,} updated, {result.cancelled:,} cancelled{adopted}); {result.skipped:,} skipped; "
+                f"{plural(result.errors, 'error')}.", severity="error" if result.errors else "information", timeout=12)
+            self.refresh_data()
+
+        run_service(self, "Sync", job, category=system_log.Category.SYNC, done=done, failed=failed, group="sync-invoices")
 
     # ---- edit, unmap, bulk update, per-row sync (SPEC §5)
 
