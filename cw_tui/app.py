@@ -71,10 +71,8 @@ class CwTuiApp(App):
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
-    CSS = """
-    Screen { background: $background; }
-    Toast { max-width: 60; }
-    """ + FOCUS_CSS
+    CSS_PATH = "styles/app.tcss"  # every screen's and modal's styles
+    CSS = FOCUS_CSS  # the focus marks, shared with tests of widgets on their own
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
                  prefill_credentials: Credentials | None = None, keymap: dict[str, str] | None = None,

@@ -48,13 +48,6 @@ class DashboardScreen(AreaScreen):
     BINDINGS = [Binding("ctrl+r", "reload", "Refresh", id="dashboard.refresh")]
     # four tiles a row need about 30 columns each; below 120 columns, two a row
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
-    DEFAULT_CSS = """
-    DashboardScreen .tiles { grid-size: 4; grid-rows: auto; grid-gutter: 0 1; height: auto; padding: 0 1; }
-    DashboardScreen.-narrow .tiles { grid-size: 2; }
-    DashboardScreen .tiles Tile { height: 100%; }  /* a row's tiles as high as its highest */
-    DashboardScreen .chart-title { padding: 1 1 0 1; text-style: bold; }
-    DashboardScreen #chart { padding: 0 1; height: auto; }
-    """
 
     def compose_area(self) -> ComposeResult:
         with VerticalScroll():

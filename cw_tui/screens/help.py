@@ -23,11 +23,6 @@ def tilde(path: Path) -> str:
 
 class HelpScreen(Modal):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("question_mark", "dismiss", "Close", show=False)]
-    DEFAULT_CSS = """
-    HelpScreen > Vertical { width: 90; max-width: 98%; height: 90%; padding: 0 1; }
-    HelpScreen .title { height: auto; margin-bottom: 1; }
-    HelpScreen DataTable { height: 1fr; }
-    """
 
     def __init__(self, groups: list[tuple[str, list[Binding]]], keymap: dict[str, str]) -> None:
         super().__init__()

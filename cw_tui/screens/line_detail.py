@@ -43,16 +43,6 @@ class LineDetailModal(Modal):
         Binding("home", "scroll('home')", "Top", show=False),
         Binding("end", "scroll('end')", "End", show=False),
     ]
-    DEFAULT_CSS = """
-    LineDetailModal > Vertical { width: 110; max-width: 98%; height: 96%; max-height: 100%;
-                                 padding: 0 1; }
-    LineDetailModal .title { text-style: bold; }
-    LineDetailModal #body { height: 1fr; margin-top: 1; }
-    LineDetailModal #body > Static { margin-bottom: 1; }
-    LineDetailModal .buttons { height: auto; align-horizontal: right; }
-    LineDetailModal .buttons Button { width: auto; min-width: 0; }
-    LineDetailModal .hint { width: 1fr; color: $text-muted; }
-    """
 
     def __init__(self, detail: LineDetail) -> None:
         super().__init__()

@@ -33,11 +33,6 @@ def level_badge(level: str, _value: object = None) -> Text:
 
 class LogDetail(Modal):
     BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("enter", "dismiss", "Close", show=False)]
-    DEFAULT_CSS = """
-    LogDetail > Vertical { width: 90; max-width: 95%; height: auto; max-height: 90%; padding: 0 1; }
-    LogDetail .details { height: auto; max-height: 20; overflow-y: auto; }
-    LogDetail Button { margin-top: 1; }
-    """
 
     def __init__(self, entry: LogRecord) -> None:
         super().__init__()
@@ -69,16 +64,6 @@ class LogsScreen(AreaScreen):
         Binding("l", "level", "Level", id="logs.level"),
         Binding("ctrl+l", "toggle_live", "Live pane", id="logs.live"),
     ]
-    DEFAULT_CSS = """
-    LogsScreen .tiles { height: 5; }
-    LogsScreen .tiles Tile { margin-right: 1; }
-    LogsScreen .tiles Tile#tile-updated { margin-right: 0; }
-    LogsScreen .filters { height: 1; padding: 0 1; }
-    LogsScreen .filters Label { padding: 0 1 0 0; }
-    LogsScreen .filters Select { width: 18; }
-    LogsScreen #live { height: 5; border-top: solid $primary; }
-    LogsScreen #live.-hidden { display: none; }
-    """
 
     def compose_area(self) -> ComposeResult:
         with Horizontal(classes="tiles"):

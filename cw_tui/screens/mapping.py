@@ -59,14 +59,6 @@ class BestPractices(Modal):
     keys scroll it; Close stays in view below it at any size; escape closes too."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    BestPractices > Vertical { width: 84; max-width: 95%; height: auto; max-height: 90%; padding: 0 1; }
-    BestPractices .title { dock: top; height: auto; }
-    BestPractices .buttons { dock: bottom; height: auto; align-horizontal: right; padding-top: 1; }
-    BestPractices VerticalScroll { height: auto; max-height: 100%; }
-    BestPractices .item { margin-bottom: 1; }
-    BestPractices .hint { width: 1fr; color: $text-muted; padding-top: 1; }
-    """
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -719,18 +711,6 @@ class MappingScreen(MappingActions):
         "sync_organizations": "organizations", "automatch": "organizations",
         "load_products": "products", "load_invoices": "invoices", "sync_invoices": "invoices",
     }
-    DEFAULT_CSS = """
-    MappingScreen TabbedContent { height: 1fr; }
-    MappingScreen .period-bar, MappingScreen .toolbar { height: 1; padding: 0 1; }
-    MappingScreen .toolbar Button, MappingScreen .period-bar Button { margin-right: 1; }
-    MappingScreen .busy { width: 1fr; color: $text-warning; padding: 0 1; }
-    MappingScreen ProgressBar { width: 1fr; height: 1; padding: 0 1; display: none; }
-    MappingScreen ProgressBar.-running { display: block; }
-    MappingScreen ProgressBar Bar { width: 1fr; }
-    MappingScreen .period-bar Select { width: 14; }
-    MappingScreen #no-periods { width: auto; color: $text-muted; padding: 0 1 0 0; }
-    MappingScreen .period-bar Label { padding: 0 1 0 0; }
-    """
 
     def compose_area(self) -> ComposeResult:
         with TabbedContent(initial="organizations"):

@@ -22,12 +22,6 @@ class _Modal(Modal):
     """The Mapping page's modals: escape and a Cancel button dismiss with None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
-    DEFAULT_CSS = """
-    _Modal .title { text-style: bold; padding: 0 0 1 0; }
-    _Modal .buttons { height: auto; align-horizontal: right; padding-top: 1; }
-    _Modal .buttons Button { margin-left: 1; }
-    _Modal DataTable { height: auto; max-height: 14; }
-    """
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -91,9 +85,6 @@ class ConfirmRemovalsModal(_Modal):
     agrees; keeping them (nothing loaded) is the default. Returns True or None."""
 
     SHOWN = 8
-    DEFAULT_CSS = """
-    ConfirmRemovalsModal #removed-ids { margin-top: 1; }
-    """
 
     def __init__(self, need) -> None:
         super().__init__()
@@ -133,9 +124,6 @@ class Matches:
 class AutomapModal(_Modal):
     """Shows exact, unique matches; returns "map", "map_include" or None."""
 
-    DEFAULT_CSS = """
-    AutomapModal #not-active { color: $text-warning; margin-bottom: 1; }
-    """
 
     def __init__(self, matches: Matches) -> None:
         super().__init__()
@@ -255,14 +243,6 @@ class LineEditModal(_Modal):
     Cancel at that question comes back to this form with the edits kept."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("ctrl+s", "confirm", "Confirm")]
-    DEFAULT_CSS = """
-    LineEditModal .row { height: auto; margin-bottom: 1; }
-    LineEditModal .row Label { width: 22; }
-    LineEditModal .row Button { width: 1fr; }
-    LineEditModal .row Input { width: 1fr; }
-    LineEditModal #problem { color: $error; }
-    LineEditModal #problem.-note { color: $text-muted; }
-    """
 
     def __init__(self, store, line: dict) -> None:
         super().__init__()

@@ -23,13 +23,6 @@ __all__ = ["AGREEMENTS", "COMPANIES", "PRODUCTS", "PickerModal"]
 
 class PickerModal(Modal):
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("down", "to_list", "List", show=False)]
-    DEFAULT_CSS = """
-    PickerModal > Vertical { width: 80; max-width: 96%; height: 24; max-height: 95%; padding: 0 1; }
-    PickerModal OptionList { height: 1fr; }
-    PickerModal #note { width: 1fr; color: $text-muted; }
-    PickerModal Horizontal { height: auto; align-horizontal: right; }
-    PickerModal Button { margin-left: 1; }
-    """
 
     def __init__(self, store, kind: PickerKind, *, suggest_for: str | None = None,
                  company_id: int | None = None, note: str = "", clear_label: str = "Clear (follow the mapping)") -> None:

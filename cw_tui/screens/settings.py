@@ -71,32 +71,6 @@ class SettingsScreen(AreaScreen):
         Binding("escape", "to_tabs", "To the tabs", id="settings.to_tabs", show=False),
     ]
     TABS = ("authentication", "configuration", "dictionary")
-    DEFAULT_CSS = """
-    SettingsScreen .title { padding: 0 1; text-style: bold; }
-    SettingsScreen .banner { background: $warning 30%; color: $text; padding: 0 1; border-left: thick $warning; margin: 0 1; }
-    SettingsScreen .next-step { padding: 0 1; color: $text-accent; }
-    SettingsScreen TabbedContent { height: 1fr; }
-    SettingsScreen .form { grid-size: 2; grid-columns: 26 1fr; grid-rows: auto; grid-gutter: 0 1; height: auto; padding: 1 1 0 1; }
-    SettingsScreen .buttons { height: auto; padding: 0 1; }
-    SettingsScreen .buttons Button { margin-right: 1; }
-    SettingsScreen #test-status { height: auto; min-height: 1; padding: 0 1; }
-    SettingsScreen #test-status.-ok { color: $success; }
-    SettingsScreen #test-status.-error { color: $error; }
-    SettingsScreen LoadingIndicator { height: 1; width: 8; display: none; }
-    SettingsScreen LoadingIndicator.-busy { display: block; }
-    SettingsScreen Collapsible { margin: 0 1; }
-    SettingsScreen .section { padding: 1 1 0 1; text-style: bold; color: $text-accent; }
-    SettingsScreen .form Select { width: 1fr; }
-    SettingsScreen .form Horizontal { height: auto; }
-    SettingsScreen .form .field { height: auto; }
-    SettingsScreen #url-message { color: $error; display: none; }
-    SettingsScreen #url-message.-shown { display: block; }
-    SettingsScreen .buttons { padding: 1 1 0 1; }
-    SettingsScreen .types-row { height: auto; }
-    SettingsScreen .types-row Button { margin-right: 1; }
-    SettingsScreen #types-status { width: 1fr; height: auto; }
-    SettingsScreen #types-status.-error { color: $error; }
-    """
 
     def compose_area(self) -> ComposeResult:
         yield Static("Settings — Configure your ConnectWise integration credentials and preferences.", classes="title")

@@ -148,17 +148,6 @@ class SyncPlanModal(Modal):
         Binding("home", "scroll('home')", "Top", show=False),
         Binding("end", "scroll('end')", "End", show=False),
     ]
-    DEFAULT_CSS = """
-    SyncPlanModal > Vertical { width: 110; max-width: 98%; height: 96%; max-height: 100%;
-                               padding: 0 1; }
-    SyncPlanModal .title { text-style: bold; }
-    SyncPlanModal .warning { color: $text-warning; }
-    SyncPlanModal #body { height: 1fr; margin-top: 1; }
-    SyncPlanModal #body > Static { margin-bottom: 1; }
-    SyncPlanModal .buttons { height: auto; align-horizontal: right; }
-    SyncPlanModal .buttons Button { margin-left: 2; width: auto; min-width: 0; }
-    SyncPlanModal .fingerprint { width: 1fr; color: $text-muted; }
-    """
 
     def __init__(self, plan: Plan, *, changed: bool = False) -> None:
         super().__init__()
