@@ -200,3 +200,30 @@ def test_counts_of_one_are_in_the_singular(seeded) -> None:
             assert summary.startswith("1 marked · Showing 1 of 1 invoice line")
 
     run(scenario())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+def test_a_column_cut_by_the_view_never_shows_another_amount(seeded, size: tuple[int, int]) -> None:
+    """Scrolled right step by step, every amount on screen is one the line really has: a
+    Total cut at the left edge is blank, never "440.00" for 1,440.00 or "120.00" for -120.00,
+    and a number cut at the right edge is blank too."""
+    import re
+
+    amount = re.compile(r"-?\d[\d,]*\.\d\d(?!\d)")
+
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=size) as pilot:
+            grid = await invoices_grid(app, pilot)
+            numeric = [c.key for c in grid._visible() if c.numeric]
+            shown_per_row = [{cells(grid, key)[k] for k in numeric} for key in list(grid._rows)[:5]]
+            top = grid.table.region.y + grid.table.header_height
+            for step in range(0, int(grid.table.max_scroll_x) + 1, 3):
+                grid.table.scroll_to(x=step, animate=False)
+                await pilot.pause()
+                for n, whole in enumerate(shown_per_row):
+                    line = screen_lines(app)[top + n]
+                    for found in amount.findall(line):
+                        assert found in whole, (step, found, line)
+
+    run(scenario())

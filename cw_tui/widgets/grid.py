@@ -433,6 +433,15 @@ class SqlGrid(Vertical):
                 break
         self._widths = widths
 
+    def _bounds(self) -> list[tuple[int, int, bool]]:
+        """Each shown column's cells in a row (x, width, numeric)."""
+        bounds, x = [], MARK_WIDTH
+        for column in self._visible():
+            width = self.width_of(column) + 2
+            bounds.append((x, width, column.numeric))
+            x += width
+        return bounds
+
     def _sticky(self) -> tuple[int, int] | None:
         """Where the row's name column lies in a row (x, cells): it stays in view when the
         columns scroll."""
@@ -552,7 +561,7 @@ class SqlGrid(Vertical):
 
     def _draw_rows(self, cursor_row: int) -> None:
         self.table.set_rows(self._header_lines(), [(k, self._row_strip(k, r)) for k, r in self._rows.items()],
-                            cursor_row=cursor_row, sticky=self._sticky())
+                            cursor_row=cursor_row, sticky=self._sticky(), bounds=self._bounds())
 
     def _update_summary(self) -> None:
         if self.page is not None:

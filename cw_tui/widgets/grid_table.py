@@ -120,11 +120,14 @@ class GridTable(ScrollView, can_focus=True):
         self.refresh()
 
     def set_rows(self, header: list[Text], rows: list[tuple[str, Strip]], cursor_row: int = 0,
-                 sticky: tuple[int, int] | None = None) -> None:
+                 sticky: tuple[int, int] | None = None, bounds: list[tuple[int, int, bool]] | None = None) -> None:
         """The page's rows, each already rendered to one line. `sticky`: the cells (x, width)
-        of the row's name column, kept in view after the mark when the columns scroll."""
+        of the row's name column, kept in view after the mark when the columns scroll.
+        `bounds`: each column's (x, width, numeric), so that a column the view cuts is not
+        shown as if whole (see _window)."""
         self._header = [self._strip(line) for line in header] or [Strip([])]
         self._sticky = sticky
+        self._bounds = bounds or []
         self._keys = [key for key, _ in rows]
         self._index = {key: n for n, key in enumerate(self._keys)}
         self._strips = [strip for _, strip in rows]
@@ -206,6 +209,7 @@ class GridTable(ScrollView, can_focus=True):
     # --------------------------------------------------------------- the columns that stay
 
     MARK = 3  # the mark column: always in view
+    _bounds: list[tuple[int, int, bool]] = []  # replaced by set_rows, never changed in place
 
     def _stuck(self, scroll_x: int) -> bool:
         """Has the name column reached the mark, and so stays there while the rest scrolls?"""
@@ -226,7 +230,7 @@ class GridTable(ScrollView, can_focus=True):
         """What a line shows at this scroll: the mark and, once it gets there, the name column
         stay at the left; the other columns scroll under them."""
         if scroll_x == 0 or width <= self.MARK:
-            return strip.crop_extend(scroll_x, scroll_x + width, None)
+            return self._blank_cut(strip.crop_extend(scroll_x, scroll_x + width, None), scroll_x, scroll_x + width)
         parts = [strip.crop_extend(0, self.MARK, None)]
         used = self.MARK
         if self._stuck(scroll_x):
@@ -235,8 +239,28 @@ class GridTable(ScrollView, can_focus=True):
             parts.append(strip.crop_extend(start, start + cells, None))
             used += cells
         if width > used:
-            parts.append(strip.crop_extend(scroll_x + used, scroll_x + width, None))
+            parts.append(self._blank_cut(strip.crop_extend(scroll_x + used, scroll_x + width, None),
+                                         scroll_x + used, scroll_x + width))
         return Strip.join(parts)
+
+    def _blank_cut(self, segment: Strip, left: int, right: int) -> Strip:
+        """A column cut at the left edge of the scrolled part shows nothing rather than its
+        end: "440.00" from 1,440.00, or 120.00 from -120.00, would read as another amount. A
+        number cut at the right edge is blanked too (1,440 from 1,440.00); cut text keeps its
+        start, which still says what it is."""
+        lead = trail = 0
+        for x, cells, numeric in self._bounds:
+            end = x + cells
+            if x < left < end:
+                lead = min(end - left, right - left)
+            if numeric and x < right < end:
+                trail = right - max(x, left)
+        if not lead and not trail:
+            return segment
+        length = segment.cell_length
+        trail = min(trail, length - lead)
+        middle = segment.crop(lead, length - trail)
+        return Strip.join([Strip.blank(lead), middle, Strip.blank(trail)]) if lead or trail else segment
 
     # --------------------------------------------------------------- drawing
 
