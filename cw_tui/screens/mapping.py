@@ -326,7 +326,7 @@ class MappingActions(AreaScreen):
         self._to_tab("load_invoices")
         folder = self._folder_or_warn()
         if folder is not None:
-            self.app.push_screen(LoadInvoicesModal(), lambda which: which and self._load_invoices(folder, self._periods(which)))
+            self.app.push_screen(LoadInvoicesModal(self.app.now().date()), lambda which: which and self._load_invoices(folder, self._periods(which)))
 
     def _periods(self, which: list[str]) -> list[str]:
         from cw_tui.rules.periods import resolve_period
@@ -635,6 +635,11 @@ class MappingActions(AreaScreen):
         key = grid.current_key()
         period = self.query_one("#period", Select).value
         if key is None or not isinstance(period, str):
+            return
+        line = self._line(key)
+        if line is not None and line["sync_status"] in ("synced", "claimed"):
+            self.app.notify(f"Line {safe_text(key)} is already synced: it is never posted again (v shows what was sent).",
+                            markup=False)
             return
         self._plan(period, {key})
 

@@ -4,6 +4,7 @@ removals, the auto-match confirmation and the sync plan (SPEC §5.2, §5.3, §15
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 from rich.text import Text
 from textual import on
@@ -54,15 +55,24 @@ class LoadProductsModal(_Modal):
 
 
 class LoadInvoicesModal(_Modal):
-    """Returns ["current", "previous"] (either or both), or None."""
+    """Returns ["current", "previous"] (either or both), or None. Each choice names its month."""
+
+    def __init__(self, today: date | None = None) -> None:
+        super().__init__()
+        self.today = today
+
+    def _month(self, which: str) -> str:
+        from cw_tui.rules.periods import resolve_period
+
+        return f" ({resolve_period(which, self.today)})" if self.today else ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="frame"):
             yield Label("Load Invoice Lines", classes="title")
             with ModalBody(classes="body"):
                 yield Static("Select which periods to load invoice lines for.")
-                yield Checkbox("Current Month", value=False, id="current")
-                yield Checkbox("Previous Month", value=True, id="previous")
+                yield Checkbox(f"Current Month{self._month('current')}", value=False, id="current")
+                yield Checkbox(f"Previous Month{self._month('previous')}", value=True, id="previous")
                 yield Static("", id="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel", id="cancel")
