@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 from cw_tui.platform.files import PlatformDataError
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services import system_log
-from cw_tui.services.connectwise import ConnectWiseError
-from cw_tui.services.connectwise.errors import (
+from cw_tui.services.connectwise import (
     AuthenticationFailed,
+    ConnectWiseError,
     InvalidSettings,
     NotFound,
     PermissionDenied,

@@ -7,9 +7,8 @@ from pathlib import Path
 
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import system_log
-from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError
+from cw_tui.services.connectwise import ConnectWiseClient, ConnectWiseError, InvalidSettings
 from cw_tui.services.connectwise.client import site_parts
-from cw_tui.services.connectwise.errors import InvalidSettings
 from cw_tui.services.connectwise.models import AgreementType as CWAgreementType
 from cw_tui.services.credentials import Credentials
 from cw_tui.services.settings import active_agreement_types
