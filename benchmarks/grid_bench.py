@@ -126,7 +126,7 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
     from textual.widgets import Input, TabbedContent
 
     from cw_tui.app import CwTuiApp
-    from cw_tui.services.mapping import LineChange, update_lines
+    from cw_tui.services.mapping import LineChange, _update_lines
     from cw_tui.store import open_store
     from cw_tui.widgets.grid import SqlGrid
 
@@ -214,11 +214,12 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
             await pilot.pause(0.3)
             grid.action_mark_all()
             await pilot.pause(0.3)
-            sql, params = grid.marked_keys_sql()
+            sql, params = grid.marked_selection().subquery()
             half = f"SELECT line_id FROM ({sql}) ORDER BY line_id LIMIT 50000"
             before = grid.page
             start = time.perf_counter()
-            changed = update_lines(store, half, params, LineChange(charge_end=date(2026, 12, 31 - n)))
+            # the service's own path below update_lines(selection): the first 50,000 of the marked
+            changed = _update_lines(store, half, params, LineChange(charge_end=date(2026, 12, 31 - n)))
             grid.reload()
             while grid.page is before:
                 await asyncio.sleep(0.001)

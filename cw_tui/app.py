@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual.app import App, SystemCommand
@@ -71,7 +72,7 @@ class CwTuiApp(App):
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
-    CSS_PATH = "styles/app.tcss"  # every screen's and modal's styles
+    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # every screen's and modal's styles; absolute, so that a subclass elsewhere finds it too
     CSS = FOCUS_CSS  # the focus marks, shared with tests of widgets on their own
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
