@@ -22,6 +22,7 @@ from textual.widgets import Button, Label, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.sync_plan import Plan, number_text
+from cw_tui.rules.words import plural
 from cw_tui.widgets.modal import Modal
 
 ROWS_SHOWN = 300  # per list; `cw-tui sync --dry-run --json` lists everything
@@ -113,7 +114,7 @@ def skipped_view(plan: Plan) -> Group:
     """The lines left out, by reason, with their amounts (they stay Not Synced)."""
     parts: list = [Text("Skipped lines (they stay Not Synced)", style="bold underline")]
     if plan.new_lines_skipped:
-        parts.append(Text(f"{plan.new_lines_skipped:,} line(s): invoice is New (not loaded; posted once Verified)"))
+        parts.append(Text(f"{plural(plan.new_lines_skipped, 'line')}: invoice is New (not loaded; posted once Verified)"))
     listed = 0
     for reason, count, amounts in plan.skipped_by_reason():
         money_text = ", ".join(f"{safe_text(c)} {money(a)}" for c, a in amounts.items())
