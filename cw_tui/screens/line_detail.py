@@ -16,7 +16,7 @@ from textual.widgets import Button, Label, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services.line_detail import Field, LineDetail
-from cw_tui.widgets.modal import Modal
+from cw_tui.widgets.modal import ScrollingModal
 
 STATUS_STYLES = {"Synced": "green", "Error": "bold red", "Posting…": "cyan"}
 
@@ -33,15 +33,9 @@ def section_view(title: str, fields: list[Field], label_width: int = 0) -> Group
     return Group(Text(title, style="bold underline"), table)
 
 
-class LineDetailModal(Modal):
+class LineDetailModal(ScrollingModal):
     BINDINGS: ClassVar = [
         Binding("escape", "dismiss", "Close"),
-        Binding("down", "scroll('down')", "Scroll", show=False),
-        Binding("up", "scroll('up')", "Scroll", show=False),
-        Binding("pagedown", "scroll('page_down')", "Page down", show=False),
-        Binding("pageup", "scroll('page_up')", "Page up", show=False),
-        Binding("home", "scroll('home')", "Top", show=False),
-        Binding("end", "scroll('end')", "End", show=False),
     ]
 
     def __init__(self, detail: LineDetail) -> None:
@@ -64,11 +58,6 @@ class LineDetailModal(Modal):
 
     def on_mount(self) -> None:
         self.query_one("#close", Button).focus()
-
-    def action_scroll(self, how: str) -> None:
-        body = self.query_one("#body", VerticalScroll)
-        {"down": body.scroll_down, "up": body.scroll_up, "page_down": body.scroll_page_down,
-         "page_up": body.scroll_page_up, "home": body.scroll_home, "end": body.scroll_end}[how](animate=False)
 
     @on(Button.Pressed, "#close")
     def _close(self) -> None:

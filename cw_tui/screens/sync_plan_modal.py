@@ -23,7 +23,7 @@ from textual.widgets import Button, Label, Static
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.sync_plan import Plan, number_text
 from cw_tui.rules.words import plural
-from cw_tui.widgets.modal import Modal
+from cw_tui.widgets.modal import ScrollingModal
 
 ROWS_SHOWN = 300  # per list; `cw-tui sync --dry-run --json` lists everything
 
@@ -135,19 +135,13 @@ def skipped_view(plan: Plan) -> Group:
     return Group(*parts)
 
 
-class SyncPlanModal(Modal):
+class SyncPlanModal(ScrollingModal):
     """The plan of a sync (a dry run): confirm to post exactly this plan. Returns True or None.
     In an open period (SPEC §7) the focused button is Cancel, not Post. The plan's lists
     scroll (arrows, page keys) while the buttons stay in view."""
 
     BINDINGS: ClassVar = [
         Binding("escape", "cancel", "Cancel"),
-        Binding("down", "scroll('down')", "Scroll", show=False),
-        Binding("up", "scroll('up')", "Scroll", show=False),
-        Binding("pagedown", "scroll('page_down')", "Page down", show=False),
-        Binding("pageup", "scroll('page_up')", "Page up", show=False),
-        Binding("home", "scroll('home')", "Top", show=False),
-        Binding("end", "scroll('end')", "End", show=False),
     ]
 
     def __init__(self, plan: Plan, *, changed: bool = False) -> None:
@@ -193,11 +187,6 @@ class SyncPlanModal(Modal):
         post = self.query_one("#post", Button)
         # an open month is posted only by a person who chooses to: Post is never the default there
         (self.query_one("#cancel", Button) if self.plan.open or post.disabled else post).focus()
-
-    def action_scroll(self, how: str) -> None:
-        body = self.query_one("#body", VerticalScroll)
-        {"down": body.scroll_down, "up": body.scroll_up, "page_down": body.scroll_page_down,
-         "page_up": body.scroll_page_up, "home": body.scroll_home, "end": body.scroll_end}[how](animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

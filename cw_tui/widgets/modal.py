@@ -4,6 +4,9 @@ modal of the app is a Modal; a subclass sets only its own size and parts."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 
@@ -36,3 +39,22 @@ class Modal(ModalScreen):
     def _body_to_top(self) -> None:
         for body in self.query(ModalBody):
             body.scroll_home(animate=False)
+
+
+class ScrollingModal(Modal):
+    """A modal whose body (#body) scrolls from the keyboard while the focus stays on its
+    buttons: the arrows, the page keys, home and end."""
+
+    BINDINGS: ClassVar = [
+        Binding("down", "scroll('down')", "Scroll", show=False),
+        Binding("up", "scroll('up')", "Scroll", show=False),
+        Binding("pagedown", "scroll('page_down')", "Page down", show=False),
+        Binding("pageup", "scroll('page_up')", "Page up", show=False),
+        Binding("home", "scroll('home')", "Top", show=False),
+        Binding("end", "scroll('end')", "End", show=False),
+    ]
+
+    def action_scroll(self, how: str) -> None:
+        body = self.query_one("#body", VerticalScroll)
+        {"down": body.scroll_down, "up": body.scroll_up, "page_down": body.scroll_page_down,
+         "page_up": body.scroll_page_up, "home": body.scroll_home, "end": body.scroll_end}[how](animate=False)
