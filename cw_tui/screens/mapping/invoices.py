@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from textual import work
 from textual.widgets import ProgressBar, Select
 
 from cw_tui.rules.words import plural
@@ -30,27 +29,35 @@ class InvoicesActions(MappingBase):
 
         return [resolve_period(w, self.app.now().date()) for w in which]
 
-    @work(thread=True, exclusive=True, group="load-invoices", exit_on_error=False)
     def _load_invoices(self, folder, periods: list[str], allow_removals: str | None = None) -> None:
         from cw_tui.platform.files import PlatformDataError
         from cw_tui.platform.importer import RemovalsNeedConsent, load_invoices
-        from cw_tui.services import settings
+        from cw_tui.services import settings, system_log
 
         store = self.app.store
-        with _Busy(self, "load-invoices", "invoices-busy", f"Loading {', '.join(periods)}…"):
-            try:
-                report = load_invoices(store, folder, periods, settings.load_configuration(store).rules,
-                                       allow_removals=allow_removals)
-            except PlatformDataError as error:
-                self._platform_error("Load Invoices", error)
-                return
-            except RemovalsNeedConsent as need:  # `need` is unbound after the block: the lambda keeps its own
-                self.app.call_from_thread(self.app.push_screen, ConfirmRemovalsModal(need),
-                                          lambda remove, need=need: self._removals_answered(folder, periods, need, remove))
-                return
-        text = "; ".join(f"{p.period}: {plural(p.lines, 'line')} ({p.summary()})" for p in report.periods)
-        self.app.call_from_thread(self.app.notify, f"Loaded {text}.")
-        self.app.call_from_thread(self._after_load, periods[-1] if len(periods) == 1 else max(periods))
+
+        def job():
+            with _Busy(self, "load-invoices", "invoices-busy", f"Loading {', '.join(periods)}…"):
+                return load_invoices(store, folder, periods, settings.load_configuration(store).rules,
+                                     allow_removals=allow_removals)
+
+        def failed(error: BaseException) -> bool:
+            if isinstance(error, PlatformDataError):
+                self._platform_error("Load Invoices", error, in_ui=True)
+                return True
+            if isinstance(error, RemovalsNeedConsent):
+                self.app.push_screen(ConfirmRemovalsModal(error),
+                                     lambda remove: self._removals_answered(folder, periods, error, remove))
+                return True
+            return False
+
+        def done(report) -> None:
+            text = "; ".join(f"{p.period}: {plural(p.lines, 'line')} ({p.summary()})" for p in report.periods)
+            self.app.notify(f"Loaded {text}.")
+            self._after_load(periods[-1] if len(periods) == 1 else max(periods))
+
+        run_service(self, "Load Invoices", job, category=system_log.Category.INVOICES, done=done, failed=failed,
+                    group="load-invoices")
 
     def _removals_answered(self, folder, periods: list[str], need, remove: bool | None) -> None:
         if remove:
