@@ -157,7 +157,7 @@ class LogsScreen(AreaScreen):
         elif target.startswith("logs:"):
             self.show_level(target[5:])
 
-    @on(SqlGrid.RowChosen)
+    @on(SqlGrid.RowChosen, "#log-grid")  # the message names its grid (control)
     def _chosen(self, event: SqlGrid.RowChosen) -> None:
         entry = queries.log_record(self.app.store, int(event.key))  # type: ignore[attr-defined]
         if entry is not None:

@@ -141,16 +141,28 @@ class SqlGrid(Vertical):
     """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
 
     class RowChosen(Message):
+        """Enter on a row. `control` is the grid, so `@on(SqlGrid.RowChosen, "#grid-invoices")` works."""
+
         def __init__(self, grid: SqlGrid, key: str) -> None:
             super().__init__()
             self.grid = grid
             self.key = key
 
+        @property
+        def control(self) -> SqlGrid:
+            return self.grid
+
     class Loaded(Message):
+        """A page arrived; `control` is the grid."""
+
         def __init__(self, grid: SqlGrid, page: Page) -> None:
             super().__init__()
             self.grid = grid
             self.page = page
+
+        @property
+        def control(self) -> SqlGrid:
+            return self.grid
 
     # `/`, escape and enter move the keys between the rows and the boxes. They are priority
     # bindings: the app runs them as each key arrives, so the keys typed after them go where

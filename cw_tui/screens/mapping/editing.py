@@ -179,9 +179,8 @@ class EditActions(MappingBase):
     @on(SqlGrid.RowChosen)
     def _row_chosen(self, event: SqlGrid.RowChosen) -> None:
         """`enter`: a synced line is read-only, so it opens the line's detail; any other row, its edit."""
-        current = self._current_row()
-        if current is not None and current[2] == "invoices":
-            line = self._line(current[1])
+        if event.control.id == "grid-invoices":
+            line = self._line(event.key)
             if line is not None and line["sync_status"] in ("synced", "claimed"):
                 self.action_line_detail()
                 return
