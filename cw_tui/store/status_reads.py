@@ -1,0 +1,75 @@
+"""The store's figures at a glance, for `cw-tui status` and the Dashboard (services/status.py
+puts them together): plain values, amounts as Decimal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from cw_tui.store.database import Store
+from cw_tui.store.fields import UTCDateTimeField
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
+from cw_tui.store.money import from_micros
+
+PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
+
+
+def period_counts(store: Store) -> list[dict[str, Any]]:
+    """Per loaded period, newest first: lines by mapping status and by status in ConnectWise.
+    lines = mapped + unmapped + excluded = not_synced + synced + error."""
+    sql = f"""
+        SELECT period, COUNT(*),
+            SUM(ms = 'mapped'), SUM(ms = 'unmapped'), SUM(ms = 'excluded'),
+            SUM(sync_status NOT IN ('synced', 'error')), SUM(sync_status = 'synced'), SUM(sync_status = 'error')
+        FROM (SELECT l.period, l.sync_status, {LINE_MAPPING_STATUS} AS ms
+              FROM invoice_line l {LINE_MAPPING_JOINS})
+        GROUP BY period ORDER BY period DESC
+    """
+    return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql)]
+
+
+def organization_figures(store: Store) -> tuple[int, int, int]:
+    """(organizations, mapped to a company, excluded from sync)."""
+    total, mapped, excluded = store.db.execute_sql(
+        "SELECT COUNT(*), COUNT(company_id), COALESCE(SUM(excluded), 0) FROM organization").fetchone()
+    return total, mapped, excluded
+
+
+def offer_figures(store: Store) -> tuple[int, int]:
+    """(offers, mapped to a product)."""
+    total, mapped = store.db.execute_sql("SELECT COUNT(*), COUNT(product_id) FROM offer").fetchone()
+    return total, mapped
+
+
+def last_posted_at(store: Store) -> datetime | None:
+    """When the newest synced line was posted."""
+    text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
+    return UTCDateTimeField().python_value(text)
+
+
+def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]]:
+    """Per currency: what the period's lines total, and what of it is posted."""
+    return {
+        currency: {"loaded": from_micros(loaded or 0), "posted": from_micros(posted or 0)}
+        for currency, loaded, posted in store.db.execute_sql(
+            "SELECT currency, SUM(total), SUM(CASE WHEN sync_status = 'synced' THEN total ELSE 0 END) "
+            "FROM invoice_line WHERE period = ? GROUP BY currency ORDER BY currency", (period,))
+    }
+
+
+def posted_per_month(store: Store) -> dict[str, dict[str, Decimal]]:
+    """Per period, per currency: what is posted."""
+    result: dict[str, dict[str, Decimal]] = {}
+    for period, currency, posted in store.db.execute_sql(
+        "SELECT period, currency, SUM(total) FROM invoice_line WHERE sync_status = 'synced' "
+        "GROUP BY period, currency ORDER BY period"
+    ):
+        result.setdefault(period, {})[currency] = from_micros(posted or 0)
+    return result
+
+
+def log_counts_since(store: Store, since: datetime) -> dict[str, int]:
+    """System Log entries since `since`, per level."""
+    return dict(store.db.execute_sql("SELECT level, COUNT(*) FROM log_entry WHERE timestamp >= ? GROUP BY level",
+                                     (UTCDateTimeField().db_value(since),)).fetchall())
