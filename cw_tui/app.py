@@ -30,6 +30,7 @@ from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
 from cw_tui.services.credentials import Credentials, CredentialsError
 from cw_tui.store import DATABASE_ERRORS, Store, StoreError, now_utc
+from cw_tui.store.errors import STORE_ERRORS
 from cw_tui.tasks import run_service
 from cw_tui.widgets.focus import FOCUS_CSS
 from cw_tui.widgets.grid import SqlGrid
@@ -118,7 +119,7 @@ class CwTuiApp(App):
         first_line = text.splitlines()[0] if text else ""
         try:
             system_log.write(self.store, level, self._toast_category(), toast_text(first_line, TOAST_CHARS), text)
-        except (*DATABASE_ERRORS, StoreError):
+        except STORE_ERRORS:
             pass  # the database is the problem the toast is about: what is on screen is what is left
 
     def _toast_category(self) -> system_log.Category:
@@ -140,7 +141,7 @@ class CwTuiApp(App):
         file under the Dashboard): Textual stops the failing widget's message loop, so the
         app ends, with a message naming the file and the cause instead of a traceback.
         Screens run their writes through `database_problem` and stay up."""
-        if isinstance(error, (*DATABASE_ERRORS, StoreError)):
+        if isinstance(error, STORE_ERRORS):
             # printed through Rich at exit: Text, so a path's [brackets] are not read as markup
             self.exit(return_code=2, message=Text(f"cw-tui: error: {safe_text(self._database_message(error))}"))
             return

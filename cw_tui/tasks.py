@@ -22,9 +22,7 @@ from textual.worker import Worker
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.services import system_log
-from cw_tui.store.errors import DATABASE_ERRORS, StoreError
-
-STORE_ERRORS = (*DATABASE_ERRORS, StoreError)
+from cw_tui.store.errors import STORE_ERRORS
 
 
 def run_service(node: DOMNode, what: str, job: Callable[[], Any], *, category: system_log.Category,

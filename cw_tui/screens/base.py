@@ -12,12 +12,11 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from cw_tui.store.errors import DATABASE_ERRORS, StoreError
+from cw_tui.store.errors import STORE_ERRORS
 from cw_tui.widgets.area_bar import AreaBar
 from cw_tui.widgets.key_bar import KeyBar
 
 F = TypeVar("F", bound=Callable[..., Any])
-STORE_ERRORS = (*DATABASE_ERRORS, StoreError)
 
 
 def guarded(method: F) -> F:

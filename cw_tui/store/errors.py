@@ -12,3 +12,5 @@ class StoreError(Exception):
 
 
 DATABASE_ERRORS = (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError, pw.InterfaceError)
+# everything the database can refuse with: a driver error, or our StoreError that names it
+STORE_ERRORS = (*DATABASE_ERRORS, StoreError)

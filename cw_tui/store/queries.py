@@ -1,5 +1,6 @@
 """Named reads for the screens: each returns plain values (tuples, dicts, dataclasses), never
-a model, so a screen knows what it shows and nothing of the tables behind it."""
+a model, so a screen knows what it shows and nothing of the tables behind it. The counts of organizations
+and offers are the status figures (status_reads), offered here too."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from typing import Any
 from cw_tui.store.database import Store
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS
 from cw_tui.store.models import InvoiceLine, LogEntry, Offer, Organization
+from cw_tui.store.status_reads import offer_figures, organization_figures
+
+__all__ = ["LINE_FOR_EDIT", "LogRecord", "line_for_edit", "line_organization", "loaded_periods", "log_record",
+           "newest_log_id", "offer_figures", "offer_name", "organization_figures", "organization_name"]
+
 
 LINE_FOR_EDIT = ("line_id", "organization", "offer", "charge_type", "quantity", "unit_price", "currency", "charge_start",
                  "charge_end", "last_error", "sync_status", "company_id", "company_name", "product_name", "agreement_name",
@@ -52,18 +58,6 @@ def loaded_periods(store: Store, limit: int = 15) -> list[str]:
     """The newest periods with invoice lines, newest first."""
     return [r[0] for r in store.db.execute_sql(
         "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC LIMIT ?", (limit,))]
-
-
-def organization_counts(store: Store) -> tuple[int, int]:
-    """(organizations, mapped to a company)."""
-    total, mapped = store.db.execute_sql("SELECT COUNT(*), COUNT(company_id) FROM organization").fetchone()
-    return total, mapped
-
-
-def offer_counts(store: Store) -> tuple[int, int]:
-    """(offers, mapped to a product)."""
-    total, mapped = store.db.execute_sql("SELECT COUNT(*), COUNT(product_id) FROM offer").fetchone()
-    return total, mapped
 
 
 @dataclass(frozen=True)

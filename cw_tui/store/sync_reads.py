@@ -123,7 +123,7 @@ def periods_to_sync(store: Store) -> list[str]:
         "SELECT DISTINCT period FROM invoice_line WHERE sync_status IN ('not_synced', 'error') ORDER BY period")]
 
 
-_CHUNK = 500
+CHUNK = 500  # keys per IN (...) list: far below SQLite's limit on parameters
 
 
 def claim_owners(store: Store) -> set[tuple[str, str | None]]:
@@ -144,8 +144,8 @@ def claim_lines(store: Store, owner: str, line_ids: list[str], stamp: str) -> se
     returns those it holds (another run's claims are left)."""
     with store.atomic(sqlite.WRITE_LOCK):
         cursor = store.db.cursor()
-        for start in range(0, len(line_ids), _CHUNK):
-            chunk = line_ids[start : start + _CHUNK]
+        for start in range(0, len(line_ids), CHUNK):
+            chunk = line_ids[start : start + CHUNK]
             cursor.execute(
                 f"UPDATE invoice_line SET sync_status = 'claimed', claimed_by = ?, claimed_at = ? "
                 f"WHERE sync_status IN ('not_synced', 'error') AND claimed_by IS NULL "

@@ -20,7 +20,7 @@ from cw_tui.store import (
 )
 
 STALE_AFTER = timedelta(hours=6)  # a claim this old is abandoned even if its process looks alive
-_CHUNK = 500
+_CHUNK = sync_reads.CHUNK
 
 
 def owner_name(run_id: int) -> str:

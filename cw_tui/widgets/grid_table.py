@@ -260,7 +260,7 @@ class GridTable(ScrollView, can_focus=True):
         length = segment.cell_length
         trail = min(trail, length - lead)
         middle = segment.crop(lead, length - trail)
-        return Strip.join([Strip.blank(lead), middle, Strip.blank(trail)]) if lead or trail else segment
+        return Strip.join([Strip.blank(lead), middle, Strip.blank(trail)])
 
     # --------------------------------------------------------------- drawing
 

@@ -78,17 +78,14 @@ class MappingBase(AreaScreen):
             return None
         return Path(config.platform_dir).expanduser()
 
-    def _platform_error(self, what: str, error, *, in_ui: bool = False) -> None:
+    def _platform_error(self, what: str, error) -> None:
         from cw_tui.services import system_log
 
         system_log.write(self.app.store, system_log.Level.ERROR, system_log.Category.INVOICES,
                          f"{what} rejected: {error.total} problem(s); nothing was changed", str(error))
         first = "\n".join(error.errors[:4])
         message = f"{what}: nothing was changed. {error.total} problem(s):\n{first}\n(all of them in System Logs)"
-        if in_ui:
-            self.app.notify(message, severity="error", timeout=20)
-        else:
-            self.app.call_from_thread(self.app.notify, message, severity="error", timeout=20)
+        self.app.notify(message, severity="error", timeout=20)
 
     def _grid(self) -> SqlGrid:
         return self.query_one(f"#grid-{self.query_one(TabbedContent).active}", SqlGrid)

@@ -43,7 +43,7 @@ class InvoicesActions(MappingBase):
 
         def failed(error: BaseException) -> bool:
             if isinstance(error, PlatformDataError):
-                self._platform_error("Load Invoices", error, in_ui=True)
+                self._platform_error("Load Invoices", error)
                 return True
             if isinstance(error, RemovalsNeedConsent):
                 self.app.push_screen(ConfirmRemovalsModal(error),

@@ -59,7 +59,7 @@ class OrganizationsActions(MappingBase):
                 self._ask_shrink(error, lambda: self._sync_organizations(error))
                 return True
             if isinstance(error, PlatformDataError):
-                self._platform_error("Sync Organizations", error, in_ui=True)
+                self._platform_error("Sync Organizations", error)
                 return True
             return False
 

@@ -33,7 +33,7 @@ class ProductsActions(MappingBase):
 
         def failed(error: BaseException) -> bool:
             if isinstance(error, PlatformDataError):
-                self._platform_error("Load Products", error, in_ui=True)
+                self._platform_error("Load Products", error)
                 return True
             return False
 

@@ -167,11 +167,11 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
         self.app.push_screen(BestPractices())
 
     def _org_summary(self, page) -> str:
-        counts = queries.organization_counts(self.app.store)  # type: ignore[attr-defined]
+        counts = queries.organization_figures(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {plural(page.total, 'organization')} · Total organizations: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
 
     def _product_summary(self, page) -> str:
-        counts = queries.offer_counts(self.app.store)  # type: ignore[attr-defined]
+        counts = queries.offer_figures(self.app.store)  # type: ignore[attr-defined]
         return (f"Showing {len(page.rows):,} of {plural(page.total, 'product')} · Total products: {counts[0]:,} | "
                 f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
