@@ -42,6 +42,22 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 10.0) 
         await pilot.pause(0.05)
 
 
+async def invoices_grid(app, pilot, *, settle: bool = True):
+    """The Mapping page's Invoices grid from the keyboard, with its first page and the keys.
+    `settle=False` returns as soon as they are there (the key tests type into what comes next)."""
+    from cw_tui.screens.mapping import MappingScreen
+    from cw_tui.widgets.grid import SqlGrid
+
+    await pilot.press("2")
+    await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+    await pilot.press("right_square_bracket", "right_square_bracket")
+    grid = app.screen.query_one("#grid-invoices", SqlGrid)
+    await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 100 and grid.table.has_focus)
+    if settle:
+        await pilot.pause()
+    return grid
+
+
 def make_app(store: Store, **options) -> CwTuiApp:
     options.setdefault("clock", lambda: FROZEN)
     options.setdefault("keymap", {})

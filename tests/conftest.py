@@ -48,6 +48,16 @@ def demo_folder(demo_source: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def seeded(tmp_path: Path, demo_folder: Path):
+    """A store as after a month of use (tests/app_helpers.seeded_store), closed afterwards."""
+    from tests.app_helpers import seeded_store  # the app's modules load only for the tests that use it
+
+    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def store(tmp_path: Path):
     s = open_store(tmp_path / "store.sqlite3")
     yield s

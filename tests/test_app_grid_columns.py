@@ -5,15 +5,12 @@ counts in the singular where one."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from textual.widgets import Input, Static
 
-from cw_tui.screens.mapping import MappingScreen
 from cw_tui.store import Agreement, Contract, InvoiceLine, Offer, Organization
 from cw_tui.widgets.grid import SqlGrid
-from tests.app_helpers import FROZEN, make_app, run, seeded_store, wait_for
+from tests.app_helpers import FROZEN, invoices_grid, make_app, run, wait_for
 
 
 def screen_lines(app) -> list[str]:
@@ -35,21 +32,8 @@ def header(grid: SqlGrid) -> list[str]:
     return [strip.text for strip in grid.table._header]
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
-async def invoices_grid(app, pilot) -> SqlGrid:
-    await pilot.press("2")
-    await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
-    await pilot.press("right_square_bracket", "right_square_bracket")
-    grid = app.screen.query_one("#grid-invoices", SqlGrid)
-    await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 100 and grid.table.has_focus)
-    await pilot.pause()
-    return grid
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])

@@ -3,8 +3,6 @@ and enter leave the box for the rows (the search kept); `/` on System Logs from 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from textual import events
 from textual.widgets import Input
@@ -14,7 +12,7 @@ from cw_tui.screens.logs import LogsScreen
 from cw_tui.screens.mapping import MappingScreen
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.grid_table import GridTable
-from tests.app_helpers import make_app, run, seeded_store, wait_for
+from tests.app_helpers import invoices_grid, make_app, run, wait_for
 
 CHARACTERS = {"slash": "/", "minus": "-", "space": " ", "escape": "\x1b", "enter": "\r"}
 KEYS = {"/": "slash", "-": "minus", " ": "space"}
@@ -31,11 +29,6 @@ def type_fast(app, *keys: str) -> None:
 
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def matching_lines(store, text: str) -> int:
@@ -47,13 +40,6 @@ def matching_lines(store, text: str) -> int:
         "OR f.name LIKE ? ESCAPE '\\')", [like] * 5).fetchone()[0]
 
 
-async def invoices_grid(app, pilot) -> SqlGrid:
-    await pilot.press("2")
-    await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
-    await pilot.press("right_square_bracket", "right_square_bracket")
-    grid = app.screen.query_one("#grid-invoices", SqlGrid)
-    await wait_for(pilot, lambda: grid.page is not None and grid.page.total > 100 and grid.table.has_focus)
-    return grid
 
 
 @pytest.mark.parametrize("text", ["Hospitality", "202610-0001", "skipped", "1414"])
@@ -65,7 +51,7 @@ def test_keys_typed_quickly_into_the_search_all_arrive_in_order(seeded, text: st
     async def scenario() -> None:
         app = make_app(seeded)
         async with app.run_test(size=(120, 40)) as pilot:
-            grid = await invoices_grid(app, pilot)
+            grid = await invoices_grid(app, pilot, settle=False)
             sort_before = grid.state.sort
             type_fast(app, "/", *text)
             search = grid.query_one(".search", Input)
@@ -89,7 +75,7 @@ def test_escape_and_enter_leave_the_search_box_and_keep_the_search(seeded) -> No
     async def scenario() -> None:
         app = make_app(seeded)
         async with app.run_test(size=(120, 40)) as pilot:
-            grid = await invoices_grid(app, pilot)
+            grid = await invoices_grid(app, pilot, settle=False)
             search = grid.query_one(".search", Input)
             # escape: the rows have the keys, the search stays
             type_fast(app, "/", *text, "escape")
@@ -119,7 +105,7 @@ def test_escape_and_enter_in_the_page_number(seeded) -> None:
     async def scenario() -> None:
         app = make_app(seeded)
         async with app.run_test(size=(120, 40)) as pilot:
-            grid = await invoices_grid(app, pilot)
+            grid = await invoices_grid(app, pilot, settle=False)
             assert grid.page.pages > 3
             number = grid.query_one(".page-number", Input)
             number.focus()

@@ -3,19 +3,8 @@ there is; and scrolled to its last columns at 100x30, the mark and the organizat
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from tests.app_helpers import make_app, seeded_store
+from tests.app_helpers import make_app
 from tests.test_snapshots import keys, settle
-
-
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def test_invoices_grid_at_200x50(snap_compare, seeded) -> None:

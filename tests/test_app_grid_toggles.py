@@ -3,25 +3,18 @@ Load Invoices months and the values of a grid's filter list, under NO_COLOR."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from cw_tui.screens.mapping import MappingScreen
 from cw_tui.screens.mapping_modals import LoadInvoicesModal
 from cw_tui.widgets.grid import FilterModal, SqlGrid
-from tests.app_helpers import make_app, run, seeded_store, wait_for
+from tests.app_helpers import make_app, run, wait_for
 
 
 def screen_text(app) -> str:
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def test_load_invoices_check_boxes_show_their_state_without_colour(seeded, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ from cw_tui.screens.pickers import PickerModal
 from cw_tui.services.connectwise_data import Shrink
 from cw_tui.store import Agreement, InvoiceLine, Organization, open_store
 from cw_tui.widgets.grid import SqlGrid
-from tests.app_helpers import make_app, run, seeded_store, wait_for
+from tests.app_helpers import make_app, run, wait_for
 from tests.test_app_mapping import put_cursor_on
 
 SMALL = (80, 24)
@@ -38,11 +38,6 @@ LONG_ERROR = ("ConnectWise refused the addition: the product P1 is inactive in t
               "takes additions only of active products; reactivate the product or map the offer to another one. ") * 2
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def shown_whole(app, widget) -> bool:

@@ -4,23 +4,14 @@ an Error line with a long reason. Seeded data, a frozen clock, UTC, no animation
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from cw_tui.store import Company, InvoiceLine, Organization
-from tests.app_helpers import FROZEN, make_app, seeded_store
+from tests.app_helpers import FROZEN, make_app
 from tests.test_app_modals_layout import LONG_ERROR
 from tests.test_snapshots import keys, settle
 
 SMALL = (80, 24)
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def test_best_practices_scrolled_to_the_end(snap_compare, seeded) -> None:

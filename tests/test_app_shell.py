@@ -61,11 +61,6 @@ def plain_marks(app, widget: Widget) -> list[tuple[str, bool, bool]]:
     return [(character, reverse, underline) for character, _, reverse, underline, _ in looks(app, widget)]
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 def test_slash_on_system_logs_goes_to_the_search_from_a_tile(seeded) -> None:

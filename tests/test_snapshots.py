@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cw_tui.store import open_store
-from tests.app_helpers import FIXED_CREDENTIALS, HOSTILE_NAME, hostile_store, make_app, seeded_store
+from tests.app_helpers import FIXED_CREDENTIALS, HOSTILE_NAME, hostile_store, make_app
 
 SIZES = [(100, 30), (80, 24)]
 
@@ -30,11 +30,6 @@ def keys(*pressed: str):
     return run_before
 
 
-@pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
-    yield store
-    store.close()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
