@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import resource
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+# CW_TUI_BENCH_RESULTS: where the JSON goes (the smoke test keeps it out of the checkout)
+RESULTS = Path(os.environ.get("CW_TUI_BENCH_RESULTS") or Path(__file__).parent / "results")
 
 
 def peak_rss_mb() -> float:

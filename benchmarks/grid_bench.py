@@ -126,8 +126,9 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
     from textual.widgets import Input, TabbedContent
 
     from cw_tui.app import CwTuiApp
-    from cw_tui.services.mapping import LineChange, _update_lines
+    from cw_tui.services.mapping import LineChange, update_line_ids
     from cw_tui.store import open_store
+    from cw_tui.store.grid import selected_keys
     from cw_tui.widgets.grid import SqlGrid
 
     timings: dict[str, list[float]] = {k: [] for k in (
@@ -214,12 +215,11 @@ async def measure(db: Path, repeat: int) -> dict[str, list[float]]:
             await pilot.pause(0.3)
             grid.action_mark_all()
             await pilot.pause(0.3)
-            sql, params = grid.marked_selection().subquery()
-            half = f"SELECT line_id FROM ({sql}) ORDER BY line_id LIMIT 50000"
+            half = sorted(selected_keys(store, grid.marked_selection()))[:50_000]
             before = grid.page
             start = time.perf_counter()
-            # the service's own path below update_lines(selection): the first 50,000 of the marked
-            changed = _update_lines(store, half, params, LineChange(charge_end=date(2026, 12, 31 - n)))
+            # the service's path for marked lines: the first 50,000 of the marked, by line ID
+            changed = update_line_ids(store, half, LineChange(charge_end=date(2026, 12, 31 - n)))
             grid.reload()
             while grid.page is before:
                 await asyncio.sleep(0.001)

@@ -7,9 +7,9 @@ import pytest
 from textual import events
 from textual.widgets import Input
 
-from cw_tui.grid.query import contains_pattern
 from cw_tui.screens.logs import LogsScreen
 from cw_tui.screens.mapping import MappingScreen
+from cw_tui.store.grid import contains_pattern
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.grid_table import GridTable
 from tests.app_helpers import invoices_grid, make_app, run, wait_for

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.grid.export import csv_safe, export_csv
-from cw_tui.grid.query import Column, GridSource, GridState, invoices_source
+from cw_tui.services.export import csv_safe, export_csv
 from cw_tui.store import Agreement, InvoiceLine, Organization, open_store
+from cw_tui.store.grid import Column, GridSource, GridState
+from cw_tui.store.grid_sources import invoices_source
 from tests.app_helpers import FROZEN, seeded_store
 
 PERIOD = "2026-10"
@@ -144,7 +145,7 @@ def test_a_failed_export_leaves_the_old_file_and_no_part(db: Path, tmp_path: Pat
 
 
 def test_decimal_text_is_exact_and_the_grid_only_groups_it() -> None:
-    from cw_tui.services.display import exact_money_text, group_thousands, money_text, quantity_text
+    from cw_tui.rules.display import exact_money_text, group_thousands, money_text, quantity_text
 
     assert [quantity_text(m) for m in (10_000_000, 341_644_000, 123, -3_000_000, 0, None)] == \
            ["10", "341.644", "0.000123", "-3", "0", ""]

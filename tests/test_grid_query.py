@@ -12,18 +12,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cw_tui.grid import query as grid_query
-from cw_tui.grid.query import (
-    GridCache,
-    GridState,
-    _fetch_page_simple,
-    _where,
-    distinct_values,
-    fetch_page,
-    invoices_source,
-)
 from cw_tui.services.mapping import map_organizations
 from cw_tui.store import InvoiceLine, Organization
+from cw_tui.store import grid as grid_query
+from cw_tui.store.grid import GridCache, GridState, _fetch_page_simple, _where, distinct_values, fetch_page
+from cw_tui.store.grid_sources import invoices_source
 from tests.app_helpers import seeded_store
 
 PERIOD = "2026-10"

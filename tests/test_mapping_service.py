@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from cw_tui.grid.query import GridState, Selection, invoices_source
 from cw_tui.services.mapping import (
     LineChange,
     MappingError,
@@ -20,6 +19,8 @@ from cw_tui.services.mapping import (
 )
 from cw_tui.services.status import period_counts
 from cw_tui.store import Agreement, Company, InvoiceLine, Offer, Organization, Product
+from cw_tui.store.grid import GridState, Selection
+from cw_tui.store.grid_sources import invoices_source
 from tests.app_helpers import FROZEN, seeded_store
 
 PERIOD = "2026-10"

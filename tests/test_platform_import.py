@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from cw_tui.platform.files import PlatformDataError
 from cw_tui.platform.importer import RemovalsNeedConsent, load_invoices
 from cw_tui.rules.charge_dates import ChargeDateRules, EndRule
+from cw_tui.rules.money import MAX_AMOUNT, line_total, parse_decimal, to_micros
 from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.store import InvoiceLine, Offer, Organization
-from cw_tui.store.money import MAX_AMOUNT, line_total, parse_decimal, to_micros
 
 LOADED, TARGET = "2026-08", "2026-09"
 TARGET_FILE = f"invoice_lines_{TARGET}.csv"

@@ -16,9 +16,9 @@ from cw_tui.screens.mapping import MappingScreen
 from cw_tui.screens.mapping_modals import LineEditModal, SyncPlanModal
 from cw_tui.screens.pickers import PickerModal
 from cw_tui.services import system_log
-from cw_tui.services.pickers import COMPANIES, PRODUCTS, offered
 from cw_tui.services.system_log import Category, Level, LogQuery
 from cw_tui.store import Company, InvoiceLine, Product, now_utc, open_store
+from cw_tui.store.pickers import COMPANIES, PRODUCTS, offered
 from cw_tui.widgets.grid import SqlGrid
 from tests.app_helpers import HOSTILE_NAME as RAW_HOSTILE_NAME
 from tests.app_helpers import make_app, run, wait_for

@@ -277,8 +277,8 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from cw_tui.grid.export import ExportError, export_csv, export_name, grid_source
-    from cw_tui.grid.query import GridState
+    from cw_tui.services.export import ExportError, export_csv, export_name, grid_source
+    from cw_tui.store.grid import GridState
 
     with _store(args) as store:
         try:

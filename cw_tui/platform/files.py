@@ -27,9 +27,9 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from cw_tui.rules.money import check_total, parse_decimal, shown
 from cw_tui.rules.periods import parse_period, period_of
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus, parse_enum
-from cw_tui.store.money import check_total, parse_decimal, shown
 
 MAX_REPORTED_ERRORS = 50
 # Text is single-line and bounded (README): a runaway quote makes a cell of many lines, or pages long.

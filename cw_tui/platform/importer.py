@@ -31,11 +31,11 @@ from cw_tui.platform.files import (
     since_filter,
 )
 from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
+from cw_tui.rules.money import line_total, to_micros
 from cw_tui.services import system_log
 from cw_tui.services.activity import recorded
 from cw_tui.services.system_log import Category, Level
-from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, now_utc, utc_to_text
-from cw_tui.store.money import line_total, to_micros
+from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, line_loads, now_utc, utc_to_text
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.
 UNTOUCHABLE_STATUSES = ("synced", "claimed")
@@ -135,30 +135,6 @@ class ProductLoad:
     offers_added: int = 0
 
 
-def _upsert(store: Store, table: str, columns: list[str], rows: list[tuple], refreshed: list[str]) -> None:
-    """Insert rows; on an existing ID refresh only `refreshed` columns (mappings are kept)."""
-    if not rows:
-        return
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    updates = ", ".join(f'"{c}" = excluded."{c}"' for c in refreshed)
-    sql = (
-        f'INSERT INTO "{table}" ({quoted}) VALUES ({", ".join("?" * len(columns))}) '
-        f'ON CONFLICT("{columns[0]}") DO UPDATE SET {updates}'
-    )
-    store.db.cursor().executemany(sql, rows)
-
-
-def _existing_ids(store: Store, table: str, ids: set[str]) -> set[str]:
-    found: set[str] = set()
-    id_list = list(ids)
-    cursor = store.db.cursor()
-    for start in range(0, len(id_list), _CHUNK):
-        chunk = id_list[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        found.update(r[0] for r in cursor.execute(f'SELECT platform_id FROM "{table}" WHERE platform_id IN ({marks})', chunk))
-    return found
-
-
 def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLineRow], now: datetime, *,
                        with_orgs: bool = True, with_offers: bool = True) -> tuple[int, int, int]:
     """Insert or refresh the organizations, offers and contracts that `lines` refer to.
@@ -167,17 +143,17 @@ def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLine
     org_ids = {line.organization_id for line in lines} if with_orgs else set()
     offer_ids = {line.offer_id for line in lines} if with_offers else set()
     contract_ids = {line.contract_id for line in lines} if with_orgs else set()
-    before = [_existing_ids(store, t, ids) for t, ids in (("organization", org_ids), ("offer", offer_ids), ("contract", contract_ids))]
+    before = [line_loads.existing_ids(store, t, ids) for t, ids in (("organization", org_ids), ("offer", offer_ids), ("contract", contract_ids))]
 
-    _upsert(store, "organization",
+    line_loads.upsert(store, "organization",
             ["platform_id", "name", "reference", "status", "excluded", "first_seen_at", "updated_at"],
             [(o.organization_id, o.name, o.reference, o.status, 1, stamp, stamp) for o in map(data.organizations.__getitem__, sorted(org_ids))],
             ["name", "reference", "status", "updated_at"])
-    _upsert(store, "offer",
+    line_loads.upsert(store, "offer",
             ["platform_id", "name", "external_id", "vendor", "updated_at"],
             [(o.offer_id, o.name, o.external_id, o.vendor, stamp) for o in map(data.offers.__getitem__, sorted(offer_ids))],
             ["name", "external_id", "vendor", "updated_at"])
-    _upsert(store, "contract",
+    line_loads.upsert(store, "contract",
             ["platform_id", "organization_id", "billing_day", "currency", "contract_type", "updated_at"],
             [(c.contract_id, c.organization_id, c.billing_day, c.currency, c.contract_type, stamp)
              for c in map(data.contracts.__getitem__, sorted(contract_ids))],
@@ -235,17 +211,9 @@ _COMPARED_AT = [(_LINE_COLUMNS.index(c), c, name) for c, name in COMPARED_COLUMN
 
 def _existing_lines(store: Store, periods: list[str], line_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Stored lines of these periods, and stored lines (of any period) with these IDs."""
-    cursor = store.db.cursor()
-    select = f"SELECT {', '.join(_READ_COLUMNS)} FROM invoice_line"
     found: dict[str, dict[str, Any]] = {}
-    marks = ",".join("?" * len(periods))
-    for values in cursor.execute(f"{select} WHERE period IN ({marks})", periods):
-        found[values[0]] = dict(zip(_READ_COLUMNS, values, strict=False))
-    for start in range(0, len(line_ids), _CHUNK):
-        chunk = line_ids[start : start + _CHUNK]
-        marks = ",".join("?" * len(chunk))
-        for values in cursor.execute(f"{select} WHERE line_id IN ({marks})", chunk):
-            found.setdefault(values[0], dict(zip(_READ_COLUMNS, values, strict=False)))
+    for values in line_loads.stored_lines(store, _READ_COLUMNS, periods, line_ids):
+        found.setdefault(values[0], dict(zip(_READ_COLUMNS, values, strict=False)))
     return found
 
 
@@ -327,12 +295,7 @@ def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: 
                     stats.added += 1
                 yield values
 
-        cursor = store.db.cursor()
-        for start in range(0, len(to_delete), _CHUNK):
-            chunk = to_delete[start : start + _CHUNK]
-            cursor.execute(f"DELETE FROM invoice_line WHERE line_id IN ({','.join('?' * len(chunk))})", chunk)
-        insert = f"INSERT INTO invoice_line ({', '.join(_LINE_COLUMNS)}) VALUES ({', '.join('?' * len(_LINE_COLUMNS))})"
-        cursor.executemany(insert, rows())  # streamed: no second copy of every line in memory
+        line_loads.replace_lines(store, to_delete, _LINE_COLUMNS, rows())
         (report.organizations_added, report.offers_added, report.contracts_added) = _upsert_references(store, data, data.lines, now)
         counts = dict(
             InvoiceLine.select(InvoiceLine.period, pw.fn.COUNT(InvoiceLine.line_id))

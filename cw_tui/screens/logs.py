@@ -12,13 +12,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Label, RichLog, Select, Static
 
-from cw_tui.grid.query import LOGS
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
 from cw_tui.services.system_log import Level, LogQuery
 from cw_tui.store import queries
+from cw_tui.store.grid_sources import LOGS
 from cw_tui.store.queries import LogRecord
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.modal import Modal

@@ -15,7 +15,7 @@ from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.services.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerKind, all_names, name_of, offered
+from cw_tui.store.pickers import AGREEMENTS, COMPANIES, PRODUCTS, PickerKind, all_names, name_of, offered
 from cw_tui.widgets.modal import Modal
 
 __all__ = ["AGREEMENTS", "COMPANIES", "PRODUCTS", "PickerModal"]

@@ -11,11 +11,11 @@ from decimal import Decimal
 
 from cw_tui.rules.additions import cw_datetime, descriptions, marker
 from cw_tui.rules.charge_dates import Badge
+from cw_tui.rules.display import LINE_MAPPING, SYNC_STATUS, iso_utc
 from cw_tui.rules.mapping import LineMappingFacts, mapping_status
 from cw_tui.rules.sync_plan import agreement_name, number_text
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 from cw_tui.services import settings
-from cw_tui.services.display import LINE_MAPPING, SYNC_STATUS, iso_utc
 from cw_tui.store import (
     Agreement,
     Company,

@@ -3,19 +3,16 @@ offers, contracts and lines. Synced lines never change; every change is logged."
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from cw_tui.grid.query import Selection
 from cw_tui.rules.safe_text import safe_text
-from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
 from cw_tui.services import system_log
 from cw_tui.services.system_log import Category, Level
-from cw_tui.store import Agreement, Company, Contract, Offer, Organization, Product, Store, now_utc
-
-EDITABLE = "sync_status IN ('not_synced', 'error')"  # synced and in-flight lines are read-only
-_RECURRING = ", ".join(f"'{t.value}'" for t in RECURRING_CHARGE_TYPES)
+from cw_tui.store import Agreement, Company, Contract, Offer, Organization, Product, Store, line_changes, now_utc
+from cw_tui.store.grid import Selection
 
 
 class MappingError(ValueError):
@@ -91,12 +88,9 @@ def map_contract(store: Store, contract_id: str, agreement_id: int | None) -> in
             if company_id != agreement.company_id:
                 raise MappingError(f"{_agreement_label(agreement)}, but contract {contract_id} is for "
                                    f"{company_label(company_id)}: choose an agreement of the contract's company")
-            _refuse_other_companies(store, agreement, f"SELECT line_id FROM invoice_line WHERE contract_id = ? AND {EDITABLE}",
-                                    [contract_id], "COALESCE(l.override_company_id, o.company_id)")
+            _refuse_other_company(agreement, line_changes.contract_lines_of_other_company(store, contract_id, agreement.company_id))
         Contract.update(agreement_id=agreement_id, updated_at=now_utc()).where(Contract.platform_id == contract_id).execute()
-        cleared = store.db.execute_sql(
-            f"UPDATE invoice_line SET override_agreement_id = NULL WHERE contract_id = ? AND {EDITABLE}", (contract_id,)
-        ).rowcount
+        cleared = line_changes.clear_contract_line_agreements(store, contract_id)
         _log(store, Category.INVOICES, f"Contract {contract_id} {'unmapped' if agreement_id is None else f'mapped to agreement #{agreement_id}'}",
              f"{cleared} unsynced line(s) follow the contract")
     return cleared
@@ -156,17 +150,13 @@ def _agreement_label(agreement: Agreement) -> str:
     return f"agreement {safe_text(agreement.name)} (#{agreement.id}) belongs to {company_label(agreement.company_id)}"
 
 
-def _refuse_other_companies(store: Store, agreement: Agreement, lines_sql: str, params: list[Any], company_sql: str) -> None:
+def _refuse_other_company(agreement: Agreement, other: tuple[str, int | None, int] | None) -> None:
     """An agreement is posted to for its own company only: refuse it for lines of another
-    company (`company_sql`: a line's company, with the aliases l and o), naming the first."""
-    other = (f"FROM invoice_line l JOIN organization o ON o.platform_id = l.organization_id "
-             f"WHERE l.line_id IN ({lines_sql}) AND ({company_sql} IS NULL OR {company_sql} != ?)")
-    first = store.db.execute_sql(f"SELECT l.line_id, {company_sql} {other} ORDER BY l.line_id LIMIT 1",
-                                 [*params, agreement.company_id]).fetchone()
-    if first is not None:
-        count = store.db.execute_sql(f"SELECT COUNT(*) {other}", [*params, agreement.company_id]).fetchone()[0]
+    company (`other`: the first such line, its company and how many there are)."""
+    if other is not None:
+        line_id, company_id, count = other
         more = f" (and {count - 1:,} more line(s) of other companies)" if count > 1 else ""
-        raise MappingError(f"{_agreement_label(agreement)}, but line {first[0]} is for {company_label(first[1])}{more}: "
+        raise MappingError(f"{_agreement_label(agreement)}, but line {line_id} is for {company_label(company_id)}{more}: "
                            "choose an agreement of the line's company")
 
 
@@ -191,12 +181,7 @@ def line_companies(store: Store, selection: Selection) -> list[tuple[int | None,
     """The companies of the selected editable lines (their own PSA Organization, else their
     organization's): (id, name, lines), most lines first. An agreement fits the lines of one
     company."""
-    where_sql, params = selection.subquery()
-    return [tuple(r) for r in store.db.execute_sql(
-        "SELECT COALESCE(l.override_company_id, o.company_id) AS company, cm.name, COUNT(*) FROM invoice_line l "
-        "JOIN organization o ON o.platform_id = l.organization_id "
-        "LEFT JOIN company cm ON cm.id = COALESCE(l.override_company_id, o.company_id) "
-        f"WHERE l.line_id IN ({where_sql}) AND l.{EDITABLE} GROUP BY company ORDER BY COUNT(*) DESC, company", params)]
+    return line_changes.line_companies(store, selection)
 
 
 @dataclass(frozen=True)
@@ -217,12 +202,16 @@ class LineChange:
 
 def update_lines(store: Store, selection: Selection, change: LineChange) -> int:
     """Apply `change` to the selected editable lines (a grid's marks or its "all matching")."""
-    return _update_lines(store, *selection.subquery(), change)
+    return _update_lines(store, lambda: line_changes.StagedLines.of_selection(store, selection), change)
 
 
-def _update_lines(store: Store, where_sql: str, params: list[Any], change: LineChange) -> int:
-    """`change` on the editable lines whose line_id is in the subquery `where_sql`: one
-    UPDATE per field, so 50,000 lines take milliseconds. Typed dates get the User Updated
+def update_line_ids(store: Store, line_ids: list[str], change: LineChange) -> int:
+    """`update_lines` for explicit lines (one row, or the rows a person marked), all or nothing."""
+    return _update_lines(store, lambda: line_changes.StagedLines.of_line_ids(store, line_ids), change)
+
+
+def _update_lines(store: Store, stage: Callable[[], line_changes.StagedLines], change: LineChange) -> int:
+    """`change` on the staged editable lines, all or nothing. Typed dates get the User Updated
     badge; a default end follows a new start (SPEC §9)."""
     if not change.fields():
         return 0
@@ -233,88 +222,42 @@ def _update_lines(store: Store, where_sql: str, params: list[Any], change: LineC
         if product is None or product.inactive:
             raise MappingError(f"ConnectWise product {change.product_id} is unknown or inactive")
     agreement = _check_agreement(change.agreement_id) if change.agreement_id is not ... else None
-    sets: list[tuple[str, list[Any]]] = []
-    if change.company_id is not ...:
-        sets.append(("override_company_id = ?", [change.company_id]))
-    if change.product_id is not ...:
-        sets.append(("override_product_id = ?", [change.product_id]))
-    if change.agreement_id is not ...:
-        sets.append(("override_agreement_id = ?", [change.agreement_id]))
     with store.atomic():
-        db = store.db
-        # the grid's predicate (joins, LIKEs) is evaluated once: its keys go to a temp table
-        db.execute_sql("CREATE TEMP TABLE IF NOT EXISTS bulk_lines (line_id TEXT PRIMARY KEY)")
-        db.execute_sql("DELETE FROM bulk_lines")
-        db.execute_sql(f"INSERT INTO bulk_lines SELECT line_id FROM invoice_line WHERE line_id IN ({where_sql}) AND {EDITABLE}",
-                       params)
-        scope, params = "line_id IN (SELECT line_id FROM bulk_lines)", []
-        affected = db.execute_sql("SELECT COUNT(*) FROM bulk_lines").fetchone()[0]
-        _refuse_mismatched_agreements(store, change, agreement)
+        lines = stage()
+        affected = lines.count()
+        _refuse_mismatched_agreements(lines, change, agreement)
         start, end = change.charge_start, change.charge_end
-        if start is not ... or end is not ...:
-            if start is ... or start is None:
-                start_sql, start_params = "charge_start", []
-            else:
-                start_sql, start_params = "?", [start.isoformat()]
-            end_value = None if end in (..., None) else end.isoformat()
-            if end is not ... and end_value is not None:
-                bad = db.execute_sql(f"SELECT COUNT(*) FROM invoice_line WHERE {scope} AND ? < {start_sql}",
-                                     [*params, end_value, *start_params]).fetchone()[0]
-                if bad:
-                    raise MappingError(f"the Charge End Date would be before the Charge Start Date on {bad} line(s)")
-            elif start is not ... and start is not None:
-                bad = db.execute_sql(
-                    f"SELECT COUNT(*) FROM invoice_line WHERE {scope} AND charge_end_badge != 'default' "
-                    "AND charge_end IS NOT NULL AND charge_end < ?", [*params, start.isoformat()]).fetchone()[0]
-                if bad:
-                    raise MappingError(f"{bad} line(s) have a Charge End Date before {start.isoformat()}; change it too")
-            if start is not ... and start is not None:
-                db.execute_sql(f"UPDATE invoice_line SET charge_start = ?, charge_start_badge = 'user' WHERE {scope}",
-                               [start.isoformat(), *params])
-                # a default end follows the start: last day of its month for one-time lines, none for recurring
-                db.execute_sql(
-                    f"UPDATE invoice_line SET charge_end = CASE WHEN charge_type IN ({_RECURRING}) THEN NULL "
-                    f"ELSE date(charge_start, 'start of month', '+1 month', '-1 day') END "
-                    f"WHERE {scope} AND charge_end_badge = 'default'", params)
-            if end is not ...:
-                db.execute_sql(f"UPDATE invoice_line SET charge_end = ?, charge_end_badge = 'user' WHERE {scope}",
-                               [end_value, *params])
-        for assignment, values in sets:
-            db.execute_sql(f"UPDATE invoice_line SET {assignment} WHERE {scope}", [*values, *params])
+        if end not in (..., None):
+            bad = lines.end_before_start(None if start in (..., None) else start, end)
+            if bad:
+                raise MappingError(f"the Charge End Date would be before the Charge Start Date on {bad} line(s)")
+        elif start not in (..., None):
+            bad = lines.typed_end_before(start)
+            if bad:
+                raise MappingError(f"{bad} line(s) have a Charge End Date before {start.isoformat()}; change it too")
+        if start not in (..., None):
+            lines.set_charge_start(start)
+        if end is not ...:
+            lines.set_charge_end(end)
+        for name in ("company_id", "product_id", "agreement_id"):
+            if getattr(change, name) is not ...:
+                lines.set_override(name, getattr(change, name))
         _log(store, Category.INVOICES, f"Updated {affected:,} line(s): {', '.join(change.fields())}",
              "; ".join(f"{name} = {getattr(change, name)}" for name in change.fields()))
     return affected
 
 
-def _refuse_mismatched_agreements(store: Store, change: LineChange, agreement: Agreement | None) -> None:
-    """The lines in bulk_lines may not end with another company's agreement: a new agreement
-    must be of each line's company after the change, and a new company must match the line's
-    own agreement (clear or change that first)."""
-    if change.company_id is ...:
-        company_sql = "COALESCE(l.override_company_id, o.company_id)"
-    else:
-        company_sql = "o.company_id" if change.company_id is None else str(int(change.company_id))
+def _refuse_mismatched_agreements(lines: line_changes.StagedLines, change: LineChange, agreement: Agreement | None) -> None:
+    """The staged lines may not end with another company's agreement: a new agreement must be
+    of each line's company after the change, and a new company must match the line's own
+    agreement (clear or change that first)."""
     if agreement is not None:
-        _refuse_other_companies(store, agreement, "SELECT line_id FROM bulk_lines", [], company_sql)
+        _refuse_other_company(agreement, lines.of_other_company(change.company_id, agreement.company_id))
     elif change.company_id is not ... and change.agreement_id is ...:
-        row = store.db.execute_sql(
-            f"SELECT l.line_id, l.override_agreement_id, {company_sql} FROM invoice_line l "
-            "JOIN organization o ON o.platform_id = l.organization_id JOIN agreement ag ON ag.id = l.override_agreement_id "
-            f"WHERE l.line_id IN (SELECT line_id FROM bulk_lines) AND ({company_sql} IS NULL OR {company_sql} != ag.company_id) "
-            "ORDER BY l.line_id LIMIT 1").fetchone()
+        row = lines.own_agreement_of_other_company(change.company_id)
         if row is not None:
             raise MappingError(f"line {row[0]} has its own {_agreement_label(Agreement.get_by_id(row[1]))}, not to "
                                f"{company_label(row[2])}: clear or change the line's agreement first")
-
-
-def update_line_ids(store: Store, line_ids: list[str], change: LineChange) -> int:
-    """`update_lines` for explicit lines (one row, or the rows a person marked)."""
-    total = 0
-    for start in range(0, len(line_ids), 500):
-        chunk = line_ids[start : start + 500]
-        total += _update_lines(store, f"SELECT line_id FROM invoice_line WHERE line_id IN ({','.join('?' * len(chunk))})",
-                               list(chunk), change)
-    return total
 
 
 def parse_day(text: str) -> date | None:

@@ -1,6 +1,7 @@
 """The store: every table, query and transaction of cw-tui's database. Nothing above this
 package writes SQL. `database` opens and guards the file, `models` and `migrations` define it,
-`sqlite` holds what only SQLite understands, `money` and `fields` how values are kept, and the
+`sqlite` holds what only SQLite understands, `fields` how values are kept (money: rules/money.py), the
+grid engine (`grid`) and the app's grids (`grid_sources`), and the
 query modules (`line_sql`, `queries`, ...) answer the screens, the CLI and the sync engine.
 """
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import peewee as pw
 
-from cw_tui.store.money import from_micros, to_micros
+from cw_tui.rules.money import from_micros, to_micros
 
 
 class MicrosField(pw.BigIntegerField):

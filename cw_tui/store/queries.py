@@ -54,10 +54,12 @@ def offer_name(store: Store, platform_id: str) -> str | None:
     return row[0] if row else None
 
 
-def loaded_periods(store: Store, limit: int = 15) -> list[str]:
-    """The newest periods with invoice lines, newest first."""
-    return [r[0] for r in store.db.execute_sql(
-        "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC LIMIT ?", (limit,))]
+def loaded_periods(store: Store, limit: int | None = 15) -> list[str]:
+    """The newest periods with invoice lines, newest first (all of them with limit=None)."""
+    sql = "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC"
+    if limit is None:
+        return [r[0] for r in store.db.execute_sql(sql)]
+    return [r[0] for r in store.db.execute_sql(sql + " LIMIT ?", (limit,))]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,11 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
     )
 
 
+def month_end_sql(day_sql: str) -> str:
+    """SQL for the last day of the month of the ISO date `day_sql`, as ISO text."""
+    return f"date({day_sql}, 'start of month', '+1 month', '-1 day')"
+
+
 def user_version(db: pw.Database) -> int:
     return db.execute_sql("PRAGMA user_version").fetchone()[0]
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from cw_tui.rules.money import from_micros
 from cw_tui.store.database import Store
 from cw_tui.store.fields import UTCDateTimeField
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
-from cw_tui.store.money import from_micros
 
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
 

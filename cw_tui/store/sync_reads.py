@@ -9,6 +9,7 @@ from typing import Any
 from cw_tui.rules.additions import AdditionValues, marker
 from cw_tui.rules.charge_dates import Badge
 from cw_tui.rules.mapping import MappingStatus
+from cw_tui.rules.money import from_micros
 from cw_tui.rules.sync_plan import (
     AgreementInfo,
     PeriodState,
@@ -27,7 +28,6 @@ from cw_tui.store.models import (
     PeriodNewSubscription,
     SubscriptionAddition,
 )
-from cw_tui.store.money import from_micros
 
 _LINE_SQL = f"""
     SELECT l.line_id, l.invoice_date, l.organization_id, COALESCE(o.name, l.organization_id), l.contract_id,

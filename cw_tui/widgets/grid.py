@@ -1,6 +1,6 @@
 """One SQL-paged grid widget for every grid: search box, sortable headers with an indicator,
 per-column multi-select filters, items per page, page number, previous/next, and the summary
-line. The widget shows one page; `grid.query` does the work in SQL."""
+line. The widget shows one page; `store/grid.py` does the work in SQL."""
 
 from __future__ import annotations
 
@@ -25,24 +25,15 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, Select, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from cw_tui.grid.query import (
-    PAGE_SIZES,
-    Column,
-    GridCache,
-    GridSource,
-    GridState,
-    Page,
-    distinct_values,
-    fetch_page,
-)
-from cw_tui.grid.query import Selection as RowSelection
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.store.errors import DATABASE_ERRORS
+from cw_tui.store.grid import PAGE_SIZES, Column, GridCache, GridSource, GridState, Page, distinct_values, fetch_page
+from cw_tui.store.grid import Selection as RowSelection
 from cw_tui.widgets.grid_table import GridTable
 from cw_tui.widgets.toggles import ToggleList
 
-# Styles a cell: gets the column's display text (services/display.py) and the stored value,
+# Styles a cell: gets the column's display text (rules/display.py) and the stored value,
 # returns a rich Text (or a str). The text is what the CSV export holds too.
 Formatter = Callable[[str, Any], Any]
 
@@ -585,13 +576,13 @@ class SqlGrid(Vertical):
     def action_export(self) -> None:
         from pathlib import Path
 
-        from cw_tui.grid.export import export_name
+        from cw_tui.services.export import export_name
 
         self._export(self.source, self.state, Path.home() / export_name(self.source, self.app.now()))  # type: ignore[attr-defined]
 
     @work(group="grid-export", exit_on_error=False)
     async def _export(self, source: GridSource, state: GridState, path) -> None:
-        from cw_tui.grid.export import export_csv
+        from cw_tui.services.export import export_csv
 
         # every matching row is read and written: on the database thread, the screen stays live
         loop = asyncio.get_running_loop()

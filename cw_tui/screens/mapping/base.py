@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from textual.widgets import Button, Select, Static, TabbedContent, TabPane
 
+from cw_tui.rules.display import exact_money_text, group_thousands, quantity_text
 from cw_tui.screens.base import AreaScreen
-from cw_tui.services.display import exact_money_text, group_thousands, quantity_text
 from cw_tui.store import queries
 from cw_tui.widgets.grid import SqlGrid
 

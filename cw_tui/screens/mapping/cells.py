@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from cw_tui.services.display import dated_source, group_thousands
+from cw_tui.rules.display import dated_source, group_thousands
 
 STATUS_DOTS = {"Active": "green", "New": "dodger_blue1", "Suspended": "orange1", "Inactive": "grey50"}
 BADGES = {"System Updated": ("S", "bold black on #5fafff"), "User Updated": ("U", "bold black on #ffaf00")}

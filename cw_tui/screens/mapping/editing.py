@@ -5,12 +5,12 @@ from __future__ import annotations
 from textual import on
 from textual.widgets import Button, Select, TabbedContent
 
-from cw_tui.grid.query import selected_keys
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import guarded
 from cw_tui.screens.mapping.base import MappingBase
 from cw_tui.store import queries
+from cw_tui.store.grid import selected_keys
 from cw_tui.widgets.grid import SqlGrid
 
 

@@ -9,7 +9,6 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Label, ProgressBar, Select, Static, TabbedContent, TabPane
 
-from cw_tui.grid.query import GridSource, Page, invoices_source, organizations_source, products_source
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import guarded
 from cw_tui.screens.mapping.base import PeriodSelect
@@ -29,6 +28,8 @@ from cw_tui.screens.mapping.invoices import InvoicesActions
 from cw_tui.screens.mapping.organizations import OrganizationsActions
 from cw_tui.screens.mapping.products import ProductsActions
 from cw_tui.store import queries
+from cw_tui.store.grid import GridSource, Page
+from cw_tui.store.grid_sources import invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cw_tui.grid.query import contains_pattern
-from cw_tui.store import Store
+from cw_tui.store.database import Store
+from cw_tui.store.grid import contains_pattern
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """CSV export of a grid (SPEC §15): every row of the current search and filters, in the grid's
-order, as the grid shows it (services/display.py). The app's ctrl+e and `cw-tui export` write
+order, as the grid shows it (rules/display.py). The app's ctrl+e and `cw-tui export` write
 through here. The file is streamed to a temporary file beside the target and renamed into
 place, so a failed export leaves no half file."""
 
@@ -12,17 +12,10 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from cw_tui.grid.query import (
-    LOGS,
-    GridSource,
-    GridState,
-    invoices_source,
-    matching_rows,
-    organizations_source,
-    products_source,
-)
 from cw_tui.rules.periods import resolve_period
-from cw_tui.store import Store
+from cw_tui.store import Store, queries
+from cw_tui.store.grid import GridSource, GridState, matching_rows
+from cw_tui.store.grid_sources import LOGS, invoices_source, organizations_source, products_source
 
 GRIDS = ("organizations", "products", "invoices", "logs")
 
@@ -43,11 +36,6 @@ def csv_safe(text: str) -> str:
     return text
 
 
-def loaded_periods(store: Store) -> list[str]:
-    """The periods with invoice lines, newest first."""
-    return [r[0] for r in store.db.execute_sql("SELECT DISTINCT period FROM invoice_line ORDER BY period DESC")]
-
-
 def grid_source(store: Store, grid: str, period: str | None, today) -> GridSource:
     """The source of a grid by name; invoices of `period` (current, previous or YYYY-MM; by
     default the newest loaded)."""
@@ -57,7 +45,7 @@ def grid_source(store: Store, grid: str, period: str | None, today) -> GridSourc
         if period is not None:
             raise ExportError("--period applies to the invoices grid only")
         return {"organizations": organizations_source, "products": products_source, "logs": lambda: LOGS}[grid]()
-    periods = loaded_periods(store)
+    periods = queries.loaded_periods(store, limit=None)
     if not periods:
         raise ExportError("no invoice lines are loaded: run `cw-tui load-invoices` first")
     if period is None:

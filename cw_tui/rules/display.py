@@ -1,5 +1,5 @@
 """What a person reads for a stored value: the words, dates and plain decimals that the grids
-show and the CSV exports hold. The grid columns (grid_query.py) name one of these per column;
+show and the CSV exports hold. The grid columns (store/grid_sources.py) name one of these per column;
 the screens only style the text, so a grid and its export never disagree. No textual here."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from cw_tui.store.money import from_micros
+from cw_tui.rules.money import from_micros
 
 
 def decimal_text(micros: int | None, places: int = 0) -> str:
