@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
@@ -17,6 +17,8 @@ from textual.widgets import Static
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services.status import dashboard_figures
+from cw_tui.services.system_log import Category
+from cw_tui.tasks import run_service
 from cw_tui.widgets.tiles import Tile
 
 TILES = (
@@ -66,10 +68,10 @@ class DashboardScreen(AreaScreen):
     def action_reload(self) -> None:
         self.refresh_data()
 
-    @work(thread=True, exclusive=True, group="dashboard", exit_on_error=False)
     def _load(self) -> None:
-        figures = dashboard_figures(self.app.store, self.app.now())  # type: ignore[attr-defined]
-        self.app.call_from_thread(self._show, figures)
+        store, now = self.app.store, self.app.now()  # type: ignore[attr-defined]
+        run_service(self, "Reading the dashboard", lambda: dashboard_figures(store, now), category=Category.SYNC,
+                    done=self._show, group="dashboard")
 
     def _show(self, f: dict[str, Any]) -> None:
         now = self.app.now()  # type: ignore[attr-defined]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,10 +16,11 @@ from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
 from cw_tui.services import system_log
-from cw_tui.services.system_log import Level, LogQuery
+from cw_tui.services.system_log import Category, Level, LogQuery
 from cw_tui.store import queries
 from cw_tui.store.grid_sources import LOGS
 from cw_tui.store.queries import LogRecord
+from cw_tui.tasks import run_service
 from cw_tui.widgets.grid import SqlGrid
 from cw_tui.widgets.modal import Modal
 from cw_tui.widgets.tiles import Tile
@@ -95,16 +96,19 @@ class LogsScreen(AreaScreen):
     def _newest_id(self) -> int:
         return queries.newest_log_id(self.app.store) or 0  # type: ignore[attr-defined]
 
-    @work(thread=True, exclusive=True, group="log-tiles", exit_on_error=False)
     def refresh_tiles(self) -> None:
         store = self.app.store  # type: ignore[attr-defined]
         since = self.app.now() - timedelta(days=30)  # type: ignore[attr-defined]
-        counts = {
-            "total": system_log.count(store, LogQuery(since=since)),
-            "errors": system_log.count(store, LogQuery(level=Level.ERROR, since=since)),
-            "warnings": system_log.count(store, LogQuery(level=Level.WARNING, since=since)),
-        }
-        self.app.call_from_thread(self._show_tiles, counts)
+
+        def counts() -> dict[str, int]:
+            return {
+                "total": system_log.count(store, LogQuery(since=since)),
+                "errors": system_log.count(store, LogQuery(level=Level.ERROR, since=since)),
+                "warnings": system_log.count(store, LogQuery(level=Level.WARNING, since=since)),
+            }
+
+        run_service(self, "Counting the log entries", counts, category=Category.CONFIGURATION, done=self._show_tiles,
+                    group="log-tiles")
 
     def _show_tiles(self, counts: dict[str, int]) -> None:
         self.query_one("#tile-total", Tile).set(f"{counts['total']:,}", "kept 30 days")
