@@ -26,6 +26,7 @@ from cw_tui.cli.commands import (
     cmd_status,
     cmd_sync_organizations,
 )
+from cw_tui.cli.runs_commands import cmd_runs, cmd_runs_show
 from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
 
 
@@ -128,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("reconcile", cmd_reconcile, "compare a period's synced lines with the Additions in ConnectWise")
     p.add_argument("--period", metavar="YYYY-MM", required=True)
     p.add_argument("--json", action="store_true")
+
+    p = command("runs", cmd_runs, "sync runs: who, when, what started them, their plan, counts and totals")
+    p.add_argument("--period", metavar="current|previous|YYYY-MM", help="only the runs of this month")
+    p.add_argument("--json", action="store_true")
+    runs = p.add_subparsers(dest="runs_command", metavar="show")
+    show = runs.add_parser("show", help="every action of a run (from the journal)",
+                           description="every action of a run (from the journal)", parents=[common])
+    show.set_defaults(handler=cmd_runs_show)
+    show.add_argument("run", type=int, metavar="RUN", help="the run's number (`cw-tui runs` lists them)")
+    as_ = show.add_mutually_exclusive_group()
+    as_.add_argument("--json", action="store_true")
+    as_.add_argument("--csv", action="store_true", help="one row per action, on standard output")
 
     p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
     p.add_argument("--json", action="store_true")

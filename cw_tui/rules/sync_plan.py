@@ -188,6 +188,7 @@ class AdoptAddition:
     subscription_id: str | None = None
     billing_cycle: BillingCycle = BillingCycle.NONE
     differs: tuple[str, ...] = ()
+    held: AdditionValues | None = None  # what the Addition found holds (the journal records it)
 
 
 @dataclass(frozen=True)
@@ -630,7 +631,7 @@ def adopt_found(plan: Plan, found: dict[str, list[FoundAddition]], agreements_re
         differs = tuple(sorted(values.changes_from(hit.values))) if hit.values is not None else ()
         adoptions.append(AdoptAddition(create.marker, create.line_ids, hit.agreement_id, hit.addition_id, values,
                                        create.company_id, create.customer, create.currency, create.subscription_id,
-                                       create.billing_cycle, differs))
+                                       create.billing_cycle, differs, hit.values))
     used = {c.agreement.contract_id for c in creates if isinstance(c.agreement, NewAgreement)}
     return replace(plan, creates=creates, updates=updates, adoptions=adoptions,
                    new_agreements=[a for a in plan.new_agreements if a.contract_id in used],

@@ -13,6 +13,7 @@ from cw_tui.store.database import (
     first_cause,
     lock_holder,
     open_store,
+    owner_alive,
     process_alive,
 )
 from cw_tui.store.errors import DATABASE_ERRORS, StoreError
@@ -33,6 +34,8 @@ from cw_tui.store.models import (
     CompanyStatus,
     Contract,
     InvoiceLine,
+    JournalEntry,
+    JournalLine,
     LoadedPeriod,
     LogEntry,
     Offer,
@@ -46,8 +49,8 @@ from cw_tui.store.models import (
 
 __all__ = [
     "APP_ID", "BUSY_TIMEOUT_MS", "DATABASE_ERRORS", "MIGRATIONS", "MODELS", "SCHEMA_VERSION", "Agreement",
-    "AgreementType", "BaseModel", "Company", "CompanyStatus", "Contract", "ISODateField", "InvoiceLine",
+    "AgreementType", "BaseModel", "Company", "CompanyStatus", "Contract", "ISODateField", "InvoiceLine", "JournalEntry", "JournalLine",
     "LoadedPeriod", "LogEntry", "MicrosField", "Offer", "Organization", "PeriodNewSubscription", "Product",
     "Setting", "Store", "StoreError", "SubscriptionAddition", "SyncRun", "UTCDateTimeField", "describe_error",
-    "first_cause", "lock_holder", "now_utc", "open_store", "process_alive", "utc_to_text",
+    "first_cause", "lock_holder", "now_utc", "open_store", "owner_alive", "process_alive", "utc_to_text",
 ]

@@ -11,6 +11,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import peewee as pw
@@ -122,6 +123,28 @@ def first_cause(error: BaseException) -> BaseException:
     while "no transaction is active" in str(error) and isinstance(error.__context__, DATABASE_ERRORS):
         error = error.__context__
     return error
+
+
+STALE_AFTER = timedelta(hours=6)  # a claim or run this old is abandoned even if its process looks alive
+
+
+def owner_alive(owner: str | None, since: datetime | None = None, now: datetime | None = None) -> bool:
+    """Whether the process that owns a claim or a run ("host|pid|run") still works on it: a
+    process of this machine that still runs, or another machine's (trusted until stale). The
+    sync core asks through sync/claims.py; a PostgreSQL store answers in its own way."""
+    from cw_tui.store.fields import now_utc
+
+    now = now or now_utc()
+    if since is not None and now - since > STALE_AFTER:
+        return False
+    try:
+        host, pid_text, _ = (owner or "").split("|", 2)
+        pid = int(pid_text)
+    except ValueError:
+        return False
+    if host != socket.gethostname():
+        return True  # another machine's run: trust it until it is stale
+    return pid == os.getpid() or process_alive(pid)
 
 
 def process_alive(pid: int) -> bool:

@@ -44,8 +44,34 @@ def _v4_period_loads(db: pw.SqliteDatabase) -> None:
                    'PRIMARY KEY ("period", "subscription_id"))')
 
 
+def _v5_journal(db: pw.SqliteDatabase) -> None:
+    """The journal of every write to ConnectWise, and run history (SPEC §10, §15)."""
+    for column in ('"who" TEXT', '"trigger" TEXT', '"fingerprint" TEXT', '"adopted" INTEGER NOT NULL DEFAULT 0',
+                   '"unchanged" INTEGER NOT NULL DEFAULT 0', '"synced_lines" INTEGER NOT NULL DEFAULT 0', '"totals" TEXT',
+                   '"duration_s" REAL', '"note" TEXT', '"resolved_run_id" INTEGER'):
+        db.execute_sql(f'ALTER TABLE "sync_run" ADD COLUMN {column}')
+    # runs of earlier versions, in the states of run history
+    db.execute_sql("UPDATE sync_run SET state = 'finished' WHERE kind = 'sync' AND state IN ('ok', 'partial')")
+    db.execute_sql("UPDATE sync_run SET state = 'failed', note = 'the plan changed: nothing was sent' "
+                   "WHERE kind = 'sync' AND state = 'refused'")
+    db.execute_sql(
+        'CREATE TABLE "journal" ("id" INTEGER NOT NULL PRIMARY KEY, "run_id" INTEGER NOT NULL, "period" TEXT, '
+        '"action" TEXT NOT NULL, "marker" TEXT, "agreement_id" INTEGER, "addition_id" INTEGER, "subscription_id" TEXT, '
+        '"contract_id" TEXT, "customer" TEXT NOT NULL, "currency" TEXT NOT NULL, "sent" TEXT, "before" TEXT, "after" TEXT, '
+        '"amount" INTEGER, "outcome" TEXT NOT NULL, "error_status" INTEGER, "error_code" TEXT, "error_message" TEXT, '
+        '"written_at" TEXT NOT NULL, "finished_at" TEXT, "resolved_at" TEXT, "resolved_run_id" INTEGER, "resolution" TEXT, '
+        '"who" TEXT NOT NULL)')
+    db.execute_sql('CREATE INDEX "journal_run_id" ON "journal" ("run_id")')
+    db.execute_sql('CREATE INDEX "journal_marker" ON "journal" ("marker")')
+    db.execute_sql('CREATE INDEX "journal_addition_id" ON "journal" ("addition_id")')
+    db.execute_sql('CREATE INDEX "journal_outcome" ON "journal" ("outcome")')
+    db.execute_sql('CREATE TABLE "journal_line" ("journal_id" INTEGER NOT NULL, "line_id" TEXT NOT NULL, '
+                   'PRIMARY KEY ("journal_id", "line_id"))')
+    db.execute_sql('CREATE INDEX "journal_line_line_id" ON "journal_line" ("line_id")')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
-    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads,
+    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

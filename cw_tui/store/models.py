@@ -197,12 +197,17 @@ class Setting(BaseModel):
 
 
 class SyncRun(BaseModel):
+    """A run: a sync of a period (SPEC §15 run history), or a load or cache refresh recorded
+    while it runs (services/activity.py)."""
+
     id = pw.AutoField()
     kind = pw.TextField()  # sync | dry-run | organizations | products | invoices
     period = pw.TextField(null=True)
     started_at = UTCDateTimeField()
     finished_at = UTCDateTimeField(null=True)
-    state = pw.TextField(default="running")  # running | ok | partial | failed
+    # a sync: running | finished | interrupted | failed (before v5: ok | partial | refused);
+    # a load: running | ok | failed. A running row whose process is gone is shown interrupted.
+    state = pw.TextField(default="running")
     owner = pw.TextField(null=True)  # host:pid of the process that runs it
     created = pw.IntegerField(default=0)
     updated = pw.IntegerField(default=0)
@@ -211,6 +216,63 @@ class SyncRun(BaseModel):
     skipped = pw.IntegerField(default=0)
     errors = pw.IntegerField(default=0)
     api_calls = pw.IntegerField(default=0)
+    # v5: run history (SPEC §15)
+    who = pw.TextField(null=True)  # CW_TUI_USER, else the OS user
+    trigger = pw.TextField(null=True)  # app | cli | scheduled
+    fingerprint = pw.TextField(null=True)  # of the plan the run executed
+    adopted = pw.IntegerField(default=0)
+    unchanged = pw.IntegerField(default=0)
+    synced_lines = pw.IntegerField(default=0)
+    totals = pw.TextField(null=True)  # JSON: currency -> amount posted (Decimal as text)
+    duration_s = pw.FloatField(null=True)
+    note = pw.TextField(null=True)  # why it failed, or what a later run found of it
+    resolved_run_id = pw.IntegerField(null=True)  # the run that released an interrupted run's claims
+
+
+class JournalEntry(BaseModel):
+    """v5: one write to ConnectWise (SPEC §10 journal), committed before its request is sent and
+    completed with its outcome; an adoption (nothing sent, an Addition taken over) too. Kept for
+    good: never purged with the logs. Values are JSON with Decimals as text."""
+
+    class Meta:
+        table_name = "journal"
+
+    id = pw.AutoField()
+    run_id = pw.IntegerField(index=True)
+    period = pw.TextField(null=True)  # the run's period
+    action = pw.TextField()  # create | update | cancel | adopt | new_agreement
+    marker = pw.TextField(null=True, index=True)
+    agreement_id = pw.IntegerField(null=True)
+    addition_id = pw.IntegerField(null=True, index=True)
+    subscription_id = pw.TextField(null=True)
+    contract_id = pw.TextField(null=True)  # new_agreement: the contract it is for
+    customer = pw.TextField(default="")
+    currency = pw.TextField(default="")
+    sent = pw.TextField(null=True)  # the request's body (JSON)
+    before = pw.TextField(null=True)  # update, cancel: what the Addition held before (JSON)
+    after = pw.TextField(null=True)  # what the Addition holds once the write is done (JSON)
+    amount = MicrosField(null=True)  # quantity x unit price of `after`
+    outcome = pw.TextField(default="pending", index=True)  # pending | done | error | unknown
+    error_status = pw.IntegerField(null=True)
+    error_code = pw.TextField(null=True)
+    error_message = pw.TextField(null=True)
+    written_at = UTCDateTimeField()
+    finished_at = UTCDateTimeField(null=True)
+    # an unknown outcome, resolved by a later look in ConnectWise
+    resolved_at = UTCDateTimeField(null=True)
+    resolved_run_id = pw.IntegerField(null=True)
+    resolution = pw.TextField(null=True)
+    who = pw.TextField(default="")
+
+
+class JournalLine(BaseModel):
+    """v5: the invoice lines a journal entry covers."""
+
+    journal_id = pw.IntegerField()
+    line_id = pw.TextField(index=True)
+
+    class Meta:
+        primary_key = pw.CompositeKey("journal_id", "line_id")
 
 
 class LoadedPeriod(BaseModel):
@@ -260,4 +322,6 @@ MODELS: list[type[BaseModel]] = [
     LogEntry,
     LoadedPeriod,
     PeriodNewSubscription,
+    JournalEntry,
+    JournalLine,
 ]

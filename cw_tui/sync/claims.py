@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from cw_tui.store import (
     Contract,
     InvoiceLine,
     Store,
     SubscriptionAddition,
+    SyncRun,
+    journal,
     now_utc,
-    process_alive,
     sync_reads,
     utc_to_text,
 )
+from cw_tui.store.database import owner_alive
 
-STALE_AFTER = timedelta(hours=6)  # a claim this old is abandoned even if its process looks alive
 _CHUNK = sync_reads.CHUNK
 
 
@@ -28,16 +29,7 @@ def owner_name(run_id: int) -> str:
 
 
 def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool:
-    if claimed_at is not None and now - claimed_at > STALE_AFTER:
-        return False
-    try:
-        host, pid_text, _ = owner.split("|", 2)
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    if host != socket.gethostname():
-        return True  # another machine's run: trust it until it is stale
-    return pid == os.getpid() or process_alive(pid)
+    return owner_alive(owner, claimed_at, now)
 
 
 def _free_side_claims(owner: str) -> None:
@@ -48,17 +40,28 @@ def _free_side_claims(owner: str) -> None:
     Contract.update(agreement_claimed_by=None).where(Contract.agreement_claimed_by == owner).execute()
 
 
-def release_stale_claims(store: Store, now: datetime | None = None) -> int:
+def run_alive(owner: str | None) -> bool:
+    """Whether a run's process still works on it (run history shows the others interrupted)."""
+    return owner_alive(owner)
+
+
+def release_stale_claims(store: Store, now: datetime | None = None, resolved_by: int | None = None) -> int:
     """Claims of runs that died. Their lines become Error (and are retried, marker looked up
-    first, since their target agreement is recorded); their other claims are freed."""
+    first, since their target agreement is recorded); their other claims are freed. Sync
+    runs whose process is gone are recorded interrupted (resolved by `resolved_by`), and
+    their journal entries still pending become unknown."""
     now = now or now_utc()
     released = 0
     owners = sync_reads.claim_owners(store)
     field_ = InvoiceLine.claimed_at
+    dead = {r.owner for r in SyncRun.select(SyncRun.owner).where((SyncRun.kind == "sync") & (SyncRun.state == "running")
+                                                                  & SyncRun.owner.is_null(False))
+            if not run_alive(r.owner)}
     for owner, claimed_at_text in owners:
         claimed_at = field_.python_value(claimed_at_text) if claimed_at_text else None
         if _owner_alive(owner, claimed_at, now):
             continue
+        dead.add(owner)
         with store.atomic("IMMEDIATE"):
             released += (
                 InvoiceLine.update(sync_status="error", claimed_by=None, claimed_at=None,
@@ -68,6 +71,7 @@ def release_stale_claims(store: Store, now: datetime | None = None) -> int:
             )
             InvoiceLine.update(claimed_by=None, claimed_at=None).where(InvoiceLine.claimed_by == owner).execute()
             _free_side_claims(owner)
+    journal.mark_interrupted(store, sorted(dead), resolved_by)
     return released
 
 

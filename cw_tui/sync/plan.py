@@ -94,12 +94,14 @@ async def read_markers(client: ConnectWiseClient, agreement_ids: set[int]) -> di
 
 
 async def prepare_plan(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
-                       today: date | None = None, accepted: CacheShrinkRefused | None = None) -> Plan:
+                       today: date | None = None, accepted: CacheShrinkRefused | None = None,
+                       run_id: int | None = None) -> Plan:
     """The plan a person sees and a run executes: today's agreements, the store's lines, and
     what ConnectWise already holds on the target agreements (adopted, never posted again).
     `today` (UTC) says whether the period's month has ended; `accepted` is a shrunk
-    agreements list a person accepted (it is applied instead of fetching again)."""
-    release_stale_claims(store)
+    agreements list a person accepted (it is applied instead of fetching again). `run_id`:
+    the run this plan is for, recorded as the one that resolved the runs found dead."""
+    release_stale_claims(store, resolved_by=run_id)
     if accepted is not None:
         accepted.accept()
     else:

@@ -9,14 +9,19 @@ Exactly once, whatever happens:
   agreement before anything is posted again.
 - A line becomes Synced only with the ID of the Addition that holds it; synced lines are
   never posted again, and re-loads never touch them.
+- The journal (store/journal.py) gets one entry per write, committed before its request is
+  sent, then completed with the outcome. If the journal cannot be written, nothing more is
+  sent: the run stops.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -52,6 +57,7 @@ from cw_tui.store import (
     Store,
     SubscriptionAddition,
     SyncRun,
+    journal,
     now_utc,
     sync_reads,
     utc_to_text,
@@ -65,7 +71,7 @@ from cw_tui.sync.claims import (
     owner_name,
 )
 from cw_tui.sync.errors import AgreementUnavailable, PlanChanged
-from cw_tui.sync.plan import prepare_plan
+from cw_tui.sync.plan import prepare_plan, read_markers, values_in_connectwise
 from cw_tui.sync.results import SyncResult
 
 SYNCED_BATCH = 200  # posted lines recorded per transaction
@@ -90,6 +96,18 @@ class _Run:
         self.total = 0
         self._synced: list[tuple] = []  # lines posted, waiting for `flush`
         self._flushed_at = time.monotonic()
+        self.person = journal.who()
+        # what ConnectWise holds on the Additions to update or cancel, read before the run sends
+        self.held: dict[int, AdditionValues | None] = {}
+
+    # --- the journal (each entry committed before its request; a failure stops the run)
+
+    def journal_begin(self, action: str, **fields: Any) -> int:
+        return journal.begin(self.store, self.run.id, self.period, action, person=self.person, **fields)
+
+    def journal_error(self, entry: int, error: ConnectWiseError) -> None:
+        journal.failed(self.store, entry, outcome="unknown" if isinstance(error, OutcomeUnknown) else "error",
+                       status=error.status, code=error.code, message=system_log.redact(error.message))
 
     # --- store writes (each its own short transaction: durable as it goes)
 
@@ -180,6 +198,8 @@ class _Run:
                 raise AgreementUnavailable(f"another sync is creating the agreement of contract {new.contract_id}; "
                                            "this line is posted by the next sync")
             agreement_id = await self._existing_agreement(new) if attempted else None
+            if attempted:
+                journal.resolve_unknown_agreement(self.store, new.contract_id, self.run.id, agreement_id)
             fresh = agreement_id is None
             if agreement_id is None:
                 company = Company.get_or_none(Company.id == new.company_id)
@@ -189,15 +209,7 @@ class _Run:
                                                "an agreement needs one")
                 body = {"name": new.name, "type": {"id": new.type_id}, "company": {"id": new.company_id},
                         "contact": {"id": contact}, "startDate": f"{first_day_text(self.period)}T00:00:00Z"}
-                try:
-                    created = await self.client.create_agreement(body)
-                    agreement_id = created.id
-                except OutcomeUnknown:
-                    agreement_id = await self._existing_agreement(new)
-                    fresh = False
-                    if agreement_id is None:
-                        created = await self.client.create_agreement(body)
-                        agreement_id, fresh = created.id, True
+                agreement_id, fresh = await self._create_agreement(new, body)
                 self.result.agreements_created += 1
                 system_log.write(self.store, Level.INFO, Category.SYNC, f"Created agreement {new.name}",
                                  f"agreement {agreement_id} for company {new.company_id}, contract {new.contract_id}")
@@ -208,6 +220,25 @@ class _Run:
                                  status="Active", cancelled=False, synced_at=now_utc()).on_conflict_ignore().execute()
             self.agreement_ids[new.contract_id] = (agreement_id, fresh)
             return agreement_id, fresh
+
+    async def _create_agreement(self, new: NewAgreement, body: dict[str, Any]) -> tuple[int, bool]:
+        """POST the agreement (journaled); a lost answer is looked up by name before a second POST."""
+        for attempt in range(2):
+            entry = self.journal_begin("new_agreement", contract_id=new.contract_id, customer=new.name, sent=body)
+            try:
+                created = await self.client.create_agreement(body)
+            except ConnectWiseError as error:
+                self.journal_error(entry, error)
+                if not isinstance(error, OutcomeUnknown) or attempt == 1:
+                    raise
+                found = await self._existing_agreement(new)
+                journal.resolve_unknown_agreement(self.store, new.contract_id, self.run.id, found)
+                if found is not None:
+                    return found, False
+                continue
+            journal.done(self.store, entry, agreement_id=created.id)
+            return created.id, True
+        raise AssertionError("unreachable")
 
     async def _existing_agreement(self, new: NewAgreement) -> int | None:
         found = await self.client.agreements(company_id=new.company_id, conditions=condition("name", "=", new.name))
@@ -230,16 +261,34 @@ class _Run:
         if action.subscription_id:
             self._subscription_pending(action, agreement_id)
         body = action.values.body(action.marker)
+        looked_at = {agreement_id, *action.earlier_agreements}
+        entry: int | None = None  # the journal entry of the request in flight
         try:
             addition = await self.find(agreement_id, action.marker) if looked_up else None
+            if addition is not None:
+                self._credit(action, agreement_id, addition)
+            else:
+                # the plan looked for the marker where earlier attempts went: they never posted it
+                journal.resolve_unknown(self.store, action.marker, self.run.id, found_addition=None, looked_at=looked_at)
             for attempt in range(3):
                 if addition is not None:
                     break
+                entry = self.journal_begin("create", line_ids=action.line_ids, marker=action.marker,
+                                           agreement_id=agreement_id, subscription_id=action.subscription_id,
+                                           customer=action.customer, currency=action.currency, sent=body, after=action.values)
                 try:
                     addition = await self.client.create_addition(agreement_id, body)
-                except OutcomeUnknown:
+                    journal.done(self.store, entry, addition_id=addition.id,
+                                 after=values_in_connectwise(addition) or action.values)
+                    entry = None
+                except OutcomeUnknown as error:
+                    self.journal_error(entry, error)
+                    entry = None
                     # ConnectWise may have it: look before posting again
                     addition = await self.find(agreement_id, action.marker)
+                    journal.resolve_unknown(self.store, action.marker, self.run.id,
+                                            found_addition=addition.id if addition is not None else None,
+                                            agreement_id=agreement_id, looked_at=[agreement_id])
                     if attempt == 2 and addition is None:
                         raise
         except OutcomeUnknown as error:
@@ -247,6 +296,8 @@ class _Run:
                         error.details())
             return
         except ConnectWiseError as error:
+            if entry is not None:
+                self.journal_error(entry, error)
             self.failed(action.line_ids, error.message, error.details())
             return
         assert addition is not None
@@ -257,8 +308,19 @@ class _Run:
         self.result.created += 1
         self.count("creates", action.customer, action.currency, len(action.line_ids), action.values.amount)
 
+    def _credit(self, action: CreateAddition | AdoptAddition, agreement_id: int, addition: Addition) -> None:
+        """An Addition found in ConnectWise under the action's marker, taken over (journal)."""
+        journal.credit_adoption(self.store, self.run.id, self.period, person=self.person, marker_=action.marker,
+                                agreement_id=agreement_id, addition_id=addition.id, line_ids=action.line_ids,
+                                values=values_in_connectwise(addition) or action.values, customer=action.customer,
+                                currency=action.currency, subscription_id=action.subscription_id)
+
     def adopt(self, action: AdoptAddition) -> None:
         """ConnectWise already holds it: record it, send nothing."""
+        journal.credit_adoption(self.store, self.run.id, self.period, person=self.person, marker_=action.marker,
+                                agreement_id=action.agreement_id, addition_id=action.addition_id, line_ids=action.line_ids,
+                                values=action.held or action.values, customer=action.customer, currency=action.currency,
+                                subscription_id=action.subscription_id)
         if action.subscription_id:
             self._subscription_active(action.subscription_id, action.agreement_id, action.addition_id, action.values,
                                       action.company_id, action.currency, action.billing_cycle)
@@ -303,12 +365,27 @@ class _Run:
                         S.last_period: pw.fn.MAX(pw.fn.COALESCE(S.last_period, self.period), self.period)},
             ).execute()
 
+    def before_values(self, addition_id: int, planned: AdditionValues | None, adopted: bool) -> AdditionValues | None:
+        """What ConnectWise holds on the Addition before a PATCH: as read during the plan's
+        adoption, else as read at the start of the run."""
+        if adopted and planned is not None:
+            return planned
+        return self.held.get(addition_id, planned)
+
     async def update(self, action: UpdateAddition) -> None:
+        before = self.before_values(action.addition_id, action.before, action.adopted)
+        journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
+        entry = self.journal_begin("update", line_ids=action.line_ids, marker=action.marker,
+                                   agreement_id=action.agreement_id, addition_id=action.addition_id,
+                                   subscription_id=action.subscription_id, customer=action.customer,
+                                   currency=action.currency, sent=action.changes, before=before, after=action.values)
         try:
             addition = await self.client.patch_addition(action.agreement_id, action.addition_id, action.changes)
         except ConnectWiseError as error:
+            self.journal_error(entry, error)
             self.failed(action.line_ids, error.message, error.details())
             return
+        journal.done(self.store, entry, after=values_in_connectwise(addition) or action.values)
         self._subscription_active(action.subscription_id, action.agreement_id, addition.id, action.values,
                                   action.company_id, action.currency, action.billing_cycle if action.adopted else None)
         self.synced(action.line_ids, addition.id, action.agreement_id)
@@ -325,15 +402,25 @@ class _Run:
         self.synced(action.line_ids, action.addition_id, action.agreement_id)
         self.result.unchanged += 1
 
-    async def cancel(self, action: CancelAddition) -> None:
+    async def cancel(self, action: CancelAddition, recorded: AdditionValues | None) -> None:
+        before = self.before_values(action.addition_id, recorded, False)
+        journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
+        sent = {"cancelledDate": f"{action.cancelled_date.isoformat()}T00:00:00Z"}
+        base = before or recorded
+        entry = self.journal_begin("cancel", marker=action.marker, agreement_id=action.agreement_id,
+                                   addition_id=action.addition_id, subscription_id=action.subscription_id,
+                                   customer=action.customer, currency=action.currency, sent=sent, before=before,
+                                   after=replace(base, cancelled_date=action.cancelled_date) if base else None)
         try:
-            await self.client.patch_addition(action.agreement_id, action.addition_id,
-                                             {"cancelledDate": f"{action.cancelled_date.isoformat()}T00:00:00Z"})
+            addition = await self.client.patch_addition(action.agreement_id, action.addition_id, sent)
         except ConnectWiseError as error:
+            self.journal_error(entry, error)
             system_log.write(self.store, Level.ERROR, Category.SYNC,
                              f"Could not cancel the addition of subscription {action.subscription_id}", error.details())
             self.result.errors += 1
             return
+        held = values_in_connectwise(addition)
+        journal.done(self.store, entry, after=held if held is not None else None)
         with self.store.atomic():
             SubscriptionAddition.update(state="cancelled", cancelled_date=action.cancelled_date, updated_at=now_utc(),
                                         claimed_by=None, claimed_at=None).where(
@@ -352,21 +439,25 @@ def first_day_text(period: str) -> str:
 
 async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only_lines: set[str] | None = None,
                    progress: Callable[[int, int], None] | None = None, expect_plan: str | None = None,
-                   today: date | None = None) -> SyncResult:
+                   today: date | None = None, trigger: str = "app") -> SyncResult:
     """Post the period's plan. With `expect_plan` (the fingerprint a person confirmed), a
-    plan that differs sends nothing and raises PlanChanged with the new plan."""
+    plan that differs sends nothing and raises PlanChanged with the new plan. `trigger` says
+    what started the run (app | cli | scheduled), for run history."""
     started = time.monotonic()
     calls_before = client.api_calls
     now = now_utc()
-    run = SyncRun.create(kind="sync", period=period, started_at=now, state="running")
-    owner = owner_name(run.id)
-    run.owner = owner
-    run.save()
+    with store.atomic():
+        run = SyncRun.create(kind="sync", period=period, started_at=now, state="running", who=journal.who(),
+                             trigger=trigger)
+        owner = owner_name(run.id)
+        run.owner = owner
+        run.save()
     system_log.write(store, Level.INFO, Category.SYNC, f"Sync of {period} started", f"run {run.id}")
     state = _Run(store, client, period, run, owner, progress)
     try:
-        plan = await prepare_plan(store, client, period, only_lines=only_lines, today=today)
+        plan = await prepare_plan(store, client, period, only_lines=only_lines, today=today, run_id=run.id)
         state.result.fingerprint = plan.fingerprint
+        run.fingerprint = plan.fingerprint
         if expect_plan is not None and plan.fingerprint != expect_plan:
             raise PlanChanged(f"the plan of {period} changed since it was shown (it was {expect_plan}, it is now "
                               f"{plan.fingerprint}): nothing was sent; review the new plan", plan)
@@ -415,6 +506,11 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
                     InvoiceLine.update(posted_agreement_id=agreement_id, posted_run_id=run.id).where(
                         InvoiceLine.line_id.in_(line_ids[start : start + _CHUNK]) & (InvoiceLine.claimed_by == owner)).execute()
         state.total = len(creates) + len(updates) + len(cancels)
+        await _read_held(state, updates, cancels)
+        recorded: dict[str, Any] = {}
+        if cancels:
+            persistent = sync_reads.persistent_additions(store)
+            recorded = {c.subscription_id: persistent.get(c.subscription_id) for c in cancels}
         for action in unchanged:
             state.unchanged(action)
         for adoption in adoptions:
@@ -434,16 +530,17 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             state.tick()
 
         async def cancel(action: CancelAddition) -> None:
-            await state.cancel(action)
+            held = recorded.get(action.subscription_id)
+            await state.cancel(action, held.values if held is not None else None)
             state.tick()
 
-        await asyncio.gather(*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels))
+        await _all_or_stop([*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels)])
         state.flush()
     except PlanChanged:
         _release_own_claims(store, owner)
         system_log.write(store, Level.WARNING, Category.SYNC, f"Sync of {period} refused: the plan changed",
                          f"run {run.id}: expected plan {expect_plan}; nothing was sent")
-        _finish(run, "refused", client.api_calls - calls_before)
+        _finish(run, "failed", client.api_calls - calls_before, started, note="the plan changed: nothing was sent")
         raise
     except (ConnectWiseError, CacheShrinkRefused) as error:
         # ConnectWise could not be read at all, or its agreements list shrank (before posting):
@@ -451,11 +548,18 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         state.flush_quietly()
         _release_own_claims(store, owner)
         system_log.write(store, Level.ERROR, Category.SYNC, f"Sync of {period} failed: {error.message}", error.details())
-        _finish(run, "failed", client.api_calls - calls_before)
+        _finish(run, "failed", client.api_calls - calls_before, started, note=system_log.redact(error.message))
+        _unknown_quietly(store, run.id)
         raise
-    except BaseException:
+    except BaseException as error:
         state.flush_quietly()  # what was posted is Synced, not released
         _release_own_claims(store, owner)
+        _unknown_quietly(store, run.id)
+        try:
+            _finish(run, "interrupted", client.api_calls - calls_before, started,
+                    note=f"stopped: {type(error).__name__} {system_log.redact(str(error))}"[:500])
+        except DATABASE_ERRORS:
+            pass  # a row left running is shown interrupted once this process is gone
         raise
     with store.atomic():
         _free_side_claims(owner)
@@ -463,9 +567,15 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
     result.api_calls = client.api_calls - calls_before
     result.duration_s = time.monotonic() - started
     result.totals = {k: dict(v) for k, v in state.totals.items()}
-    for name in ("created", "updated", "cancelled", "agreements_created", "skipped", "errors"):
+    for name in ("created", "updated", "cancelled", "agreements_created", "skipped", "errors", "adopted", "unchanged",
+                 "synced_lines"):
         setattr(run, name, getattr(result, name))
-    _finish(run, "ok" if result.errors == 0 else "partial", result.api_calls)
+    per_currency: dict[str, Decimal] = defaultdict(Decimal)
+    for (_, currency), total in result.totals.items():
+        per_currency[currency] += total["amount"]
+    run.totals = json.dumps({c: str(a) for c, a in sorted(per_currency.items())})
+    _finish(run, "finished", result.api_calls, started,
+            note=f"{result.errors} lines failed" if result.errors else None)
     system_log.write(
         store, Level.WARNING if result.errors else Level.INFO, Category.SYNC,
         f"Sync of {period} finished: {result.created} created, {result.updated} updated, {result.cancelled} cancelled, "
@@ -477,8 +587,48 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
     return result
 
 
-def _finish(run: SyncRun, state: str, api_calls: int) -> None:
+def _finish(run: SyncRun, state: str, api_calls: int, started: float, note: str | None = None) -> None:
     run.state = state
     run.finished_at = now_utc()
     run.api_calls = api_calls
+    run.duration_s = time.monotonic() - started
+    run.note = note
     run.save()
+
+
+def _unknown_quietly(store: Store, run_id: int) -> None:
+    """Entries of a run that stopped with requests in flight: their outcome is not known."""
+    try:
+        journal.pending_to_unknown(store, [run_id], "the run stopped before this request's outcome was known; the next "
+                                                    "sync looks the marker up in ConnectWise")
+    except DATABASE_ERRORS:
+        pass  # they stay pending; the next run turns them unknown once this process is gone
+
+
+async def _all_or_stop(jobs: list[Awaitable[None]]) -> None:
+    """Every job at once (the client bounds the requests in flight); the first that fails
+    (the journal or the store cannot be written, ...) stops the others: nothing more is sent."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _read_held(state: _Run, updates: list[UpdateAddition], cancels: list[CancelAddition]) -> None:
+    """What ConnectWise holds on the Additions the run will PATCH (the journal's values held
+    before): one paged read of cw-tui's markers per agreement. An adopted update's were read
+    with the plan."""
+    wanted = {u.addition_id: u.agreement_id for u in updates if not u.adopted}
+    wanted.update({c.addition_id: c.agreement_id for c in cancels})
+    if not wanted:
+        return
+    state.held.update(dict.fromkeys(wanted))
+    found = await read_markers(state.client, set(wanted.values()))
+    for places in found.values():
+        for place in places:
+            if place.addition_id in wanted:
+                state.held[place.addition_id] = place.values
