@@ -77,7 +77,7 @@ CSV_COLUMNS = ("id", "run_id", "period", "action", "outcome", "customer", "curre
 def _csv_cell(value: Any) -> str:
     import json
 
-    from cw_tui.grid.export import csv_safe
+    from cw_tui.services.export import csv_safe
 
     if value is None:
         return ""

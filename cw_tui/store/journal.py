@@ -60,12 +60,12 @@ from decimal import Decimal
 from typing import Any
 
 from cw_tui.rules.additions import VALUE_FIELDS, AdditionValues, marker
+from cw_tui.rules.money import from_micros
 from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.store.database import Store, owner_alive
 from cw_tui.store.fields import UTCDateTimeField, now_utc
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store.models import JournalEntry, JournalLine, SyncRun
-from cw_tui.store.money import from_micros
 
 ACTIONS = ("create", "update", "cancel", "adopt", "new_agreement")
 OUTCOMES = ("pending", "done", "error", "unknown")
