@@ -240,6 +240,9 @@ class CwTuiApp(App):
         """A tile's target: "mapping:invoices", "logs:ERROR", "settings:configuration"."""
         if not target:
             return
+        if target in ("runs", "reconciliation"):
+            self.open_history(target)
+            return
         area, _, detail = target.partition(":")
         self.action_area(area)
         if area not in self.allowed_areas():
@@ -257,6 +260,23 @@ class CwTuiApp(App):
                 screen.query_one(TabbedContent).active = detail
 
         self.call_after_refresh(after)
+
+    def open_history(self, which: str) -> None:
+        """The Runs screen or Reconciliation, over the Dashboard (esc goes back to it)."""
+        from cw_tui.screens.reconciliation import ReconciliationScreen
+        from cw_tui.screens.runs import RunsScreen
+
+        self.action_area("dashboard")
+        if "dashboard" not in self.allowed_areas():
+            return
+        kind = RunsScreen if which == "runs" else ReconciliationScreen
+
+        def push() -> None:
+            while len(self.screen_stack) > 1 and not isinstance(self.screen, DashboardScreen):
+                self.pop_screen()  # one at a time: Runs over Reconciliation over Runs would pile up
+            self.push_screen(kind())
+
+        self.call_after_refresh(push)
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -276,6 +296,11 @@ class CwTuiApp(App):
             for tab in ("organizations", "products", "invoices"):
                 yield SystemCommand(f"Go to {tab.capitalize()}", f"Mapping → {tab.capitalize()}",
                                     lambda t=tab: self.open_target(f"mapping:{t}"))
+        if "dashboard" in self.allowed_areas():
+            yield SystemCommand("Sync runs", "Run history: every sync run and its writes to ConnectWise",
+                                lambda: self.open_history("runs"))
+            yield SystemCommand("Reconciliation", "A month's posts against what ConnectWise holds now",
+                                lambda: self.open_history("reconciliation"))
         yield SystemCommand("Keys", "Every key binding", self.action_help)
         if isinstance(screen, AreaScreen):
             yield from self.screen_commands(screen)

@@ -16,13 +16,14 @@ from textual.widgets import Static
 
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
+from cw_tui.services import reconciliation
 from cw_tui.services.status import dashboard_figures
 from cw_tui.services.system_log import Category
 from cw_tui.tasks import run_service
 from cw_tui.widgets.tiles import Tile
 
 TILES = (
-    ("last-sync", "Last Sync to PSA", "mapping:invoices"),
+    ("last-sync", "Last Sync to PSA", "runs"),
     ("last-orgs", "Last Organizations Sync", "mapping:organizations"),
     ("orgs", "Organizations", "mapping:organizations"),
     ("products", "Products", "mapping:products"),
@@ -30,6 +31,7 @@ TILES = (
     ("amounts", "Posted vs loaded", "mapping:invoices"),
     ("daily", "Automated Daily Sync", "settings:configuration"),
     ("errors", "Errors (30d)", "logs:ERROR"),
+    ("reconciliation", "Last Reconciliation", "reconciliation"),
 )
 
 
@@ -70,13 +72,21 @@ class DashboardScreen(AreaScreen):
 
     def _load(self) -> None:
         store, now = self.app.store, self.app.now()  # type: ignore[attr-defined]
-        run_service(self, "Reading the dashboard", lambda: dashboard_figures(store, now), category=Category.SYNC,
-                    done=self._show, group="dashboard")
+        def figures() -> dict[str, Any]:
+            return {**dashboard_figures(store, now), "reconciliation": reconciliation.last_summary(store)}
+
+        run_service(self, "Reading the dashboard", figures, category=Category.SYNC, done=self._show, group="dashboard")
 
     def _show(self, f: dict[str, Any]) -> None:
         now = self.app.now()  # type: ignore[attr-defined]
         tile = lambda name: self.query_one(f"#tile-{name}", Tile)  # noqa: E731
-        tile("last-sync").set(local_time(f["last_sync_to_psa"], now), "last post")
+        tile("last-sync").set(local_time(f["last_sync_to_psa"], now), "last post · enter: runs")
+        last = f.get("reconciliation")
+        if last is None:
+            tile("reconciliation").set("never", "enter: reconcile a month")
+        else:
+            tile("reconciliation").set(f"{last.period}: {plural(last.mismatches, 'mismatch', 'mismatches')}",
+                                       f"{local_time(last.at, now)} · enter: open", "red" if last.mismatches else "green")
         tile("last-orgs").set(local_time(f["last_organizations_sync"], now), "from ConnectWise")
         orgs, products = f["organizations"], f["products"]
         tile("orgs").set(f"{orgs['mapped']:,}/{orgs['total']:,} mapped",

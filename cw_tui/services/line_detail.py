@@ -210,7 +210,8 @@ def line_detail(store: Store, line_id: str) -> LineDetail | None:
         Field("Charge End Date", line.charge_end.isoformat() if line.charge_end else "none", _end_note(line, config)),
     ]
 
-    sections = [("Platform", platform), ("Mapping", mapping), ("Charge dates", dates), ("ConnectWise", _sync(line, charge_name, offer_name, product_id))]
+    sections = [("Platform", platform), ("Mapping", mapping), ("Charge dates", dates),
+                ("ConnectWise", _sync(line, charge_name, offer_name, product_id)), ("Journal", _journal(store, line.line_id))]
     title = f"{line.subscription_name} · {charge_name} · {org_name}"
     return LineDetail(line.line_id, title, SYNC_STATUS.get(line.sync_status, line.sync_status), sections)
 
@@ -253,6 +254,33 @@ def _sync(line: InvoiceLine, charge_name: str, offer_name: str, product_id: int 
                             if synced else "if posted now with today's mapping"))
         fields += _values(product_id, line.quantity, line.unit_price, line.unit_cost, cw_datetime(line.charge_start),
                           cw_datetime(line.charge_end) if line.charge_end else "", description, invoice)
+    return fields
+
+
+ACTION_NAMES = {"create": "created", "update": "updated", "cancel": "cancelled", "adopt": "adopted",
+                "new_agreement": "new agreement"}
+
+
+def _journal(store: Store, line_id: str) -> list[Field]:
+    """Every write to ConnectWise that touched the line (store/journal.py), oldest first:
+    when, run, action, outcome, Addition ID, who."""
+    from cw_tui.store import journal
+
+    entries = journal.journal_for_line(store, line_id)
+    if not entries:
+        return [Field("Writes", "none", "no write to ConnectWise has touched this line")]
+    fields = []
+    for e in entries:
+        when = e.written_at.astimezone()
+        outcome = e.outcome if e.outcome != "error" else "error" + (f" {e.error_status}" if e.error_status else "")
+        addition = f"Addition {e.addition_id}" if e.addition_id else "no Addition"
+        note = " · ".join(x for x in (
+            f"by {e.who}" if e.who else "", f"agreement {e.agreement_id}" if e.agreement_id else "",
+            f"{e.currency} {e.amount:,.2f}" if e.amount is not None else "",
+            (e.error_message or "") if e.outcome == "error" else "",
+            f"resolved: {e.resolution}" if e.resolution else "") if x)
+        fields.append(Field(f"{when:%Y-%m-%d %H:%M} {when.tzname() or ''}".rstrip(),
+                            f"run #{e.run_id} · {ACTION_NAMES.get(e.action, e.action)} · {outcome} · {addition}", note))
     return fields
 
 

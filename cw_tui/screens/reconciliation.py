@@ -1,0 +1,186 @@
+"""Reconciliation (SPEC §15, the seed's Step 5 "Validate the sync"; issue 15): pick a month,
+read ConnectWise fresh (with progress, in a thread worker), then per customer and currency:
+what the Platform invoiced, what cw-tui posted for that month (the journal), what ConnectWise
+holds now, and every mismatch with its reason. enter drills down to the Additions and lines
+behind a row; ctrl+e exports either grid. Reading ConnectWise writes nothing there: the one
+write is the report kept in the database for this screen and the Dashboard."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, Label, ProgressBar, Static
+
+from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
+from cw_tui.screens.base import AreaScreen
+from cw_tui.screens.mapping.base import PeriodSelect
+from cw_tui.services import reconciliation
+from cw_tui.services.system_log import Category
+from cw_tui.store import queries
+from cw_tui.store.journal_reads import local_with_zone, reconciliation_items_source, reconciliation_source
+from cw_tui.tasks import run_service
+from cw_tui.widgets.grid import SqlGrid
+
+MISMATCH_STYLE = "bold white on #d70000"
+STATUS_STYLES = {"OK": "green", "ok": "green", "not all posted": "bold yellow", "unmapped": "yellow",
+                 "excluded": "dim", "not synced yet": "yellow", "error": MISMATCH_STYLE}
+
+
+def status_badge(text: str, _value: object = None) -> Text:
+    """OK in green; a mismatch (its count, or its kind) on red; lines not posted in yellow."""
+    style = STATUS_STYLES.get(text)
+    if style is None:
+        style = MISMATCH_STYLE if text else ""
+    return Text(f" {text} " if style == MISMATCH_STYLE else text, style=style)
+
+
+class ReconciliationScreen(AreaScreen):
+    AREA = "dashboard"
+    AUTO_FOCUS = "GridTable"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="reconciliation.back"),
+        Binding("r", "reconcile", "Reconcile", id="reconciliation.run"),
+        Binding("m", "choose_period", "Month", id="reconciliation.month"),
+    ]
+
+    def compose_area(self) -> ComposeResult:
+        with Horizontal(classes="period-bar"):
+            yield Label("Month")
+            yield PeriodSelect([], id="period", compact=True, prompt="none loaded")
+            yield Button("Reconcile (r)", id="reconcile", compact=True)
+            yield Static("", id="reconcile-busy")
+            yield ProgressBar(id="reconcile-progress", show_eta=False)
+        yield Static("", id="reconcile-summary")
+        yield SqlGrid(reconciliation_source(), id="reconcile-grid", formatters={"status": status_badge},
+                      summary=lambda page: f"Showing {len(page.rows):,} of "
+                                           f"{plural(page.total, 'customer and currency', 'customers and currencies')}"
+                                           " · enter: Additions and lines")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._fill_periods()
+        self._show_summary(reconciliation.last_summary(self.app.store))  # type: ignore[attr-defined]
+
+    def refresh_data(self) -> None:
+        self._fill_periods()
+        self.query_one(SqlGrid).reload()
+
+    def _fill_periods(self) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        periods = queries.loaded_periods(store)
+        select = self.query_one("#period", PeriodSelect)
+        current = select.value
+        select.set_periods(periods)
+        if periods:
+            last = reconciliation.last_period(store)
+            select.value = current if current in periods else (last if last in periods else periods[0])
+
+    def _show_summary(self, summary: reconciliation.Summary | None) -> None:
+        line = self.query_one("#reconcile-summary", Static)
+        if summary is None:
+            line.update(Text("Not reconciled yet: choose a month and press r. ConnectWise is only read.", style="dim"))
+            return
+        text = Text.assemble(("Last reconciled: ", "bold"), f"{summary.period} at {local_with_zone(summary.at)}"
+                             f" by {safe_text(summary.who) or '?'} · {plural(summary.additions_read, 'Addition')} read · ")
+        if summary.mismatches:
+            text.append(f" {plural(summary.mismatches, 'mismatch', 'mismatches')} ", style=MISMATCH_STYLE)
+        else:
+            text.append("no mismatches", style="bold green")
+        line.update(text)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_choose_period(self) -> None:
+        select = self.query_one("#period", PeriodSelect)
+        select.focus()
+        select.expanded = True
+
+    @on(Button.Pressed, "#reconcile")
+    def _pressed(self) -> None:
+        self.action_reconcile()
+
+    def action_reconcile(self) -> None:
+        import asyncio
+
+        period = self.query_one("#period", PeriodSelect).value
+        if not isinstance(period, str):
+            self.app.notify("Load invoice lines first (Mapping → Invoices).", severity="warning")
+            return
+        button = self.query_one("#reconcile", Button)
+        if button.disabled:
+            return  # one reconciliation at a time
+        store, now = self.app.store, self.app.now()  # type: ignore[attr-defined]
+        bar = self.query_one("#reconcile-progress", ProgressBar)
+        busy = self.query_one("#reconcile-busy", Static)
+        button.disabled = True
+        bar.update(total=None, progress=0)
+        bar.add_class("-running")
+        busy.update(f"Reading ConnectWise for {period}…")
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(bar.update, total=total, progress=done)
+            self.app.call_from_thread(busy.update, f"Reading ConnectWise: agreement {done:,} of {total:,}")
+
+        def job():
+            from cw_tui.services import credentials as credential_store
+            from cw_tui.services.connectwise import ConnectWiseClient
+
+            async def go():
+                async with ConnectWiseClient(credential_store.current()) as client:
+                    return await reconciliation.reconcile_period(store, client, period, now=now, progress=progress)
+            try:
+                return asyncio.run(go())
+            finally:
+                self.app.call_from_thread(self._idle)
+
+        def done(summary: reconciliation.Summary) -> None:
+            self._show_summary(summary)
+            self.query_one(SqlGrid).reload()
+            self.app.notify(f"Reconciled {summary.period}: " + (
+                plural(summary.mismatches, "mismatch", "mismatches") if summary.mismatches else "no mismatches"),
+                severity="warning" if summary.mismatches else "information", markup=False)
+
+        run_service(self, "Reconciliation", job, category=Category.SYNC, done=done, group="reconcile")
+
+    def _idle(self) -> None:
+        self.query_one("#reconcile", Button).disabled = False
+        self.query_one("#reconcile-progress", ProgressBar).remove_class("-running")
+        self.query_one("#reconcile-busy", Static).update("")
+
+    @on(SqlGrid.RowChosen, "#reconcile-grid")
+    def _chosen(self, event: SqlGrid.RowChosen) -> None:
+        store = self.app.store  # type: ignore[attr-defined]
+        run_service(self, "Reading the reconciliation", lambda: reconciliation.row(store, event.key),
+                    category=Category.SYNC, group="reconcile-row",
+                    done=lambda row: row and self.app.push_screen(ReconciliationItemsScreen(row)))
+
+
+class ReconciliationItemsScreen(AreaScreen):
+    """The Additions and lines behind one customer and currency of the last reconciliation."""
+
+    AREA = "dashboard"
+    AUTO_FOCUS = "GridTable"
+    BINDINGS = [Binding("escape", "back", "Back", id="reconciliation_items.back")]
+
+    def __init__(self, row: dict) -> None:
+        super().__init__()
+        self.row = row
+
+    def compose_area(self) -> ComposeResult:
+        r = self.row
+        title = Text.assemble((safe_text(r["customer"]), "bold"), f" · {safe_text(r['currency'])} · ",
+                              status_badge(r["status"]))
+        title.append(f"\nInvoiced {reconciliation.cents(r['invoiced'])} ({plural(r['invoiced_lines'], 'line')}) · "
+                     f"posted {reconciliation.cents(r['posted'])} ({plural(r['posted_count'], 'Addition')}) · "
+                     f"ConnectWise now {reconciliation.cents(r['connectwise'])} · esc: back")
+        yield Static(title, classes="screen-title")
+        yield SqlGrid(reconciliation_items_source(r["customer"], r["currency"]), id="reconcile-items-grid",
+                      formatters={"status": status_badge})
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

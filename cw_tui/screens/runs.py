@@ -1,0 +1,169 @@
+"""Run history (SPEC §15, issue 15): the list of sync runs in the shared SQL grid, and one run's
+actions (its journal entries) in the same grid: search, sort, filter by action and outcome,
+ctrl+e export. Reached from the Dashboard's Last Sync tile and the command palette. Read-only:
+no key here writes anything."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import Static
+
+from cw_tui.rules.safe_text import safe_text
+from cw_tui.rules.words import plural
+from cw_tui.screens.base import AreaScreen
+from cw_tui.services.journal_grid import run_actions_source
+from cw_tui.services.system_log import Category
+from cw_tui.store import journal
+from cw_tui.store.journal_reads import duration_text, runs_source, totals_text
+from cw_tui.tasks import run_service
+from cw_tui.widgets.grid import SqlGrid
+
+STATE_STYLES = {"finished": "green", "running": "cyan", "interrupted": "bold yellow", "failed": "bold red"}
+OUTCOME_STYLES = {"done": "green", "pending": "cyan", "unknown": "bold yellow", "error": "bold red"}
+
+
+def _badge(styles: dict[str, str]):
+    def formatter(text: str, _value: object = None) -> Text:
+        return Text(text, style=styles.get(text, ""))
+    return formatter
+
+
+class RunsScreen(AreaScreen):
+    """Every sync run, newest first; enter opens the run's actions."""
+
+    AREA = "dashboard"
+    AUTO_FOCUS = "GridTable"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="runs.back"),
+        Binding("ctrl+r", "reload", "Refresh", id="runs.refresh"),
+    ]
+
+    def compose_area(self) -> ComposeResult:
+        yield Static(Text("Sync runs · enter: the run's actions · esc: back", style="bold"), classes="screen-title")
+        yield SqlGrid(runs_source(), id="runs-grid", formatters={"state": _badge(STATE_STYLES)},
+                      summary=lambda page: f"Showing {len(page.rows):,} of {plural(page.total, 'sync run')}")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._load()
+
+    def refresh_data(self) -> None:
+        self._load()
+
+    def action_reload(self) -> None:
+        self._load()
+
+    def _load(self) -> None:
+        """Which running runs are interrupted (their process is gone): the store asks, the grid shows."""
+        store = self.app.store  # type: ignore[attr-defined]
+
+        def interrupted() -> list[int]:
+            return [r.id for r in journal.list_runs(store) if r.state == "interrupted" and r.stored_state == "running"]
+
+        run_service(self, "Reading the sync runs", interrupted, category=Category.SYNC, group="runs",
+                    done=lambda ids: self.query_one("#runs-grid", SqlGrid).set_source(runs_source(ids)))
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @on(SqlGrid.RowChosen, "#runs-grid")
+    def _chosen(self, event: SqlGrid.RowChosen) -> None:
+        self.app.push_screen(RunActionsScreen(int(event.key)))
+
+
+class RunActionsScreen(AreaScreen):
+    """One run: what it was, and every write it sent to ConnectWise (the journal)."""
+
+    AREA = "dashboard"
+    AUTO_FOCUS = "GridTable"
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="run.back"),
+        Binding("ctrl+r", "reload", "Refresh", id="run.refresh"),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def compose_area(self) -> ComposeResult:
+        yield Static(Text(f"Run #{self.run_id}", style="bold"), id="run-summary", classes="screen-title")
+        yield SqlGrid(run_actions_source(self.run_id), id="run-actions-grid",
+                      formatters={"outcome": _badge(OUTCOME_STYLES)},
+                      summary=lambda page: f"Showing {len(page.rows):,} of {plural(page.total, 'action')} · "
+                                           "enter: the line's detail")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._load()
+
+    def refresh_data(self) -> None:
+        self._load()
+        self.query_one(SqlGrid).reload()
+
+    def action_reload(self) -> None:
+        self.refresh_data()
+
+    def _load(self) -> None:
+        store, run_id = self.app.store, self.run_id  # type: ignore[attr-defined]
+        run_service(self, "Reading the run", lambda: journal.run_detail(store, run_id), category=Category.SYNC,
+                    group="run-detail", done=self._show)
+
+    def _show(self, detail: journal.RunDetail | None) -> None:
+        line = self.query_one("#run-summary", Static)
+        if detail is None:
+            line.update(Text(f"Run #{self.run_id} is not in the database any more.", style="bold red"))
+            return
+        r = detail.run
+        started = r.started_at.astimezone()
+        text = Text.assemble((f"Run #{r.id}", "bold"), f" · {r.period or 'no period'} · ",
+                             (r.state, STATE_STYLES.get(r.state, "")),
+                             f" · {started:%Y-%m-%d %H:%M} {started.tzname() or ''} · by {safe_text(r.who) or '?'} "
+                             f"({'CLI' if r.trigger == 'cli' else r.trigger or '?'})")
+        text.append(f"\n{plural(r.synced_lines, 'line')} synced · created {r.created:,} · updated {r.updated:,} · "
+                    f"cancelled {r.cancelled:,} · adopted {r.adopted:,} · errors {r.errors:,} · "
+                    f"API calls {r.api_calls:,} · {duration_text(r.duration_s) or 'no duration'}")
+        totals = totals_text(_totals_json(r.totals))
+        text.append(f"\nPosted: {totals or 'nothing'}" + (f" · {len(detail.resolved)} earlier outcomes resolved"
+                                                          if detail.resolved else ""))
+        if r.note:
+            text.append(f" · {safe_text(r.note)}", style="dim")
+        line.update(text)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    @on(SqlGrid.RowChosen, "#run-actions-grid")
+    def _chosen(self, event: SqlGrid.RowChosen) -> None:
+        """The detail of the first line the action covers (an agreement's creation covers none)."""
+        store = self.app.store  # type: ignore[attr-defined]
+        journal_id = int(event.key)
+
+        def detail():
+            from cw_tui.services.line_detail import line_detail
+
+            found = journal.entry(store, journal_id)
+            if found is None or not found.line_ids:
+                return None
+            return line_detail(store, found.line_ids[0]), len(found.line_ids)
+
+        def show(result) -> None:
+            if result is None or result[0] is None:
+                self.app.notify("This action covers no invoice line (a new agreement).", markup=False)
+                return
+            from cw_tui.screens.line_detail import LineDetailModal
+
+            shown, lines = result
+            if lines > 1:
+                self.app.notify(f"The action covers {lines:,} lines: showing the first.", markup=False)
+            self.app.push_screen(LineDetailModal(shown))
+
+        run_service(self, "Reading the line", detail, category=Category.SYNC, group="run-line", done=show)
+
+
+def _totals_json(totals: dict) -> str:
+    import json
+
+    return json.dumps({k: str(v) for k, v in totals.items()})

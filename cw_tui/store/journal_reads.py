@@ -1,0 +1,152 @@
+"""The app's grids over run history and the last reconciliation (SPEC §15): the list of sync
+runs, and the last reconciliation's rows per customer and currency with the Additions and
+lines behind each. Sources of the shared grid engine (grid.py); they answer plain rows.
+
+The last reconciliation is kept as one JSON value in the settings table (RECONCILIATION_REPORT,
+written by services/reconciliation.py); its grids read it with SQLite's json_each, so they
+search, sort, filter and export as every other grid. No textual here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from cw_tui.rules.display import iso_utc, money_text
+from cw_tui.store.grid import Column, GridSource
+
+RECONCILIATION_SUMMARY = "reconciliation.last"  # {at, period, mismatches, customers, additions_read, who}
+RECONCILIATION_REPORT = "reconciliation.report"  # {period, at, rows: [...], items: [...]}
+
+
+def local_with_zone(stored: str | None) -> str:
+    """A stored UTC timestamp in local time, to the minute, with its zone: 2026-11-18 09:30 UTC."""
+    if not stored:
+        return ""
+    moment = datetime.fromisoformat(stored.replace("Z", "+00:00"))
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone()
+    return f"{moment:%Y-%m-%d %H:%M} {moment.tzname() or moment.strftime('%z')}"
+
+
+def totals_text(stored: str | None) -> str:
+    """A run's totals per currency (JSON, Decimals as text), to the cent: EUR 1,234.50 · USD 9.00."""
+    if not stored:
+        return ""
+    try:
+        totals = json.loads(stored)
+    except ValueError:
+        return ""
+    return " · ".join(f"{currency} {Decimal(amount):,.2f}" for currency, amount in sorted(totals.items()))
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {rest:02d} s"
+
+
+def money_or_blank(micros: int | None) -> str:
+    return money_text(micros) if micros is not None else ""
+
+
+TRIGGER_SQL = ("CASE r.trigger WHEN 'app' THEN 'app' WHEN 'cli' THEN 'CLI' WHEN 'scheduled' THEN 'scheduled' "
+               "ELSE COALESCE(r.trigger, '') END")
+
+
+def _state_sql(interrupted: Iterable[int]) -> str:
+    """As run history shows it (journal._shown_state): a running run whose process is gone is
+    interrupted; before v5, ok and partial were finished and refused failed."""
+    dead = sorted({int(i) for i in interrupted})
+    gone = f"WHEN r.id IN ({','.join(str(i) for i in dead)}) THEN 'interrupted' " if dead else ""
+    return (f"CASE {gone}WHEN r.state IN ('ok', 'partial') THEN 'finished' WHEN r.state = 'refused' THEN 'failed' "
+            "ELSE r.state END")
+
+
+def runs_source(interrupted: Iterable[int] = ()) -> GridSource:
+    """Every sync run, newest first. `interrupted`: the running runs whose process is gone
+    (journal.list_runs knows them; SQL cannot ask a process)."""
+    return GridSource(
+        "sync runs", "sync_run r",
+        (
+            Column("id", "Run", "r.id", numeric=True, searchable=True, width=5),
+            Column("started", "When", "r.started_at", width=20, display=local_with_zone, csv=iso_utc),
+            Column("who", "Who", "COALESCE(r.who, '')", searchable=True, filterable=True, text=True, width=10),
+            Column("trigger", "Started by", TRIGGER_SQL, filterable=True, width=9),
+            Column("period", "Period", "COALESCE(r.period, '')", filterable=True, searchable=True, text=True, width=7),
+            Column("state", "State", _state_sql(interrupted), filterable=True, width=11),
+            Column("lines", "Lines synced", "r.synced_lines", numeric=True, width=7),
+            Column("created", "Created", "r.created", numeric=True, width=7),
+            Column("updated", "Updated", "r.updated", numeric=True, width=7),
+            Column("cancelled", "Cancelled", "r.cancelled", numeric=True, width=9),
+            Column("adopted", "Adopted", "r.adopted", numeric=True, width=7),
+            Column("errors", "Errors", "r.errors", numeric=True, width=6),
+            Column("totals", "Totals posted", "r.totals", sortable=False, width=26, display=totals_text),
+            Column("api", "API calls", "r.api_calls", numeric=True, width=9),
+            Column("duration", "Duration", "r.duration_s", numeric=True, width=10, display=duration_text),
+        ),
+        key_sql="r.id", where="r.kind = 'sync'", default_sort=(("id", True),), singular="sync run", name_key="id",
+    )
+
+
+def _report(path: str) -> str:
+    return f"json_each((SELECT value FROM setting WHERE key = '{RECONCILIATION_REPORT}'), '{path}')"
+
+
+def _j(alias: str, name: str) -> str:
+    return f"json_extract({alias}.value, '$.{name}')"
+
+
+def reconciliation_source() -> GridSource:
+    """The last reconciliation, per customer and currency (mismatched rows first)."""
+    return GridSource(
+        "reconciliation rows", f"{_report('$.rows')} r",
+        (
+            Column("customer", "Customer", _j("r", "customer"), searchable=True, text=True, width=24),
+            Column("currency", "Cur", _j("r", "currency"), filterable=True, width=4),
+            Column("status", "Status", _j("r", "status"), filterable=True, width=13),
+            Column("invoiced", "Invoiced", _j("r", "invoiced"), numeric=True, width=12, display=money_or_blank),
+            Column("posted", "Posted", _j("r", "posted"), numeric=True, width=12, display=money_or_blank),
+            Column("connectwise", "CW now", _j("r", "connectwise"), numeric=True, width=12, display=money_or_blank),
+            Column("reasons", "Reasons", _j("r", "reasons"), searchable=True, text=True, width=40),
+            Column("lines", "Lines", _j("r", "invoiced_lines"), numeric=True, width=6),
+            Column("additions", "Additions", _j("r", "posted_count"), numeric=True, width=9),
+            Column("not_posted", "Not posted", _j("r", "not_posted_lines"), numeric=True, width=10),
+        ),
+        key_sql="r.key", singular="reconciliation row",
+        name_key="customer",
+    )
+
+
+def reconciliation_items_source(customer: str, currency: str) -> GridSource:
+    """The Additions and lines behind one row of the last reconciliation."""
+    return GridSource(
+        "reconciliation items", f"{_report('$.items')} i",
+        (
+            Column("status", "Status", _j("i", "status"), filterable=True, width=13),
+            Column("kind", "What", _j("i", "kind"), filterable=True, width=8),
+            Column("addition", "Addition", _j("i", "addition"), searchable=True, text=True, width=9),
+            Column("agreement", "Agreement", _j("i", "agreement"), numeric=True, searchable=True, width=9),
+            Column("invoiced", "Invoiced", _j("i", "invoiced"), numeric=True, width=12, display=money_or_blank),
+            Column("posted", "Posted", _j("i", "posted"), numeric=True, width=12, display=money_or_blank),
+            Column("connectwise", "CW now", _j("i", "connectwise"), numeric=True, width=12, display=money_or_blank),
+            Column("reason", "Reason", _j("i", "reason"), searchable=True, text=True, width=44),
+            Column("marker", "Marker", _j("i", "marker"), searchable=True, text=True, width=26),
+            Column("lines", "Lines", _j("i", "lines"), searchable=True, text=True, width=30),
+        ),
+        key_sql="i.key", where=f"{_j('i', 'customer')} = ? AND {_j('i', 'currency')} = ?",
+        params=(customer, currency), singular="reconciliation item", name_key="status",
+    )
+
+
+def reconciliation_row(store, key: str) -> dict | None:
+    """One row of the last reconciliation by its grid key (plain values)."""
+    found = store.db.execute_sql(f"SELECT r.value FROM {_report('$.rows')} r WHERE r.key = ?", (int(key),)).fetchone()
+    return json.loads(found[0]) if found else None
+
+
+__all__ = ["RECONCILIATION_REPORT", "RECONCILIATION_SUMMARY", "duration_text", "local_with_zone",
+           "reconciliation_items_source", "reconciliation_row", "reconciliation_source", "runs_source", "totals_text"]
