@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Button, Label, ProgressBar, Static
+from textual.widgets import Button, Label, ProgressBar, Select, Static
 
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
@@ -26,7 +26,8 @@ from cw_tui.tasks import run_service
 from cw_tui.widgets.grid import SqlGrid
 
 MISMATCH_STYLE = "bold white on #d70000"
-STATUS_STYLES = {"OK": "green", "ok": "green", "not all posted": "bold yellow", "unmapped": "yellow",
+NO_MONTH = "0000-00"  # no month loaded yet: the grid reads an empty report
+STATUS_STYLES = {"OK": "green", "ok": "green", "lines unposted": "bold yellow", "unmapped": "yellow",
                  "excluded": "dim", "not synced yet": "yellow", "error": MISMATCH_STYLE}
 
 
@@ -47,7 +48,17 @@ class ReconciliationScreen(AreaScreen):
         Binding("m", "choose_period", "Month", id="reconciliation.month"),
     ]
 
+    def _periods(self) -> tuple[list[str], str]:
+        """The loaded months, and the one to show: the one shown, else the last reconciled, else the newest."""
+        store = self.app.store  # type: ignore[attr-defined]
+        periods = queries.loaded_periods(store)
+        current = getattr(self, "period", None)
+        last = reconciliation.last_period(store)
+        chosen = current if current in periods else last if last in periods else periods[0] if periods else NO_MONTH
+        return periods, chosen
+
     def compose_area(self) -> ComposeResult:
+        periods, self.period = self._periods()
         with Horizontal(classes="period-bar"):
             yield Label("Month")
             yield PeriodSelect([], id="period", compact=True, prompt="none loaded")
@@ -55,37 +66,43 @@ class ReconciliationScreen(AreaScreen):
             yield Static("", id="reconcile-busy")
             yield ProgressBar(id="reconcile-progress", show_eta=False)
         yield Static("", id="reconcile-summary")
-        yield SqlGrid(reconciliation_source(), id="reconcile-grid", formatters={"status": status_badge},
-                      summary=lambda page: f"Showing {len(page.rows):,} of "
-                                           f"{plural(page.total, 'customer and currency', 'customers and currencies')}"
-                                           " · enter: Additions and lines")
+        yield SqlGrid(reconciliation_source(self.period), id="reconcile-grid", formatters={"status": status_badge},
+                      summary=lambda page: f"{plural(page.total, 'row')} · enter: its Additions and lines")
 
     def on_mount(self) -> None:
         super().on_mount()
         self._fill_periods()
-        self._show_summary(reconciliation.last_summary(self.app.store))  # type: ignore[attr-defined]
+        self._show_summary()
 
     def refresh_data(self) -> None:
         self._fill_periods()
         self.query_one(SqlGrid).reload()
+        self._show_summary()
 
     def _fill_periods(self) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
-        periods = queries.loaded_periods(store)
+        periods, chosen = self._periods()
         select = self.query_one("#period", PeriodSelect)
-        current = select.value
-        select.set_periods(periods)
-        if periods:
-            last = reconciliation.last_period(store)
-            select.value = current if current in periods else (last if last in periods else periods[0])
+        with select.prevent(Select.Changed):
+            select.set_periods(periods)
+            if periods:
+                select.value = chosen
 
-    def _show_summary(self, summary: reconciliation.Summary | None) -> None:
+    @on(Select.Changed, "#period")
+    def _period(self, event: Select.Changed) -> None:
+        if isinstance(event.value, str) and event.value != self.period:
+            self.period = event.value
+            self.query_one(SqlGrid).set_source(reconciliation_source(self.period))
+            self._show_summary()
+
+    def _show_summary(self, summary: reconciliation.Summary | None = None) -> None:
+        summary = summary or reconciliation.period_summary(self.app.store, self.period)  # type: ignore[attr-defined]
         line = self.query_one("#reconcile-summary", Static)
         if summary is None:
-            line.update(Text("Not reconciled yet: choose a month and press r. ConnectWise is only read.", style="dim"))
+            line.update(Text(f"{self.period if self.period != NO_MONTH else 'No month'} not reconciled yet: press r. "
+                             "ConnectWise is only read.", style="dim"))
             return
-        text = Text.assemble(("Last reconciled: ", "bold"), f"{summary.period} at {local_with_zone(summary.at)}"
-                             f" by {safe_text(summary.who) or '?'} · {plural(summary.additions_read, 'Addition')} read · ")
+        text = Text.assemble((f"{summary.period} reconciled", "bold"), f" {local_with_zone(summary.at)}"
+                             f" by {safe_text(summary.who) or '?'}: {plural(summary.additions_read, 'Addition')} read, ")
         if summary.mismatches:
             text.append(f" {plural(summary.mismatches, 'mismatch', 'mismatches')} ", style=MISMATCH_STYLE)
         else:
@@ -108,7 +125,7 @@ class ReconciliationScreen(AreaScreen):
         import asyncio
 
         period = self.query_one("#period", PeriodSelect).value
-        if not isinstance(period, str):
+        if not isinstance(period, str) or period == NO_MONTH:
             self.app.notify("Load invoice lines first (Mapping → Invoices).", severity="warning")
             return
         button = self.query_one("#reconcile", Button)
@@ -139,8 +156,9 @@ class ReconciliationScreen(AreaScreen):
                 self.app.call_from_thread(self._idle)
 
         def done(summary: reconciliation.Summary) -> None:
-            self._show_summary(summary)
-            self.query_one(SqlGrid).reload()
+            if summary.period == self.period:
+                self._show_summary(summary)
+                self.query_one(SqlGrid).reload()
             self.app.notify(f"Reconciled {summary.period}: " + (
                 plural(summary.mismatches, "mismatch", "mismatches") if summary.mismatches else "no mismatches"),
                 severity="warning" if summary.mismatches else "information", markup=False)
@@ -154,8 +172,8 @@ class ReconciliationScreen(AreaScreen):
 
     @on(SqlGrid.RowChosen, "#reconcile-grid")
     def _chosen(self, event: SqlGrid.RowChosen) -> None:
-        store = self.app.store  # type: ignore[attr-defined]
-        run_service(self, "Reading the reconciliation", lambda: reconciliation.row(store, event.key),
+        store, period = self.app.store, self.period  # type: ignore[attr-defined]
+        run_service(self, "Reading the reconciliation", lambda: reconciliation.row(store, period, event.key),
                     category=Category.SYNC, group="reconcile-row",
                     done=lambda row: row and self.app.push_screen(ReconciliationItemsScreen(row)))
 
@@ -173,13 +191,13 @@ class ReconciliationItemsScreen(AreaScreen):
 
     def compose_area(self) -> ComposeResult:
         r = self.row
-        title = Text.assemble((safe_text(r["customer"]), "bold"), f" · {safe_text(r['currency'])} · ",
+        title = Text.assemble((safe_text(r["customer"]), "bold"), f" · {r['period']} · {safe_text(r['currency'])} · ",
                               status_badge(r["status"]))
         title.append(f"\nInvoiced {reconciliation.cents(r['invoiced'])} ({plural(r['invoiced_lines'], 'line')}) · "
                      f"posted {reconciliation.cents(r['posted'])} ({plural(r['posted_count'], 'Addition')}) · "
                      f"ConnectWise now {reconciliation.cents(r['connectwise'])} · esc: back")
         yield Static(title, classes="screen-title")
-        yield SqlGrid(reconciliation_items_source(r["customer"], r["currency"]), id="reconcile-items-grid",
+        yield SqlGrid(reconciliation_items_source(r["period"], r["customer"], r["currency"]), id="reconcile-items-grid",
                       formatters={"status": status_badge})
 
     def action_back(self) -> None:

@@ -122,12 +122,13 @@ class RunActionsScreen(AreaScreen):
                              (r.state, STATE_STYLES.get(r.state, "")),
                              f" · {started:%Y-%m-%d %H:%M} {started.tzname() or ''} · by {safe_text(r.who) or '?'} "
                              f"({'CLI' if r.trigger == 'cli' else r.trigger or '?'})")
-        text.append(f"\n{plural(r.synced_lines, 'line')} synced · created {r.created:,} · updated {r.updated:,} · "
-                    f"cancelled {r.cancelled:,} · adopted {r.adopted:,} · errors {r.errors:,} · "
-                    f"API calls {r.api_calls:,} · {duration_text(r.duration_s) or 'no duration'}")
+        text.append(f"\n{plural(r.synced_lines, 'line')} synced: {r.created:,} created, {r.updated:,} updated, "
+                    f"{r.cancelled:,} cancelled, {r.adopted:,} adopted · ")
+        text.append(plural(r.errors, "error"), style="bold red" if r.errors else "")
         totals = totals_text(_totals_json(r.totals))
-        text.append(f"\nPosted: {totals or 'nothing'}" + (f" · {len(detail.resolved)} earlier outcomes resolved"
-                                                          if detail.resolved else ""))
+        text.append(f"\n{plural(r.api_calls, 'API call')} in {duration_text(r.duration_s) or '?'} · posted "
+                    f"{totals or 'nothing'}" + (f" · {len(detail.resolved)} earlier outcomes resolved"
+                                                 if detail.resolved else ""))
         if r.note:
             text.append(f" · {safe_text(r.note)}", style="dim")
         line.update(text)

@@ -17,7 +17,7 @@ from typing import Any
 from cw_tui.rules.money import from_micros, to_micros
 from cw_tui.services import settings
 from cw_tui.store import Store, journal
-from cw_tui.store.journal_reads import RECONCILIATION_REPORT, RECONCILIATION_SUMMARY, reconciliation_row
+from cw_tui.store.journal_reads import RECONCILIATION_SUMMARY, reconciliation_row, report_key
 
 Progress = Callable[[int, int], None]  # (agreements read, agreements to read)
 
@@ -63,9 +63,15 @@ def last_period(store: Store) -> str | None:
     return summary.period if summary else None
 
 
-def row(store: Store, key: str) -> dict[str, Any] | None:
-    """One row of the last reconciliation (by its grid key)."""
-    return reconciliation_row(store, key)
+def row(store: Store, period: str, key: str) -> dict[str, Any] | None:
+    """One row of the month's last reconciliation (by its grid key)."""
+    found = reconciliation_row(store, period, key)
+    return {**found, "period": period} if found else None
+
+
+def period_summary(store: Store, period: str) -> Summary | None:
+    """The month's last reconciliation (the Dashboard's is the newest of any month)."""
+    return Summary.from_json(settings.get_value(store, report_key(period) + ":summary"))
 
 
 def cents(micros: int | None) -> str:
@@ -112,8 +118,9 @@ async def reconcile_period(store: Store, client: Any, period: str, *, now: datet
     at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     summary = Summary(at, period, mismatches, len(rows), report.additions_read, journal.who())
     with store.atomic():
-        settings.set_value(store, RECONCILIATION_REPORT, {"period": period, "at": at, "rows": rows, "items": items})
+        settings.set_value(store, report_key(period), {"period": period, "at": at, "rows": rows, "items": items})
         settings.set_value(store, RECONCILIATION_SUMMARY, vars(summary))
+        settings.set_value(store, report_key(period) + ":summary", vars(summary))
     return summary
 
 
@@ -200,7 +207,7 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
             reasons.append(f"{r['not_posted_lines']:,} not posted")
         r["reasons"] = "; ".join(reasons)
         r["status"] = (f"{r['mismatches']:,} mismatch" + ("es" if r["mismatches"] != 1 else "")) if r["mismatches"] \
-            else ("not all posted" if r["not_posted_lines"] else "OK")
+            else ("lines unposted" if r["not_posted_lines"] else "OK")
         rows.append(r)
     rows.sort(key=lambda r: (r["mismatches"] == 0, r["customer"].casefold(), r["currency"]))
     items.sort(key=lambda i: (i["status"] == "ok", i["kind"] != "addition", i["marker"], i["lines"]))

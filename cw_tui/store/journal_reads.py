@@ -2,8 +2,8 @@
 runs, and the last reconciliation's rows per customer and currency with the Additions and
 lines behind each. Sources of the shared grid engine (grid.py); they answer plain rows.
 
-The last reconciliation is kept as one JSON value in the settings table (RECONCILIATION_REPORT,
-written by services/reconciliation.py); its grids read it with SQLite's json_each, so they
+Each month's last reconciliation is kept as one JSON value in the settings table
+(RECONCILIATION_REPORT + the month, written by services/reconciliation.py); its grids read it with SQLite's json_each, so they
 search, sort, filter and export as every other grid. No textual here."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from cw_tui.rules.display import iso_utc, money_text
 from cw_tui.store.grid import Column, GridSource
 
 RECONCILIATION_SUMMARY = "reconciliation.last"  # {at, period, mismatches, customers, additions_read, who}
-RECONCILIATION_REPORT = "reconciliation.report"  # {period, at, rows: [...], items: [...]}
+RECONCILIATION_REPORT = "reconciliation.report:"  # + period: {period, at, rows: [...], items: [...]}
 
 
 def local_with_zone(stored: str | None) -> str:
@@ -92,22 +92,28 @@ def runs_source(interrupted: Iterable[int] = ()) -> GridSource:
     )
 
 
-def _report(path: str) -> str:
-    return f"json_each((SELECT value FROM setting WHERE key = '{RECONCILIATION_REPORT}'), '{path}')"
+def report_key(period: str) -> str:
+    return RECONCILIATION_REPORT + period
+
+
+def _report(period: str, path: str) -> str:
+    if len(period) != 7 or not period.replace("-", "").isdigit():
+        raise ValueError(f"not a month: {period!r}")  # it goes into the SQL text: YYYY-MM only
+    return f"json_each((SELECT value FROM setting WHERE key = '{report_key(period)}'), '{path}')"
 
 
 def _j(alias: str, name: str) -> str:
     return f"json_extract({alias}.value, '$.{name}')"
 
 
-def reconciliation_source() -> GridSource:
-    """The last reconciliation, per customer and currency (mismatched rows first)."""
+def reconciliation_source(period: str) -> GridSource:
+    """The month's last reconciliation, per customer and currency (mismatched rows first)."""
     return GridSource(
-        "reconciliation rows", f"{_report('$.rows')} r",
+        "reconciliation rows", f"{_report(period, '$.rows')} r",
         (
             Column("customer", "Customer", _j("r", "customer"), searchable=True, text=True, width=24),
             Column("currency", "Cur", _j("r", "currency"), filterable=True, width=4),
-            Column("status", "Status", _j("r", "status"), filterable=True, width=13),
+            Column("status", "Status", _j("r", "status"), filterable=True, width=14),
             Column("invoiced", "Invoiced", _j("r", "invoiced"), numeric=True, width=12, display=money_or_blank),
             Column("posted", "Posted", _j("r", "posted"), numeric=True, width=12, display=money_or_blank),
             Column("connectwise", "CW now", _j("r", "connectwise"), numeric=True, width=12, display=money_or_blank),
@@ -121,10 +127,10 @@ def reconciliation_source() -> GridSource:
     )
 
 
-def reconciliation_items_source(customer: str, currency: str) -> GridSource:
-    """The Additions and lines behind one row of the last reconciliation."""
+def reconciliation_items_source(period: str, customer: str, currency: str) -> GridSource:
+    """The Additions and lines behind one row of the month's last reconciliation."""
     return GridSource(
-        "reconciliation items", f"{_report('$.items')} i",
+        "reconciliation items", f"{_report(period, '$.items')} i",
         (
             Column("status", "Status", _j("i", "status"), filterable=True, width=13),
             Column("kind", "What", _j("i", "kind"), filterable=True, width=8),
@@ -142,11 +148,12 @@ def reconciliation_items_source(customer: str, currency: str) -> GridSource:
     )
 
 
-def reconciliation_row(store, key: str) -> dict | None:
-    """One row of the last reconciliation by its grid key (plain values)."""
-    found = store.db.execute_sql(f"SELECT r.value FROM {_report('$.rows')} r WHERE r.key = ?", (int(key),)).fetchone()
+def reconciliation_row(store, period: str, key: str) -> dict | None:
+    """One row of the month's last reconciliation by its grid key (plain values)."""
+    found = store.db.execute_sql(f"SELECT r.value FROM {_report(period, '$.rows')} r WHERE r.key = ?",
+                                 (int(key),)).fetchone()
     return json.loads(found[0]) if found else None
 
 
 __all__ = ["RECONCILIATION_REPORT", "RECONCILIATION_SUMMARY", "duration_text", "local_with_zone",
-           "reconciliation_items_source", "reconciliation_row", "reconciliation_source", "runs_source", "totals_text"]
+           "reconciliation_items_source", "reconciliation_row", "report_key", "reconciliation_source", "runs_source", "totals_text"]
