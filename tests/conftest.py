@@ -103,3 +103,13 @@ def run_process(*args: str | Path, env: dict[str, str] | None = None, timeout: f
 
 def reopen(path: Path) -> Store:
     return open_store(path)
+
+
+@pytest.fixture
+def journaled(tmp_path: Path, demo_folder: Path):
+    """The seeded store with a run's journal and a reconciliation of 2026-09 (tests/journal_helpers.py)."""
+    from tests.journal_helpers import journal_store
+
+    store = journal_store(tmp_path / "journal.sqlite3", demo_folder)
+    yield store
+    store.close()

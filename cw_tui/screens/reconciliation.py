@@ -27,7 +27,7 @@ from cw_tui.widgets.grid import SqlGrid
 
 MISMATCH_STYLE = "bold white on #d70000"
 NO_MONTH = "0000-00"  # no month loaded yet: the grid reads an empty report
-STATUS_STYLES = {"OK": "green", "ok": "green", "lines unposted": "bold yellow", "unmapped": "yellow",
+STATUS_STYLES = {"OK": "green", "ok": "green", "unposted": "bold yellow", "unmapped": "yellow",
                  "excluded": "dim", "not synced yet": "yellow", "error": MISMATCH_STYLE}
 
 
@@ -101,12 +101,13 @@ class ReconciliationScreen(AreaScreen):
             line.update(Text(f"{self.period if self.period != NO_MONTH else 'No month'} not reconciled yet: press r. "
                              "ConnectWise is only read.", style="dim"))
             return
-        text = Text.assemble((f"{summary.period} reconciled", "bold"), f" {local_with_zone(summary.at)}"
-                             f" by {safe_text(summary.who) or '?'}: {plural(summary.additions_read, 'Addition')} read, ")
+        text = Text()
         if summary.mismatches:
             text.append(f" {plural(summary.mismatches, 'mismatch', 'mismatches')} ", style=MISMATCH_STYLE)
         else:
-            text.append("no mismatches", style="bold green")
+            text.append("No mismatches", style="bold green")
+        text.append(f" · {summary.period} reconciled {local_with_zone(summary.at)} by {safe_text(summary.who) or '?'}"
+                    f" · {plural(summary.additions_read, 'Addition')} read in ConnectWise")
         line.update(text)
 
     def action_back(self) -> None:
@@ -192,10 +193,10 @@ class ReconciliationItemsScreen(AreaScreen):
     def compose_area(self) -> ComposeResult:
         r = self.row
         title = Text.assemble((safe_text(r["customer"]), "bold"), f" · {r['period']} · {safe_text(r['currency'])} · ",
-                              status_badge(r["status"]))
+                              status_badge(r["status"]), (" · esc: back", "dim"))
         title.append(f"\nInvoiced {reconciliation.cents(r['invoiced'])} ({plural(r['invoiced_lines'], 'line')}) · "
                      f"posted {reconciliation.cents(r['posted'])} ({plural(r['posted_count'], 'Addition')}) · "
-                     f"ConnectWise now {reconciliation.cents(r['connectwise'])} · esc: back")
+                     f"ConnectWise now {reconciliation.cents(r['connectwise'])}")
         yield Static(title, classes="screen-title")
         yield SqlGrid(reconciliation_items_source(r["period"], r["customer"], r["currency"]), id="reconcile-items-grid",
                       formatters={"status": status_badge})

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from cw_tui.rules.money import from_micros, to_micros
 from cw_tui.services import settings
-from cw_tui.store import Store, journal
+from cw_tui.store import Store, journal, sync_reads
 from cw_tui.store.journal_reads import RECONCILIATION_SUMMARY, reconciliation_row, report_key
 
 Progress = Callable[[int, int], None]  # (agreements read, agreements to read)
@@ -113,10 +113,15 @@ async def reconcile_period(store: Store, client: Any, period: str, *, now: datet
 
     counting = _Counting(client, agreements_to_read(store, period), progress)
     report = await reconcile(store, counting, period)  # type: ignore[arg-type]
+    return keep(store, period, report, now=now)
+
+
+def keep(store: Store, period: str, report: Any, *, now: datetime, person: str | None = None) -> Summary:
+    """Keep a reconcile report as the month's last reconciliation (and the newest of all)."""
     rows, items = build(store, period, report)
     mismatches = sum(1 for i in items if i["status"] in REASONS)
-    at = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-    summary = Summary(at, period, mismatches, len(rows), report.additions_read, journal.who())
+    at = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    summary = Summary(at, period, mismatches, len(rows), report.additions_read, person or journal.who())
     with store.atomic():
         settings.set_value(store, report_key(period), {"period": period, "at": at, "rows": rows, "items": items})
         settings.set_value(store, RECONCILIATION_SUMMARY, vars(summary))
@@ -135,6 +140,8 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
     micros so that SQLite sorts them as numbers). Mismatched rows first, then by customer."""
     posted = journal.posted_for_month(store, period)
     older = journal.unjournaled_markers(store, period)
+    # lines synced before the journal existed: their own values (as sync/reconcile.py reads them)
+    before_journal = sync_reads.posted_for_period(store, period) if older else {}
     by_marker: dict[str, list[Any]] = {}
     for m in report.mismatches:
         by_marker.setdefault(m.marker, []).append(m)
@@ -158,8 +165,10 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
     for key in sorted(set(posted) | set(older)):
         p = posted.get(key)
         found = by_marker.get(key, [])
-        customer = (p.customer if p else "") or (found[0].customer if found else "")
-        currency = (p.currency if p else "") or (found[0].currency if found else "")
+        old = before_journal.get(key, {})
+        customer = (p.customer if p else "") or (found[0].customer if found else "") or old.get("customer") or ""
+        currency = (p.currency if p else "") or (found[0].currency if found else "") or old.get("currency") or ""
+        amount = p.amount if p else old.get("amount")
         lines = list(p.line_ids) if p else list(older.get(key, []))
         first = found[0] if found else None
         addition_ids = getattr(first, "addition_ids", None) or ([p.addition_id] if p and p.addition_id else [])
@@ -168,10 +177,10 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
             "status": ("changed" if first.kind == "amount" else first.kind) if first else "ok",
             "reason": "; ".join(_reason(m.kind, m) + (f": {m.detail}" if m.detail else "") for m in found)
             or "ConnectWise holds what was posted",
-            "marker": key, "agreement": (getattr(first, "agreement_id", None) if first else None) or (p.agreement_id if p else None),
+            "marker": key, "agreement": (getattr(first, "agreement_id", None) if first else None)
+            or (p.agreement_id if p else old.get("agreement")),
             "addition": ", ".join(str(a) for a in addition_ids),
-            "posted": _micros(p.amount) if p else None,
-            "connectwise": None if first and first.kind == "missing" else (_micros(p.amount) if p and not first else None),
+            "invoiced": None, "posted": _micros(amount), "connectwise": None if first else _micros(amount),
             "lines": f"{len(lines)}: {', '.join(lines[:3])}{', …' if len(lines) > 3 else ''}" if lines else "",
         })
         r = row(customer, currency)
@@ -207,7 +216,7 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
             reasons.append(f"{r['not_posted_lines']:,} not posted")
         r["reasons"] = "; ".join(reasons)
         r["status"] = (f"{r['mismatches']:,} mismatch" + ("es" if r["mismatches"] != 1 else "")) if r["mismatches"] \
-            else ("lines unposted" if r["not_posted_lines"] else "OK")
+            else ("unposted" if r["not_posted_lines"] else "OK")
         rows.append(r)
     rows.sort(key=lambda r: (r["mismatches"] == 0, r["customer"].casefold(), r["currency"]))
     items.sort(key=lambda i: (i["status"] == "ok", i["kind"] != "addition", i["marker"], i["lines"]))
