@@ -68,8 +68,8 @@ async def _reconciliation(synced) -> None:
         app = make_app(store)
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
-            tile = app.screen.query_one("#tile-reconciliation")
-            await wait_for(pilot, lambda: tile.figure == "never")
+            tile = app.screen.query_one("#tile-amounts")
+            await wait_for(pilot, lambda: "not reconciled yet" in str(tile.render()))
             app.open_history("reconciliation")
             await wait_for(pilot, lambda: isinstance(app.screen, ReconciliationScreen))
             screen = app.screen
@@ -106,11 +106,14 @@ async def _reconciliation(synced) -> None:
             # the Dashboard tells the last reconciliation and opens it
             await pilot.press("escape", "escape")
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
-            app.screen.refresh_data()
             await app.workers.wait_for_complete()
             await pilot.pause()
-            tile = app.screen.query_one("#tile-reconciliation")
-            assert tile.figure == f"{P1}: 2 mismatches"
+            tile = app.screen.query_one("#tile-amounts")
+            assert f"{P1}: 2 mismatches in ConnectWise" in str(tile.render())
+            tile.focus()
+            await pilot.press("enter")  # the tile opens the reconciliation of that month
+            await wait_for(pilot, lambda: isinstance(app.screen, ReconciliationScreen))
+            assert app.screen.period == P1
 
 
 def test_runs_screen_lists_the_run_and_its_actions_lead_to_the_line(synced) -> None:

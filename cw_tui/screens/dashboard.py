@@ -28,10 +28,9 @@ TILES = (
     ("orgs", "Organizations", "mapping:organizations"),
     ("products", "Products", "mapping:products"),
     ("lines", "Invoice lines", "mapping:invoices"),
-    ("amounts", "Posted vs loaded", "mapping:invoices"),
+    ("amounts", "Posted vs loaded", "reconciliation"),
     ("daily", "Automated Daily Sync", "settings:configuration"),
     ("errors", "Errors (30d)", "logs:ERROR"),
-    ("reconciliation", "Last Reconciliation", "reconciliation"),
 )
 
 
@@ -81,12 +80,6 @@ class DashboardScreen(AreaScreen):
         now = self.app.now()  # type: ignore[attr-defined]
         tile = lambda name: self.query_one(f"#tile-{name}", Tile)  # noqa: E731
         tile("last-sync").set(local_time(f["last_sync_to_psa"], now), "last post · enter: runs")
-        last = f.get("reconciliation")
-        if last is None:
-            tile("reconciliation").set("never", "enter: reconcile a month")
-        else:
-            tile("reconciliation").set(f"{last.period}: {plural(last.mismatches, 'mismatch', 'mismatches')}",
-                                       f"{local_time(last.at, now)} · enter: open", "red" if last.mismatches else "green")
         tile("last-orgs").set(local_time(f["last_organizations_sync"], now), "from ConnectWise")
         orgs, products = f["organizations"], f["products"]
         tile("orgs").set(f"{orgs['mapped']:,}/{orgs['total']:,} mapped",
@@ -103,14 +96,24 @@ class DashboardScreen(AreaScreen):
         else:
             tile("lines").set("none loaded", "enter: Invoices")
         amounts = f["amounts"]
+        # the screen behind it: Reconciliation (Platform invoiced, posted, ConnectWise now)
+        last = f.get("reconciliation")
+        if last is None:
+            note, note_style, tone = "not reconciled yet · enter", "dim", ""
+        elif last.mismatches:
+            note = f"{last.period}: {plural(last.mismatches, 'mismatch', 'mismatches')} in ConnectWise"
+            note_style, tone = "bold red", "red"
+        else:
+            note, note_style, tone = f"{last.period} reconciled: no mismatches", "green", ""
         if amounts:
             main = max(amounts, key=lambda c: amounts[c]["loaded"])
             others = len(amounts) - 1
             tile("amounts").set(f"{main} {money(amounts[main]['posted'])}",
                                 f"of {money(amounts[main]['loaded'])}"
-                                + (f" (+{plural(others, 'other currency', 'other currencies')})" if others else ""))
+                                + (f" (+{plural(others, 'other currency', 'other currencies')})" if others else ""),
+                                tone, note, note_style)
         else:
-            tile("amounts").set("—", "nothing loaded")
+            tile("amounts").set("—", "nothing loaded", tone, note, note_style)
         daily = f["daily_sync"]
         tile("daily").set("On" if daily["enabled"] else "Off",
                           f"next run {local_time(daily['next_run'], now)}" if daily["enabled"] else "enter: Settings",

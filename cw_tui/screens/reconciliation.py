@@ -157,6 +157,9 @@ class ReconciliationScreen(AreaScreen):
                 self.app.call_from_thread(self._idle)
 
         def done(summary: reconciliation.Summary) -> None:
+            for below in self.app.screen_stack:  # the Dashboard's tile tells the new one when it is back
+                if isinstance(below, AreaScreen) and below is not self:
+                    below.stale = True
             if summary.period == self.period:
                 self._show_summary(summary)
                 self.query_one(SqlGrid).reload()

@@ -250,7 +250,7 @@ def _sync(line: InvoiceLine, charge_name: str, offer_name: str, product_id: int 
                           subscription.description or "", subscription.invoice_description or "")
     elif product_id is not None:
         description, invoice = descriptions(offer_name, line.subscription_name, charge_name, line.charge_start, line.charge_end)
-        fields.append(Field("Sent" if synced else "Would send", "rebuilt from the line, which never changes once synced (the store keeps no copy of the request)"
+        fields.append(Field("Sent" if synced else "Would send", "rebuilt from the line, which never changes once synced (the Journal below has each write as it went out)"
                             if synced else "if posted now with today's mapping"))
         fields += _values(product_id, line.quantity, line.unit_price, line.unit_cost, cw_datetime(line.charge_start),
                           cw_datetime(line.charge_end) if line.charge_end else "", description, invoice)

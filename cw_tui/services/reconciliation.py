@@ -203,8 +203,7 @@ def build(store: Store, period: str, report: Any) -> tuple[list[dict[str, Any]],
         not_posted = journal.lines_not_posted(store, period)
     for line in not_posted:
         items.append({"customer": line.customer or "", "currency": line.currency, "kind": "line",
-                      "status": line.reason, "reason": f"{NOT_POSTED.get(line.reason, line.reason)}"
-                      + (f": {line.detail}" if line.detail else ""), "marker": "", "agreement": None, "addition": "",
+                      "status": line.reason, "reason": line.detail or NOT_POSTED.get(line.reason, line.reason), "marker": "", "agreement": None, "addition": "",
                       "posted": None, "connectwise": None, "invoiced": _micros(line.amount), "lines": line.line_id})
         r = row(line.customer or "", line.currency)
         r["not_posted_lines"] += 1

@@ -84,9 +84,9 @@ def runs_source(interrupted: Iterable[int] = ()) -> GridSource:
             Column("cancelled", "Cancelled", "r.cancelled", numeric=True, width=9),
             Column("adopted", "Adopted", "r.adopted", numeric=True, width=7),
             Column("errors", "Errors", "r.errors", numeric=True, width=6),
-            Column("totals", "Totals posted", "r.totals", sortable=False, width=26, display=totals_text),
             Column("api", "API calls", "r.api_calls", numeric=True, width=9),
             Column("duration", "Duration", "r.duration_s", numeric=True, width=10, display=duration_text),
+            Column("totals", "Totals posted", "r.totals", sortable=False, width=60, display=totals_text),
         ),
         key_sql="r.id", where="r.kind = 'sync'", default_sort=(("id", True),), singular="sync run", name_key="id",
     )

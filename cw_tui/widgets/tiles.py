@@ -36,7 +36,7 @@ class Tile(Static, can_focus=True):
         self.target = target
         self.figure = ""
 
-    def set(self, main: str, sub: str = "", tone: str = "") -> None:
+    def set(self, main: str, sub: str = "", tone: str = "", note: str = "", note_style: str = "dim") -> None:
         # the title inside, not on the border, where it would be cut; a narrow tile wraps its
         # lines rather than cut them. Figures may quote data (a currency, a period), so they
         # are shown literally
@@ -44,6 +44,8 @@ class Tile(Static, can_focus=True):
         text.append(safe_text(main), style="bold")
         if sub:
             text.append("\n" + safe_text(sub.splitlines()[0]), style="dim")
+        if note:  # one more line (the Posted vs loaded tile's last reconciliation)
+            text.append("\n" + safe_text(note.splitlines()[0]), style=note_style)
         self.update(text)
         for name in ("-red", "-orange", "-green"):
             self.remove_class(name)
