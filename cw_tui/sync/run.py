@@ -555,8 +555,9 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         state.flush_quietly()  # what was posted is Synced, not released
         _release_own_claims(store, owner)
         _unknown_quietly(store, run.id)
-        try:
-            _finish(run, "interrupted", client.api_calls - calls_before, started,
+        try:  # stopped from outside (ctrl+c, the app closing): interrupted; anything else: failed
+            stopped = isinstance(error, (KeyboardInterrupt, asyncio.CancelledError, SystemExit))
+            _finish(run, "interrupted" if stopped else "failed", client.api_calls - calls_before, started,
                     note=f"stopped: {type(error).__name__} {system_log.redact(str(error))}"[:500])
         except DATABASE_ERRORS:
             pass  # a row left running is shown interrupted once this process is gone
