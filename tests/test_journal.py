@@ -141,16 +141,31 @@ def _change_quantities(folder: Path, period: str) -> None:
 
 
 def test_reconcile_of_a_month_is_the_same_after_the_next_month_updates_its_additions(cli, world) -> None:
-    """Also: an update's values held before are what ConnectWise held, not the store's copy."""
     sandbox, db, folder = world
     assert cli("--db", db, "sync", "--period", NOV).code == 0
     before = cli("--db", db, "reconcile", "--period", NOV, "--json")
     assert before.code == 0, before.out
     assert before.json()["mismatches"] == [] and before.json()["customers"]
-    # a person changes one persistent Addition's unit cost in ConnectWise: the update's
-    # before-values must show it (read from ConnectWise, not from the store)
+    _change_quantities(folder, DEC)
+    assert cli("--db", db, "load-invoices", "--period", DEC).code == 0
+    synced = cli("--db", db, "sync", "--period", DEC, "--json").json()
+    assert synced["updated"] > 10 and synced["errors"] == 0
+    assert_journal_matches_connectwise(sandbox, db)
+    after = cli("--db", db, "reconcile", "--period", NOV, "--json")
+    assert after.code == 0
+    assert after.json() == before.json()
+    assert cli("--db", db, "reconcile", "--period", DEC, "--json").json()["mismatches"] == []
+
+
+def test_an_updates_values_held_before_are_read_from_connectwise(cli, world) -> None:
+    """A person changes a persistent Addition's unit cost in ConnectWise; the next month's
+    update records it as held before (not the store's copy), and reconciliation still names
+    the change: cw-tui never meant that unit cost."""
+    sandbox, db, folder = world
+    assert cli("--db", db, "sync", "--period", NOV).code == 0
     with open_store(db):
-        touched = SubscriptionAddition.select().where(SubscriptionAddition.state == "active").first()
+        touched = SubscriptionAddition.select().where(SubscriptionAddition.state == "active").order_by(
+            SubscriptionAddition.subscription_id).first()
 
     async def edit() -> None:
         async with ConnectWiseClient(sandbox.credentials) as client:
@@ -166,13 +181,15 @@ def test_reconcile_of_a_month_is_the_same_after_the_next_month_updates_its_addit
     for row in updates:
         assert row.outcome == "done" and row.before is not None
         assert journal.values_from_json(row.before) == held_before[row.addition_id][1]
-    assert Decimal([r for r in updates if r.addition_id == touched.addition_id][0].before["unit_cost"]) == Decimal("1.25")
-    assert_journal_matches_connectwise(sandbox, db)
-
-    after = cli("--db", db, "reconcile", "--period", NOV, "--json")
-    assert after.code == 0
-    assert after.json() == before.json()
-    assert cli("--db", db, "reconcile", "--period", DEC, "--json").json()["mismatches"] == []
+        assert set(row.sent) <= {"quantity", "unitPrice", "unitCost", "effectiveDate", "cancelledDate", "product",
+                                 "description", "invoiceDescription"}
+    [mine] = [r for r in updates if r.addition_id == touched.addition_id]
+    assert Decimal(mine.before["unit_cost"]) == Decimal("1.25") and "unitCost" not in mine.sent
+    report = cli("--db", db, "reconcile", "--period", DEC, "--json")
+    assert report.code == 1
+    [changed] = report.json()["mismatches"]
+    assert changed["marker"] == marker("S", touched.subscription_id) and changed["fields"] == ["unit cost"]
+    assert "ConnectWise holds 1.25" in changed["detail"]
 
 
 def test_reconcile_names_an_addition_changed_and_one_deleted_in_connectwise(cli, world) -> None:
