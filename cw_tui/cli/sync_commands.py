@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cw_tui.rules.periods import resolve_period
@@ -64,7 +63,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             try:
                 with render.progress(f"Posting {period}", enabled=not args.json) as show:
                     results.append(_run(lambda client, p=period, show=show: sync_engine.run_sync(
-                        store, client, p, progress=show, expect_plan=args.expect_plan)))
+                        store, client, p, progress=show, expect_plan=args.expect_plan,
+                        trigger="scheduled" if args.scheduled else "cli")))
             except sync_engine.PlanChanged as error:
                 if error.plan is not None and not args.json:
                     _print_plan(error.plan)
@@ -87,22 +87,28 @@ def cmd_reconcile(args: argparse.Namespace) -> int:
 
     period = resolve_period(args.period, now_utc().date())
     with _store(args) as store:
-        report = _run(lambda client: sync_engine.reconcile(store, client, period))
+        with render.progress(f"Reading {period}'s additions from ConnectWise", enabled=not args.json):
+            report = _run(lambda client: sync_engine.reconcile(store, client, period))
         system_log.write(store, system_log.Level.WARNING if report.mismatches else system_log.Level.INFO,
                          system_log.Category.SYNC, f"Reconciled {period}: {len(report.mismatches)} mismatches",
-                         f"{report.additions_read} additions read")
-    rows = [{"customer": c, "currency": cur, **{k: str(v.quantize(Decimal("0.01"))) if isinstance(v, Decimal) else v
-                                                for k, v in t.items()}}
-            for (c, cur), t in sorted(report.per_customer.items())]
+                         f"{report.additions_read} additions read; "
+                         + "; ".join(f"{m.reason}: {m.marker}" for m in report.mismatches[:50]))
     if args.json:
-        _print_json({"period": period, "additions_read": report.additions_read, "customers": rows,
-                     "mismatches": [vars(m) for m in report.mismatches]})
-    else:
-        print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
-        if report.mismatches:
-            render.table([("Mismatch", "left"), ("Marker", "left"), ("Customer", "left"), ("Detail", "left")],
-                         [(m.kind, m.marker, m.customer, m.detail) for m in report.mismatches])
-        print(f"{len(rows)} customer/currency groups; {len(report.mismatches)} mismatches.")
-        for currency, total in sync_engine.totals_by_currency(report.per_customer).items():
-            print(f"  {currency}: expected {total['expected']:,.2f}, found {total['found']:,.2f}")
+        _print_json(report.as_json())
+        return EXIT_PARTIAL if report.mismatches else EXIT_OK
+    print(f"Reconciliation of {period}: {report.additions_read} cw-tui additions read from ConnectWise.")
+    if report.mismatches:
+        render.table([("Reason", "left"), ("Marker", "left"), ("Customer", "left"), ("Cur", "left"), ("Detail", "left")],
+                     [(m.reason, m.marker, m.customer, m.currency, m.detail) for m in report.mismatches])
+    rows = report.customers_json()
+    print(f"{len(rows)} customer/currency groups; {len(report.mismatches)} mismatches.")
+    for currency, total in sync_engine.totals_by_currency(report.per_customer).items():
+        print(f"  {currency}: expected {total['expected']:,.2f}, found {total['found']:,.2f} "
+              f"(invoiced {total['invoiced']:,.2f}, not posted {total['not_posted']:,.2f})")
+    groups = report.not_posted_by_reason()
+    if groups:
+        by_reason: dict[str, list[int]] = {}
+        for g in groups:
+            by_reason.setdefault(g["reason"], [0])[0] += g["lines"]
+        print("Lines not posted: " + ", ".join(f"{n[0]:,} {reason}" for reason, n in sorted(by_reason.items())))
     return EXIT_PARTIAL if report.mismatches else EXIT_OK

@@ -191,6 +191,8 @@ def resolve_unknown(store: Store, marker_: str, run_id: int, *, found_addition: 
     """Creates of this marker whose outcome was not known, now that a look in ConnectWise
     answered: found (done, with the Addition) or not there (error: it was never posted).
     Returns how many were resolved."""
+    if not JournalEntry.select(JournalEntry.id).where(_unresolved(marker_, looked_at)).exists():
+        return 0  # the usual case: no write transaction
     with store.atomic():
         rows = list(JournalEntry.select(JournalEntry.id).where(_unresolved(marker_, looked_at))
                     .order_by(JournalEntry.id).tuples())
@@ -243,14 +245,17 @@ def resolve_unknown_changes(store: Store, marker_: str, run_id: int, held: Addit
 
 def resolve_unknown_agreement(store: Store, contract_id: str, run_id: int, found: int | None) -> int:
     """New agreements of this contract whose outcome was not known, once looked up by name."""
+    unresolved = (JournalEntry.contract_id == contract_id) & (JournalEntry.action == "new_agreement") \
+        & JournalEntry.outcome.in_(("pending", "unknown"))
+    if not JournalEntry.select(JournalEntry.id).where(unresolved).exists():
+        return 0
     with store.atomic():
         query = JournalEntry.update(
             outcome="done" if found else "error", resolved_at=now_utc(), resolved_run_id=run_id,
             **({"agreement_id": found} if found else {"error_message": "not in ConnectWise when looked up"}),
             resolution=(f"found in ConnectWise as agreement {found} (run {run_id})" if found
                         else f"not in ConnectWise when run {run_id} looked: it was never created"),
-        ).where((JournalEntry.contract_id == contract_id) & (JournalEntry.action == "new_agreement")
-                & JournalEntry.outcome.in_(("pending", "unknown")))
+        ).where(unresolved)
         return query.execute()
 
 

@@ -250,7 +250,7 @@ class JournalEntry(BaseModel):
     currency = pw.TextField(default="")
     sent = pw.TextField(null=True)  # the request's body (JSON)
     before = pw.TextField(null=True)  # update, cancel: what the Addition held before (JSON)
-    after = pw.TextField(null=True)  # what the Addition holds once the write is done (JSON)
+    after = pw.TextField(null=True)  # what cw-tui means the Addition to hold after it (adopt: what it held) (JSON)
     amount = MicrosField(null=True)  # quantity x unit price of `after`
     outcome = pw.TextField(default="pending", index=True)  # pending | done | error | unknown
     error_status = pw.IntegerField(null=True)

@@ -278,8 +278,7 @@ class _Run:
                                            customer=action.customer, currency=action.currency, sent=body, after=action.values)
                 try:
                     addition = await self.client.create_addition(agreement_id, body)
-                    journal.done(self.store, entry, addition_id=addition.id,
-                                 after=values_in_connectwise(addition) or action.values)
+                    journal.done(self.store, entry, addition_id=addition.id)
                     entry = None
                 except OutcomeUnknown as error:
                     self.journal_error(entry, error)
@@ -385,7 +384,7 @@ class _Run:
             self.journal_error(entry, error)
             self.failed(action.line_ids, error.message, error.details())
             return
-        journal.done(self.store, entry, after=values_in_connectwise(addition) or action.values)
+        journal.done(self.store, entry)  # `after` stays what cw-tui meant it to hold
         self._subscription_active(action.subscription_id, action.agreement_id, addition.id, action.values,
                                   action.company_id, action.currency, action.billing_cycle if action.adopted else None)
         self.synced(action.line_ids, addition.id, action.agreement_id)
@@ -406,21 +405,20 @@ class _Run:
         before = self.before_values(action.addition_id, recorded, False)
         journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
         sent = {"cancelledDate": f"{action.cancelled_date.isoformat()}T00:00:00Z"}
-        base = before or recorded
+        base = recorded or before  # what cw-tui last meant it to hold, ended
         entry = self.journal_begin("cancel", marker=action.marker, agreement_id=action.agreement_id,
                                    addition_id=action.addition_id, subscription_id=action.subscription_id,
                                    customer=action.customer, currency=action.currency, sent=sent, before=before,
                                    after=replace(base, cancelled_date=action.cancelled_date) if base else None)
         try:
-            addition = await self.client.patch_addition(action.agreement_id, action.addition_id, sent)
+            await self.client.patch_addition(action.agreement_id, action.addition_id, sent)
         except ConnectWiseError as error:
             self.journal_error(entry, error)
             system_log.write(self.store, Level.ERROR, Category.SYNC,
                              f"Could not cancel the addition of subscription {action.subscription_id}", error.details())
             self.result.errors += 1
             return
-        held = values_in_connectwise(addition)
-        journal.done(self.store, entry, after=held if held is not None else None)
+        journal.done(self.store, entry)
         with self.store.atomic():
             SubscriptionAddition.update(state="cancelled", cancelled_date=action.cancelled_date, updated_at=now_utc(),
                                         claimed_by=None, claimed_at=None).where(
@@ -555,8 +553,9 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         state.flush_quietly()  # what was posted is Synced, not released
         _release_own_claims(store, owner)
         _unknown_quietly(store, run.id)
-        try:
-            _finish(run, "interrupted", client.api_calls - calls_before, started,
+        try:  # stopped from outside (ctrl+c, the app closing): interrupted; anything else: failed
+            stopped = isinstance(error, (KeyboardInterrupt, asyncio.CancelledError, SystemExit))
+            _finish(run, "interrupted" if stopped else "failed", client.api_calls - calls_before, started,
                     note=f"stopped: {type(error).__name__} {system_log.redact(str(error))}"[:500])
         except DATABASE_ERRORS:
             pass  # a row left running is shown interrupted once this process is gone
