@@ -102,7 +102,7 @@ async def _reconciliation(synced) -> None:
             await wait_for(pilot, lambda: items.page is not None and items.page.total > 0)
             texts = _grid_texts(items)
             hit = next(t for t in texts if marker("S", changed.subscription_id) in t)
-            assert hit.startswith("changed") and "changed in ConnectWise since posted" in hit, hit
+            assert hit.startswith("changed") and "changed in ConnectWise since posted (quantity)" in hit, hit
             # the Dashboard tells the last reconciliation and opens it
             await pilot.press("escape", "escape")
             await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
@@ -138,7 +138,7 @@ async def _runs(synced) -> None:
             grid = app.screen.query_one("#runs-grid", SqlGrid)
             await wait_for(pilot, lambda: grid.page is not None and grid.page.total == 1)
             row = grid.page.rows[0]
-            assert P1 in row and "finished" in row  # started by: "CLI" once the CLI passes trigger="cli" (branch journal)
+            assert P1 in row and "finished" in row and "CLI" in row
             await wait_for(pilot, lambda: grid.table.has_focus)
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, RunActionsScreen))
