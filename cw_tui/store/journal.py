@@ -65,7 +65,7 @@ from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.store.database import Store, owner_alive
 from cw_tui.store.fields import UTCDateTimeField, now_utc
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
-from cw_tui.store.models import JournalEntry, JournalLine, SyncRun
+from cw_tui.store.models import JournalEntry, SyncRun
 
 ACTIONS = ("create", "update", "cancel", "adopt", "new_agreement")
 OUTCOMES = ("pending", "done", "error", "unknown")
@@ -136,19 +136,43 @@ def begin(store: Store, run_id: int, period: str | None, action: str, *, person:
     sends nothing."""
     assert action in ACTIONS and outcome in OUTCOMES
     before_json = values_json(before) if isinstance(before, AdditionValues) else before
-    with store.atomic():
-        entry = JournalEntry.create(
-            run_id=run_id, period=period, action=action, marker=marker, agreement_id=agreement_id, addition_id=addition_id,
-            subscription_id=subscription_id, contract_id=contract_id, customer=customer or "", currency=currency or "",
-            sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
-            amount=after.amount if after is not None else None, outcome=outcome, written_at=now_utc(),
-            finished_at=now_utc() if outcome != "pending" else None, who=person,
-        )
-        lines = sorted(set(line_ids))
+    now = _UTC.db_value(now_utc())
+    amount = JournalEntry.amount.db_value(after.amount) if after is not None else None
+    lines = sorted(set(line_ids))
+    with store.atomic():  # plain SQL: this runs once per request, on the event loop's thread
+        cursor = store.db.cursor()
+        cursor.execute(
+            "INSERT INTO journal (run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, "
+            "customer, currency, sent, before, after, amount, outcome, written_at, finished_at, who) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, customer or "",
+             currency or "", _dump(sent), _dump(before_json), _dump(values_json(after)), amount, outcome, now,
+             now if outcome != "pending" else None, person))
+        journal_id = cursor.lastrowid
         if lines:
-            JournalLine.insert_many([(entry.id, lid) for lid in lines],
-                                    fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
-    return entry.id
+            cursor.executemany("INSERT INTO journal_line (journal_id, line_id) VALUES (?, ?)",
+                               [(journal_id, lid) for lid in lines])
+    return journal_id
+
+
+def done_many(store: Store, rows: list[tuple[int, int | None]]) -> None:
+    """Creates ConnectWise answered, recorded in one statement: (journal id, addition id) each.
+    Recorded with the lines they synced (the engine batches both): an entry the process did
+    not get to record stays pending, and the next run resolves it by the marker."""
+    if not rows:
+        return
+    stamp = _UTC.db_value(now_utc())
+    with store.atomic():
+        store.db.cursor().executemany(
+            "UPDATE journal SET outcome = 'done', addition_id = COALESCE(?, addition_id), finished_at = ? WHERE id = ?",
+            [(addition_id, stamp, journal_id) for journal_id, addition_id in rows])
+
+
+def unresolved_markers(store: Store) -> set[str]:
+    """Markers with a create whose outcome is not known yet (pending or unknown)."""
+    return {r[0] for r in store.db.execute_sql(
+        "SELECT DISTINCT marker FROM journal WHERE action = 'create' AND outcome IN ('pending', 'unknown') "
+        "AND marker IS NOT NULL")}
 
 
 def done(store: Store, journal_id: int, *, addition_id: int | None = None, agreement_id: int | None = None,
@@ -261,12 +285,13 @@ def resolve_unknown_agreement(store: Store, contract_id: str, run_id: int, found
 
 def credit_adoption(store: Store, run_id: int, period: str | None, *, person: str, marker_: str, agreement_id: int,
                     addition_id: int, line_ids: Iterable[str], values: AdditionValues | None, customer: str,
-                    currency: str, subscription_id: str | None) -> int | None:
+                    currency: str, subscription_id: str | None, maybe_unresolved: bool = True) -> int | None:
     """An Addition found in ConnectWise and taken over: an earlier attempt of ours whose
     outcome was unknown is resolved as its creator; else, unless the journal already names
-    its creator, an adopt entry is written (done). One entry per Addition creates or adopts it."""
-    if resolve_unknown(store, marker_, run_id, found_addition=addition_id, agreement_id=agreement_id,
-                       looked_at=[agreement_id]):
+    its creator, an adopt entry is written (done). One entry per Addition creates or adopts it.
+    `maybe_unresolved` False: the caller knows no create of this marker awaits its outcome."""
+    if maybe_unresolved and resolve_unknown(store, marker_, run_id, found_addition=addition_id,
+                                            agreement_id=agreement_id, looked_at=[agreement_id]):
         return None
     known = JournalEntry.select(JournalEntry.id).where(
         (JournalEntry.addition_id == addition_id) & (JournalEntry.outcome == "done")
