@@ -19,6 +19,7 @@ import importlib.util
 import itertools
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -100,6 +101,11 @@ class PostgresServer:
     startup_seconds: float = 0.0
     _started: bool = field(default=False, repr=False)
     _watcher: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def major(self) -> int:
+        found = re.search(r"\(PostgreSQL\) (\d+)", self.version)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
+        return int(found.group(1)) if found else 0
 
     @property
     def data(self) -> Path:
@@ -254,7 +260,9 @@ class Databases:
         if migrated:
             self._template()
         name = f"{prefix}_{os.getpid()}_{next(self._numbers)}"
-        self._admin(f"CREATE DATABASE {name}" + (f" TEMPLATE {self.TEMPLATE}" if migrated else ""))
+        # a copy of the template's files (PostgreSQL 15 and later log them through the WAL by default)
+        copy = f" TEMPLATE {self.TEMPLATE}" + (" STRATEGY FILE_COPY" if self.server.major >= 15 else "")
+        self._admin(f"CREATE DATABASE {name}" + (copy if migrated else ""))
         return self.server.url(name)
 
     def drop(self, url: str) -> None:

@@ -3,12 +3,14 @@ version marks, libpq's conventions and no password in any text."""
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 
 import pytest
 
 from cw_tui.services import settings
-from cw_tui.store import SCHEMA_VERSION, LoadedPeriod, StoreError, open_store, postgres
+from cw_tui.store import SCHEMA_VERSION, LoadedPeriod, StoreError, SyncRun, now_utc, open_store, postgres
 from cw_tui.store.postgres import conninfo, has_password, pyformat, redact, redact_text
 from tests.conftest import db_connect
 
@@ -122,20 +124,14 @@ def test_postgres_specifics_of_the_store(pg_databases) -> None:
         settings.set_value(s, "k", 1)
         settings.set_value(s, "k", 2)  # INSERT OR REPLACE: an upsert on the key
         assert settings.get_value(s, "k") == 2
-        LoadedPeriod.insert(period="2026-10", loaded_at=postgres_now(), new_lines=1).on_conflict_replace().execute()
-        LoadedPeriod.insert(period="2026-10", loaded_at=postgres_now(), new_lines=3).on_conflict_replace().execute()
+        LoadedPeriod.insert(period="2026-10", loaded_at=now_utc(), new_lines=1).on_conflict_replace().execute()
+        LoadedPeriod.insert(period="2026-10", loaded_at=now_utc(), new_lines=3).on_conflict_replace().execute()
         assert LoadedPeriod.get().new_lines == 3
         for day, end in (("2024-02-10", "2024-02-29"), ("2026-12-31", "2026-12-31"), ("2026-11-01", "2026-11-30")):
             assert s.db.execute_sql(f"SELECT {s.backend.month_end_sql('?')}", (day,)).fetchone()[0] == end
         with s.atomic("IMMEDIATE"):  # SQLite's lock mode: a plain transaction here
             s.db.execute_sql("INSERT INTO setting (key, value) VALUES (?, ?)", ("t", "1"))
         assert s.db.execute_sql("SELECT value FROM setting WHERE key LIKE ?", ("T",)).fetchone()[0] == "1"
-
-
-def postgres_now():
-    from cw_tui.store import now_utc
-
-    return now_utc()
 
 
 def test_a_row_another_session_holds_makes_a_write_wait_then_refuse(pg_databases, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -145,12 +141,14 @@ def test_a_row_another_session_holds_makes_a_write_wait_then_refuse(pg_databases
     monkeypatch.setattr("cw_tui.store.database.BUSY_TIMEOUT_MS", 200)
     with open_store(url) as s:
         settings.set_value(s, "k", 1)
+        SyncRun.create(kind="sync", period="2026-11", started_at=now_utc(), owner=f"{socket.gethostname()}|{os.getpid()}|t")
         holder = db_connect(url)
         holder.execute("UPDATE setting SET value = '5' WHERE key = 'k'")  # open transaction: the row is held
         try:
             with pytest.raises(pw.OperationalError) as caught, s.atomic("IMMEDIATE"):
                 settings.set_value(s, "k", 2)
-            assert s.describe(caught.value).startswith(f"database {url} is busy")
+            assert s.describe(caught.value).startswith(f"database {url} is busy: another cw-tui holds what this needs "
+                                                       f"(a sync of 2026-11 (process {os.getpid()}, started ")
             assert "nothing was changed" in s.describe(caught.value)
         finally:
             holder.rollback()

@@ -147,7 +147,7 @@ def process_alive(pid: int) -> bool:
 def describe_error(path: Path | str, error: BaseException) -> str:
     error = first_cause(error)
     if postgres.is_url(str(path)):
-        return postgres.describe_error(str(path), error)
+        return postgres.describe_error(str(path), error, lock_holder(str(path)) if postgres.is_busy(error) else "")
     text = str(error).lower()
     if "locked" in text or "busy" in text:
         holder = lock_holder(path)

@@ -265,18 +265,38 @@ def change_marks(db: pw.Database) -> tuple:
 
 
 def running_operations(url: str) -> list[tuple]:
-    """A lock holder is not named on PostgreSQL yet (the sessions' runs come with team mode)."""
-    return []
+    """The newest running operations, read on a short connection of its own (the store's may
+    be inside the transaction that waited)."""
+    if psycopg is None:
+        return []
+    try:
+        with psycopg.connect(conninfo(url)[0], connect_timeout=3, autocommit=True) as connection:
+            return connection.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
+                                      "ORDER BY id DESC LIMIT 5").fetchall()
+    except (psycopg.Error, OSError, ValueError):
+        return []
 
 
-def describe_error(url: str, error: BaseException) -> str:
-    """A database error in a finance user's words, the database named without its password."""
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return redact_text(text.splitlines()[0] if text else type(error).__name__)
+
+
+def is_busy(error: BaseException) -> bool:
+    lower = _first_line(error).lower()
+    return "lock timeout" in lower or "deadlock" in lower or "could not obtain lock" in lower
+
+
+def describe_error(url: str, error: BaseException, holder: str = "") -> str:
+    """A database error in a finance user's words, the database named without its password.
+    `holder`: the cw-tui run that holds what a busy write waited for, when one says so."""
     where = redact(url)
-    text = redact_text(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+    text = _first_line(error)
     lower = text.lower()
-    if "lock timeout" in lower or "deadlock" in lower or "could not obtain lock" in lower:
-        return (f"database {where} is busy: another session holds a lock on what this needs; nothing was changed. "
-                "Try again when it has finished")
+    if is_busy(error):
+        who = f"another cw-tui holds what this needs ({holder})" if holder else \
+            "another session holds a lock on what this needs"
+        return f"database {where} is busy: {who}; nothing was changed. Try again when it has finished"
     if "password authentication failed" in lower or "no password supplied" in lower or "authentication" in lower:
         return (f"cannot log in to database {where}: {text}. The password comes from ~/.pgpass (or PGPASSFILE) "
                 "or a service file, never from the URL")
