@@ -67,7 +67,7 @@ def make_app(store: Store, **options) -> CwTuiApp:
     return app
 
 
-def seeded_store(path: Path, demo_folder: Path, *, configured: bool = True) -> Store:
+def seeded_store(path: Path | str, demo_folder: Path, *, configured: bool = True) -> Store:
     """A store as after a month of use, with fixed timestamps (for snapshots)."""
     store = open_store(path)
     credential_store.save(FIXED_CREDENTIALS)

@@ -48,18 +48,91 @@ def demo_folder(demo_source: Path, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def seeded(tmp_path: Path, demo_folder: Path):
+def seeded(new_db, demo_folder: Path):
     """A store as after a month of use (tests/app_helpers.seeded_store), closed afterwards."""
     from tests.app_helpers import seeded_store  # the app's modules load only for the tests that use it
 
-    store = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+    store = seeded_store(new_db("s"), demo_folder)
     yield store
     store.close()
 
 
+# ---- the two backends. A module marked `both_backends` runs each test that asks for a store
+# (the `backend`, `new_db`, `db_target` or `store` fixture) on SQLite and on PostgreSQL; a test
+# marked `sqlite_only` there is about SQLite files themselves. Elsewhere stores are SQLite files.
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" not in metafunc.fixturenames:
+        return
+    both = metafunc.definition.get_closest_marker("both_backends") is not None
+    sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+    if both and not sqlite_only:
+        metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    s = open_store(tmp_path / "store.sqlite3")
+def backend(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One PostgreSQL server per test process (per xdist worker), started on first use and
+    stopped at the end, whatever the tests did (tests/pg_server.py)."""
+    from tests.pg_server import remove_server, start_server
+
+    server = start_server()
+    sys.stderr.write(f"\n[{server.version} from {server.bin_dir} started in {server.startup_seconds:.2f} s]\n")
+    try:
+        yield server
+    finally:
+        remove_server(server)
+
+
+@pytest.fixture(scope="session")
+def pg_databases(pg_server):
+    from tests.pg_server import Databases
+
+    return Databases(pg_server)
+
+
+@pytest.fixture
+def new_db(backend: str, tmp_path: Path, request: pytest.FixtureRequest):
+    """Makes a new store's address: a file in tmp_path, or a fresh PostgreSQL database (already
+    at the current schema; `migrated=False`: empty)."""
+    made: list[tuple[object, str]] = []
+
+    def make(name: str = "store", *, migrated: bool = True) -> Path | str:
+        if backend == "sqlite":
+            return tmp_path / f"{name}.sqlite3"
+        databases = request.getfixturevalue("pg_databases")
+        url = databases.create(migrated=migrated)
+        made.append((databases, url))
+        return url
+
+    yield make
+    if made:
+        from cw_tui.store import database
+
+        for databases, url in made:  # a test's stores left open: their connections go first
+            entry = database._OPEN.pop(url, None)
+            if entry is not None and not entry[0].is_closed():
+                entry[0].close()
+            databases.drop(url)
+
+
+@pytest.fixture
+def db_target(new_db) -> Path | str:
+    """Where the test's store is: a file, or a PostgreSQL URL."""
+    return new_db("store")
+
+
+@pytest.fixture
+def store(db_target):
+    s = open_store(db_target)
     yield s
     s.close()
 
@@ -101,7 +174,21 @@ def run_process(*args: str | Path, env: dict[str, str] | None = None, timeout: f
     return CliResult(proc.returncode, text(proc.stdout), text(proc.stderr), proc.stdout)
 
 
-def reopen(path: Path) -> Store:
+def db_connect(target: Path | str):
+    """A plain DB-API connection to a store's database, taking `?` placeholders on both
+    backends, committing at the end of a `with` block."""
+    if isinstance(target, str) and target.startswith("postgresql://"):
+        import psycopg
+
+        from cw_tui.store.postgres import QmarkCursor
+
+        return psycopg.connect(target, cursor_factory=QmarkCursor)
+    import sqlite3
+
+    return sqlite3.connect(target)
+
+
+def reopen(path: Path | str) -> Store:
     return open_store(path)
 
 

@@ -24,9 +24,12 @@ SOURCE = invoices_source(PERIOD)
 SORTABLE = [c.key for c in SOURCE.columns if c.sortable]
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture
-def store(tmp_path: Path, demo_folder: Path):
-    s = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+def store(new_db, demo_folder: Path):
+    s = seeded_store(new_db("s"), demo_folder)
     yield s
     s.close()
 

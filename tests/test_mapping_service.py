@@ -26,9 +26,12 @@ from tests.app_helpers import FROZEN, seeded_store
 PERIOD = "2026-10"
 
 
+pytestmark = pytest.mark.both_backends
+
+
 @pytest.fixture
-def store(tmp_path: Path, demo_folder: Path):
-    s = seeded_store(tmp_path / "s.sqlite3", demo_folder)
+def store(new_db, demo_folder: Path):
+    s = seeded_store(new_db("s"), demo_folder)
     yield s
     s.close()
 

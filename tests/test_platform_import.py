@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import re
-import sqlite3
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +21,9 @@ from cw_tui.rules.charge_dates import ChargeDateRules, EndRule
 from cw_tui.rules.money import MAX_AMOUNT, line_total, parse_decimal, to_micros
 from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.store import InvoiceLine, Offer, Organization
+from tests.conftest import db_connect
+
+pytestmark = pytest.mark.both_backends
 
 LOADED, TARGET = "2026-08", "2026-09"
 TARGET_FILE = f"invoice_lines_{TARGET}.csv"
@@ -43,9 +45,9 @@ def set_cell(rows: list[list[str]], row: int, column: str, value: str) -> None:
 
 
 @pytest.fixture
-def prepared(cli, demo_folder: Path, tmp_path: Path):
+def prepared(cli, demo_folder: Path, new_db):
     """A store with one period loaded, and its status before the bad load."""
-    db = tmp_path / "x.sqlite3"
+    db = new_db("x")
     assert cli("--db", db, "configure", "--platform-dir", demo_folder).code == 0
     assert cli("--db", db, "load-invoices", "--period", LOADED).code == 0
     before = cli("--db", db, "status", "--json").json()
@@ -135,8 +137,8 @@ def test_the_undamaged_file_loads(cli, prepared) -> None:
 
 
 @pytest.mark.parametrize("variant", ["bom", "crlf", "bom+crlf"])
-def test_bom_and_crlf_files_load_like_plain_ones(cli, demo_folder: Path, tmp_path: Path, variant: str) -> None:
-    plain_db, other_db = tmp_path / "plain.sqlite3", tmp_path / "variant.sqlite3"
+def test_bom_and_crlf_files_load_like_plain_ones(cli, demo_folder: Path, new_db, variant: str) -> None:
+    plain_db, other_db = new_db("plain"), new_db("variant")
     assert cli("--db", plain_db, "load-invoices", "--platform-dir", demo_folder, "--period", TARGET).code == 0
     path = demo_folder / TARGET_FILE
     write_csv(path, read_csv(path), bom="bom" in variant, newline="\r\n" if "crlf" in variant else "\n")
@@ -262,26 +264,26 @@ def test_reload_keeps_mappings_and_inclusion(store, demo_folder: Path) -> None:
 # ---------------------------------------------------------------- issue 10: what a load may remove or move
 
 
-def store_dump(db: Path) -> dict[str, list[tuple]]:
+def store_dump(db: Path | str) -> dict[str, list[tuple]]:
     """Every stored line (all columns, so also every status) and what each load recorded."""
-    with sqlite3.connect(db) as connection:
+    with db_connect(db) as connection:
         return {table: connection.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
                 for table in ("invoice_line", "period_load", "period_new_subscription", "organization", "offer", "contract")}
 
 
 @pytest.fixture
-def loaded(cli, demo_folder: Path, tmp_path: Path):
+def loaded(cli, demo_folder: Path, new_db):
     """A store with both months loaded, a few lines of the target month synced."""
-    db = tmp_path / "loaded.sqlite3"
+    db = new_db("loaded")
     assert cli("--db", db, "configure", "--platform-dir", demo_folder).code == 0
     assert cli("--db", db, "load-invoices", "--period", LOADED, "--period", TARGET).code == 0
-    with sqlite3.connect(db) as connection:
+    with db_connect(db) as connection:
         connection.execute("UPDATE invoice_line SET sync_status = 'synced', addition_id = 7 WHERE line_id IN "
                            "(SELECT line_id FROM invoice_line WHERE period = ? ORDER BY line_id LIMIT 5)", (TARGET,))
     return db, store_dump(db)
 
 
-def assert_rejected(result, expected: str, db: Path, before: dict) -> None:
+def assert_rejected(result, expected: str, db: Path | str, before: dict) -> None:
     assert result.code == 2, result.out + result.err
     assert expected in result.err, result.err
     assert "Traceback" not in result.err + result.out
@@ -343,22 +345,22 @@ def test_a_requested_month_without_lines_is_an_error_not_a_removal(cli, loaded, 
     assert_rejected(cli("--db", db, "load-invoices", "--period", TARGET, "--allow-removals", "0" * 12), expected, db, before)
 
 
-def test_a_combined_file_with_the_month_loads(cli, demo_folder: Path, tmp_path: Path) -> None:
+def test_a_combined_file_with_the_month_loads(cli, demo_folder: Path, new_db) -> None:
     """The control of "combined file without the month": the same file with it loads."""
-    db = tmp_path / "c.sqlite3"
+    db = new_db("c")
     combine_monthly_files(demo_folder)
     result = cli("--db", db, "load-invoices", "--platform-dir", demo_folder, "--period", TARGET, "--json")
     assert result.code == 0, result.err
     assert result.json()["periods"][0]["lines"] > 100
 
 
-def test_a_month_of_new_invoices_only_loads_no_line_and_is_no_error(cli, demo_folder: Path, tmp_path: Path) -> None:
+def test_a_month_of_new_invoices_only_loads_no_line_and_is_no_error(cli, demo_folder: Path, new_db) -> None:
     path = demo_folder / TARGET_FILE
     rows = read_csv(path)
     for index in range(1, len(rows)):
         set_cell(rows, index, "invoice_status", "New")
     write_csv(path, rows)
-    result = cli("--db", tmp_path / "n.sqlite3", "load-invoices", "--platform-dir", demo_folder, "--period", TARGET, "--json")
+    result = cli("--db", new_db("n"), "load-invoices", "--platform-dir", demo_folder, "--period", TARGET, "--json")
     assert result.code == 0, result.err
     [period] = result.json()["periods"]
     assert period["lines"] == 0 and period["skipped_new"] == len(rows) - 1
@@ -445,7 +447,7 @@ def test_a_reload_removes_lines_only_with_consent_for_exactly_those(cli, loaded,
     done = cli("--db", db, "load-invoices", "--period", TARGET, "--allow-removals", consent, "--json")
     assert done.code == 0, done.err
     assert done.json()["periods"][0]["removed"] == 2
-    with sqlite3.connect(db) as connection:
+    with db_connect(db) as connection:
         stored = dict(connection.execute("SELECT line_id, sync_status FROM invoice_line WHERE period = ?", (TARGET,)).fetchall())
     assert not set(unsynced_gone) & set(stored)
     assert stored[synced[0]] == "synced"  # gone from the export, but posted: kept
@@ -562,7 +564,7 @@ def test_numbers_outside_the_documented_form(cli, loaded, demo_folder: Path, tex
     assert_rejected(result, f"{TARGET_FILE}:9: {column}: {BAD_NUMBERS[text]}", db, before)
 
 
-def test_the_documented_number_forms_load(cli, demo_folder: Path, tmp_path: Path) -> None:
+def test_the_documented_number_forms_load(cli, demo_folder: Path, new_db) -> None:
     """The control of the test above, at the bounds."""
     path = demo_folder / TARGET_FILE
     rows = read_csv(path)
@@ -572,9 +574,9 @@ def test_the_documented_number_forms_load(cli, demo_folder: Path, tmp_path: Path
         set_cell(rows, index, "unit_price", price)
         set_cell(rows, index, "unit_cost", cost)
     write_csv(path, rows)
-    db = tmp_path / "ok.sqlite3"
+    db = new_db("ok")
     assert cli("--db", db, "load-invoices", "--platform-dir", demo_folder, "--period", TARGET).code == 0
-    with sqlite3.connect(db) as connection:
+    with db_connect(db) as connection:
         for index, (quantity, price, _) in enumerate(values, start=1):
             stored = connection.execute("SELECT quantity, unit_price, total FROM invoice_line WHERE line_id = ?", (rows[index][0],)).fetchone()
             assert stored == (to_micros(Decimal(quantity)), to_micros(Decimal(price)), to_micros(line_total(Decimal(quantity), Decimal(price))))

@@ -1,4 +1,6 @@
-"""The store: schema versioning, WAL, and clear errors for files it cannot use."""
+"""The store: schema versioning, WAL, and clear errors for files it cannot use. The tests of
+SQLite files (PRAGMAs, migrations of old files, damaged and locked files) are SQLite's; the
+others run on PostgreSQL too (tests/test_postgres.py has its own)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,11 @@ import pytest
 from cw_tui.store import MODELS, SCHEMA_VERSION, StoreError, open_store
 from cw_tui.store import migrations as store_module
 
+pytestmark = pytest.mark.both_backends
+sqlite_only = pytest.mark.sqlite_only
 
+
+@sqlite_only
 def test_a_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> None:
     with open_store(tmp_path / "new" / "deep" / "s.sqlite3") as s:
         assert s.schema_version() == SCHEMA_VERSION
@@ -19,6 +25,7 @@ def test_a_new_store_is_at_the_current_schema_in_wal_mode(tmp_path: Path) -> Non
         assert s.db.execute_sql("PRAGMA busy_timeout").fetchone()[0] >= 5000
 
 
+@sqlite_only
 def test_the_migrated_schema_matches_the_models(tmp_path: Path) -> None:
     """Migrations build the schema from frozen SQL; the models must agree with it."""
     with open_store(tmp_path / "s.sqlite3") as s:
@@ -33,14 +40,15 @@ def test_the_migrated_schema_matches_the_models(tmp_path: Path) -> None:
             assert expected <= indexes, table
 
 
-def test_reopening_upgrades_nothing_and_keeps_data(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite3"
+def test_reopening_upgrades_nothing_and_keeps_data(db_target) -> None:
+    path = db_target
     with open_store(path) as s:
         s.db.execute_sql("INSERT INTO setting (key, value) VALUES ('k', '1')")
     with open_store(path) as s:
         assert s.db.execute_sql("SELECT value FROM setting").fetchone()[0] == "1"
 
 
+@sqlite_only
 def test_an_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A later release adds a step; a file of the previous version gains it on open."""
     path = tmp_path / "s.sqlite3"
@@ -56,6 +64,7 @@ def test_an_older_schema_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytes
         assert "note" in {row[1] for row in s.db.execute_sql('PRAGMA table_info("setting")')}
 
 
+@sqlite_only
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     open_store(path).close()
@@ -66,6 +75,7 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         open_store(path)
 
 
+@sqlite_only
 def test_a_corrupt_file_gives_a_message(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     path.write_bytes(b"this is not a database at all" * 200)
@@ -73,6 +83,7 @@ def test_a_corrupt_file_gives_a_message(tmp_path: Path) -> None:
         open_store(path)
 
 
+@sqlite_only
 def test_another_programs_database_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite3"
     con = sqlite3.connect(path)
@@ -83,6 +94,7 @@ def test_another_programs_database_is_refused(tmp_path: Path) -> None:
         open_store(path)
 
 
+@sqlite_only
 def test_a_locked_database_gives_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "s.sqlite3"
     open_store(path).close()
@@ -102,6 +114,7 @@ def test_a_locked_database_gives_a_message(tmp_path: Path, monkeypatch: pytest.M
         holder.close()
 
 
+@sqlite_only
 def test_cli_reports_store_errors_without_traceback(cli, tmp_path: Path) -> None:
     path = tmp_path / "bad.sqlite3"
     path.write_bytes(b"garbage" * 1000)
@@ -109,14 +122,15 @@ def test_cli_reports_store_errors_without_traceback(cli, tmp_path: Path) -> None
     assert result.code == 2 and "damaged" in result.err and "Traceback" not in result.err
 
 
-def test_two_threads_share_a_store(tmp_path: Path) -> None:
-    with open_store(tmp_path / "s.sqlite3") as s:
+def test_two_threads_share_a_store(db_target) -> None:
+    with open_store(db_target) as s:
         errors = []
 
         def write(n: int) -> None:
             try:
                 for i in range(50):
-                    s.db.execute_sql("INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", (f"k{n}-{i}", "v"))
+                    s.db.execute_sql("INSERT INTO setting (key, value) VALUES (?, ?) "
+                                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (f"k{n}-{i}", "v"))
             except Exception as error:  # pragma: no cover - reported below
                 errors.append(error)
 
@@ -129,6 +143,7 @@ def test_two_threads_share_a_store(tmp_path: Path) -> None:
         assert s.db.execute_sql("SELECT COUNT(*) FROM setting").fetchone()[0] == 200
 
 
+@sqlite_only
 def test_a_version_1_file_is_upgraded_to_the_current_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "v1.sqlite3"
     monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])

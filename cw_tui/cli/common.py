@@ -16,7 +16,7 @@ from cw_tui.rules.vocabulary import parse_enum
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.services.paths import default_database_path
+from cw_tui.services.paths import default_database_path, is_database_url
 from cw_tui.store import (
     Store,
     now_utc,
@@ -43,9 +43,12 @@ class ConnectionRefusedByConnectWise(UsageError):
         super().__init__(f"{source}{check.message}; nothing was saved")
 
 
-def _database_path(args: argparse.Namespace) -> tuple[Path, bool]:
-    """The database, and whether it is the default location (whose folder may be created)."""
+def _database_path(args: argparse.Namespace) -> tuple[Path | str, bool]:
+    """The database (a file, or a postgresql:// URL as given), and whether it is the default
+    location (whose folder may be created)."""
     if getattr(args, "db", None):
+        if is_database_url(args.db):
+            return args.db, False
         return Path(args.db).expanduser(), False
     return default_database_path(), not os.environ.get("CW_TUI_DB")
 

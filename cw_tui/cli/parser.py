@@ -32,8 +32,8 @@ from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
 
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS,
-                        help="database file (default: $CW_TUI_DB or the user data folder)")
+    common.add_argument("--db", metavar="PATH|URL", default=argparse.SUPPRESS,
+                        help="database file, or postgresql://user@host/db (default: $CW_TUI_DB or the user data folder)")
     parser = argparse.ArgumentParser(
         prog="cw-tui",
         description="Post cloud-marketplace invoice lines into ConnectWise Manage as Agreement Additions.",

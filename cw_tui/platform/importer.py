@@ -147,7 +147,7 @@ def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLine
 
     line_loads.upsert(store, "organization",
             ["platform_id", "name", "reference", "status", "excluded", "first_seen_at", "updated_at"],
-            [(o.organization_id, o.name, o.reference, o.status, 1, stamp, stamp) for o in map(data.organizations.__getitem__, sorted(org_ids))],
+            [(o.organization_id, o.name, o.reference, o.status, True, stamp, stamp) for o in map(data.organizations.__getitem__, sorted(org_ids))],
             ["name", "reference", "status", "updated_at"])
     line_loads.upsert(store, "offer",
             ["platform_id", "name", "external_id", "vendor", "updated_at"],

@@ -1,8 +1,11 @@
-"""The local store: one SQLite file (WAL, busy timeout) holding Platform data, the cached
-ConnectWise records, the mappings, the configuration, sync runs and the System Logs.
+"""The store: one SQLite file (WAL, busy timeout) or one PostgreSQL database (a
+`postgresql://` URL), holding Platform data, the cached ConnectWise records, the mappings, the
+configuration, sync runs and the System Logs.
 
-Credentials are *not* here (see services/credentials.py). The schema is versioned with
-`PRAGMA user_version`; `open_store` upgrades an older file in place, in one transaction.
+Credentials are *not* here (see services/credentials.py). The schema is versioned (SQLite:
+`PRAGMA user_version`; PostgreSQL: a small table, postgres.py); `open_store` upgrades an older
+database in place, in one transaction. What differs between the two is the store's `backend`:
+the module sqlite.py or postgres.py.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import peewee as pw
 
-from cw_tui.store import migrations, sqlite
+from cw_tui.store import migrations, postgres, sqlite
 from cw_tui.store.errors import DATABASE_ERRORS, StoreError
 from cw_tui.store.models import MODELS
 
@@ -34,23 +37,26 @@ def _busy_timeout_ms() -> int:
 BUSY_TIMEOUT_MS = _busy_timeout_ms()
 
 
-
-
-
-
 class Store:
-    """An open store. Models are bound to its database while it is open."""
+    """An open store. Models are bound to its database while it is open. `path` is the SQLite
+    file, or for PostgreSQL the URL without a password (what messages name)."""
 
-    def __init__(self, path: Path, db: pw.SqliteDatabase):
+    def __init__(self, path: Path | str, db: pw.Database, backend=sqlite, key: str | None = None):
         self.path = path
         self.db = db
+        self.backend = backend
+        self._key = key if key is not None else str(Path(path).resolve())
         self._closed = False
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.backend is postgres
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        key = str(self.path.resolve())
+        key = self._key
         entry = _OPEN.get(key)
         if entry is not None and entry[0] is self.db:
             if entry[1] > 1:
@@ -67,7 +73,7 @@ class Store:
         self.close()
 
     @contextmanager
-    def atomic(self, lock_type: str = sqlite.WRITE_LOCK) -> Iterator[pw._transaction]:
+    def atomic(self, lock_type: str | None = None) -> Iterator[pw._transaction]:
         """A write transaction that takes the write lock at its start. A deferred one that
         reads first and writes later fails at once with "database is locked" (SQLite's
         BUSY_SNAPSHOT in WAL mode) when another process wrote in between; waiting for the
@@ -75,8 +81,11 @@ class Store:
 
         When SQLite has already rolled back by itself (a full disk, an I/O error), peewee's
         own ROLLBACK fails with "no transaction is active": the first error is the one that
-        says what happened, so it is the one raised."""
-        transaction = self.db.atomic(lock_type)
+        says what happened, so it is the one raised.
+
+        On PostgreSQL a plain transaction (rows are locked, not the database); `lock_type`
+        (SQLite's IMMEDIATE) means nothing there."""
+        transaction = self.backend.atomic(self.db, lock_type)
         helper = transaction.__enter__()
         try:
             yield helper
@@ -99,13 +108,13 @@ class Store:
         return describe_error(self.path, error)
 
     def schema_version(self) -> int:
-        return sqlite.user_version(self.db)
+        return self.backend.user_version(self.db)
 
 
-def lock_holder(path: Path) -> str:
+def lock_holder(path: Path | str) -> str:
     """Which cw-tui is working on the database, when it says so: its running operation is a
     committed row, which a reader sees while that process holds the write lock."""
-    rows = sqlite.running_operations(path)
+    rows = (postgres if postgres.is_url(path) else sqlite).running_operations(path)
     for kind, period, owner, started in rows:
         host, _, rest = (owner or "").partition("|")
         pid = rest.split("|", 1)[0]
@@ -158,8 +167,10 @@ def process_alive(pid: int) -> bool:
     return True
 
 
-def describe_error(path: Path, error: BaseException) -> str:
+def describe_error(path: Path | str, error: BaseException) -> str:
     error = first_cause(error)
+    if postgres.is_url(str(path)):
+        return postgres.describe_error(str(path), error, lock_holder(str(path)) if postgres.is_busy(error) else "")
     text = str(error).lower()
     if "locked" in text or "busy" in text:
         holder = lock_holder(path)
@@ -183,13 +194,15 @@ def describe_error(path: Path, error: BaseException) -> str:
 # One database object per file in a process: the models are bound to one database at a
 # time, and two objects on one file would give one thread two connections, each waiting for
 # the other's write lock.
-_OPEN: dict[str, tuple[pw.SqliteDatabase, int]] = {}
+_OPEN: dict[str, tuple[pw.Database, int]] = {}
 
 
 def open_store(path: Path | str, *, migrate: bool = True, create_folder: bool = True) -> Store:
-    """Open (creating if needed) and upgrade the store at `path`; binds the models to it.
-    `create_folder` is for the default location only: a mistyped --db must not quietly
-    become a new, empty database somewhere."""
+    """Open (creating if needed) and upgrade the store at `path`, a file or a `postgresql://`
+    URL; binds the models to it. `create_folder` is for the default location only: a
+    mistyped --db must not quietly become a new, empty database somewhere."""
+    if postgres.is_url(str(path)):
+        return _open_postgres(str(path), migrate=migrate)
     path = Path(path).expanduser()
     key = str(path.resolve())
     shared = _OPEN.get(key)
@@ -241,3 +254,53 @@ def _migrate(db: pw.SqliteDatabase, version: int) -> None:
         for step in range(current, migrations.SCHEMA_VERSION):
             migrations.MIGRATIONS[step](db)
         sqlite.mark(db, APP_ID, migrations.SCHEMA_VERSION)
+
+
+def _open_postgres(url: str, *, migrate: bool) -> Store:
+    """A PostgreSQL database: reached as libpq reaches it (~/.pgpass, PGPASSFILE, service
+    files, sslmode), never with a password in the URL. A new, empty database gets the schema
+    from the models; the SQLite migrations are SQLite's history."""
+    label = postgres.redact(url)
+    if postgres.has_password(url):
+        raise StoreError(f"database {label}: a password does not go in the URL (it would show on command lines and "
+                         "in logs); put it in ~/.pgpass (or the file PGPASSFILE names) or a service file")
+    shared = _OPEN.get(url)
+    if shared is not None:
+        db, count = shared
+        _OPEN[url] = (db, count + 1)
+        db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        return Store(label, db, postgres, key=url)
+    db = postgres.database(url, BUSY_TIMEOUT_MS)
+    try:
+        db.connect()
+        version, app_id, tables = postgres.user_version(db), postgres.application_id(db), postgres.table_names(db)
+        if version == 0 and tables:
+            raise StoreError(f"database {label} holds tables of another program, not a cw-tui database: "
+                             "give cw-tui a database of its own")
+        if version and app_id != APP_ID:
+            raise StoreError(f"database {label} is marked by another program, not cw-tui")
+        if version > migrations.SCHEMA_VERSION:
+            raise StoreError(f"database {label} was written by a newer cw-tui (schema {version}, this one "
+                             f"knows {migrations.SCHEMA_VERSION}); upgrade cw-tui")
+        db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        if migrate and version < migrations.SCHEMA_VERSION:
+            with db.atomic():
+                postgres.lock_migrations(db, APP_ID)
+                current = postgres.user_version(db)  # another process may have done it meanwhile
+                if current == 0:
+                    postgres.create_schema(db, MODELS)
+                else:
+                    for step in range(current, migrations.SCHEMA_VERSION):
+                        if step not in postgres.UPGRADES:
+                            raise StoreError(f"database {label} is at schema {current}: this cw-tui has no "
+                                             f"PostgreSQL step from version {step}")
+                        postgres.UPGRADES[step](db)
+                postgres.mark(db, APP_ID, migrations.SCHEMA_VERSION)
+    except StoreError:
+        db.close()
+        raise
+    except (*DATABASE_ERRORS, pw.ImproperlyConfigured) as error:
+        db.close()
+        raise StoreError(postgres.describe_error(url, error)) from None
+    _OPEN[url] = (db, 1)
+    return Store(label, db, postgres, key=url)

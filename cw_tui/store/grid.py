@@ -1,7 +1,8 @@
 """The grid engine. SQL-paged grids: every grid is a `GridSource` (a FROM clause and columns), and
 a `GridState` (search, sort, filters, page) becomes one SELECT ... LIMIT/OFFSET plus one
-COUNT. Sorting, filtering, searching and counting happen in SQLite, so a grid costs the same
-at 100 rows and at 100,000. The app's grids are in grid_sources.py; nothing here imports
+COUNT. Sorting, filtering, searching and counting happen in the database, so a grid costs the
+same at 100 rows and at 100,000. SQLite's fast paths (rowids, a period's rowid range, temp
+tables of matches) are taken on SQLite only: on PostgreSQL rows are paged by their key. The app's grids are in grid_sources.py; nothing here imports
 textual."""
 
 from __future__ import annotations
@@ -223,11 +224,17 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
     return where
 
 
-def _order_sql(source: GridSource, state: GridState) -> str:
-    # Plain ORDER BY (NULLs first when ascending, as SQLite does): an `x IS NULL` term would
-    # keep SQLite from walking an index and make it sort every row.
+def _row_id(store: Store, source: GridSource) -> str:
+    """What identifies a row in the page queries: SQLite's rowid, else the source's key."""
+    return source.rowid_sql if store.backend.HAS_ROWID else source.key_sql
+
+
+def _order_sql(source: GridSource, state: GridState, store: Store) -> str:
+    # Plain ORDER BY (NULLs first when ascending, as SQLite does; PostgreSQL is told so): an
+    # `x IS NULL` term would keep SQLite from walking an index and make it sort every row.
     order = [(source.column(k).sql, desc) for k, desc in (state.sort or source.default_sort)]
-    terms = [f"{expr} {'DESC' if desc else 'ASC'}" for expr, desc in order]
+    nulls_asc, nulls_desc = store.backend.NULLS_LIKE_SQLITE
+    terms = [f"{expr} {'DESC' + nulls_desc if desc else 'ASC' + nulls_asc}" for expr, desc in order]
     return " ORDER BY " + ", ".join([*terms, source.key_sql])
 
 
@@ -262,8 +269,7 @@ class GridCache:
             self.match_table = self._match_key = self._match_scope = None
 
     def _current(self, store: Store) -> tuple:
-        connection = store.db.connection()
-        return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
+        return store.backend.change_marks(store.db)
 
     def _settle(self, store: Store) -> None:
         current = self._current(store)
@@ -283,6 +289,11 @@ class GridCache:
         where = _where(source, state)
         key = (source.from_sql, source.where, source.params, where.sql(), tuple(where.params))
         if key == self._match_key:
+            return self.match_count
+        if not store.backend.HAS_ROWID:  # no rowids to keep: the pages are chosen with the predicate
+            self.match_table = None
+            self.match_count = self.count(store, source, where)
+            self._match_key = key
             return self.match_count
         search = state.search.strip()
         scope = (source.from_sql, source.where, source.params, state.filters)
@@ -313,15 +324,19 @@ SORT_MATCHES_UP_TO = 20_000
 
 def _page_keys(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
                offset: int, limit: int) -> list:
-    order_sql = _order_sql(source, state)
+    order_sql = _order_sql(source, state, store)
     sort = state.sort or source.default_sort
     first = source.column(sort[0][0]) if sort else None
-    rowid = source.rowid_sql
+    rowid = _row_id(store, source)
+    sqlite_paths = store.backend.HAS_ROWID  # the sort drivers and the scans in file order
     if matches is not None and total <= SORT_MATCHES_UP_TO:
         sql = (f"SELECT {rowid} FROM temp.{matches} m CROSS JOIN {source.from_for(order_sql)} "
                f"WHERE {rowid} = m.k{order_sql} LIMIT ? OFFSET ?")
         return [r[0] for r in store.db.execute_sql(sql, [limit, offset])]
-    if first is not None and first.sort_driver is not None:
+    if not sqlite_paths:
+        where = _where(source, state)
+        from_sql = source.from_for(where.sql() + order_sql)
+    elif first is not None and first.sort_driver is not None:
         where = _where(source, state)
         from_sql = source.from_for(where.sql() + order_sql, first.sort_driver)
     elif first is None or first.indexed:
@@ -355,9 +370,10 @@ def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCa
     rowids = _page_keys(store, source, state, matches, total, (page - 1) * state.page_size, state.page_size) if total else []
     rows: list = []
     if rowids:
-        select = ", ".join([source.rowid_sql, source.key_sql] + [c.sql for c in source.columns])
+        rowid = _row_id(store, source)
+        select = ", ".join([rowid, source.key_sql] + [c.sql for c in source.columns])
         found = {r[0]: r[1:] for r in store.db.execute_sql(
-            f"SELECT {select} FROM {source.from_sql} WHERE {source.rowid_sql} IN ({','.join('?' * len(rowids))})", rowids)}
+            f"SELECT {select} FROM {source.from_sql} WHERE {rowid} IN ({','.join('?' * len(rowids))})", rowids)}
         rows = [found[r] for r in rowids if r in found]
     return Page([str(r[0]) for r in rows], [tuple(r[1:]) for r in rows], total, page, state.page_size, all_rows)
 
@@ -370,7 +386,7 @@ def _fetch_page_simple(store: Store, source: GridSource, state: GridState) -> Pa
     page = _page_number(total, state)
     select = ", ".join([source.key_sql] + [c.sql for c in source.columns])
     rows = store.db.execute_sql(
-        f"SELECT {select} FROM {source.from_sql}{where_sql}{_order_sql(source, state)} LIMIT ? OFFSET ?",
+        f"SELECT {select} FROM {source.from_sql}{where_sql}{_order_sql(source, state, store)} LIMIT ? OFFSET ?",
         [*where.params, state.page_size, (page - 1) * state.page_size],
     ).fetchall()
     base = _Where([source.where] if source.where else [], list(source.params))
@@ -424,15 +440,16 @@ def matching_rows(store: Store, source: GridSource, state: GridState):
     as the caller iterates (an export of 100,000 lines never holds them all)."""
     where = _where(source, state)
     return store.db.execute_sql(
-        f"SELECT {', '.join(c.sql for c in source.columns)} FROM {source.from_sql}{where.sql()}{_order_sql(source, state)}",
+        f"SELECT {', '.join(c.sql for c in source.columns)} FROM {source.from_sql}{where.sql()}{_order_sql(source, state, store)}",
         where.params)
 
 
 def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200) -> list[tuple[Any, int]]:
     """A filterable column's values with their counts, under the other active filters."""
     column = source.column(key)
-    where = _where(source, state, skip_filter=key, scan=True)  # every matching row is read: in file order
+    # every matching row is read: in file order (SQLite)
+    where = _where(source, state, skip_filter=key, scan=store.backend.HAS_ROWID)
     return [tuple(r) for r in store.db.execute_sql(
         f"SELECT {column.sql} AS v, COUNT(*) FROM {source.from_for(where.sql() + column.sql)}{where.sql()} "
-        "GROUP BY v ORDER BY v LIMIT ?",
+        f"GROUP BY v ORDER BY v{store.backend.NULLS_LIKE_SQLITE[0]} LIMIT ?",
         [*where.params, limit])]

@@ -87,7 +87,7 @@ def _agreement_sql(type_id: int | None) -> str:
     company = "COALESCE(l.override_company_id, o.company_id)"
     tail = f" || {us} || COALESCE(cm.name, '') || {us} || o.name || {us} || "
     active = f"a2.company_id = {company} AND a2.status = 'Active' AND NOT a2.cancelled"
-    of_type = f"a2.type_id = {int(type_id)}" if type_id is not None else "0"
+    of_type = f"a2.type_id = {int(type_id)}" if type_id is not None else "FALSE"
     return (
         "CASE WHEN l.sync_status IN ('synced', 'claimed') AND l.posted_agreement_id IS NOT NULL "
         f"THEN COALESCE(pa.name, '#' || l.posted_agreement_id){tail}'posted' "

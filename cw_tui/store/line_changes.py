@@ -9,7 +9,6 @@ from datetime import date
 from typing import Any
 
 from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
-from cw_tui.store import sqlite
 from cw_tui.store.database import Store
 from cw_tui.store.grid import Selection
 
@@ -62,7 +61,8 @@ def line_companies(store: Store, selection: Selection) -> list[tuple[int | None,
         f"SELECT {_CURRENT_COMPANY} AS company, cm.name, COUNT(*) FROM invoice_line l "
         "JOIN organization o ON o.platform_id = l.organization_id "
         f"LEFT JOIN company cm ON cm.id = {_CURRENT_COMPANY} "
-        f"WHERE l.line_id IN ({where_sql}) AND l.{EDITABLE} GROUP BY company ORDER BY COUNT(*) DESC, company", params)]
+        f"WHERE l.line_id IN ({where_sql}) AND l.{EDITABLE} GROUP BY company, cm.name "
+        f"ORDER BY COUNT(*) DESC, company{store.backend.NULLS_LIKE_SQLITE[0]}", params)]
 
 
 class StagedLines:
@@ -132,7 +132,7 @@ class StagedLines:
                        [start.isoformat()])
         db.execute_sql(
             f"UPDATE invoice_line SET charge_end = CASE WHEN charge_type IN ({_RECURRING}) THEN NULL "
-            f"ELSE {sqlite.month_end_sql('charge_start')} END WHERE {_STAGED} AND charge_end_badge = 'default'")
+            f"ELSE {self.store.backend.month_end_sql('charge_start')} END WHERE {_STAGED} AND charge_end_badge = 'default'")
 
     def set_charge_end(self, end: date | None) -> None:
         self.store.db.execute_sql(f"UPDATE invoice_line SET charge_end = ?, charge_end_badge = 'user' WHERE {_STAGED}",

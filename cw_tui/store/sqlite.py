@@ -1,9 +1,9 @@
 """What only SQLite understands, in one place: how the file is opened (WAL, busy timeout,
 caches), its version marks (PRAGMAs), the write lock taken up front, and a read that works
-while another process holds that lock. A PostgreSQL backend is one more module like this.
+while another process holds that lock. postgres.py has the same functions for PostgreSQL.
 
-Raw SQL elsewhere in the store still uses SQLite's `?` placeholders and date functions; those
-call sites are listed in README, Architecture.
+The store's raw SQL is written with `?` placeholders for both (postgres.py puts them in psycopg's
+style); what differs between the two is asked of the store's backend, this module or that one.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import peewee as pw
 
 # BEGIN IMMEDIATE: a write transaction takes the write lock at its start (see Store.atomic).
 WRITE_LOCK = "IMMEDIATE"
+HAS_ROWID = True  # the grids page by rowid, and scan a period's rowid range in file order
+NULLS_LIKE_SQLITE = ("", "")  # the ORDER BY suffixes (ascending, descending) that sort NULLs as SQLite does
 
 
 def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
@@ -32,6 +34,10 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
         },
         check_same_thread=False,
     )
+
+
+def atomic(db: pw.Database, lock_type: str | None):
+    return db.atomic(lock_type or WRITE_LOCK)
 
 
 def month_end_sql(day_sql: str) -> str:
@@ -55,6 +61,17 @@ def mark(db: pw.Database, app_id: int, version: int) -> None:
     """Marks the file as ours, at this schema version (inside the migration's transaction)."""
     db.execute_sql(f"PRAGMA application_id = {int(app_id)}")
     db.execute_sql(f"PRAGMA user_version = {int(version)}")
+
+
+def lock_migrations(db: pw.Database, app_id: int) -> None:
+    """Two processes upgrading at once take turns: the migration's BEGIN IMMEDIATE does it."""
+
+
+def change_marks(db: pw.Database) -> tuple:
+    """What tells a grid's cache that the database changed: a commit by another connection
+    (PRAGMA data_version) or by this one (its change count)."""
+    connection = db.connection()
+    return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
 
 
 def running_operations(path: Path) -> list[tuple]:

@@ -12,6 +12,12 @@ from cw_tui.store.database import Store
 from cw_tui.store.fields import UTCDateTimeField
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 
+
+def _count(condition: str) -> str:
+    """How many rows meet `condition` (a boolean is no number on PostgreSQL)."""
+    return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
 
 
@@ -20,10 +26,11 @@ def period_counts(store: Store) -> list[dict[str, Any]]:
     lines = mapped + unmapped + excluded = not_synced + synced + error."""
     sql = f"""
         SELECT period, COUNT(*),
-            SUM(ms = 'mapped'), SUM(ms = 'unmapped'), SUM(ms = 'excluded'),
-            SUM(sync_status NOT IN ('synced', 'error')), SUM(sync_status = 'synced'), SUM(sync_status = 'error')
+            {_count("ms = 'mapped'")}, {_count("ms = 'unmapped'")}, {_count("ms = 'excluded'")},
+            {_count("sync_status NOT IN ('synced', 'error')")}, {_count("sync_status = 'synced'")},
+            {_count("sync_status = 'error'")}
         FROM (SELECT l.period, l.sync_status, {LINE_MAPPING_STATUS} AS ms
-              FROM invoice_line l {LINE_MAPPING_JOINS})
+              FROM invoice_line l {LINE_MAPPING_JOINS}) AS lines
         GROUP BY period ORDER BY period DESC
     """
     return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql)]
@@ -32,7 +39,7 @@ def period_counts(store: Store) -> list[dict[str, Any]]:
 def organization_figures(store: Store) -> tuple[int, int, int]:
     """(organizations, mapped to a company, excluded from sync)."""
     total, mapped, excluded = store.db.execute_sql(
-        "SELECT COUNT(*), COUNT(company_id), COALESCE(SUM(excluded), 0) FROM organization").fetchone()
+        f"SELECT COUNT(*), COUNT(company_id), COALESCE({_count('excluded')}, 0) FROM organization").fetchone()
     return total, mapped, excluded
 
 

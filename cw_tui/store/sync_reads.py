@@ -18,7 +18,6 @@ from cw_tui.rules.sync_plan import (
     period_state,
 )
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType
-from cw_tui.store import sqlite
 from cw_tui.store.database import Store
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store.models import (
@@ -142,7 +141,7 @@ def claim_owners(store: Store) -> set[tuple[str, str | None]]:
 def claim_lines(store: Store, owner: str, line_ids: list[str], stamp: str) -> set[str]:
     """Claims the unsynced lines among `line_ids` for `owner` in one write transaction;
     returns those it holds (another run's claims are left)."""
-    with store.atomic(sqlite.WRITE_LOCK):
+    with store.atomic():  # the write lock up front on SQLite
         cursor = store.db.cursor()
         for start in range(0, len(line_ids), CHUNK):
             chunk = line_ids[start : start + CHUNK]

@@ -1,0 +1,315 @@
+"""What only PostgreSQL needs, in one place, beside sqlite.py and with the same functions: how a
+database is reached (a libpq URL: ~/.pgpass, PGPASSFILE, service files and sslmode work as in
+psql), its version marks (a small table instead of PRAGMAs), the write lock (a plain transaction:
+PostgreSQL locks rows, not the database), month-end SQL, and the one place where the store's SQL,
+written with `?` placeholders, is put in psycopg's `%s` style.
+
+A password never comes in the URL: it would be on a command line, in a shell history and in the
+process list. Every text that names the database names it by `redact(url)`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import os
+import re
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+import peewee as pw
+
+try:
+    import psycopg
+except ImportError:  # SQLite users need no driver
+    psycopg = None
+
+URL_PREFIXES = ("postgresql://", "postgres://")
+# A plain transaction: PostgreSQL has no database-wide write lock to take up front. Conflicting
+# writers wait on each other's rows, and lock_timeout (CW_TUI_LOCK_TIMEOUT) bounds the wait.
+WRITE_LOCK = None
+HAS_ROWID = False  # no stable row number: the grids page by their key
+NULLS_LIKE_SQLITE = (" NULLS FIRST", " NULLS LAST")  # SQLite sorts NULLs first when ascending
+META_TABLE = "cw_tui_meta"
+LOOPBACK = {"localhost", "127.0.0.1", "::1", ""}
+
+
+def is_url(text: object) -> bool:
+    return isinstance(text, str) and text.lower().startswith(URL_PREFIXES)
+
+
+def redact(url: str) -> str:
+    """The URL without a password (in the user part or as ?password=)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://(unreadable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        if ":" in user:
+            user = user.split(":", 1)[0] + ":***"
+        netloc = f"{user}@{host}"
+    query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+                      safe="/:")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+_URL_IN_TEXT = re.compile(r"postgres(?:ql)?://[^\s'\"]+", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """Every URL in `text` without its password."""
+    return _URL_IN_TEXT.sub(lambda m: redact(m.group(0)), text)
+
+
+def has_password(url: str) -> bool:
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
+    return ":" in user or any(k.lower() == "password" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+
+
+def _hosts(url: str) -> list[str]:
+    """The hosts a URL names (libpq takes a comma-separated list), else PGHOST's."""
+    parts = urlsplit(url)
+    hostpart = parts.netloc.rpartition("@")[2]
+    hosts = [h.rsplit(":", 1)[0] if not h.startswith("[") else h[1:].split("]")[0]
+             for h in unquote(hostpart).split(",") if h]
+    query_hosts = [v for k, v in parse_qsl(parts.query) if k == "host"]
+    if query_hosts:
+        hosts = [h for v in query_hosts for h in v.split(",")]
+    if not hosts and os.environ.get("PGHOST"):
+        hosts = os.environ["PGHOST"].split(",")
+    return hosts
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK or host.startswith("/") or host.startswith("@"):  # Unix sockets are local
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def sslmode_given(url: str) -> bool:
+    return any(k == "sslmode" for k, _ in parse_qsl(urlsplit(url).query)) or bool(os.environ.get("PGSSLMODE"))
+
+
+def conninfo(url: str) -> tuple[str, bool]:
+    """The URL libpq gets, and whether TLS is required of the connection: a host that is not
+    loopback gets sslmode=require unless an sslmode is given."""
+    if sslmode_given(url) or all(is_loopback(h) for h in _hosts(url) or [""]):
+        return url, False
+    joiner = "&" if urlsplit(url).query else "?"
+    return f"{url}{joiner}sslmode=require", True
+
+
+# ---- the store's SQL, written for both: `?` placeholders, LIKE that ignores case (as SQLite's)
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%|\bLIKE\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=2048)
+def _translate(sql: str, with_params: bool) -> str:
+    def one(match: re.Match) -> str:
+        token = match.group(0)
+        if token[0] in "'\"":
+            return token.replace("%", "%%") if with_params else token
+        if token == "?":
+            return "%s"
+        if token == "%":
+            return "%%" if with_params else token
+        return "ILIKE"
+
+    return _TOKENS.sub(one, sql)
+
+
+@lru_cache(maxsize=2048)
+def _has_qmark(sql: str) -> bool:
+    return any(m.group(0) == "?" for m in _TOKENS.finditer(sql))
+
+
+def pyformat(sql: str, params) -> tuple[str, object]:
+    """The store's SQL (`?` placeholders) as psycopg takes it (`%s`, a literal % doubled), and
+    LIKE as ILIKE: SQLite's LIKE ignores the case of ASCII letters. peewee's own SQL (already
+    `%s`) passes unchanged."""
+    if not params:
+        return (_translate(sql, False) if "LIKE" in sql.upper() else sql), None
+    if _has_qmark(sql):
+        return _translate(sql, True), params
+    return sql, params
+
+
+if psycopg is not None:
+    class QmarkCursor(psycopg.Cursor):
+        """A psycopg cursor that takes the store's SQL: every raw statement of the store runs
+        through here, whether by execute_sql or on the cursor (the bulk loads)."""
+
+        def execute(self, query, params=None, **kwargs):
+            if isinstance(query, str):
+                query, params = pyformat(query, params)
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query, params_seq, **kwargs):
+            if isinstance(query, str) and _has_qmark(query):
+                query = _translate(query, True)
+            return super().executemany(query, params_seq, **kwargs)
+
+
+class Database(pw.PostgresqlDatabase):
+    """peewee's PostgreSQL database on psycopg 3, with the store's SQL conventions."""
+
+    def __init__(self, url: str, lock_timeout_ms: int, require_tls: bool, **kwargs):
+        self._lock_timeout_ms = lock_timeout_ms
+        self._require_tls = require_tls
+        super().__init__(url, prefer_psycopg3=True, **kwargs)
+
+    def _connect(self):
+        if psycopg is None:
+            raise pw.ImproperlyConfigured("PostgreSQL needs the psycopg driver: pip install 'cw-tui[postgres]'")
+        conn = super()._connect()
+        conn.cursor_factory = QmarkCursor
+        try:
+            host = conn.info.host
+            if not is_loopback(host) and not conn.pgconn.ssl_in_use and not sslmode_given(self.database):
+                raise pw.OperationalError(f"the connection to {host} is not encrypted: the server must offer TLS, "
+                                          "or give sslmode= in the URL to choose otherwise")
+            conn.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
+            conn.execute("SET TIME ZONE 'UTC'")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def conflict_update(self, oc, query):
+        # INSERT OR REPLACE (peewee's on_conflict_replace): on PostgreSQL an upsert on the
+        # primary key that writes every column of the new row.
+        if isinstance(oc._action, str) and oc._action.upper() == "REPLACE":
+            meta = query.model._meta
+            keys = list(meta.get_primary_keys())
+            names = {f.name for f in keys}  # (a field's == is SQL, not a comparison)
+            others = [f for f in meta.sorted_fields if f.name not in names]
+            oc = pw.OnConflict("IGNORE" if not others else None, conflict_target=keys, preserve=others or None)
+        return super().conflict_update(oc, query)
+
+
+def database(url: str, busy_timeout_ms: int) -> Database:
+    target, require_tls = conninfo(url)
+    return Database(target, busy_timeout_ms, require_tls)
+
+
+def atomic(db: pw.Database, lock_type: str | None):
+    """A transaction: SQLite's lock modes (IMMEDIATE) mean nothing here."""
+    return db.atomic()
+
+
+def month_end_sql(day_sql: str) -> str:
+    """SQL for the last day of the month of the ISO date `day_sql`, as ISO text."""
+    return (f"to_char(date_trunc('month', CAST({day_sql} AS date)) + INTERVAL '1 month' - INTERVAL '1 day', "
+            "'YYYY-MM-DD')")
+
+
+def _meta(db: pw.Database, key: str) -> int:
+    if db.execute_sql(f"SELECT to_regclass('{META_TABLE}')").fetchone()[0] is None:
+        return 0
+    row = db.execute_sql(f"SELECT value FROM {META_TABLE} WHERE key = ?", (key,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def user_version(db: pw.Database) -> int:
+    return _meta(db, "schema_version")
+
+
+def application_id(db: pw.Database) -> int:
+    return _meta(db, "application_id")
+
+
+def table_names(db: pw.Database) -> set[str]:
+    """The tables of the connection's schema, the version marks aside."""
+    rows = db.execute_sql("SELECT tablename FROM pg_catalog.pg_tables WHERE schemaname = current_schema()")
+    return {r[0] for r in rows} - {META_TABLE}
+
+
+def mark(db: pw.Database, app_id: int, version: int) -> None:
+    """Marks the database as ours, at this schema version (inside the migration's transaction)."""
+    db.execute_sql(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key TEXT PRIMARY KEY, value BIGINT NOT NULL)")
+    for key, value in (("application_id", app_id), ("schema_version", version)):
+        db.execute_sql(f"INSERT INTO {META_TABLE} (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, int(value)))
+
+
+def lock_migrations(db: pw.Database, app_id: int) -> None:
+    """Two processes upgrading at once take turns (released at the transaction's end)."""
+    db.execute_sql("SELECT pg_advisory_xact_lock(?)", (int(app_id),))
+
+
+# Steps from version i to i+1 for a PostgreSQL database made by an older cw-tui (a new one is
+# created from the models at the current version). None yet: PostgreSQL arrived at version 4.
+UPGRADES: dict[int, object] = {}
+FIRST_VERSION = 4
+
+
+def create_schema(db: pw.Database, models) -> None:
+    with db.bind_ctx(models, bind_refs=False, bind_backrefs=False):
+        db.create_tables(models, safe=False)
+
+
+_versions = itertools.count(1)
+
+
+def change_marks(db: pw.Database) -> tuple:
+    """What tells a grid's cache that the database changed: nothing cheap does here (no
+    PRAGMA data_version), so a cache lives for one fetch."""
+    return (id(db.connection()), next(_versions), 0)
+
+
+def running_operations(url: str) -> list[tuple]:
+    """The newest running operations, read on a short connection of its own (the store's may
+    be inside the transaction that waited)."""
+    if psycopg is None:
+        return []
+    try:
+        with psycopg.connect(conninfo(url)[0], connect_timeout=3, autocommit=True) as connection:
+            return connection.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
+                                      "ORDER BY id DESC LIMIT 5").fetchall()
+    except (psycopg.Error, OSError, ValueError):
+        return []
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return redact_text(text.splitlines()[0] if text else type(error).__name__)
+
+
+def is_busy(error: BaseException) -> bool:
+    lower = _first_line(error).lower()
+    return "lock timeout" in lower or "deadlock" in lower or "could not obtain lock" in lower
+
+
+def describe_error(url: str, error: BaseException, holder: str = "") -> str:
+    """A database error in a finance user's words, the database named without its password.
+    `holder`: the cw-tui run that holds what a busy write waited for, when one says so."""
+    where = redact(url)
+    text = _first_line(error)
+    lower = text.lower()
+    if is_busy(error):
+        who = f"another cw-tui holds what this needs ({holder})" if holder else \
+            "another session holds a lock on what this needs"
+        return f"database {where} is busy: {who}; nothing was changed. Try again when it has finished"
+    if "password authentication failed" in lower or "no password supplied" in lower or "authentication" in lower:
+        return (f"cannot log in to database {where}: {text}. The password comes from ~/.pgpass (or PGPASSFILE) "
+                "or a service file, never from the URL")
+    if "not encrypted" in lower or "ssl" in lower:
+        return f"cannot connect to database {where} securely: {text}"
+    if "connection" in lower and ("refused" in lower or "failed" in lower or "timeout" in lower or "could not" in lower):
+        return f"cannot connect to database {where}: {text}; check the host, the port and that the server runs"
+    if "does not exist" in lower and "database" in lower:
+        return f"database {where} does not exist: create it first (README, PostgreSQL)"
+    if "permission denied" in lower or "must be owner" in lower:
+        return f"database {where} refused this role: {text}; nothing was changed"
+    if "read-only" in lower:
+        return f"cannot write database {where}: {text}; nothing was changed"
+    if "disk full" in lower or "no space" in lower:
+        return f"cannot write database {where}: the server's disk is full ({text}); nothing was changed"
+    return f"database {where} cannot be used: {text}"
