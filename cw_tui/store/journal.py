@@ -136,19 +136,41 @@ def begin(store: Store, run_id: int, period: str | None, action: str, *, person:
     sends nothing."""
     assert action in ACTIONS and outcome in OUTCOMES
     before_json = values_json(before) if isinstance(before, AdditionValues) else before
-    with store.atomic():
-        entry = JournalEntry.create(
+    now = now_utc()
+    lines = sorted(set(line_ids))
+    with store.atomic():  # insert queries, no model instances: this runs once per request, on the event loop's thread
+        journal_id = JournalEntry.insert(
             run_id=run_id, period=period, action=action, marker=marker, agreement_id=agreement_id, addition_id=addition_id,
             subscription_id=subscription_id, contract_id=contract_id, customer=customer or "", currency=currency or "",
             sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
-            amount=after.amount if after is not None else None, outcome=outcome, written_at=now_utc(),
-            finished_at=now_utc() if outcome != "pending" else None, who=person,
-        )
-        lines = sorted(set(line_ids))
+            amount=after.amount if after is not None else None, outcome=outcome, written_at=now,
+            finished_at=now if outcome != "pending" else None, who=person,
+        ).execute()
         if lines:
-            JournalLine.insert_many([(entry.id, lid) for lid in lines],
+            JournalLine.insert_many([(journal_id, lid) for lid in lines],
                                     fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
-    return entry.id
+    return journal_id
+
+
+def done_many(store: Store, rows: list[tuple[int, int | None]]) -> None:
+    """Creates ConnectWise answered, recorded in one statement: (journal id, addition id) each.
+    Recorded with the lines they synced (the engine batches both): an entry the process did
+    not get to record stays pending, and the next run resolves it by the marker."""
+    if not rows:
+        return
+    stamp = _UTC.db_value(now_utc())
+    with store.atomic():
+        p = store.db.param  # the database's placeholder: '?' in SQLite, '%s' in PostgreSQL
+        store.db.cursor().executemany(
+            f"UPDATE journal SET outcome = 'done', addition_id = COALESCE({p}, addition_id), finished_at = {p} WHERE id = {p}",
+            [(addition_id, stamp, journal_id) for journal_id, addition_id in rows])
+
+
+def unresolved_markers(store: Store) -> set[str]:
+    """Markers with a create whose outcome is not known yet (pending or unknown)."""
+    return {r[0] for r in store.db.execute_sql(
+        "SELECT DISTINCT marker FROM journal WHERE action = 'create' AND outcome IN ('pending', 'unknown') "
+        "AND marker IS NOT NULL")}
 
 
 def done(store: Store, journal_id: int, *, addition_id: int | None = None, agreement_id: int | None = None,
@@ -261,12 +283,13 @@ def resolve_unknown_agreement(store: Store, contract_id: str, run_id: int, found
 
 def credit_adoption(store: Store, run_id: int, period: str | None, *, person: str, marker_: str, agreement_id: int,
                     addition_id: int, line_ids: Iterable[str], values: AdditionValues | None, customer: str,
-                    currency: str, subscription_id: str | None) -> int | None:
+                    currency: str, subscription_id: str | None, maybe_unresolved: bool = True) -> int | None:
     """An Addition found in ConnectWise and taken over: an earlier attempt of ours whose
     outcome was unknown is resolved as its creator; else, unless the journal already names
-    its creator, an adopt entry is written (done). One entry per Addition creates or adopts it."""
-    if resolve_unknown(store, marker_, run_id, found_addition=addition_id, agreement_id=agreement_id,
-                       looked_at=[agreement_id]):
+    its creator, an adopt entry is written (done). One entry per Addition creates or adopts it.
+    `maybe_unresolved` False: the caller knows no create of this marker awaits its outcome."""
+    if maybe_unresolved and resolve_unknown(store, marker_, run_id, found_addition=addition_id,
+                                            agreement_id=agreement_id, looked_at=[agreement_id]):
         return None
     known = JournalEntry.select(JournalEntry.id).where(
         (JournalEntry.addition_id == addition_id) & (JournalEntry.outcome == "done")

@@ -95,8 +95,10 @@ class _Run:
         self.done = 0
         self.total = 0
         self._synced: list[tuple] = []  # lines posted, waiting for `flush`
+        self._done: list[tuple[int, int | None]] = []  # journal entries answered, recorded with them
         self._flushed_at = time.monotonic()
         self.person = journal.who()
+        self.unresolved = journal.unresolved_markers(store)  # creates of earlier runs whose outcome is not known
         # what ConnectWise holds on the Additions to update or cancel, read before the run sends
         self.held: dict[int, AdditionValues | None] = {}
 
@@ -138,10 +140,13 @@ class _Run:
 
     def flush(self) -> None:
         self._flushed_at = time.monotonic()
-        if not self._synced:
+        if not self._synced and not self._done:
             return
         rows, self._synced = self._synced, []
-        sync_reads.mark_synced(self.store, rows)
+        answered, self._done = self._done, []
+        with self.store.atomic():
+            sync_reads.mark_synced(self.store, rows)
+            journal.done_many(self.store, answered)
 
     def failed(self, line_ids: tuple[str, ...], message: str, details: str) -> None:
         message = system_log.redact(message)
@@ -267,7 +272,7 @@ class _Run:
             addition = await self.find(agreement_id, action.marker) if looked_up else None
             if addition is not None:
                 self._credit(action, agreement_id, addition)
-            else:
+            elif action.marker in self.unresolved:
                 # the plan looked for the marker where earlier attempts went: they never posted it
                 journal.resolve_unknown(self.store, action.marker, self.run.id, found_addition=None, looked_at=looked_at)
             for attempt in range(3):
@@ -278,7 +283,10 @@ class _Run:
                                            customer=action.customer, currency=action.currency, sent=body, after=action.values)
                 try:
                     addition = await self.client.create_addition(agreement_id, body)
-                    journal.done(self.store, entry, addition_id=addition.id)
+                    if action.subscription_id:  # before the subscription is recorded active (its own transaction)
+                        journal.done(self.store, entry, addition_id=addition.id)
+                    else:
+                        self._done.append((entry, addition.id))  # recorded with the lines it synced
                     entry = None
                 except OutcomeUnknown as error:
                     self.journal_error(entry, error)
@@ -312,14 +320,14 @@ class _Run:
         journal.credit_adoption(self.store, self.run.id, self.period, person=self.person, marker_=action.marker,
                                 agreement_id=agreement_id, addition_id=addition.id, line_ids=action.line_ids,
                                 values=values_in_connectwise(addition) or action.values, customer=action.customer,
-                                currency=action.currency, subscription_id=action.subscription_id)
+                                currency=action.currency, subscription_id=action.subscription_id)  # found by a look: check all
 
     def adopt(self, action: AdoptAddition) -> None:
         """ConnectWise already holds it: record it, send nothing."""
         journal.credit_adoption(self.store, self.run.id, self.period, person=self.person, marker_=action.marker,
                                 agreement_id=action.agreement_id, addition_id=action.addition_id, line_ids=action.line_ids,
                                 values=action.held or action.values, customer=action.customer, currency=action.currency,
-                                subscription_id=action.subscription_id)
+                                subscription_id=action.subscription_id, maybe_unresolved=action.marker in self.unresolved)
         if action.subscription_id:
             self._subscription_active(action.subscription_id, action.agreement_id, action.addition_id, action.values,
                                       action.company_id, action.currency, action.billing_cycle)
@@ -371,8 +379,23 @@ class _Run:
             return planned
         return self.held.get(addition_id, planned)
 
+    def _known_addition(self, marker_: str, agreement_id: int, addition_id: int) -> None:
+        """The store records this subscription's Addition (it does so only once ConnectWise
+        answered): a create of an earlier run still awaiting its outcome created it."""
+        if marker_ in self.unresolved:
+            journal.resolve_unknown(self.store, marker_, self.run.id, found_addition=addition_id, agreement_id=agreement_id,
+                                    looked_at=[agreement_id])
+
     async def update(self, action: UpdateAddition) -> None:
         before = self.before_values(action.addition_id, action.before, action.adopted)
+        if action.adopted:  # found in ConnectWise, unknown to the store: taken over, then updated
+            journal.credit_adoption(self.store, self.run.id, self.period, person=self.person, marker_=action.marker,
+                                    agreement_id=action.agreement_id, addition_id=action.addition_id,
+                                    line_ids=action.line_ids, values=before, customer=action.customer,
+                                    currency=action.currency, subscription_id=action.subscription_id,
+                                    maybe_unresolved=action.marker in self.unresolved)
+        else:
+            self._known_addition(action.marker, action.agreement_id, action.addition_id)
         journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
         entry = self.journal_begin("update", line_ids=action.line_ids, marker=action.marker,
                                    agreement_id=action.agreement_id, addition_id=action.addition_id,
@@ -394,6 +417,7 @@ class _Run:
         self.count("updates", action.customer, action.currency, len(action.line_ids), action.values.amount)
 
     def unchanged(self, action: UnchangedAddition) -> None:
+        self._known_addition(marker("S", action.subscription_id), action.agreement_id, action.addition_id)
         with self.store.atomic():
             SubscriptionAddition.update(last_period=self.period).where(
                 (SubscriptionAddition.subscription_id == action.subscription_id)
