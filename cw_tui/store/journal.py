@@ -65,7 +65,7 @@ from cw_tui.rules.vocabulary import ChargeType
 from cw_tui.store.database import Store, owner_alive
 from cw_tui.store.fields import UTCDateTimeField, now_utc
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
-from cw_tui.store.models import JournalEntry, SyncRun
+from cw_tui.store.models import JournalEntry, JournalLine, SyncRun
 
 ACTIONS = ("create", "update", "cancel", "adopt", "new_agreement")
 OUTCOMES = ("pending", "done", "error", "unknown")
@@ -136,22 +136,19 @@ def begin(store: Store, run_id: int, period: str | None, action: str, *, person:
     sends nothing."""
     assert action in ACTIONS and outcome in OUTCOMES
     before_json = values_json(before) if isinstance(before, AdditionValues) else before
-    now = _UTC.db_value(now_utc())
-    amount = JournalEntry.amount.db_value(after.amount) if after is not None else None
+    now = now_utc()
     lines = sorted(set(line_ids))
-    with store.atomic():  # plain SQL: this runs once per request, on the event loop's thread
-        cursor = store.db.cursor()
-        cursor.execute(
-            "INSERT INTO journal (run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, "
-            "customer, currency, sent, before, after, amount, outcome, written_at, finished_at, who) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, customer or "",
-             currency or "", _dump(sent), _dump(before_json), _dump(values_json(after)), amount, outcome, now,
-             now if outcome != "pending" else None, person))
-        journal_id = cursor.lastrowid
+    with store.atomic():  # insert queries, no model instances: this runs once per request, on the event loop's thread
+        journal_id = JournalEntry.insert(
+            run_id=run_id, period=period, action=action, marker=marker, agreement_id=agreement_id, addition_id=addition_id,
+            subscription_id=subscription_id, contract_id=contract_id, customer=customer or "", currency=currency or "",
+            sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
+            amount=after.amount if after is not None else None, outcome=outcome, written_at=now,
+            finished_at=now if outcome != "pending" else None, who=person,
+        ).execute()
         if lines:
-            cursor.executemany("INSERT INTO journal_line (journal_id, line_id) VALUES (?, ?)",
-                               [(journal_id, lid) for lid in lines])
+            JournalLine.insert_many([(journal_id, lid) for lid in lines],
+                                    fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
     return journal_id
 
 
@@ -163,8 +160,9 @@ def done_many(store: Store, rows: list[tuple[int, int | None]]) -> None:
         return
     stamp = _UTC.db_value(now_utc())
     with store.atomic():
+        p = store.db.param  # the database's placeholder: '?' in SQLite, '%s' in PostgreSQL
         store.db.cursor().executemany(
-            "UPDATE journal SET outcome = 'done', addition_id = COALESCE(?, addition_id), finished_at = ? WHERE id = ?",
+            f"UPDATE journal SET outcome = 'done', addition_id = COALESCE({p}, addition_id), finished_at = {p} WHERE id = {p}",
             [(addition_id, stamp, journal_id) for journal_id, addition_id in rows])
 
 
