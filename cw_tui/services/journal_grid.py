@@ -1,8 +1,7 @@
 """The shared SQL grid's source over one run's actions (the journal, SPEC §15 run history):
 search, sort, filter by action and outcome, CSV export, as every grid. The SQL is the
 store's (store/journal.py RUN_ACTION_COLUMNS); this module only gives its columns the
-grid's display. It sits here because the store may not import cw_tui.grid; it moves into
-store/journal.py when the grid engine moves into the store."""
+grid's display (rules/display.py), as store/grid_sources.py does for the app's other grids."""
 
 from __future__ import annotations
 

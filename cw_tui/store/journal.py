@@ -17,9 +17,8 @@ Reads (for the CLI and the screens)
     journal_for_line(store, line_id) -> list[JournalAction]
         Every journal entry that touched an invoice line (line detail), oldest first.
     run_actions_source(run_id)
-        The shared SQL grid's source over one run's actions: services/journal_grid.py (the
-        store may not import cw_tui.grid; it moves here when the grid engine moves into the
-        store). Its SQL is RUN_ACTIONS_FROM / RUN_ACTION_COLUMNS below.
+        The shared SQL grid's source over one run's actions: services/journal_grid.py gives
+        the columns their display; its SQL is RUN_ACTIONS_FROM / RUN_ACTION_COLUMNS below.
     entry(store, journal_id) -> JournalAction | None
 
     RunSummary: id, period, state, stored_state, who, trigger, fingerprint, started_at,
