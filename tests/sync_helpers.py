@@ -19,6 +19,16 @@ def cw_env(sandbox) -> dict[str, str]:
             "CW_PRIVATE_KEY": c.private_key, "CW_CLIENT_ID": c.client_id}
 
 
+def set_up_as_finance(cli, db: Path | str, folder: Path | str, period: str, *, sync: bool = False) -> None:
+    """A store set up as a finance user does it through the CLI: connect, configure, the
+    companies, one month's lines loaded and automapped (and synced, with `sync`)."""
+    steps = [("connect",), ("configure", "--platform-dir", folder, "--agreement-type", "Cloud Services"),
+             ("sync-organizations",), ("load-invoices", "--period", period), ("automap", "--include")]
+    for args in steps + ([("sync", "--period", period)] if sync else []):
+        result = cli("--db", db, *args)
+        assert result.code == 0, (args, result.err)
+
+
 def cw_markers(sandbox) -> Counter:
     """Every cw-tui marker in ConnectWise, counted through the API."""
     async def go():

@@ -14,7 +14,7 @@ from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.store import InvoiceLine, SubscriptionAddition, open_store
 from tests.app_helpers import make_app, wait_for
 from tests.sandbox_helpers import sandbox_thread
-from tests.sync_helpers import cw_env
+from tests.sync_helpers import cw_env, set_up_as_finance
 
 P1 = "2026-09"
 
@@ -26,11 +26,7 @@ def synced(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
         db = tmp_path / "finance.sqlite3"
-        for args in (("connect",), ("configure", "--platform-dir", demo_folder, "--agreement-type", "Cloud Services"),
-                     ("sync-organizations",), ("load-invoices", "--period", P1), ("automap", "--include"),
-                     ("sync", "--period", P1)):
-            result = cli("--db", db, *args)
-            assert result.code == 0, (args, result.err)
+        set_up_as_finance(cli, db, demo_folder, P1, sync=True)
         yield sandbox, db
 
 

@@ -28,7 +28,7 @@ from cw_tui.store.grid import GridCache, GridState, fetch_page
 from cw_tui.sync.plan import ADDITION_FIELDS, values_in_connectwise
 from tests.conftest import run_process
 from tests.sandbox_helpers import sandbox_thread
-from tests.sync_helpers import assert_exactly_once, cw_env, mapped_not_synced
+from tests.sync_helpers import assert_exactly_once, cw_env, mapped_not_synced, set_up_as_finance
 
 NOV, DEC = "2026-11", "2026-12"
 
@@ -52,10 +52,7 @@ def world(cli, winter_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
         db = tmp_path / "journal.sqlite3"
-        for args in (("connect",), ("configure", "--platform-dir", folder, "--agreement-type", "Cloud Services"),
-                     ("sync-organizations",), ("load-invoices", "--period", NOV), ("automap", "--include")):
-            result = cli("--db", db, *args)
-            assert result.code == 0, (args, result.err)
+        set_up_as_finance(cli, db, folder, NOV)
         yield sandbox, db, folder
 
 
@@ -379,9 +376,7 @@ def test_a_second_database_journals_an_adoption_for_each_addition_the_first_post
     sandbox, first, folder = world
     assert cli("--db", first, "sync", "--period", NOV).code == 0
     second = tmp_path / "second.sqlite3"
-    for args in (("connect",), ("configure", "--platform-dir", folder, "--agreement-type", "Cloud Services"),
-                 ("sync-organizations",), ("load-invoices", "--period", NOV), ("automap", "--include")):
-        assert cli("--db", second, *args).code == 0, args
+    set_up_as_finance(cli, second, folder, NOV)
     result = cli("--db", second, "sync", "--period", NOV, "--json").json()
     assert result["created"] == 0 and result["agreements_created"] == 0 and result["adopted"] > 10
     held = assert_journal_matches_connectwise(sandbox, second)

@@ -21,7 +21,7 @@ from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
 from tests.sandbox_helpers import sandbox_thread
-from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced
+from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced, set_up_as_finance
 
 P1, P2 = "2026-09", "2026-10"
 
@@ -33,10 +33,7 @@ def world(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
         db = tmp_path / "sync.sqlite3"
-        for args in (("connect",), ("configure", "--platform-dir", demo_folder, "--agreement-type", "Cloud Services"),
-                     ("sync-organizations",), ("load-invoices", "--period", P1), ("automap", "--include")):
-            result = cli("--db", db, *args)
-            assert result.code == 0, (args, result.err)
+        set_up_as_finance(cli, db, demo_folder, P1)
         yield sandbox, db
 
 
