@@ -16,16 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import operator
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
-
-from pydantic import BeforeValidator, ConfigDict, TypeAdapter, ValidationError
-from pydantic.dataclasses import dataclass as pydantic_dataclass
+from typing import Any, NamedTuple
 
 from cw_tui.rules.money import check_total, parse_decimal, shown
 from cw_tui.rules.periods import parse_period, period_of
@@ -129,72 +127,160 @@ def _external_id(value: str) -> str | None:
     return None if value.lower() in ("", "n/a") else value
 
 
-Id = Annotated[str, BeforeValidator(_required(ID_LENGTH))]
-Name = Annotated[str, BeforeValidator(_required(NAME_LENGTH))]
-Code = Annotated[str, BeforeValidator(_code)]
-NameText = Annotated[str, BeforeValidator(_text(NAME_LENGTH))]
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
-OptionalDate = Annotated[date | None, BeforeValidator(_optional_date)]
-Amount = Annotated[Decimal, BeforeValidator(_decimal)]
-Currency = Annotated[str, BeforeValidator(_currency)]
+_id = _required(ID_LENGTH)
+_name = _required(NAME_LENGTH)
+_name_text = _text(NAME_LENGTH)
+REQUIRED: Any = object()  # a field without a default
 
 
-# Validated rows are pydantic dataclasses with slots: a 100,000-line load keeps every row in
-# memory until it is written, and a BaseModel instance costs about twice as much.
-_row = pydantic_dataclass(frozen=True, slots=True, config=ConfigDict(extra="ignore"))
+# Validated rows: slotted frozen dataclasses, checked by plain functions (one per column, in
+# the order of the fields: every bad column of a row is reported, in that order).
+_row = dataclass(frozen=True, slots=True)
 
 
 @_row
 class OrganizationRow:
-    organization_id: Id
-    name: Name
-    reference: Code = ""
-    status: Code = "Active"
+    organization_id: str
+    name: str
+    reference: str = ""
+    status: str = "Active"
 
 
 @_row
 class OfferRow:
-    offer_id: Id
-    name: Name
-    external_id: Annotated[str | None, BeforeValidator(_external_id)] = None
-    vendor: NameText = ""
+    offer_id: str
+    name: str
+    external_id: str | None = None
+    vendor: str = ""
 
 
 @_row
 class ContractRow:
-    contract_id: Id
-    organization_id: Id
-    billing_day: Annotated[int, BeforeValidator(_billing_day)]
-    currency: Currency
-    contract_type: Code = ""
+    contract_id: str
+    organization_id: str
+    billing_day: int
+    currency: str
+    contract_type: str = ""
 
 
-@_row
-class InvoiceLineRow:
-    line_id: Id
-    invoice_number: Id
-    invoice_date: IsoDate
-    invoice_status: Annotated[InvoiceStatus, BeforeValidator(_enum(InvoiceStatus))]
-    organization_id: Id
-    contract_id: Id
-    subscription_id: Id
-    subscription_name: Name
-    offer_id: Id
-    charge_type: Annotated[ChargeType, BeforeValidator(_enum(ChargeType))]
-    billing_cycle: Annotated[BillingCycle, BeforeValidator(_enum(BillingCycle))]
-    quantity: Amount
-    unit_price: Amount
-    unit_cost: Amount
-    currency: Currency
-    charge_start: IsoDate
-    charge_end: OptionalDate = None
+class InvoiceLineRow(NamedTuple):
+    """A valid invoice line: a tuple (less memory than an instance, and the hot path builds it
+    with tuple.__new__, without a Python-level __init__)."""
+
+    line_id: str
+    invoice_number: str
+    invoice_date: date
+    invoice_status: InvoiceStatus
+    organization_id: str
+    contract_id: str
+    subscription_id: str
+    subscription_name: str
+    offer_id: str
+    charge_type: ChargeType
+    billing_cycle: BillingCycle
+    quantity: Decimal
+    unit_price: Decimal
+    unit_cost: Decimal
+    currency: str
+    charge_start: date
+    charge_end: date | None = None
 
     @property
     def period(self) -> str:
         return period_of(self.invoice_date)
 
 
-_VALIDATORS = {cls: TypeAdapter(cls) for cls in (OrganizationRow, OfferRow, ContractRow, InvoiceLineRow)}
+# column -> (check, default); the columns in the order their errors are reported
+_FIELDS: dict[type, list[tuple[str, Callable[[str], Any], Any]]] = {
+    OrganizationRow: [("organization_id", _id, REQUIRED), ("name", _name, REQUIRED), ("reference", _code, ""),
+                      ("status", _code, "Active")],
+    OfferRow: [("offer_id", _id, REQUIRED), ("name", _name, REQUIRED), ("external_id", _external_id, None),
+               ("vendor", _name_text, "")],
+    ContractRow: [("contract_id", _id, REQUIRED), ("organization_id", _id, REQUIRED),
+                  ("billing_day", _billing_day, REQUIRED), ("currency", _currency, REQUIRED),
+                  ("contract_type", _code, "")],
+    InvoiceLineRow: [
+        ("line_id", _id, REQUIRED), ("invoice_number", _id, REQUIRED), ("invoice_date", _iso_date, REQUIRED),
+        ("invoice_status", _enum(InvoiceStatus), REQUIRED), ("organization_id", _id, REQUIRED),
+        ("contract_id", _id, REQUIRED), ("subscription_id", _id, REQUIRED), ("subscription_name", _name, REQUIRED),
+        ("offer_id", _id, REQUIRED), ("charge_type", _enum(ChargeType), REQUIRED),
+        ("billing_cycle", _enum(BillingCycle), REQUIRED), ("quantity", _decimal, REQUIRED),
+        ("unit_price", _decimal, REQUIRED), ("unit_cost", _decimal, REQUIRED), ("currency", _currency, REQUIRED),
+        ("charge_start", _iso_date, REQUIRED), ("charge_end", _optional_date, None),
+    ],
+}
+
+
+def _line_row(values: dict[str, Any]) -> InvoiceLineRow:
+    invoice_date, start, end = values["invoice_date"], values["charge_start"], values["charge_end"]
+    return InvoiceLineRow(
+        values["line_id"], values["invoice_number"], invoice_date,
+        values["invoice_status"], values["organization_id"], values["contract_id"], values["subscription_id"],
+        values["subscription_name"], values["offer_id"], values["charge_type"], values["billing_cycle"],
+        values["quantity"], values["unit_price"], values["unit_cost"], values["currency"], start, end,
+    )
+
+
+def validate_row(row_type: type, raw: dict[str, str]) -> tuple[Any, list[tuple[str, str]]]:
+    """A row of text cells checked column by column: (the row, []) or (None, [(column, problem), ...])."""
+    values: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for column, check, default in _FIELDS[row_type]:
+        text = raw.get(column)
+        if text is None:
+            if default is REQUIRED:  # the readers check for required columns first: not reached from a file
+                problems.append((column, "Field required"))
+            values[column] = default
+            continue
+        try:
+            values[column] = check(text)
+        except ValueError as error:
+            problems.append((column, str(error)))
+    if problems:
+        return None, problems
+    return (_line_row(values) if row_type is InvoiceLineRow else row_type(**values)), []
+
+
+_EXACT = {enum: {m.value: m for m in enum} for enum in (InvoiceStatus, ChargeType, BillingCycle)}
+_STATUSES, _CHARGE_TYPES, _CYCLES = _EXACT[InvoiceStatus], _EXACT[ChargeType], _EXACT[BillingCycle]
+_new_line = tuple.__new__
+_fromisoformat = date.fromisoformat
+
+
+def _iso_text(value: str) -> bool:
+    return len(value) == 10 and value[4] == "-" and value[7] == "-" and value[:4].isdigit()
+
+
+_pick_line = operator.itemgetter(
+    "line_id", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id", "subscription_id",
+    "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity", "unit_price", "unit_cost", "currency",
+    "charge_start", "charge_end")
+
+
+def _fast_line(cells: dict[str, str], pick: Callable[[dict[str, str]], tuple[str, ...]] = _pick_line,
+               ) -> InvoiceLineRow | None:
+    """The common case of an invoice line, checked inline: the same result as validate_row
+    where the cells are plain (no spaces around, exact vocabulary, plain numbers), else None
+    and validate_row says what is wrong."""
+    try:
+        line_id, number, day, status, org, contract, sub, sub_name, offer, charge, cycle, qty, price, cost, \
+            currency, start, end = pick(cells)
+        for value in (line_id, number, org, contract, sub, offer):
+            if not value or len(value) > ID_LENGTH or value.strip() != value:
+                return None
+        if not sub_name or len(sub_name) > NAME_LENGTH or sub_name.strip() != sub_name:
+            return None
+        if not (_iso_text(day) and _iso_text(start) and (not end or _iso_text(end))):
+            return None
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            return None
+        return _new_line(InvoiceLineRow, (
+            line_id, number, _fromisoformat(day), _STATUSES[status], org, contract, sub, sub_name,
+            offer, _CHARGE_TYPES[charge], _CYCLES[cycle], parse_decimal(qty), parse_decimal(price), parse_decimal(cost),
+            currency.upper(), _fromisoformat(start), _fromisoformat(end) if end else None,
+        ))
+    except (KeyError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -391,15 +477,6 @@ def _json_rows(name: str, text: str, kind: FileKind, errors: _Errors) -> Iterato
             yield where, row
 
 
-def _validation_messages(error: ValidationError) -> Iterable[tuple[str, str]]:
-    for item in error.errors(include_url=False):
-        column = str(item["loc"][0]) if item["loc"] else ""
-        message = item["msg"]
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        yield column, message
-
-
 def _raw_rows(path: Path, kind: FileKind, errors: _Errors) -> Iterator[tuple[int | str, dict[str, str]]]:
     """The rows of one file as text cells, not validated; unreadable ones go to `errors`."""
     name = path.name
@@ -417,15 +494,17 @@ def _raw_rows(path: Path, kind: FileKind, errors: _Errors) -> Iterator[tuple[int
 def read_rows(path: Path, kind: FileKind, errors: _Errors, keep: Callable[[Any], bool] | None = None) -> list[SourceRow]:
     """Validate every row of one file; bad rows go to `errors`. `keep` filters valid rows."""
     name = path.name
-    validator = _VALIDATORS[kind.row]
+    row_type = kind.row
+    fast = _fast_line if row_type is InvoiceLineRow else None
     result: list[SourceRow] = []
     for line, raw in _raw_rows(path, kind, errors):
-        try:
-            row = validator.validate_python(raw)
-        except ValidationError as error:
-            for column, message in _validation_messages(error):
-                errors.add(_where(name, line), column, message)
-            continue
+        row = fast(raw) if fast is not None else None
+        if row is None:
+            row, problems = validate_row(row_type, raw)
+            if problems:
+                for column, message in problems:
+                    errors.add(_where(name, line), column, message)
+                continue
         if keep is None or keep(row):
             result.append(SourceRow(name, line, row))
     return result
