@@ -22,9 +22,9 @@ import pytest
 from cw_tui.platform.demo_export import write_demo_data
 from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.services.journal_grid import run_actions_source
 from cw_tui.store import InvoiceLine, JournalEntry, SubscriptionAddition, SyncRun, journal, open_store
 from cw_tui.store.grid import GridCache, GridState, fetch_page
+from cw_tui.store.journal_reads import run_actions_source
 from cw_tui.sync.plan import ADDITION_FIELDS, values_in_connectwise
 from tests.conftest import run_process
 from tests.sandbox_helpers import sandbox_thread

@@ -14,10 +14,9 @@ from textual.widgets import Static
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
-from cw_tui.services.journal_grid import run_actions_source
 from cw_tui.services.system_log import Category
 from cw_tui.store import journal
-from cw_tui.store.journal_reads import duration_text, runs_source, totals_text
+from cw_tui.store.journal_reads import duration_text, run_actions_source, runs_source, totals_text
 from cw_tui.tasks import run_service
 from cw_tui.widgets.grid import SqlGrid
 

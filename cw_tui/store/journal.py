@@ -17,7 +17,7 @@ Reads (for the CLI and the screens)
     journal_for_line(store, line_id) -> list[JournalAction]
         Every journal entry that touched an invoice line (line detail), oldest first.
     run_actions_source(run_id)
-        The shared SQL grid's source over one run's actions: services/journal_grid.py gives
+        The shared SQL grid's source over one run's actions: store/journal_reads.py gives
         the columns their display; its SQL is RUN_ACTIONS_FROM / RUN_ACTION_COLUMNS below.
     entry(store, journal_id) -> JournalAction | None
 
@@ -512,7 +512,7 @@ def journal_for_line(store: Store, line_id: str) -> list[JournalAction]:
     return _actions(store, "j.id IN (SELECT journal_id FROM journal_line WHERE line_id = ?)", (line_id,))
 
 
-# The shared grid's source over one run's actions (assembled in services/journal_grid.py):
+# The shared grid's source over one run's actions (assembled in store/journal_reads.py):
 # (key, title, SQL, kind); kind: text | number | money | time | filter (a text column filtered by value).
 RUN_ACTIONS_FROM = "journal j"
 RUN_ACTIONS_WHERE = "j.run_id = ?"

@@ -1,5 +1,5 @@
 """The app's grids over run history and the last reconciliation (SPEC §15): the list of sync
-runs, and the last reconciliation's rows per customer and currency with the Additions and
+runs, one run's actions (the journal), and the last reconciliation's rows per customer and currency with the Additions and
 lines behind each. Sources of the shared grid engine (grid.py); they answer plain rows.
 
 Each month's last reconciliation is kept as one JSON value in the settings table
@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from cw_tui.rules.display import iso_utc, money_text
+from cw_tui.rules.display import iso_utc, local_minute, money_text
 from cw_tui.store.grid import Column, GridSource
+from cw_tui.store.journal import RUN_ACTION_COLUMNS, RUN_ACTIONS_FROM, RUN_ACTIONS_WHERE
 
 RECONCILIATION_SUMMARY = "reconciliation.last"  # {at, period, mismatches, customers, additions_read, who}
 RECONCILIATION_REPORT = "reconciliation.report:"  # + period: {period, at, rows: [...], items: [...]}
@@ -157,3 +158,31 @@ def reconciliation_row(store, period: str, key: str) -> dict | None:
 
 __all__ = ["RECONCILIATION_REPORT", "RECONCILIATION_SUMMARY", "duration_text", "local_with_zone",
            "reconciliation_items_source", "reconciliation_row", "report_key", "reconciliation_source", "runs_source", "totals_text"]
+
+
+# ---- one run's actions: the journal's columns (store/journal.py RUN_ACTION_COLUMNS) with the grid's display
+
+_ACTION_WIDTHS = {"id": 6, "action": 13, "outcome": 8, "customer": 28, "currency": 4, "amount": 12, "marker": 26,
+           "agreement": 9, "addition": 9, "lines": 5, "error": 30, "written": 16, "who": 10}
+
+
+def _action_column(key: str, title: str, sql: str, kind: str) -> Column:
+    width = _ACTION_WIDTHS.get(key)
+    if kind == "filter":
+        return Column(key, title, sql, filterable=True, searchable=True, text=True, width=width)
+    if kind == "money":
+        return Column(key, title, sql, numeric=True, width=width, display=money_text)
+    if kind == "number":
+        return Column(key, title, sql, numeric=True, searchable=key in ("agreement", "addition"), width=width)
+    if kind == "time":
+        return Column(key, title, sql, width=width, display=local_minute, csv=iso_utc)
+    return Column(key, title, sql, searchable=True, text=True, width=width)
+
+
+def run_actions_source(run_id: int) -> GridSource:
+    """Every journal entry of run `run_id`, oldest first."""
+    return GridSource(
+        "run actions", RUN_ACTIONS_FROM, tuple(_action_column(*c) for c in RUN_ACTION_COLUMNS), key_sql="j.id",
+        where=RUN_ACTIONS_WHERE, params=(int(run_id),), default_sort=(("id", False),), singular="run action",
+        name_key="customer",
+    )
