@@ -39,7 +39,6 @@ from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.
 UNTOUCHABLE_STATUSES = ("synced", "claimed")
-_CHUNK = 500
 
 
 @contextmanager
@@ -340,8 +339,8 @@ def _record_period_load(period: str, now: datetime, new_lines: int, new_subscrip
     LoadedPeriod.insert(period=period, loaded_at=now, new_lines=new_lines).on_conflict_replace().execute()
     PeriodNewSubscription.delete().where(PeriodNewSubscription.period == period).execute()
     rows = [{"period": period, "subscription_id": s} for s in sorted(new_subscriptions)]
-    for start in range(0, len(rows), _CHUNK):
-        PeriodNewSubscription.insert_many(rows[start : start + _CHUNK]).execute()
+    for start in range(0, len(rows), line_loads.CHUNK):
+        PeriodNewSubscription.insert_many(rows[start : start + line_loads.CHUNK]).execute()
 
 
 def load_products(store: Store, folder: Path | str, since: date, *, now: datetime | None = None) -> ProductLoad:
