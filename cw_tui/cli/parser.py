@@ -28,6 +28,7 @@ from cw_tui.cli.commands import (
 )
 from cw_tui.cli.runs_commands import cmd_runs, cmd_runs_show
 from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
+from cw_tui.cli.undo_commands import cmd_undo
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     as_ = show.add_mutually_exclusive_group()
     as_.add_argument("--json", action="store_true")
     as_.add_argument("--csv", action="store_true", help="one row per action, on standard output")
+
+    p = command("undo", cmd_undo, "undo a sync run: delete what it created, restore what it updated or cancelled")
+    p.add_argument("run", type=int, metavar="RUN", help="the run's number (`cw-tui runs` lists them)")
+    p.add_argument("--dry-run", action="store_true", help="print the undo plan: what is deleted, restored and refused, "
+                                                          "and why; send nothing")
+    p.add_argument("--expect-plan", metavar="FINGERPRINT",
+                   help="the fingerprint `undo --dry-run` printed: send nothing (exit 2) if the plan is now different")
+    p.add_argument("--end-invoiced", action="store_true",
+                   help="an Addition ConnectWise has invoiced is ended after the invoiced months instead of refused")
+    p.add_argument("--json", action="store_true")
 
     p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
     p.add_argument("--json", action="store_true")

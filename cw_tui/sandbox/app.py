@@ -638,6 +638,22 @@ class Sandbox:
             self.remove("additions", addition["id"])
             return Response(status_code=204)
 
+        async def delete_agreement(request: Request) -> Response:
+            """Refused while the agreement holds Additions or has been invoiced (the strict
+            reading; API-NOTES gives DELETE 204 and no more)."""
+            agreement = s.agreements.get(int(request.path_params["id"]))
+            if agreement is None:
+                return _error(404, "NotFound", f"Agreement recId {request.path_params['id']} not found")
+            if any(a["agreementId"] == agreement["id"] for a in s.additions.values()):
+                return _invalid("agreement", ("InvalidObject", "id",
+                                              "This agreement has additions and cannot be deleted. Delete them first."))
+            if agreement["id"] in s.invoiced or any((i.get("agreement") or {}).get("id") == agreement["id"]
+                                                    for i in s.invoices.values()):
+                return _invalid("agreement", ("InvalidObject", "id",
+                                              "This agreement has been invoiced and cannot be deleted."))
+            self.remove("agreements", agreement["id"])
+            return Response(status_code=204)
+
         additions = f"{API}/finance/agreements/{{parentId:int}}/additions"
         return [
             Route("/login/companyinfo/{company_id}", company_info, methods=["GET"]),
@@ -649,6 +665,7 @@ class Sandbox:
             *collection("/finance/agreements/types", "agreement_types", "AgreementType"),
             Route(f"{API}/finance/agreements", self._handler(create_agreement, write=True), methods=["POST"]),
             *collection("/finance/agreements", "agreements", "Agreement"),
+            Route(f"{API}/finance/agreements/{{id:int}}", self._handler(delete_agreement, write=True), methods=["DELETE"]),
 
             Route(additions, self._handler(list_additions), methods=["GET"]),
             Route(additions, self._handler(create_addition, write=True), methods=["POST"]),

@@ -66,7 +66,8 @@ from cw_tui.store.fields import UTCDateTimeField, now_utc
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 from cw_tui.store.models import JournalEntry, JournalLine, SyncRun
 
-ACTIONS = ("create", "update", "cancel", "adopt", "new_agreement")
+ACTIONS = ("create", "update", "cancel", "adopt", "new_agreement",
+           "delete", "restore", "end", "delete_agreement")  # the last four: an undo's (store/undo.py)
 OUTCOMES = ("pending", "done", "error", "unknown")
 RUN_STATES = ("running", "finished", "interrupted", "failed")
 TRIGGERS = ("app", "cli", "scheduled")
@@ -129,7 +130,7 @@ def begin(store: Store, run_id: int, period: str | None, action: str, *, person:
           marker: str | None = None, agreement_id: int | None = None, addition_id: int | None = None,
           subscription_id: str | None = None, contract_id: str | None = None, customer: str = "", currency: str = "",
           sent: Any = None, before: AdditionValues | dict | None = None, after: AdditionValues | None = None,
-          outcome: str = "pending") -> int:
+          outcome: str = "pending", undoes_id: int | None = None) -> int:
     """A journal entry, committed before its request is sent (outcome pending); an adoption,
     which sends nothing, is written done. Returns its id. A failure here raises: the caller
     sends nothing."""
@@ -143,7 +144,7 @@ def begin(store: Store, run_id: int, period: str | None, action: str, *, person:
             subscription_id=subscription_id, contract_id=contract_id, customer=customer or "", currency=currency or "",
             sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
             amount=after.amount if after is not None else None, outcome=outcome, written_at=now,
-            finished_at=now if outcome != "pending" else None, who=person,
+            finished_at=now if outcome != "pending" else None, who=person, undoes_id=undoes_id,
         ).execute()
         if lines:
             JournalLine.insert_many([(journal_id, lid) for lid in lines],
@@ -317,7 +318,7 @@ def mark_interrupted(store: Store, owners: Iterable[str], resolved_by: int | Non
     if not owners:
         return []
     runs = [r[0] for r in SyncRun.select(SyncRun.id).where(
-        SyncRun.owner.in_(owners) & (SyncRun.state == "running") & (SyncRun.kind == "sync")).tuples()]
+        SyncRun.owner.in_(owners) & (SyncRun.state == "running") & SyncRun.kind.in_(("sync", "undo"))).tuples()]
     if not runs:
         return []
     with store.atomic():
@@ -565,6 +566,9 @@ def _fold(rows: Iterable[tuple]) -> dict[str, Posted]:
     first entry that named one)."""
     result: dict[str, Posted] = {}
     for (journal_id, run_id, period, action, marker_, agreement_id, addition_id, customer, currency, after) in rows:
+        if action == "delete":  # an undo deleted it: cw-tui no longer holds anything there
+            result.pop(marker_, None)
+            continue
         earlier = result.get(marker_)
         values = values_from_json(_load(after))
         if values is None and earlier is not None:
@@ -578,7 +582,7 @@ def _fold(rows: Iterable[tuple]) -> dict[str, Posted]:
 
 _POSTED_SQL = ("SELECT j.id, j.run_id, j.period, j.action, j.marker, j.agreement_id, j.addition_id, j.customer, j.currency, "
                "j.after FROM journal j WHERE j.outcome = 'done' AND j.marker IS NOT NULL "
-               "AND j.action IN ('create', 'update', 'adopt', 'cancel')")
+               "AND j.action IN ('create', 'update', 'adopt', 'cancel', 'delete', 'restore', 'end')")
 
 
 def _period_markers(store: Store, period: str) -> dict[str, list[str]]:

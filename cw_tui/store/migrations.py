@@ -70,8 +70,17 @@ def _v5_journal(db: pw.SqliteDatabase) -> None:
     db.execute_sql('CREATE INDEX "journal_line_line_id" ON "journal_line" ("line_id")')
 
 
+def _v6_undo(db: pw.Database) -> None:
+    """Undo of a run (SPEC §15): an undo run names the run it undoes, each of its journal
+    entries the entry it reverts; `counts` holds an undo run's tallies (JSON)."""
+    db.execute_sql('ALTER TABLE "sync_run" ADD COLUMN "undoes_run_id" INTEGER')
+    db.execute_sql('ALTER TABLE "sync_run" ADD COLUMN "counts" TEXT')
+    db.execute_sql('ALTER TABLE "journal" ADD COLUMN "undoes_id" INTEGER')
+    db.execute_sql('CREATE INDEX "journal_undoes_id" ON "journal" ("undoes_id")')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
-    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal,
+    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal, _v6_undo,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -201,7 +201,7 @@ class SyncRun(BaseModel):
     while it runs (services/activity.py)."""
 
     id = pw.AutoField()
-    kind = pw.TextField()  # sync | dry-run | organizations | products | invoices
+    kind = pw.TextField()  # sync | undo | dry-run | organizations | products | invoices
     period = pw.TextField(null=True)
     started_at = UTCDateTimeField()
     finished_at = UTCDateTimeField(null=True)
@@ -227,6 +227,9 @@ class SyncRun(BaseModel):
     duration_s = pw.FloatField(null=True)
     note = pw.TextField(null=True)  # why it failed, or what a later run found of it
     resolved_run_id = pw.IntegerField(null=True)  # the run that released an interrupted run's claims
+    # v6: an undo run (kind "undo") names the run it undoes, and keeps its tallies (JSON)
+    undoes_run_id = pw.IntegerField(null=True)
+    counts = pw.TextField(null=True)
 
 
 class JournalEntry(BaseModel):
@@ -263,6 +266,7 @@ class JournalEntry(BaseModel):
     resolved_run_id = pw.IntegerField(null=True)
     resolution = pw.TextField(null=True)
     who = pw.TextField(default="")
+    undoes_id = pw.IntegerField(null=True, index=True)  # v6: an undo's entry names the entry it reverts
 
 
 class JournalLine(BaseModel):

@@ -54,7 +54,7 @@ def release_stale_claims(store: Store, now: datetime | None = None, resolved_by:
     released = 0
     owners = sync_reads.claim_owners(store)
     field_ = InvoiceLine.claimed_at
-    dead = {r.owner for r in SyncRun.select(SyncRun.owner).where((SyncRun.kind == "sync") & (SyncRun.state == "running")
+    dead = {r.owner for r in SyncRun.select(SyncRun.owner).where(SyncRun.kind.in_(("sync", "undo")) & (SyncRun.state == "running")
                                                                   & SyncRun.owner.is_null(False))
             if not run_alive(r.owner)}
     for owner, claimed_at_text in owners:

@@ -556,7 +556,7 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
             await state.cancel(action, held.values if held is not None else None)
             state.tick()
 
-        await _all_or_stop([*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels)])
+        await all_or_stop([*(create(a) for a in creates), *(update(a) for a in updates), *(cancel(a) for a in cancels)])
         state.flush()
     except PlanChanged:
         _release_own_claims(store, owner)
@@ -628,7 +628,7 @@ def _unknown_quietly(store: Store, run_id: int) -> None:
         pass  # they stay pending; the next run turns them unknown once this process is gone
 
 
-async def _all_or_stop(jobs: list[Awaitable[None]]) -> None:
+async def all_or_stop(jobs: list[Awaitable[None]]) -> None:
     """Every job at once (the client bounds the requests in flight); the first that fails
     (the journal or the store cannot be written, ...) stops the others: nothing more is sent."""
     tasks = [asyncio.ensure_future(job) for job in jobs]

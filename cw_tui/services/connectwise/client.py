@@ -585,6 +585,10 @@ class ConnectWiseClient:
     async def delete_addition(self, agreement_id: int, addition_id: int) -> None:
         await self.request("DELETE", f"/finance/agreements/{int(agreement_id)}/additions/{int(addition_id)}")
 
+    async def delete_agreement(self, agreement_id: int) -> None:
+        """An empty agreement (undo deletes only the ones cw-tui created and nothing else uses)."""
+        await self.request("DELETE", f"/finance/agreements/{int(agreement_id)}")
+
 
 def _status_and_type(response: httpx.Response) -> str:
     """`200 (text/html; charset=utf-8)`: what an answer said it was, for a message."""
