@@ -254,6 +254,7 @@ class Sandbox:
         self.journal = Journal(state_file, state) if state_file else None
         self.requests = 0  # API requests answered or faulted, for tests and benchmarks
         self.injected: collections.Counter[str] = collections.Counter()  # faults injected, by kind
+        self.deletes: collections.Counter[int] = collections.Counter()  # Additions deleted, by ID (tests: never twice)
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests seen at once
         self.rate_window: RateWindow | None = None
@@ -636,6 +637,7 @@ class Sandbox:
             if refused:
                 return _invalid("addition", refused)
             self.remove("additions", addition["id"])
+            self.deletes[addition["id"]] += 1
             return Response(status_code=204)
 
         async def delete_agreement(request: Request) -> Response:

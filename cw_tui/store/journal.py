@@ -360,6 +360,7 @@ class JournalAction:
     resolved_run_id: int | None
     resolution: str | None
     who: str
+    undoes_id: int | None = None  # an undo's entry: the entry it reverts
 
     def as_json(self) -> dict[str, Any]:
         return {k: _plain(v) if not isinstance(v, datetime) else _iso(v) for k, v in vars(self).items()}
@@ -465,7 +466,7 @@ def list_runs(store: Store, period: str | None = None, *, kind: str = "sync",
 
 _ENTRY_COLUMNS = ("id, run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, customer, "
                   "currency, sent, before, after, amount, outcome, error_status, error_code, error_message, written_at, "
-                  "finished_at, resolved_at, resolved_run_id, resolution, who")
+                  "finished_at, resolved_at, resolved_run_id, resolution, who, undoes_id")
 
 
 def _actions(store: Store, where: str, params: tuple) -> list[JournalAction]:
@@ -482,13 +483,13 @@ def _actions(store: Store, where: str, params: tuple) -> list[JournalAction]:
     for row in rows:
         (id_, run_id, period, action, marker_, agreement_id, addition_id, subscription_id, contract_id, customer, currency,
          sent, before, after, amount, outcome, status, code, message, written, finished, resolved, resolved_run, resolution,
-         person) = row
+         person, undoes) = row
         result.append(JournalAction(
             id_, run_id, period, action, marker_, agreement_id, addition_id, subscription_id, contract_id, customer, currency,
             tuple(lines.get(id_, ())), _load(sent), _load(before), _load(after),
             from_micros(amount) if amount is not None else None, outcome, status, code, message,
             _UTC.python_value(written), _UTC.python_value(finished), _UTC.python_value(resolved), resolved_run, resolution,
-            person,
+            person, undoes,
         ))
     return result
 

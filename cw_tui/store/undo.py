@@ -17,6 +17,7 @@ from typing import Any
 
 from cw_tui.rules.additions import VALUE_FIELDS, AdditionValues
 from cw_tui.rules.undo_plan import Later, Written
+from cw_tui.rules.words import plural
 from cw_tui.store.database import Store
 from cw_tui.store.fields import now_utc, utc_to_text
 from cw_tui.store.journal import JournalAction, values_from_json
@@ -115,14 +116,14 @@ def claim(store: Store, owner: str, run_id: int, subscription_ids: list[str], co
         for (holder, count) in cursor.execute(
                 "SELECT claimed_by, COUNT(*) FROM invoice_line WHERE posted_run_id = ? AND sync_status = 'synced' "
                 "AND claimed_by IS NOT NULL AND claimed_by != ? GROUP BY claimed_by", (run_id, owner)).fetchall():
-            busy.append(f"{count} of its lines ({_holder(holder)})")
+            busy.append(f"{plural(count, 'of its lines', 'of its lines')} ({_holder(holder)})")
         S = SubscriptionAddition
         for chunk in _chunks(sorted(set(subscription_ids))):
             S.update(claimed_by=owner, claimed_at=now_utc()).where(S.subscription_id.in_(chunk) & S.claimed_by.is_null()).execute()
             for (holder, count) in S.select(S.claimed_by, _count()).where(
                     S.subscription_id.in_(chunk) & S.claimed_by.is_null(False) & (S.claimed_by != owner)
             ).group_by(S.claimed_by).tuples():
-                busy.append(f"{count} subscriptions ({_holder(holder)})")
+                busy.append(f"{plural(count, 'subscription')} ({_holder(holder)})")
         C = Contract
         for chunk in _chunks(sorted(set(contract_ids))):
             C.update(agreement_claimed_by=owner, agreement_claimed_at=now_utc()).where(
@@ -130,7 +131,7 @@ def claim(store: Store, owner: str, run_id: int, subscription_ids: list[str], co
             for (holder, count) in C.select(C.agreement_claimed_by, _count()).where(
                     C.platform_id.in_(chunk) & C.agreement_claimed_by.is_null(False) & (C.agreement_claimed_by != owner)
             ).group_by(C.agreement_claimed_by).tuples():
-                busy.append(f"{count} contracts ({_holder(holder)})")
+                busy.append(f"{plural(count, 'contract')} ({_holder(holder)})")
     if busy:
         release(store, owner)
     return busy
