@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import pytest
 
 from cw_tui.platform.demo_export import write_demo_data
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.store import InvoiceLine, JournalEntry, SubscriptionAddition, SyncRun, journal, open_store
+from cw_tui.services.mapping import LineChange, update_line_ids
+from cw_tui.store import InvoiceLine, JournalEntry, Organization, SubscriptionAddition, SyncRun, journal, open_store
 from cw_tui.sync.plan import ADDITION_FIELDS, values_in_connectwise
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, set_up_as_finance
@@ -83,6 +85,17 @@ def held(sandbox) -> dict[int, tuple]:
     return asyncio.run(go())
 
 
+def _edit_a_line(db: Path) -> str:
+    """A person's edit on a November line before it is synced: a typed charge start."""
+    with open_store(db) as store:
+        line = (InvoiceLine.select().join(Organization, on=(Organization.platform_id == InvoiceLine.organization_id))
+                .where((InvoiceLine.period == NOV) & (InvoiceLine.charge_type == "Usage Fee")
+                       & Organization.company_id.is_null(False) & (Organization.excluded == False))  # noqa: E712
+                .order_by(InvoiceLine.line_id).first())
+        update_line_ids(store, [line.line_id], LineChange(charge_start=date(2026, 11, 5)))
+        return line.line_id
+
+
 def sync(cli, db: Path, period: str) -> dict:
     result = cli("--db", db, "sync", "--period", period, "--json")
     assert result.code == 0, result.err
@@ -97,9 +110,11 @@ def test_undo_of_the_second_month_gives_back_what_connectwise_held_after_the_fir
     with open_store(db):
         oct_synced = {l.line_id: l.addition_id for l in InvoiceLine.select().where(InvoiceLine.sync_status == "synced")}
     assert cli("--db", db, "load-invoices", "--period", NOV).code == 0
+    edited = _edit_a_line(db)
     second = sync(cli, db, NOV)
     assert second["updated"] > 5 and second["cancelled"] > 0 and second["created"] > 0, second
     assert held(sandbox) != after_first
+    october = cli("--db", db, "reconcile", "--period", OCT, "--json").json()
 
     plan = cli("--db", db, "undo", str(second["run_id"]), "--dry-run", "--json")
     assert plan.code == 0, plan.err
@@ -118,6 +133,11 @@ def test_undo_of_the_second_month_gives_back_what_connectwise_held_after_the_fir
     with open_store(db):
         assert not InvoiceLine.select().where((InvoiceLine.period == NOV) & (InvoiceLine.sync_status == "synced")).count()
         assert {l.line_id: l.addition_id for l in InvoiceLine.select().where(InvoiceLine.sync_status == "synced")} == oct_synced
+        line = InvoiceLine.get_by_id(edited)
+        assert (line.sync_status, line.charge_start, line.charge_start_badge) == ("not_synced", date(2026, 11, 5), "user")
+    # October reconciles as before; November has nothing posted any more
+    assert cli("--db", db, "reconcile", "--period", OCT, "--json").json() == october
+    assert cli("--db", db, "reconcile", "--period", NOV, "--json").json()["mismatches"] == []
     # undoing twice does nothing
     again = cli("--db", db, "undo", str(second["run_id"]), "--json")
     assert again.code == 0 and again.json()["nothing_to_undo"] is True
