@@ -285,8 +285,8 @@ class CwTuiApp(App):
 
         groups = [("Everywhere", list(self.BINDINGS)), ("Dashboard", DashboardScreen.BINDINGS),
                   ("Mapping", MappingScreen.BINDINGS), ("System Logs", LogsScreen.BINDINGS),
-                  ("Settings", SettingsScreen.BINDINGS), ("Sync runs", RunsScreen.BINDINGS),
-                  ("A run's actions", RunActionsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
+                  ("Settings", SettingsScreen.BINDINGS), ("Runs", RunsScreen.BINDINGS),
+                  ("Run actions", RunActionsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
         self.push_screen(HelpScreen([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

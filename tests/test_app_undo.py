@@ -167,8 +167,8 @@ async def _help(store) -> None:
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         rows = app.screen.rows
-        assert any(where == "Sync runs" and binding == "runs.undo" and keys == "u" for where, keys, _what, binding in rows)
-        assert any(where == "A run's actions" and binding == "run.undo" for where, _keys, _what, binding in rows)
+        assert any(where == "Runs" and binding == "runs.undo" and keys == "u" for where, keys, _what, binding in rows)
+        assert any(where == "Run actions" and binding == "run.undo" for where, _keys, _what, binding in rows)
 
 
 def test_u_on_a_running_run_says_why_not(journaled) -> None:

@@ -41,7 +41,7 @@ RELEASE_WHY = {"adopted": "adopted: left as is", "gone": "gone from ConnectWise"
                "unchanged": "not changed by the run"}
 # refused first (a person reads them before confirming), then in the plan's order
 ORDER = {rules.REFUSED: 0}
-CUSTOMER_WIDTH = 22
+CUSTOMER_WIDTH = 20
 
 
 def money(value: Decimal) -> str:
@@ -94,14 +94,15 @@ def item_rows(plan: rules.UndoPlan) -> list[tuple[rules.UndoItem, tuple]]:
             Text(money(item.amount) if item.amount else "", justify="right"),
             Text(f"{len(item.line_ids):,}" if item.line_ids else "", justify="right"),
             Text(str(item.addition_id or ""), justify="right"),
-            Text(item.action.replace("_", " ")),
             Text(_why(item), style="bold red" if item.kind == rules.REFUSED else ""),
+            Text(item.action.replace("_", " ")),
         )))
     return rows
 
 
 def item_detail(item: rules.UndoItem) -> Text:
-    """One item in full: what it does, to what, and why (a refusal's alternative too)."""
+    """One item in full: what it does, to what, and why (a refusal's alternative too). The
+    customer is on the item's row; here what the columns may cut at 80 columns."""
     text = Text.assemble((WHAT[item.kind], WHAT_STYLES.get(item.kind, "bold") or "bold"),
                          f" · the run's {item.action.replace('_', ' ')}")
     where = []
@@ -111,9 +112,6 @@ def item_detail(item: rules.UndoItem) -> Text:
         where.append(f"agreement {item.agreement_id}")
     if where:
         text.append(" of " + " on ".join(where))
-    if item.customer:
-        text.append(" · ")
-        text.append(safe_text(item.customer))
     if item.amount:
         text.append(f" · {safe_text(item.currency)} {money(item.amount)}")
     if item.line_ids:
@@ -172,8 +170,8 @@ class UndoPlanModal(Modal):
             table.add_column(Text("Amount", justify="right"), key="amount")
             table.add_column(Text("Lines", justify="right"), key="lines")
             table.add_column(Text("Addition", justify="right"), key="addition")
-            table.add_column("Run did", key="action")
             table.add_column("Why", key="why")
+            table.add_column("Run did", key="action")
             yield table
             yield Static("", id="undo-detail")
             yield ProgressBar(id="undo-progress", show_eta=False)
@@ -231,11 +229,13 @@ class UndoPlanModal(Modal):
         table.add_rows([cells for _, cells in rows])
         table.display = bool(rows)
         summary = Text(plan_summary(plan))
-        if plan.empty:
-            summary = Text.assemble(("Nothing to undo", "bold"),
-                                    ": the run was undone already. " if plan.already_undone else
-                                    (": every item is refused (below). " if plan.refused else
-                                     ": the run left nothing in ConnectWise to take back. "), summary)
+        if plan.empty and plan.refused:
+            summary = Text.assemble(("Nothing to undo: every item is refused (below). ", "bold"), summary)
+        elif plan.empty:
+            summary = Text.assemble(("Nothing to undo", "bold"), (
+                f": the run was undone already ({plural(plan.already_undone, 'item')} undone before)."
+                if plan.already_undone else ": the run left nothing in ConnectWise to take back, and no line to return."))
+            self.query_one(Vertical).add_class("-short")
         self.query_one("#undo-summary", Static).update(summary)
         self.query_one("#undo-fingerprint", Static).update(
             f"Plan {plan.fingerprint}" + (" · ↑↓ the items" if rows else ""))
@@ -303,6 +303,7 @@ class UndoPlanModal(Modal):
         self.query_one("#undo-items", DataTable).display = False
         self.query_one("#undo-detail", Static).display = False
         self.query_one("#undo-title", Label).update(f"Undo of run #{self.run_id}: done")
+        self.query_one(Vertical).add_class("-short")
         self.query_one("#undo-summary", Static).update(result_text(result))
         self._only_close()
         problems = result.errors or result.refused
@@ -347,6 +348,7 @@ class UndoPlanModal(Modal):
 
     def _stopped(self, message: str) -> None:
         self._warn(message)
+        self.query_one(Vertical).add_class("-short")
         self.query_one("#undo-items", DataTable).display = False
         self.query_one("#undo-detail", Static).display = False
         if self.plan is None:
