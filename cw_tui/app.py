@@ -281,9 +281,12 @@ class CwTuiApp(App):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
+        from cw_tui.screens.runs import RunActionsScreen, RunsScreen
+
         groups = [("Everywhere", list(self.BINDINGS)), ("Dashboard", DashboardScreen.BINDINGS),
                   ("Mapping", MappingScreen.BINDINGS), ("System Logs", LogsScreen.BINDINGS),
-                  ("Settings", SettingsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
+                  ("Settings", SettingsScreen.BINDINGS), ("Runs", RunsScreen.BINDINGS),
+                  ("Run actions", RunActionsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
         self.push_screen(HelpScreen([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:

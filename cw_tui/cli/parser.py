@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", metavar="YYYY-MM", required=True)
     p.add_argument("--json", action="store_true")
 
-    p = command("runs", cmd_runs, "sync runs: who, when, what started them, their plan, counts and totals")
+    p = command("runs", cmd_runs, "sync and undo runs: who, when, what started them, their plan, counts and totals")
     p.add_argument("--period", metavar="current|previous|YYYY-MM", help="only the runs of this month")
     p.add_argument("--json", action="store_true")
     runs = p.add_subparsers(dest="runs_command", metavar="show")

@@ -13,6 +13,7 @@ from cw_tui.cli.common import EXIT_OK, UsageError, _print_json, _store
 from cw_tui.rules.periods import resolve_period
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.store import journal, now_utc
+from cw_tui.store.journal_reads import undo_text
 from cw_tui.sync.claims import run_alive
 
 
@@ -34,7 +35,18 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
+def _kind(run: journal.RunSummary) -> str:
+    return f"undo of #{run.undoes_run_id}" if run.kind == "undo" else run.kind
+
+
+def _did(run: journal.RunSummary) -> str:
+    """A sync's totals posted; an undo's tallies in words."""
+    return undo_text(run.counts) if run.kind == "undo" else _totals(run.totals)
+
+
 def _state(run: journal.RunSummary) -> str:
+    if run.undone_text:
+        return run.undone_text
     if run.state == "interrupted" and run.resolved_run_id:
         return f"interrupted (resolved by run {run.resolved_run_id})"
     if run.state == "finished" and run.errors:
@@ -57,12 +69,17 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if not runs:
         print(f"No sync runs{' of ' + period if period else ''} yet.")
         return EXIT_OK
+
+    def tally(run: journal.RunSummary, value: int) -> int | str:
+        return "" if run.kind == "undo" else value
+
     render.table(
-        [("Run", "right"), ("Period", "left"), ("State", "left"), ("Started", "left"), ("Who", "left"),
+        [("Run", "right"), ("Kind", "left"), ("Period", "left"), ("State", "left"), ("Started", "left"), ("Who", "left"),
          ("Trigger", "left"), ("Created", "right"), ("Updated", "right"), ("Cancelled", "right"), ("Adopted", "right"),
-         ("Errors", "right"), ("Posted", "left"), ("API calls", "right"), ("Took", "right"), ("Plan", "left")],
-        [(r.id, r.period or "", _state(r), _local(r.started_at), r.who, r.trigger, r.created, r.updated, r.cancelled,
-          r.adopted, r.errors, _totals(r.totals), r.api_calls, _duration(r.duration_s), r.fingerprint) for r in runs],
+         ("Errors", "right"), ("Totals", "left"), ("API calls", "right"), ("Took", "right"), ("Plan", "left")],
+        [(r.id, _kind(r), r.period or "", _state(r), _local(r.started_at), r.who, r.trigger, tally(r, r.created),
+          tally(r, r.updated), tally(r, r.cancelled), tally(r, r.adopted), r.errors, _did(r), r.api_calls,
+          _duration(r.duration_s), r.fingerprint) for r in runs],
     )
     print(f"{len(runs)} runs. `cw-tui runs show RUN` lists every action of a run.")
     return EXIT_OK
@@ -120,11 +137,16 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
             writer.writerow([_csv_cell(getattr(action, column)) for column in CSV_COLUMNS])
         return EXIT_OK
     run = detail.run
-    print(f"Run {run.id} of {run.period or ''}: {_state(run)}; started {_local(run.started_at)} by {safe_text(run.who)} "
-          f"({run.trigger or 'unknown'}), plan {run.fingerprint or '-'}")
-    print(f"  {run.created} created, {run.updated} updated, {run.cancelled} cancelled, {run.adopted} adopted, "
-          f"{run.unchanged} unchanged, {run.agreements_created} agreements created, {run.synced_lines} lines synced, "
-          f"{run.skipped} skipped, {run.errors} errors; {run.api_calls} API calls, {_duration(run.duration_s)}")
+    if run.kind == "undo":
+        print(f"Run {run.id}, an undo of run {run.undoes_run_id} ({run.period or 'no period'}): {_state(run)}; started "
+              f"{_local(run.started_at)} by {safe_text(run.who)} ({run.trigger or 'unknown'}), plan {run.fingerprint or '-'}")
+        print(f"  {undo_text(run.counts)}; {run.api_calls} API calls, {_duration(run.duration_s)}")
+    else:
+        print(f"Run {run.id} of {run.period or ''}: {_state(run)}; started {_local(run.started_at)} by "
+              f"{safe_text(run.who)} ({run.trigger or 'unknown'}), plan {run.fingerprint or '-'}")
+        print(f"  {run.created} created, {run.updated} updated, {run.cancelled} cancelled, {run.adopted} adopted, "
+              f"{run.unchanged} unchanged, {run.agreements_created} agreements created, {run.synced_lines} lines synced, "
+              f"{run.skipped} skipped, {run.errors} errors; {run.api_calls} API calls, {_duration(run.duration_s)}")
     if run.totals:
         print(f"  posted: {_totals(run.totals)}")
     if run.note:

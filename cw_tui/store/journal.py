@@ -5,8 +5,9 @@ below; the CLI (`cw-tui runs`, `cw-tui reconcile`) and the app read through the 
 
 Reads (for the CLI and the screens)
 
-    list_runs(store, period=None, *, kind="sync", alive=None) -> list[RunSummary]
-        Runs, newest first; `period` "YYYY-MM" limits them to one month. A run still marked
+    list_runs(store, period=None, *, kind=None, alive=None) -> list[RunSummary]
+        Runs, newest first: syncs and undos (`kind` "sync" or "undo": only those); `period`
+        "YYYY-MM" limits them to one month. A run still marked
         running whose process is gone shows `state == "interrupted"` (until a later run
         releases its claims and records it as interrupted for good, `resolved_run_id` set).
         `alive(owner, started_at)` is the liveness check; by default the store's own
@@ -24,7 +25,11 @@ Reads (for the CLI and the screens)
     RunSummary: id, period, state, stored_state, who, trigger, fingerprint, started_at,
         finished_at (aware UTC datetimes), duration_s, created, updated, cancelled, adopted,
         unchanged, agreements_created, skipped, errors, synced_lines, api_calls,
-        totals {currency: Decimal}, note, resolved_run_id, actions {outcome: count}.
+        totals {currency: Decimal}, note, resolved_run_id, actions {outcome: count}, kind (sync |
+        undo), undoes_run_id (an undo: the run it undoes), counts (an undo's tallies: deleted,
+        restored, ended, agreements_deleted, released, refused, kept, errors, lines_not_synced),
+        undone_by (a sync: its finished undo runs, oldest first) and undone ("", "undone" or
+        "partly undone": the newest of them refused items or had errors).
     JournalAction: id, run_id, period, action (create | update | cancel | adopt |
         new_agreement), marker, agreement_id, addition_id, subscription_id, contract_id,
         customer, currency, line_ids (tuple), sent / before / after (dicts of JSON values:
@@ -392,11 +397,24 @@ class RunSummary:
     note: str
     resolved_run_id: int | None
     actions: dict[str, int] = field(default_factory=dict)  # outcome -> journal entries
+    kind: str = "sync"  # sync | undo
+    undoes_run_id: int | None = None  # an undo: the run it undoes
+    counts: dict[str, int] = field(default_factory=dict)  # an undo's tallies (UNDO_COUNTS)
+    undone_by: tuple[int, ...] = ()  # a sync: the finished undo runs of it, oldest first
+    undone: str = ""  # a sync: "undone" or "partly undone" (by the newest of undone_by), else ""
 
     def as_json(self) -> dict[str, Any]:
         data = {k: _plain(v) if not isinstance(v, datetime) else _iso(v) for k, v in vars(self).items()}
         data["duration_s"] = round(self.duration_s, 3) if self.duration_s is not None else None
+        data["undone_by"] = list(self.undone_by)
+        if self.kind != "sync":
+            del data["undone_by"], data["undone"]
         return data
+
+    @property
+    def undone_text(self) -> str:
+        """A sync a finished undo reverted: "undone by #12" or "partly undone by #12"."""
+        return f"{self.undone} by #{self.undone_by[-1]}" if self.undone and self.undone_by else ""
 
 
 @dataclass(frozen=True)
@@ -427,13 +445,46 @@ def _shown_state(run: SyncRun, alive: OwnerAlive) -> str:
     return run.state
 
 
-def _summary(run: SyncRun, alive: OwnerAlive, outcomes: dict[str, int]) -> RunSummary:
-    totals = {k: Decimal(v) for k, v in (_load(run.totals) or {}).items()}
+# an undo run's tallies (sync_run.counts), in this order in words
+UNDO_COUNTS = ("deleted", "restored", "ended", "agreements_deleted", "released", "refused", "kept", "errors",
+               "lines_not_synced")
+
+
+def undo_counts(stored: str | None) -> dict[str, int]:
+    loaded = _load(stored) if stored else None
+    if not isinstance(loaded, dict):
+        return {}
+    return {k: int(v) for k, v in loaded.items() if isinstance(v, int)}
+
+
+def _partly(counts: dict[str, int]) -> bool:
+    return bool(counts.get("refused") or counts.get("errors"))
+
+
+def _undos(store: Store, sync_ids: list[int]) -> dict[int, list[tuple[int, bool]]]:
+    """sync run id -> its finished undo runs, oldest first: (undo run id, refused items or had errors)."""
+    result: dict[int, list[tuple[int, bool]]] = {}
+    for start in range(0, len(sync_ids), _CHUNK):
+        chunk = sync_ids[start : start + _CHUNK]
+        query = (SyncRun.select(SyncRun.id, SyncRun.undoes_run_id, SyncRun.counts, SyncRun.errors)
+                 .where((SyncRun.kind == "undo") & (SyncRun.state == "finished") & SyncRun.undoes_run_id.in_(chunk))
+                 .order_by(SyncRun.id).tuples())
+        for undo_id, target, stored, errors in query:
+            result.setdefault(target, []).append((undo_id, bool(errors) or _partly(undo_counts(stored))))
+    return result
+
+
+def _summary(run: SyncRun, alive: OwnerAlive, outcomes: dict[str, int],
+             undos: list[tuple[int, bool]] | None = None) -> RunSummary:
+    totals = {k: Decimal(v) for k, v in (_load(run.totals) or {}).items()} if run.kind != "undo" else {}
+    undos = undos or []
+    undone = ("partly undone" if undos[-1][1] else "undone") if undos else ""
     return RunSummary(
         run.id, run.period, _shown_state(run, alive), run.state, run.who or "", run.trigger or "", run.fingerprint or "",
         run.started_at, run.finished_at, run.duration_s, run.created, run.updated, run.cancelled, run.adopted, run.unchanged,
         run.agreements_created, run.skipped, run.errors, run.synced_lines, run.api_calls, totals, run.note or "",
-        run.resolved_run_id, outcomes,
+        run.resolved_run_id, outcomes, run.kind, run.undoes_run_id, undo_counts(run.counts) if run.kind == "undo" else {},
+        tuple(u for u, _ in undos), undone,
     )
 
 
@@ -453,15 +504,19 @@ def _default_alive(owner: str | None, since: datetime | None) -> bool:
     return owner_alive(owner)
 
 
-def list_runs(store: Store, period: str | None = None, *, kind: str = "sync",
+RUN_KINDS = ("sync", "undo")  # what run history lists (a load or a cache refresh is a run too, but not of history)
+
+
+def list_runs(store: Store, period: str | None = None, *, kind: str | None = None,
               alive: OwnerAlive | None = None) -> list[RunSummary]:
     """Runs, newest first (see the module's docstring)."""
-    query = SyncRun.select().where(SyncRun.kind == kind)
+    query = SyncRun.select().where(SyncRun.kind.in_(RUN_KINDS) if kind is None else SyncRun.kind == kind)
     if period:
         query = query.where(SyncRun.period == period)
     runs = list(query.order_by(SyncRun.id.desc()))
     outcomes = _outcomes(store, [r.id for r in runs])
-    return [_summary(r, alive or _default_alive, outcomes.get(r.id, {})) for r in runs]
+    undos = _undos(store, [r.id for r in runs if r.kind == "sync"])
+    return [_summary(r, alive or _default_alive, outcomes.get(r.id, {}), undos.get(r.id)) for r in runs]
 
 
 _ENTRY_COLUMNS = ("id, run_id, period, action, marker, agreement_id, addition_id, subscription_id, contract_id, customer, "
@@ -499,7 +554,8 @@ def run_detail(store: Store, run_id: int, *, alive: OwnerAlive | None = None) ->
     if run is None:
         return None
     outcomes = _outcomes(store, [run.id]).get(run.id, {})
-    return RunDetail(_summary(run, alive or _default_alive, outcomes), _actions(store, "j.run_id = ?", (run_id,)),
+    undos = _undos(store, [run.id]).get(run.id) if run.kind == "sync" else None
+    return RunDetail(_summary(run, alive or _default_alive, outcomes, undos), _actions(store, "j.run_id = ?", (run_id,)),
                      _actions(store, "j.resolved_run_id = ? AND j.run_id != ?", (run_id, run_id)))
 
 

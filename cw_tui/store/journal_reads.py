@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from cw_tui.rules.display import iso_utc, local_minute, money_text
 from cw_tui.store.grid import Column, GridSource
-from cw_tui.store.journal import RUN_ACTION_COLUMNS, RUN_ACTIONS_FROM, RUN_ACTIONS_WHERE
+from cw_tui.store.journal import RUN_ACTION_COLUMNS, RUN_ACTIONS_FROM, RUN_ACTIONS_WHERE, undo_counts
 
 RECONCILIATION_SUMMARY = "reconciliation.last"  # {at, period, mismatches, customers, additions_read, who}
 RECONCILIATION_REPORT = "reconciliation.report:"  # + period: {period, at, rows: [...], items: [...]}
@@ -41,6 +41,31 @@ def totals_text(stored: str | None) -> str:
     return " · ".join(f"{currency} {Decimal(amount):,.2f}" for currency, amount in sorted(totals.items()))
 
 
+def undo_text(counts: dict[str, int]) -> str:
+    """What an undo run did, in words: 37 deleted, 33 restored, 27 lines back to Not Synced, 2 refused."""
+    def n(key: str) -> int:
+        return int(counts.get(key) or 0)
+
+    parts = [f"{n('deleted'):,} deleted" if n("deleted") else "", f"{n('restored'):,} restored" if n("restored") else "",
+             f"{n('ended'):,} ended" if n("ended") else "",
+             f"{n('agreements_deleted'):,} agreement{'s' if n('agreements_deleted') != 1 else ''} deleted"
+             if n("agreements_deleted") else "",
+             f"{n('lines_not_synced'):,} line{'s' if n('lines_not_synced') != 1 else ''} back to Not Synced"
+             if n("lines_not_synced") else "",
+             f"{n('refused'):,} refused" if n("refused") else "", f"{n('kept'):,} kept" if n("kept") else "",
+             f"{n('errors'):,} error{'s' if n('errors') != 1 else ''}" if n("errors") else ""]
+    return ", ".join(p for p in parts if p) or "nothing undone"
+
+
+def run_totals_text(stored: str | None) -> str:
+    """The runs grid's Totals: a sync's totals posted per currency, an undo's tallies in words
+    (an undo's counts are keyed by word, a sync's totals by currency code)."""
+    counts = undo_counts(stored)
+    if "lines_not_synced" in counts or "deleted" in counts:
+        return undo_text(counts)
+    return totals_text(stored)
+
+
 def duration_text(seconds: float | None) -> str:
     if seconds is None:
         return ""
@@ -58,38 +83,63 @@ TRIGGER_SQL = ("CASE r.trigger WHEN 'app' THEN 'app' WHEN 'cli' THEN 'CLI' WHEN 
                "ELSE COALESCE(r.trigger, '') END")
 
 
-def _state_sql(interrupted: Iterable[int]) -> str:
-    """As run history shows it (journal._shown_state): a running run whose process is gone is
-    interrupted; before v5, ok and partial were finished and refused failed."""
-    dead = sorted({int(i) for i in interrupted})
-    gone = f"WHEN r.id IN ({','.join(str(i) for i in dead)}) THEN 'interrupted' " if dead else ""
-    return (f"CASE {gone}WHEN r.state IN ('ok', 'partial') THEN 'finished' WHEN r.state = 'refused' THEN 'failed' "
+def _ids(ids: Iterable[int]) -> str:
+    return ",".join(str(i) for i in sorted({int(i) for i in ids}))  # integers only: they go into the SQL text
+
+
+# a sync's newest finished undo run (NULL: none)
+_UNDONE_BY = ("(SELECT MAX(u.id) FROM sync_run u WHERE u.kind = 'undo' AND u.state = 'finished' "
+              "AND u.undoes_run_id = r.id)")
+
+
+def _state_sql(interrupted: Iterable[int], partly: Iterable[int] = ()) -> str:
+    """As run history shows it (journal._shown_state and RunSummary.undone_text): a sync a
+    finished undo reverted is "undone by #M" ("partly undone by #M" when that undo refused
+    items or had errors); a running run whose process is gone is interrupted; before v5, ok
+    and partial were finished and refused failed."""
+    dead, some = _ids(interrupted), _ids(partly)
+    how = f"CASE WHEN r.id IN ({some}) THEN 'partly undone by #' ELSE 'undone by #' END" if some else "'undone by #'"
+    undone = f"WHEN r.kind = 'sync' AND {_UNDONE_BY} IS NOT NULL THEN {how} || CAST({_UNDONE_BY} AS TEXT) "
+    gone = f"WHEN r.id IN ({dead}) THEN 'interrupted' " if dead else ""
+    return (f"CASE {undone}{gone}WHEN r.state IN ('ok', 'partial') THEN 'finished' WHEN r.state = 'refused' THEN 'failed' "
             "ELSE r.state END")
 
 
-def runs_source(interrupted: Iterable[int] = ()) -> GridSource:
-    """Every sync run, newest first. `interrupted`: the running runs whose process is gone
-    (journal.list_runs knows them; SQL cannot ask a process)."""
+KIND_SQL = "CASE WHEN r.kind = 'undo' THEN 'undo of #' || COALESCE(CAST(r.undoes_run_id AS TEXT), '?') ELSE r.kind END"
+
+
+def _sync_only(column: str) -> str:
+    """A sync's tally; blank on an undo's row (what an undo did is in its Totals, in words)."""
+    return f"CASE WHEN r.kind = 'undo' THEN NULL ELSE r.{column} END"
+
+
+def runs_source(interrupted: Iterable[int] = (), partly_undone: Iterable[int] = ()) -> GridSource:
+    """Every sync and undo run, newest first. `interrupted`: the running runs whose process is
+    gone (journal.list_runs knows them; SQL cannot ask a process); `partly_undone`: the syncs
+    whose newest finished undo refused items or had errors (list_runs reads the undo's tallies,
+    so the grid's SQL needs no JSON function)."""
     return GridSource(
-        "sync runs", "sync_run r",
+        "runs", "sync_run r",
         (
             Column("id", "Run", "r.id", numeric=True, searchable=True, width=5),
+            Column("kind", "Kind", KIND_SQL, filterable=True, searchable=True, width=11),
             Column("started", "When", "r.started_at", width=20, display=local_with_zone, csv=iso_utc),
             Column("who", "Who", "COALESCE(r.who, '')", searchable=True, filterable=True, text=True, width=10),
             Column("trigger", "Started by", TRIGGER_SQL, filterable=True, width=9),
             Column("period", "Period", "COALESCE(r.period, '')", filterable=True, searchable=True, text=True, width=7),
-            Column("state", "State", _state_sql(interrupted), filterable=True, width=11),
-            Column("lines", "Lines synced", "r.synced_lines", numeric=True, width=7),
-            Column("created", "Created", "r.created", numeric=True, width=7),
-            Column("updated", "Updated", "r.updated", numeric=True, width=7),
-            Column("cancelled", "Cancelled", "r.cancelled", numeric=True, width=9),
-            Column("adopted", "Adopted", "r.adopted", numeric=True, width=7),
+            Column("state", "State", _state_sql(interrupted, partly_undone), filterable=True, width=14),
+            Column("lines", "Lines", "r.synced_lines", numeric=True, width=7),
+            Column("created", "Created", _sync_only("created"), numeric=True, width=7),
+            Column("updated", "Updated", _sync_only("updated"), numeric=True, width=7),
+            Column("cancelled", "Cancelled", _sync_only("cancelled"), numeric=True, width=9),
+            Column("adopted", "Adopted", _sync_only("adopted"), numeric=True, width=7),
             Column("errors", "Errors", "r.errors", numeric=True, width=6),
             Column("api", "API calls", "r.api_calls", numeric=True, width=9),
             Column("duration", "Duration", "r.duration_s", numeric=True, width=10, display=duration_text),
-            Column("totals", "Totals posted", "r.totals", sortable=False, width=60, display=totals_text),
+            Column("totals", "Totals", "CASE WHEN r.kind = 'undo' THEN r.counts ELSE r.totals END", sortable=False,
+                   width=60, display=run_totals_text),
         ),
-        key_sql="r.id", where="r.kind = 'sync'", default_sort=(("id", True),), singular="sync run", name_key="id",
+        key_sql="r.id", where="r.kind IN ('sync', 'undo')", default_sort=(("id", True),), singular="run", name_key="id",
     )
 
 
@@ -157,7 +207,8 @@ def reconciliation_row(store, period: str, key: str) -> dict | None:
 
 
 __all__ = ["RECONCILIATION_REPORT", "RECONCILIATION_SUMMARY", "duration_text", "local_with_zone",
-           "reconciliation_items_source", "reconciliation_row", "report_key", "reconciliation_source", "runs_source", "totals_text"]
+           "reconciliation_items_source", "reconciliation_row", "report_key", "reconciliation_source", "run_totals_text",
+           "runs_source", "totals_text", "undo_text"]
 
 
 # ---- one run's actions: the journal's columns (store/journal.py RUN_ACTION_COLUMNS) with the grid's display

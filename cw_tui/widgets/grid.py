@@ -487,6 +487,12 @@ class SqlGrid(Vertical):
     def current_key(self) -> str | None:
         return self.table.cursor_key
 
+    def current_values(self) -> dict[str, Any] | None:
+        """The cursor row's values as read (not as shown), by column key; None on an empty page."""
+        key = self.current_key()
+        row = self._rows.get(key) if key is not None else None
+        return None if row is None else {c.key: v for c, v in zip(self.source.columns, row, strict=False)}
+
     def current_column(self):
         visible = self._visible()
         return visible[min(self.column_index, len(visible) - 1)] if visible else None
