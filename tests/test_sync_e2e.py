@@ -1,6 +1,7 @@
 """Issue 4: the sync engine against the real sandbox over a loopback socket, with faults,
 killed processes and concurrent runs. Every test ends by counting the Additions through the
-ConnectWise API: exactly one per marker, one marker per synced line or subscription."""
+ConnectWise API: exactly one per marker, one marker per synced line or subscription. Each runs
+on SQLite and on PostgreSQL (issue 17: the store is a file, or a database of the suite's server)."""
 
 from __future__ import annotations
 
@@ -19,20 +20,21 @@ import pytest
 
 from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
+from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, SyncRun, open_store
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced, set_up_as_finance
 
 P1, P2 = "2026-09", "2026-10"
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def world(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def world(cli, demo_folder: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     """A sandbox, and a store with P1 loaded and automapped, as a finance user would set it up."""
     with sandbox_thread(seed=7) as sandbox:
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "sync.sqlite3"
+        db = new_db("sync")
         set_up_as_finance(cli, db, demo_folder, P1)
         yield sandbox, db
 
@@ -77,8 +79,8 @@ def test_faults_end_exactly_once(cli, world) -> None:
     assert cli("--db", db, "reconcile", "--period", P1, "--json").json()["mismatches"] == []
 
 
-def _sync_process(db: Path, sandbox, period: str) -> subprocess.Popen:
-    env = {**os.environ, **cw_env(sandbox)}
+def _sync_process(db: Path | str, sandbox, period: str, **env_extra: str) -> subprocess.Popen:
+    env = {**os.environ, **cw_env(sandbox), **env_extra}
     return subprocess.Popen([sys.executable, "-m", "cw_tui", "--db", str(db), "sync", "--period", period, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -106,17 +108,21 @@ def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
 
 
 def test_two_syncs_at_once_post_each_line_once(cli, world) -> None:
-    """(c) two `cw-tui sync` processes started at once on the same database."""
+    """(c) two `cw-tui sync` processes started at once on the same database, by two people."""
     sandbox, db = world
     sandbox.sandbox.faults.latency_ms = 10
-    first, second = _sync_process(db, sandbox, P1), _sync_process(db, sandbox, P1)
+    first = _sync_process(db, sandbox, P1, CW_TUI_USER="finance.anna")
+    second = _sync_process(db, sandbox, P1, CW_TUI_USER="finance.ben")
     outputs = [p.communicate(timeout=120) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert mapped_not_synced(cli, db, P1) == 0
     counts = assert_exactly_once(sandbox, db)
     import json
-    created = [json.loads(out)["created"] for out, _ in outputs]
-    assert sum(created) == len(counts)
+    summaries = [json.loads(out) for out, _ in outputs]
+    assert sum(s["created"] for s in summaries) == len(counts)
+    with open_store(db):
+        who = {r.id: r.who for r in SyncRun.select().where(SyncRun.kind == "sync")}
+    assert {who[s["run_id"]] for s in summaries} == {"finance.anna", "finance.ben"}
 
 
 def test_rejected_lines_end_error_with_connectwise_message(cli, world) -> None:

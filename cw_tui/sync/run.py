@@ -369,7 +369,7 @@ class _Run:
                      last_period=self.period, **fields).on_conflict(
                 conflict_target=[S.subscription_id],
                 update={**{getattr(S, k): v for k, v in fields.items()},
-                        S.last_period: pw.fn.MAX(pw.fn.COALESCE(S.last_period, self.period), self.period)},
+                        S.last_period: _later_period(S.last_period, self.period)},
             ).execute()
 
     def before_values(self, addition_id: int, planned: AdditionValues | None, adopted: bool) -> AdditionValues | None:
@@ -453,6 +453,12 @@ class _Run:
                          f"{action.cancelled_date.isoformat()}; no recurring line in {self.period}")
         self.result.cancelled += 1
         self.count("cancels", action.customer, action.currency, 0)
+
+
+def _later_period(column: pw.Field, period: str) -> pw.Node:
+    """The later of a stored period and `period` (YYYY-MM text sorts as time): a CASE, which
+    both SQLite and PostgreSQL take (two-argument MAX is SQLite's only)."""
+    return pw.Case(None, [((column.is_null() | (column < period)), period)], column)
 
 
 def first_day_text(period: str) -> str:
