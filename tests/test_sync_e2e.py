@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,8 +21,8 @@ import pytest
 
 from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, SyncRun, open_store
-from tests.sandbox_helpers import sandbox_thread
+from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, SyncRun, open_store, owner_alive
+from tests.sandbox_helpers import sandbox_thread, wait_for
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced, set_up_as_finance
 
 P1, P2 = "2026-09", "2026-10"
@@ -85,11 +86,8 @@ def _sync_process(db: Path | str, sandbox, period: str, **env_extra: str) -> sub
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
-    """(b) SIGKILL in the middle of a run, then run again."""
-    sandbox, db = world
-    sandbox.sandbox.faults.latency_ms = 80  # slow enough that the kill lands mid-run on a busy machine
-    proc = _sync_process(db, sandbox, P1)
+def _kill_mid_run(proc: subprocess.Popen, db: Path | str) -> set[str]:
+    """SIGKILL once 10 lines are synced; returns the owners of the claims it left behind."""
     deadline = time.monotonic() + 60
     with open_store(db):
         while InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() < 10:
@@ -98,13 +96,59 @@ def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     with open_store(db):
-        left_claimed = InvoiceLine.select().where(InvoiceLine.sync_status == "claimed").count()
-    assert left_claimed > 0, "the kill should have left claims behind"
+        owners = {r.claimed_by for r in InvoiceLine.select().where(InvoiceLine.sync_status == "claimed")}
+    assert owners, "the kill should have left claims behind"
+    return owners
+
+
+def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
+    """(b) SIGKILL in the middle of a run, then run again."""
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 80  # slow enough that the kill lands mid-run on a busy machine
+    _kill_mid_run(_sync_process(db, sandbox, P1), db)
     sandbox.sandbox.faults.latency_ms = 0
     again = cli("--db", db, "sync", "--period", P1, "--json")
     assert again.code == 0, again.err
     assert mapped_not_synced(cli, db, P1) == 0
     assert_exactly_once(sandbox, db)
+
+
+def _can_be_another_host() -> bool:
+    """A process with a host name of its own (a UTS namespace: root, or a user namespace)."""
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--uts", "hostname", "finance-laptop"], capture_output=True).returncode == 0
+
+
+@pytest.mark.postgres_only
+def test_a_sync_killed_on_another_host_is_resumed_at_once(cli, world) -> None:
+    """Issue 17: a sync on another machine (a process whose host name is finance-laptop) is
+    killed mid-run. Its claims name a host whose PIDs this machine cannot see; on PostgreSQL
+    the run's advisory lock went with its session, so the next run here releases them at once
+    and nothing is posted twice. (SQLite trusts another host's claims for six hours.)"""
+    if not _can_be_another_host():
+        pytest.skip("no UTS namespace here (unshare) to play another host")
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 80
+    env = {**os.environ, **cw_env(sandbox)}
+    proc = subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname finance-laptop && exec "$0" "$@"', sys.executable,
+                             "-m", "cw_tui", "--db", str(db), "sync", "--period", P1, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with open_store(db):
+        wait_for(lambda: SyncRun.select().where(SyncRun.state == "running").exists(), timeout=30)
+        [running] = SyncRun.select().where(SyncRun.state == "running")
+        assert running.owner.startswith("finance-laptop|") and owner_alive(running.owner)
+    owners = _kill_mid_run(proc, db)
+    assert all(o.startswith("finance-laptop|") for o in owners), owners
+    with open_store(db):
+        assert not owner_alive(running.owner)  # at once: no six hours' wait
+    sandbox.sandbox.faults.latency_ms = 0
+    again = cli("--db", db, "sync", "--period", P1, "--json")
+    assert again.code == 0, again.err
+    assert mapped_not_synced(cli, db, P1) == 0
+    assert_exactly_once(sandbox, db)
+    killed = next(r for r in cli("--db", db, "runs", "--json").json() if r["id"] == running.id)
+    assert killed["state"] == "interrupted" and killed["resolved_run_id"] == again.json()["run_id"]
 
 
 def test_two_syncs_at_once_post_each_line_once(cli, world) -> None:

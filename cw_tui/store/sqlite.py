@@ -74,6 +74,23 @@ def change_marks(db: pw.Database) -> tuple:
     return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
 
 
+class RunLock:
+    """Nothing to hold: on SQLite a run's liveness is its process (host|pid, database.owner_alive)."""
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def hold_run(db: pw.Database, run_id: int) -> RunLock:
+    return RunLock()
+
+
 def running_operations(path: Path) -> list[tuple]:
     """The newest running operations, read on a read-only connection of its own: a reader
     sees the committed rows while another process holds the write lock."""

@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +68,7 @@ from cw_tui.sync.claims import (
     _claim_subscriptions,
     _free_side_claims,
     _release_own_claims,
+    hold_run,
     owner_name,
 )
 from cw_tui.sync.errors import AgreementUnavailable, PlanChanged
@@ -480,6 +481,17 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         owner = owner_name(run.id)
         run.owner = owner
         run.save()
+        alive = hold_run(store, run.id)  # before the row is seen: never running without it
+    try:
+        return await _post(store, client, period, run, owner, started, calls_before, now, only_lines=only_lines,
+                           progress=progress, expect_plan=expect_plan, today=today)
+    finally:
+        alive.release()
+
+
+async def _post(store: Store, client: ConnectWiseClient, period: str, run: SyncRun, owner: str, started: float,
+                calls_before: int, now: datetime, *, only_lines: set[str] | None, progress: Callable[[int, int], None] | None,
+                expect_plan: str | None, today: date | None) -> SyncResult:
     system_log.write(store, Level.INFO, Category.SYNC, f"Sync of {period} started", f"run {run.id}")
     state = _Run(store, client, period, run, owner, progress)
     try:
