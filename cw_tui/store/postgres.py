@@ -199,6 +199,11 @@ def database(url: str, busy_timeout_ms: int) -> Database:
     return Database(target, busy_timeout_ms, require_tls)
 
 
+def position(haystack, needle) -> pw.Node:
+    """Where `needle` is in `haystack` (1-based, 0 if not): a literal find, no wildcards."""
+    return pw.fn.strpos(haystack, needle)
+
+
 def atomic(db: pw.Database, lock_type: str | None):
     """A transaction: SQLite's lock modes (IMMEDIATE) mean nothing here."""
     return db.atomic()

@@ -36,6 +36,11 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
     )
 
 
+def position(haystack, needle) -> pw.Node:
+    """Where `needle` is in `haystack` (1-based, 0 if not): a literal find, no wildcards."""
+    return pw.fn.instr(haystack, needle)
+
+
 def atomic(db: pw.Database, lock_type: str | None):
     return db.atomic(lock_type or WRITE_LOCK)
 
