@@ -59,7 +59,8 @@ def seeded(new_db, demo_folder: Path):
 
 # ---- the two backends. A module marked `both_backends` runs each test that asks for a store
 # (the `backend`, `new_db`, `db_target` or `store` fixture) on SQLite and on PostgreSQL; a test
-# marked `sqlite_only` there is about SQLite files themselves. Elsewhere stores are SQLite files.
+# marked `sqlite_only` there is about SQLite files themselves, one marked `postgres_only` about what
+# only PostgreSQL does (claims across machines). Elsewhere stores are SQLite files.
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -69,7 +70,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     both = metafunc.definition.get_closest_marker("both_backends") is not None
     sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
-    if both and not sqlite_only:
+    if metafunc.definition.get_closest_marker("postgres_only") is not None:
+        metafunc.parametrize("backend", ["postgresql"], indirect=True)
+    elif both and not sqlite_only:
         metafunc.parametrize("backend", BACKENDS, indirect=True)
 
 

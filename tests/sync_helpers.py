@@ -42,7 +42,7 @@ def cw_markers(sandbox) -> Counter:
     return asyncio.run(go())
 
 
-def expected_markers(db: Path) -> set[str]:
+def expected_markers(db: Path | str) -> set[str]:
     with open_store(db):
         markers = set()
         for line in InvoiceLine.select().where(InvoiceLine.sync_status == "synced"):
@@ -51,7 +51,7 @@ def expected_markers(db: Path) -> set[str]:
         return markers
 
 
-def assert_exactly_once(sandbox, db: Path) -> Counter:
+def assert_exactly_once(sandbox, db: Path | str) -> Counter:
     counts = cw_markers(sandbox)
     duplicates = {m: n for m, n in counts.items() if n > 1}
     assert not duplicates, f"posted twice: {duplicates}"
@@ -62,7 +62,7 @@ def assert_exactly_once(sandbox, db: Path) -> Counter:
     return counts
 
 
-def mapped_not_synced(cli, db: Path, period: str) -> int:
+def mapped_not_synced(cli, db: Path | str, period: str) -> int:
     status = cli("--db", db, "status", "--json").json()
     row = next(p for p in status["periods"] if p["period"] == period)
     return row["mapped"] - row["synced"]

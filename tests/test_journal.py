@@ -1,6 +1,7 @@
 """Issue 15: the journal of every write to ConnectWise, run history (`cw-tui runs`) and
 reconciliation from the journal. The real CLI and the real sandbox over a loopback socket;
-what ConnectWise holds is read through its API."""
+what ConnectWise holds is read through its API. The runs' tests run on SQLite and on PostgreSQL
+(issue 17)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, mapped_not_synced, set_up_as_finance
 
 NOV, DEC = "2026-11", "2026-12"
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def winter_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def world(cli, winter_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def world(cli, winter_source: Path, tmp_path: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     """A sandbox, and a store with November and December loaded and automapped."""
     import shutil
 
@@ -51,7 +53,7 @@ def world(cli, winter_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     with sandbox_thread(seed=7) as sandbox:
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "journal.sqlite3"
+        db = new_db("journal")
         set_up_as_finance(cli, db, folder, NOV)
         yield sandbox, db, folder
 
@@ -68,13 +70,13 @@ def held_in_connectwise(sandbox) -> dict[int, tuple[str, object]]:
     return asyncio.run(go())
 
 
-def entries(db: Path) -> list[journal.JournalAction]:
+def entries(db: Path | str) -> list[journal.JournalAction]:
     with open_store(db) as store:
         ids = [r[0] for r in JournalEntry.select(JournalEntry.id).order_by(JournalEntry.id).tuples()]
         return [journal.entry(store, i) for i in ids]
 
 
-def assert_journal_matches_connectwise(sandbox, db: Path) -> dict[int, tuple[str, object]]:
+def assert_journal_matches_connectwise(sandbox, db: Path | str) -> dict[int, tuple[str, object]]:
     """Every Addition has exactly one entry that created or adopted it, and the newest done
     entry of each Addition holds what ConnectWise holds."""
     held = held_in_connectwise(sandbox)
@@ -346,15 +348,23 @@ def test_the_journal_outlives_the_log_purge_and_an_old_store_gains_it(tmp_path: 
         assert [a.line_ids for a in journal.journal_for_line(store, "1")] == [("1",)]
 
 
-def test_a_journal_that_cannot_be_written_stops_the_run_before_anything_is_sent(cli, world) -> None:
-    import sqlite3
+_REFUSE_JOURNAL = {  # a journal insert fails as a failing disk would make it fail
+    "sqlite": ["CREATE TRIGGER no_journal BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END"],
+    "postgresql": ["CREATE FUNCTION no_journal() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                   "RAISE EXCEPTION 'disk I/O error'; END $$",
+                   "CREATE TRIGGER no_journal BEFORE INSERT ON journal FOR EACH ROW EXECUTE FUNCTION no_journal()"],
+}
 
+
+def test_a_journal_that_cannot_be_written_stops_the_run_before_anything_is_sent(cli, world, backend: str) -> None:
+    from tests.conftest import db_connect
     from tests.sync_helpers import cw_markers
 
     sandbox, db, _ = world
     additions, agreements = len(sandbox.sandbox.state.additions), len(sandbox.sandbox.state.agreements)
-    con = sqlite3.connect(db)
-    con.execute("CREATE TRIGGER no_journal BEFORE INSERT ON journal BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+    con = db_connect(db)
+    for statement in _REFUSE_JOURNAL[backend]:
+        con.execute(statement)
     con.commit()
     result = cli("--db", db, "sync", "--period", NOV)
     assert result.code == 2 and "disk" in result.err, result.err
@@ -364,7 +374,7 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_anything_is_sent(
         assert InvoiceLine.select().where(InvoiceLine.sync_status.in_(("claimed", "synced"))).count() == 0
     [stopped] = cli("--db", db, "runs", "--json").json()
     assert stopped["state"] == "failed" and "disk" in stopped["note"]
-    con.execute("DROP TRIGGER no_journal")
+    con.execute("DROP TRIGGER no_journal" + (" ON journal" if backend == "postgresql" else ""))
     con.commit()
     con.close()
     assert cli("--db", db, "sync", "--period", NOV).code == 0
@@ -372,10 +382,10 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_anything_is_sent(
     assert_journal_matches_connectwise(sandbox, db)
 
 
-def test_a_second_database_journals_an_adoption_for_each_addition_the_first_posted(cli, world, tmp_path: Path) -> None:
+def test_a_second_database_journals_an_adoption_for_each_addition_the_first_posted(cli, world, new_db) -> None:
     sandbox, first, folder = world
     assert cli("--db", first, "sync", "--period", NOV).code == 0
-    second = tmp_path / "second.sqlite3"
+    second = new_db("second")
     set_up_as_finance(cli, second, folder, NOV)
     result = cli("--db", second, "sync", "--period", NOV, "--json").json()
     assert result["created"] == 0 and result["agreements_created"] == 0 and result["adopted"] > 10

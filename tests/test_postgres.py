@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from datetime import date
+from decimal import Decimal
 
 import pytest
 
@@ -141,7 +143,10 @@ def test_a_row_another_session_holds_makes_a_write_wait_then_refuse(pg_databases
     monkeypatch.setattr("cw_tui.store.database.BUSY_TIMEOUT_MS", 200)
     with open_store(url) as s:
         settings.set_value(s, "k", 1)
-        SyncRun.create(kind="sync", period="2026-11", started_at=now_utc(), owner=f"{socket.gethostname()}|{os.getpid()}|t")
+        run = SyncRun.create(kind="sync", period="2026-11", started_at=now_utc(), owner="")
+        run.owner = f"{socket.gethostname()}|{os.getpid()}|{run.id}"
+        run.save()
+        alive = s.hold_run(run.id)
         holder = db_connect(url)
         holder.execute("UPDATE setting SET value = '5' WHERE key = 'k'")  # open transaction: the row is held
         try:
@@ -153,5 +158,56 @@ def test_a_row_another_session_holds_makes_a_write_wait_then_refuse(pg_databases
         finally:
             holder.rollback()
             holder.close()
+            alive.release()
         assert settings.get_value(s, "k") == 1
+    pg_databases.drop(url)
+
+
+def test_a_run_is_alive_while_its_lock_is_held_on_whichever_host(pg_databases) -> None:
+    """Claims across machines (issue 17): a run's liveness is its advisory lock, not host|pid.
+    Another machine's run (a session of its own, as that machine's process would hold) is
+    alive while it holds the lock and dead the moment its session ends; its claims are then
+    released and its run recorded interrupted, as a dead local process's are."""
+    from cw_tui.store import InvoiceLine, lock_holder, owner_alive
+    from cw_tui.sync.claims import release_stale_claims
+
+    url = pg_databases.create()
+    with open_store(url) as s:
+        run = SyncRun.create(kind="sync", period="2026-11", started_at=now_utc(), owner="")
+        run.owner = f"finance-laptop|4242|{run.id}"
+        run.save()
+        elsewhere = postgres.RunLock(s.db.database, run.id)  # that machine's own session
+        InvoiceLine.insert(line_id="L1", period="2026-11", invoice_number="I", invoice_date=date(2026, 11, 8),
+                           invoice_status="Processed", organization_id="O", contract_id="C", subscription_id="S",
+                           subscription_name="n", offer_id="F", charge_type="Usage Fee", billing_cycle="None",
+                           quantity=Decimal(1), unit_price=Decimal(1), unit_cost=Decimal(1), total=Decimal(1), currency="USD",
+                           platform_charge_start=date(2026, 11, 1), charge_start=date(2026, 11, 1), sync_status="claimed",
+                           claimed_by=run.owner, claimed_at=now_utc(), posted_agreement_id=7,
+                           loaded_at=now_utc()).execute()
+        assert owner_alive(run.owner) and not owner_alive(f"finance-laptop|4242|{run.id + 1}")
+        assert "process 4242 on finance-laptop" in lock_holder(url)
+        assert release_stale_claims(s) == 0 and InvoiceLine.get().sync_status == "claimed"
+        elsewhere.release()  # the process on that machine is gone: the server ends its session
+        assert not owner_alive(run.owner) and lock_holder(url) == ""
+        assert release_stale_claims(s, resolved_by=99) == 1
+        line = InvoiceLine.get()
+        assert (line.sync_status, line.claimed_by) == ("error", None) and "checks ConnectWise" in line.last_error
+        assert SyncRun.get_by_id(run.id).state == "interrupted"
+    pg_databases.drop(url)
+
+
+def test_a_run_holds_its_lock_from_the_moment_its_row_is_seen(pg_databases) -> None:
+    """The lock is taken in the transaction that creates the run's row: no other session
+    sees the run running without it, so none takes it for dead and releases its claims."""
+    from cw_tui.store import owner_alive
+
+    url = pg_databases.create()
+    with open_store(url) as s:
+        with s.atomic():
+            run = SyncRun.create(kind="sync", period="2026-11", started_at=now_utc(), owner="")
+            alive = s.hold_run(run.id)
+        assert owner_alive(f"h|1|{run.id}")
+        with alive:
+            assert run.id in postgres.held_runs(s.db)
+        assert not owner_alive(f"h|1|{run.id}")
     pg_databases.drop(url)

@@ -1,6 +1,7 @@
 """Issue 4: the sync engine against the real sandbox over a loopback socket, with faults,
 killed processes and concurrent runs. Every test ends by counting the Additions through the
-ConnectWise API: exactly one per marker, one marker per synced line or subscription."""
+ConnectWise API: exactly one per marker, one marker per synced line or subscription. Each runs
+on SQLite and on PostgreSQL (issue 17: the store is a file, or a database of the suite's server)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import csv
 import io
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,20 +21,21 @@ import pytest
 
 from cw_tui.rules.additions import marker
 from cw_tui.services.connectwise import ConnectWiseClient
-from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, open_store
-from tests.sandbox_helpers import sandbox_thread
+from cw_tui.store import InvoiceLine, Offer, Product, SubscriptionAddition, SyncRun, open_store, owner_alive
+from tests.sandbox_helpers import sandbox_thread, wait_for
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers, mapped_not_synced, set_up_as_finance
 
 P1, P2 = "2026-09", "2026-10"
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture
-def world(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def world(cli, demo_folder: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     """A sandbox, and a store with P1 loaded and automapped, as a finance user would set it up."""
     with sandbox_thread(seed=7) as sandbox:
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "sync.sqlite3"
+        db = new_db("sync")
         set_up_as_finance(cli, db, demo_folder, P1)
         yield sandbox, db
 
@@ -77,17 +80,14 @@ def test_faults_end_exactly_once(cli, world) -> None:
     assert cli("--db", db, "reconcile", "--period", P1, "--json").json()["mismatches"] == []
 
 
-def _sync_process(db: Path, sandbox, period: str) -> subprocess.Popen:
-    env = {**os.environ, **cw_env(sandbox)}
+def _sync_process(db: Path | str, sandbox, period: str, **env_extra: str) -> subprocess.Popen:
+    env = {**os.environ, **cw_env(sandbox), **env_extra}
     return subprocess.Popen([sys.executable, "-m", "cw_tui", "--db", str(db), "sync", "--period", period, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
-    """(b) SIGKILL in the middle of a run, then run again."""
-    sandbox, db = world
-    sandbox.sandbox.faults.latency_ms = 80  # slow enough that the kill lands mid-run on a busy machine
-    proc = _sync_process(db, sandbox, P1)
+def _kill_mid_run(proc: subprocess.Popen, db: Path | str) -> set[str]:
+    """SIGKILL once 10 lines are synced; returns the owners of the claims it left behind."""
     deadline = time.monotonic() + 60
     with open_store(db):
         while InvoiceLine.select().where(InvoiceLine.sync_status == "synced").count() < 10:
@@ -96,8 +96,16 @@ def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     with open_store(db):
-        left_claimed = InvoiceLine.select().where(InvoiceLine.sync_status == "claimed").count()
-    assert left_claimed > 0, "the kill should have left claims behind"
+        owners = {r.claimed_by for r in InvoiceLine.select().where(InvoiceLine.sync_status == "claimed")}
+    assert owners, "the kill should have left claims behind"
+    return owners
+
+
+def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
+    """(b) SIGKILL in the middle of a run, then run again."""
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 80  # slow enough that the kill lands mid-run on a busy machine
+    _kill_mid_run(_sync_process(db, sandbox, P1), db)
     sandbox.sandbox.faults.latency_ms = 0
     again = cli("--db", db, "sync", "--period", P1, "--json")
     assert again.code == 0, again.err
@@ -105,18 +113,60 @@ def test_a_killed_sync_is_resumed_without_doubles(cli, world) -> None:
     assert_exactly_once(sandbox, db)
 
 
+def _can_be_another_host() -> bool:
+    """A process with a host name of its own (a UTS namespace: root, or a user namespace)."""
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "--uts", "hostname", "finance-laptop"], capture_output=True).returncode == 0
+
+
+@pytest.mark.postgres_only
+def test_a_sync_killed_on_another_host_is_resumed_at_once(cli, world) -> None:
+    """Issue 17: a sync on another machine (a process whose host name is finance-laptop) is
+    killed mid-run. Its claims name a host whose PIDs this machine cannot see; on PostgreSQL
+    the run's advisory lock went with its session, so the next run here releases them at once
+    and nothing is posted twice. (SQLite trusts another host's claims for six hours.)"""
+    if not _can_be_another_host():
+        pytest.skip("no UTS namespace here (unshare) to play another host")
+    sandbox, db = world
+    sandbox.sandbox.faults.latency_ms = 80
+    env = {**os.environ, **cw_env(sandbox)}
+    proc = subprocess.Popen(["unshare", "--uts", "sh", "-c", 'hostname finance-laptop && exec "$0" "$@"', sys.executable,
+                             "-m", "cw_tui", "--db", str(db), "sync", "--period", P1, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with open_store(db):
+        wait_for(lambda: SyncRun.select().where(SyncRun.state == "running").exists(), timeout=30)
+        [running] = SyncRun.select().where(SyncRun.state == "running")
+        assert running.owner.startswith("finance-laptop|") and owner_alive(running.owner)
+    owners = _kill_mid_run(proc, db)
+    assert all(o.startswith("finance-laptop|") for o in owners), owners
+    with open_store(db):
+        assert not owner_alive(running.owner)  # at once: no six hours' wait
+    sandbox.sandbox.faults.latency_ms = 0
+    again = cli("--db", db, "sync", "--period", P1, "--json")
+    assert again.code == 0, again.err
+    assert mapped_not_synced(cli, db, P1) == 0
+    assert_exactly_once(sandbox, db)
+    killed = next(r for r in cli("--db", db, "runs", "--json").json() if r["id"] == running.id)
+    assert killed["state"] == "interrupted" and killed["resolved_run_id"] == again.json()["run_id"]
+
+
 def test_two_syncs_at_once_post_each_line_once(cli, world) -> None:
-    """(c) two `cw-tui sync` processes started at once on the same database."""
+    """(c) two `cw-tui sync` processes started at once on the same database, by two people."""
     sandbox, db = world
     sandbox.sandbox.faults.latency_ms = 10
-    first, second = _sync_process(db, sandbox, P1), _sync_process(db, sandbox, P1)
+    first = _sync_process(db, sandbox, P1, CW_TUI_USER="finance.anna")
+    second = _sync_process(db, sandbox, P1, CW_TUI_USER="finance.ben")
     outputs = [p.communicate(timeout=120) for p in (first, second)]
     assert first.returncode == 0 and second.returncode == 0, outputs
     assert mapped_not_synced(cli, db, P1) == 0
     counts = assert_exactly_once(sandbox, db)
     import json
-    created = [json.loads(out)["created"] for out, _ in outputs]
-    assert sum(created) == len(counts)
+    summaries = [json.loads(out) for out, _ in outputs]
+    assert sum(s["created"] for s in summaries) == len(counts)
+    with open_store(db):
+        who = {r.id: r.who for r in SyncRun.select().where(SyncRun.kind == "sync")}
+    assert {who[s["run_id"]] for s in summaries} == {"finance.anna", "finance.ben"}
 
 
 def test_rejected_lines_end_error_with_connectwise_message(cli, world) -> None:

@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from cw_tui.services import system_log
 from cw_tui.services.system_log import Category, Level, LogQuery
 from cw_tui.store import now_utc
+
+pytestmark = pytest.mark.both_backends  # SQLite and PostgreSQL (issue 17)
 
 
 def test_write_query_filter_page_and_purge(store) -> None:
@@ -45,3 +49,20 @@ def test_secrets_never_reach_an_entry(store) -> None:
     echoed = system_log.redact('{"Authorization": "Basic Y29tcGFueStwdWI6czNjcjN0", "clientId": "5678-ef ab", '
                                "'privateKey': 'p w'}")
     assert echoed == f'{{"Authorization": "{system_log.MASK}", "clientId": {system_log.MASK}, \'privateKey\': {system_log.MASK}}}'
+
+
+def test_logs_search_is_literal_and_ignores_case_on_both_backends(cli, db_target) -> None:
+    """`logs --search`: % and _ are those characters, never wildcards; ASCII case is ignored."""
+    from cw_tui.store import open_store
+
+    with open_store(db_target) as store:
+        for summary in ("Loaded 50% of lines", "Loaded 5000 lines", "Line A_1 failed", "Line AB1 failed", "SYNC of 2026-10"):
+            system_log.write(store, Level.INFO, Category.SYNC, summary)
+    def found(text: str) -> list[str]:
+        result = cli("--db", db_target, "logs", "--search", text, "--json")
+        assert result.code == 0, result.err
+        return sorted(e["summary"] for e in result.json())
+    assert found("50%") == ["Loaded 50% of lines"]
+    assert found("a_1") == ["Line A_1 failed"]
+    assert found("sync of") == ["SYNC of 2026-10"]
+    assert found("nothing like it") == []

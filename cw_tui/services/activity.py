@@ -21,12 +21,16 @@ def recorded(store: Store, kind: str, period: str | None = None) -> Iterator[Syn
     """`kind` is one of SyncRun's: invoices, products, organizations."""
     with store.atomic():
         run = SyncRun.create(kind=kind, period=period, started_at=now_utc(), state="running", owner=owner_tag())
+        alive = store.hold_run(run.id)  # on PostgreSQL: a busy message names it only while it holds this
     try:
-        yield run
-    except BaseException:
-        _finish(store, run, "failed")
-        raise
-    _finish(store, run, "ok")
+        try:
+            yield run
+        except BaseException:
+            _finish(store, run, "failed")
+            raise
+        _finish(store, run, "ok")
+    finally:
+        alive.release()
 
 
 def _finish(store: Store, run: SyncRun, state: str) -> None:

@@ -103,7 +103,7 @@ class LogQuery:
     after_id: int | None = None  # for live panes: only entries newer than this
 
 
-def _select(query: LogQuery):
+def _select(store: Store, query: LogQuery):
     select = LogEntry.select()
     if query.level:
         select = select.where(LogEntry.level == query.level.value)
@@ -112,9 +112,10 @@ def _select(query: LogQuery):
     if query.text:
         # literal: % and _ are what they are, not wildcards (case-insensitive for ASCII, as LIKE)
         wanted = query.text.strip().lower()
-        select = select.where((pw.fn.instr(pw.fn.lower(LogEntry.summary), wanted) > 0)
-                              | (pw.fn.instr(pw.fn.lower(LogEntry.details), wanted) > 0)
-                              | (pw.fn.instr(pw.fn.lower(LogEntry.category), wanted) > 0))
+        found = store.backend.position  # instr on SQLite, strpos on PostgreSQL: no wildcards either way
+        select = select.where((found(pw.fn.lower(LogEntry.summary), wanted) > 0)
+                              | (found(pw.fn.lower(LogEntry.details), wanted) > 0)
+                              | (found(pw.fn.lower(LogEntry.category), wanted) > 0))
     if query.since:
         select = select.where(LogEntry.timestamp >= query.since)
     if query.until:
@@ -126,12 +127,12 @@ def _select(query: LogQuery):
 
 def entries(store: Store, query: LogQuery = LogQuery(), *, offset: int = 0, limit: int = 100) -> list[LogEntry]:
     """Newest first."""
-    select = _select(query).order_by(LogEntry.timestamp.desc(), LogEntry.id.desc())
+    select = _select(store, query).order_by(LogEntry.timestamp.desc(), LogEntry.id.desc())
     return list(select.offset(offset).limit(limit))
 
 
 def count(store: Store, query: LogQuery = LogQuery()) -> int:
-    return _select(query).count()
+    return _select(store, query).count()
 
 
 def purge(store: Store, now: datetime | None = None) -> int:

@@ -21,7 +21,7 @@ import peewee as pw
 
 from cw_tui.store import migrations, postgres, sqlite
 from cw_tui.store.errors import DATABASE_ERRORS, StoreError
-from cw_tui.store.models import MODELS
+from cw_tui.store.models import MODELS, SyncRun
 
 APP_ID = 0x63777475  # "cwtu": marks the file as ours (PRAGMA application_id)
 
@@ -110,6 +110,13 @@ class Store:
     def schema_version(self) -> int:
         return self.backend.user_version(self.db)
 
+    def hold_run(self, run_id: int):
+        """What keeps run `run_id` alive in others' eyes while this process works on it, to be
+        released when the run ends (a context manager too). PostgreSQL: the run's advisory
+        lock on a connection of its own (postgres.RunLock); take it inside the transaction that
+        creates the run's row. SQLite: nothing (the process's PID says it)."""
+        return self.backend.hold_run(self.db, run_id)
+
 
 def lock_holder(path: Path | str) -> str:
     """Which cw-tui is working on the database, when it says so: its running operation is a
@@ -138,11 +145,22 @@ STALE_AFTER = timedelta(hours=6)  # a claim or run this old is abandoned even if
 
 
 def owner_alive(owner: str | None, since: datetime | None = None, now: datetime | None = None) -> bool:
-    """Whether the process that owns a claim or a run ("host|pid|run") still works on it: a
-    process of this machine that still runs, or another machine's (trusted until stale). The
-    sync core asks through sync/claims.py; a PostgreSQL store answers in its own way."""
+    """Whether the process that owns a claim or a run ("host|pid|run") still works on it, in
+    the store the models are bound to. The sync core asks through sync/claims.py.
+
+    PostgreSQL: the run's advisory lock is held (postgres.RunLock), on whichever machine;
+    nothing else counts, age included (the server frees the lock when the process dies, and a
+    run alive after six hours must not be posted over). SQLite: a process of this machine
+    that still runs, or another machine's (trusted until stale)."""
     from cw_tui.store.fields import now_utc
 
+    db = SyncRun._meta.database
+    if isinstance(db, postgres.Database):
+        try:
+            run_id = int((owner or "").rsplit("|", 1)[1])
+        except (IndexError, ValueError):
+            return False
+        return run_id in postgres.held_runs(db)
     now = now or now_utc()
     if since is not None and now - since > STALE_AFTER:
         return False

@@ -201,6 +201,11 @@ def database(url: str, busy_timeout_ms: int) -> Database:
     return Database(target, busy_timeout_ms, require_tls)
 
 
+def position(haystack, needle) -> pw.Node:
+    """Where `needle` is in `haystack` (1-based, 0 if not): a literal find, no wildcards."""
+    return pw.fn.strpos(haystack, needle)
+
+
 def atomic(db: pw.Database, lock_type: str | None):
     """A transaction: SQLite's lock modes (IMMEDIATE) mean nothing here."""
     return db.atomic()
@@ -268,16 +273,73 @@ def change_marks(db: pw.Database) -> tuple:
 
 
 def running_operations(url: str) -> list[tuple]:
-    """The newest running operations, read on a short connection of its own (the store's may
-    be inside the transaction that waited)."""
+    """The newest running operations whose process still holds their lock, read on a short
+    connection of its own (the store's may be inside the transaction that waited)."""
     if psycopg is None:
         return []
     try:
         with psycopg.connect(conninfo(url)[0], connect_timeout=3, autocommit=True) as connection:
-            return connection.execute("SELECT kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
-                                      "ORDER BY id DESC LIMIT 5").fetchall()
+            held = {r[0] for r in connection.execute(_HELD_RUNS_SQL.replace("?", "%s"), (RUN_LOCK_SPACE,))}
+            rows = connection.execute("SELECT id, kind, period, owner, started_at FROM sync_run WHERE state = 'running' "
+                                      "ORDER BY id DESC LIMIT 20").fetchall()
+            return [row[1:] for row in rows if row[0] in held][:5]  # a run whose lock is gone holds nothing
     except (psycopg.Error, OSError, ValueError):
         return []
+
+
+# ---- a run's liveness: a session advisory lock, held by a connection of the run's own
+
+RUN_LOCK_SPACE = 0x63777475  # the first key of every run's advisory lock ("cwtu", the application id)
+_HELD_RUNS_SQL = ("SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND granted "
+                  "AND classid::bigint = ? AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+
+
+class RunLock:
+    """A run's liveness across machines. The run's process holds the session advisory lock
+    (RUN_LOCK_SPACE, run id) on a connection of its own, outside the store's, for the run's
+    whole life; whoever reads pg_locks sees it held. When the process ends, however it ends
+    (a SIGKILL, a machine that stops answering: TCP keepalives), the server closes that
+    session and the lock goes with it: the run is dead for every other cw-tui at once."""
+
+    def __init__(self, conninfo_url: str, run_id: int):
+        self.run_id = int(run_id)
+        self._connection = psycopg.connect(
+            conninfo_url, autocommit=True, connect_timeout=10, application_name=f"cw-tui run {self.run_id}",
+            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+        try:
+            self._connection.execute("SELECT pg_advisory_lock(%s, %s)", (RUN_LOCK_SPACE, self.run_id))
+        except BaseException:
+            self._connection.close()
+            raise
+
+    def release(self) -> None:
+        if not self._connection.closed:
+            try:
+                self._connection.close()  # the session ends: the lock with it
+            except psycopg.Error:
+                pass
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def hold_run(db: Database, run_id: int) -> RunLock:
+    """Take run `run_id`'s lock (call it in the transaction that creates the run's row, so
+    that no other session ever sees the row running without its lock)."""
+    if psycopg is None:
+        raise pw.ImproperlyConfigured("PostgreSQL needs the psycopg driver: pip install 'cw-tui[postgres]'")
+    try:
+        return RunLock(db.database, run_id)
+    except psycopg.Error as error:
+        raise pw.OperationalError(_first_line(error)) from None
+
+
+def held_runs(db: pw.Database) -> set[int]:
+    """The runs whose process holds their lock now, in this database."""
+    return {int(r[0]) for r in db.execute_sql(_HELD_RUNS_SQL, (RUN_LOCK_SPACE,))}
 
 
 def _first_line(error: BaseException) -> str:

@@ -36,6 +36,11 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
     )
 
 
+def position(haystack, needle) -> pw.Node:
+    """Where `needle` is in `haystack` (1-based, 0 if not): a literal find, no wildcards."""
+    return pw.fn.instr(haystack, needle)
+
+
 def atomic(db: pw.Database, lock_type: str | None):
     return db.atomic(lock_type or WRITE_LOCK)
 
@@ -72,6 +77,23 @@ def change_marks(db: pw.Database) -> tuple:
     (PRAGMA data_version) or by this one (its change count)."""
     connection = db.connection()
     return id(connection), connection.execute("PRAGMA data_version").fetchone()[0], connection.total_changes
+
+
+class RunLock:
+    """Nothing to hold: on SQLite a run's liveness is its process (host|pid, database.owner_alive)."""
+
+    def release(self) -> None:
+        pass
+
+    def __enter__(self) -> RunLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def hold_run(db: pw.Database, run_id: int) -> RunLock:
+    return RunLock()
 
 
 def running_operations(path: Path) -> list[tuple]:

@@ -28,6 +28,15 @@ def owner_name(run_id: int) -> str:
     return f"{socket.gethostname()}|{os.getpid()}|{run_id}"
 
 
+def hold_run(store: Store, run_id: int):
+    """What tells every other cw-tui, on any machine, that run `run_id` is alive, for as long
+    as it is held: call it in the transaction that creates the run's row, release it when the
+    run ends (`.release()`, or as a context manager). On PostgreSQL the run's advisory lock on
+    a connection of its own: a killed process, here or on another host, frees it at once, so
+    the next run releases that run's claims. On SQLite nothing (the PID says it)."""
+    return store.hold_run(run_id)
+
+
 def _owner_alive(owner: str, claimed_at: datetime | None, now: datetime) -> bool:
     return owner_alive(owner, claimed_at, now)
 

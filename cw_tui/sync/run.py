@@ -22,7 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -68,6 +68,7 @@ from cw_tui.sync.claims import (
     _claim_subscriptions,
     _free_side_claims,
     _release_own_claims,
+    hold_run,
     owner_name,
 )
 from cw_tui.sync.errors import AgreementUnavailable, PlanChanged
@@ -369,7 +370,7 @@ class _Run:
                      last_period=self.period, **fields).on_conflict(
                 conflict_target=[S.subscription_id],
                 update={**{getattr(S, k): v for k, v in fields.items()},
-                        S.last_period: pw.fn.MAX(pw.fn.COALESCE(S.last_period, self.period), self.period)},
+                        S.last_period: _later_period(S.last_period, self.period)},
             ).execute()
 
     def before_values(self, addition_id: int, planned: AdditionValues | None, adopted: bool) -> AdditionValues | None:
@@ -455,6 +456,12 @@ class _Run:
         self.count("cancels", action.customer, action.currency, 0)
 
 
+def _later_period(column: pw.Field, period: str) -> pw.Node:
+    """The later of a stored period and `period` (YYYY-MM text sorts as time): a CASE, which
+    both SQLite and PostgreSQL take (two-argument MAX is SQLite's only)."""
+    return pw.Case(None, [((column.is_null() | (column < period)), period)], column)
+
+
 def first_day_text(period: str) -> str:
     return f"{period}-01"
 
@@ -474,6 +481,17 @@ async def run_sync(store: Store, client: ConnectWiseClient, period: str, *, only
         owner = owner_name(run.id)
         run.owner = owner
         run.save()
+        alive = hold_run(store, run.id)  # before the row is seen: never running without it
+    try:
+        return await _post(store, client, period, run, owner, started, calls_before, now, only_lines=only_lines,
+                           progress=progress, expect_plan=expect_plan, today=today)
+    finally:
+        alive.release()
+
+
+async def _post(store: Store, client: ConnectWiseClient, period: str, run: SyncRun, owner: str, started: float,
+                calls_before: int, now: datetime, *, only_lines: set[str] | None, progress: Callable[[int, int], None] | None,
+                expect_plan: str | None, today: date | None) -> SyncResult:
     system_log.write(store, Level.INFO, Category.SYNC, f"Sync of {period} started", f"run {run.id}")
     state = _Run(store, client, period, run, owner, progress)
     try:
