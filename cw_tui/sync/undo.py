@@ -39,7 +39,7 @@ from cw_tui.services.connectwise.conditions import condition
 from cw_tui.services.system_log import Category, Level
 from cw_tui.store import DATABASE_ERRORS, Store, SyncRun, journal, now_utc
 from cw_tui.store import undo as store_undo
-from cw_tui.sync.claims import owner_name, release_stale_claims, run_alive
+from cw_tui.sync.claims import hold_run, owner_name, release_stale_claims, run_alive
 from cw_tui.sync.errors import PlanChanged
 from cw_tui.sync.plan import ADDITION_FIELDS, read_markers, values_in_connectwise
 from cw_tui.sync.run import all_or_stop
@@ -361,6 +361,18 @@ async def run_undo(store: Store, client: ConnectWiseClient, run_id: int, *, expe
         owner = owner_name(run.id)
         run.owner = owner
         run.save()
+        alive = hold_run(store, run.id)  # on PostgreSQL: alive for every other cw-tui while held
+    try:
+        return await _undo(store, client, run, owner, detail, started, calls_before, expect_plan=expect_plan,
+                           end_invoiced=end_invoiced, progress=progress)
+    finally:
+        alive.release()
+
+
+async def _undo(store: Store, client: ConnectWiseClient, run: SyncRun, owner: str, detail: journal.RunDetail,
+                started: float, calls_before: int, *, expect_plan: str | None, end_invoiced: bool,
+                progress: Callable[[int, int], None] | None) -> UndoResult:
+    run_id = detail.run.id
     result = UndoResult(run.id, run_id, detail.run.period)
     system_log.write(store, Level.INFO, Category.SYNC, f"Undo of run {run_id} started", f"undo run {run.id}")
     state = _Undo(store, client, run, owner, result, progress)
