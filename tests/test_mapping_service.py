@@ -163,3 +163,37 @@ def test_line_companies_of_marked_lines(store) -> None:
     source = invoices_source(PERIOD)
     assert [c[0] for c in line_companies(store, Selection.of_keys(source, [ours.line_id]))] == [250]
     assert sorted(c[0] for c in line_companies(store, Selection.of_keys(source, [ours.line_id, theirs.line_id]))) == [250, 251]
+
+
+def test_every_change_records_who_and_a_save_over_a_colleagues_is_refused(store, monkeypatch) -> None:
+    """Team mode (issue 17): a change records who made it and when; a save checked against what
+    its editor read is refused, with who saved meanwhile and when, and changes nothing."""
+    from cw_tui.services.mapping import ChangedMeanwhile
+    from cw_tui.store import queries
+
+    org = Organization.select().where(Organization.company_id.is_null()).first()
+    line = InvoiceLine.select().where((InvoiceLine.period == PERIOD) & (InvoiceLine.sync_status == "not_synced")).first()
+    assert queries.change_stamp(store, "organization", org.platform_id) == queries.Stamp()
+    anna_read = queries.change_stamp(store, "organization", org.platform_id)
+    line_read = queries.change_stamp(store, "line", line.line_id)
+    monkeypatch.setenv("CW_TUI_USER", "finance.ben")
+    map_organizations(store, [org.platform_id], 251, read=queries.change_stamp(store, "organization", org.platform_id))
+    update_line_ids(store, [line.line_id], LineChange(product_id=1001), read=line_read)
+    ben = queries.change_stamp(store, "organization", org.platform_id)
+    assert ben.by == "finance.ben" and ben.at is not None
+    assert queries.change_stamp(store, "line", line.line_id).by == "finance.ben"
+    monkeypatch.setenv("CW_TUI_USER", "finance.anna")
+    with pytest.raises(ChangedMeanwhile, match=f"changed by finance.ben at {ben.at:%Y-%m-%d %H:%M:%S} UTC") as refused:
+        map_organizations(store, [org.platform_id], 252, read=anna_read)
+    assert refused.value.stamp == ben
+    with pytest.raises(ChangedMeanwhile, match="finance.ben"):
+        update_line_ids(store, [line.line_id], LineChange(product_id=1002), read=line_read)
+    assert Organization.get_by_id(org.platform_id).company_id == 251  # nothing was saved
+    assert InvoiceLine.get_by_id(line.line_id).override_product_id == 1001
+    # saved over what she reads now: accepted, and hers
+    map_organizations(store, [org.platform_id], 252, read=queries.change_stamp(store, "organization", org.platform_id))
+    assert queries.change_stamp(store, "organization", org.platform_id).by == "finance.anna"
+    # a bulk update and an offer's mapping record who too
+    offer = Offer.select().first()
+    map_offers(store, [offer.platform_id], 1001)
+    assert Offer.get_by_id(offer.platform_id).changed_by == "finance.anna"

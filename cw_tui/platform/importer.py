@@ -166,7 +166,7 @@ _LINE_COLUMNS = (
     "unit_cost", "total", "currency", "platform_charge_start", "platform_charge_end", "charge_start",
     "charge_start_badge", "charge_end", "charge_end_badge", "override_company_id", "override_product_id",
     "override_agreement_id", "sync_status", "addition_id", "last_error", "last_sync_at", "claimed_by", "claimed_at",
-    "loaded_at", "posted_agreement_id", "posted_run_id",
+    "loaded_at", "posted_agreement_id", "posted_run_id", "changed_by", "changed_at",
 )
 assert set(_LINE_COLUMNS) == {f.column_name for f in InvoiceLine._meta.sorted_fields}, "InvoiceLine changed: update _LINE_COLUMNS"
 _NO_KEPT: dict[str, Any] = {}
@@ -194,13 +194,14 @@ def _line_values(row: InvoiceLineRow, kept: dict[str, Any] | None, rules: Charge
         kept.get("last_error"), kept.get("last_sync_at"), None, None, loaded_at,
         # an earlier attempt may have reached ConnectWise: keep where, so the marker is looked up
         kept.get("posted_agreement_id"), kept.get("posted_run_id"),
+        kept.get("changed_by"), kept.get("changed_at"),  # who edited it by hand, and when (team mode)
     )
 
 
 _KEPT_COLUMNS = [
     "line_id", "period", "sync_status", "charge_start", "charge_start_badge", "charge_end", "charge_end_badge",
     "override_company_id", "override_product_id", "override_agreement_id", "addition_id", "last_error", "last_sync_at",
-    "posted_agreement_id", "posted_run_id",
+    "posted_agreement_id", "posted_run_id", "changed_by", "changed_at",
 ]
 
 

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from cw_tui.store import DATABASE_ERRORS, Store, SyncRun, now_utc
+from cw_tui.store import DATABASE_ERRORS, Store, SyncRun, journal, now_utc
 
 
 def owner_tag() -> str:
@@ -20,7 +20,8 @@ def owner_tag() -> str:
 def recorded(store: Store, kind: str, period: str | None = None) -> Iterator[SyncRun]:
     """`kind` is one of SyncRun's: invoices, products, organizations."""
     with store.atomic():
-        run = SyncRun.create(kind=kind, period=period, started_at=now_utc(), state="running", owner=owner_tag())
+        run = SyncRun.create(kind=kind, period=period, started_at=now_utc(), state="running", owner=owner_tag(),
+                             who=journal.who())  # who loaded it (team mode: the line detail says it)
         alive = store.hold_run(run.id)  # on PostgreSQL: a busy message names it only while it holds this
     try:
         try:

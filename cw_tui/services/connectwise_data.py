@@ -23,6 +23,7 @@ from cw_tui.store import (
     Store,
     now_utc,
 )
+from cw_tui.store.changes import stamped
 
 T = TypeVar("T")
 
@@ -240,14 +241,15 @@ def automap(store: Store, *, include: bool = False, dry_run: bool = False) -> Au
         result.included = len(result.organizations)
     if dry_run:
         return result
+    stamp = stamped()  # who ran auto-match: every row it maps records it (team mode)
     with store.atomic():
         for org_id, _, company_id, _ in result.organizations:
-            update = {"company_id": company_id, "mapping_error": None}
+            update = {"company_id": company_id, "mapping_error": None, **stamp}
             if include:
                 update["excluded"] = False
             Organization.update(**update).where(Organization.platform_id == org_id).execute()
         for offer_id, _, product_id, _ in result.offers:
-            Offer.update(product_id=product_id, mapping_error=None).where(Offer.platform_id == offer_id).execute()
+            Offer.update(product_id=product_id, mapping_error=None, **stamp).where(Offer.platform_id == offer_id).execute()
     system_log.write(store, Level.INFO, Category.ORGANIZATIONS,
                      f"Automap: {len(result.organizations)} organizations and {len(result.offers)} offers mapped",
                      "included in sync: " + ("yes" if include else "no") + "; " +

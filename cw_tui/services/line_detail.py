@@ -7,6 +7,7 @@ No textual here."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from cw_tui.rules.additions import cw_datetime, descriptions, marker
@@ -29,6 +30,7 @@ from cw_tui.store import (
     SyncRun,
     utc_to_text,
 )
+from cw_tui.store.changes import Stamp
 
 
 @dataclass(frozen=True)
@@ -211,9 +213,39 @@ def line_detail(store: Store, line_id: str) -> LineDetail | None:
     ]
 
     sections = [("Platform", platform), ("Mapping", mapping), ("Charge dates", dates),
-                ("ConnectWise", _sync(line, charge_name, offer_name, product_id)), ("Journal", _journal(store, line.line_id))]
+                ("ConnectWise", _sync(line, charge_name, offer_name, product_id)),
+                ("Changed by", _changes(line, organization, offer, contract)), ("Journal", _journal(store, line.line_id))]
     title = f"{line.subscription_name} · {charge_name} · {org_name}"
     return LineDetail(line.line_id, title, SYNC_STATUS.get(line.sync_status, line.sync_status), sections)
+
+
+def _stamp(row) -> str:
+    return Stamp(row.changed_by, row.changed_at).text() if row is not None else ""
+
+
+NOBODY = "nobody by hand yet"
+
+
+def _changes(line: InvoiceLine, organization, offer, contract) -> list[Field]:
+    """Who changed what the line's posting depends on, and when (team mode): the line itself,
+    its organization's and offer's mappings, its contract's agreement, and its load."""
+    return [
+        Field("This line", _stamp(line) or NOBODY, "its own PSA fields or charge dates (edit, bulk update)"),
+        Field("Organization", _stamp(organization) or NOBODY, "its mapping or inclusion in sync"),
+        Field("Offer", _stamp(offer) or NOBODY, "its mapping"),
+        Field("Contract", _stamp(contract) or NOBODY, "its agreement"),
+        Field("Loaded", load_stamp(line.period, line.loaded_at), "the load that last refreshed it from the Platform"),
+    ]
+
+
+def load_stamp(period: str, loaded_at) -> str:
+    """Who ran the load that wrote a line loaded at `loaded_at` (its run, services/activity.py)."""
+    run = (SyncRun.select(SyncRun.who).where((SyncRun.kind == "invoices") & SyncRun.period.contains(period)
+                                             & (SyncRun.started_at <= loaded_at + timedelta(seconds=5))
+                                             & (SyncRun.state == "ok") & SyncRun.who.is_null(False))
+           .order_by(SyncRun.id.desc()).first())
+    when = f"{loaded_at:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{run.who} at {when}" if run is not None else when
 
 
 def _sync(line: InvoiceLine, charge_name: str, offer_name: str, product_id: int | None) -> list[Field]:

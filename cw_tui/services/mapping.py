@@ -12,11 +12,32 @@ from cw_tui.rules.safe_text import safe_text
 from cw_tui.services import system_log
 from cw_tui.services.system_log import Category, Level
 from cw_tui.store import Agreement, Company, Contract, Offer, Organization, Product, Store, line_changes, now_utc
+from cw_tui.store.changes import Stamp, changed_since, stamped
 from cw_tui.store.grid import Selection
 
 
 class MappingError(ValueError):
     """A change that cannot be made; the message says why."""
+
+
+class ChangedMeanwhile(MappingError):
+    """Someone else saved the row since its editor read it: nothing was saved (team mode)."""
+
+    def __init__(self, what: str, stamp: Stamp):
+        super().__init__(f"{what} was changed by {stamp.text()} since you opened it; nothing was saved. "
+                         "It is shown as it is now: edit it again if it still needs it")
+        self.stamp = stamp
+
+
+def _refuse_if_changed(store: Store, kind: str, keys: list[str], read: Stamp | None, what: str) -> None:
+    """`read`: the row's stamp when its editor opened it (None: no check, as for a bulk update)."""
+    if read is None:
+        return
+    if len(keys) != 1:
+        raise ValueError("a save checked against what its editor read is of one row")
+    now = changed_since(store, kind, keys[0], read)
+    if now is not None:
+        raise ChangedMeanwhile(what, now)
 
 
 def _log(store: Store, category: Category, summary: str, details: str = "") -> None:
@@ -26,7 +47,7 @@ def _log(store: Store, category: Category, summary: str, details: str = "") -> N
 def set_excluded(store: Store, organization_ids: list[str], excluded: bool) -> int:
     """Include organizations in sync, or exclude them; returns how many changed."""
     with store.atomic():
-        changed = Organization.update(excluded=excluded, updated_at=now_utc()).where(
+        changed = Organization.update(excluded=excluded, updated_at=now_utc(), **stamped()).where(
             Organization.platform_id.in_(organization_ids) & (Organization.excluded != excluded)).execute()
         if changed:
             names = [o.name for o in Organization.select(Organization.name).where(Organization.platform_id.in_(organization_ids)).limit(20)]
@@ -46,19 +67,22 @@ def toggle_excluded(store: Store, organization_id: str) -> tuple[str, bool]:
     return org.name, not org.excluded
 
 
-def map_organizations(store: Store, organization_ids: list[str], company_id: int | None) -> int:
-    """Map to a ConnectWise company (None unmaps). Unsynced lines follow (SPEC §6)."""
+def map_organizations(store: Store, organization_ids: list[str], company_id: int | None, *,
+                      read: Stamp | None = None) -> int:
+    """Map to a ConnectWise company (None unmaps). Unsynced lines follow (SPEC §6). `read`: the
+    one organization's stamp when its editor opened it; someone's save since is refused."""
     if company_id is not None and Company.get_or_none(Company.id == company_id) is None:
         raise MappingError(f"ConnectWise company {company_id} is not known: run Sync Organizations")
     with store.atomic():
-        changed = Organization.update(company_id=company_id, mapping_error=None, updated_at=now_utc()).where(
+        _refuse_if_changed(store, "organization", organization_ids, read, f"Organization {safe_text(organization_ids[0])}")
+        changed = Organization.update(company_id=company_id, mapping_error=None, updated_at=now_utc(), **stamped()).where(
             Organization.platform_id.in_(organization_ids)).execute()
         target = "unmapped" if company_id is None else f"mapped to company {Company.get_by_id(company_id).name} (#{company_id})"
         _log(store, Category.ORGANIZATIONS, f"{changed} organization(s) {target}", ", ".join(organization_ids[:50]))
     return changed
 
 
-def map_offers(store: Store, offer_ids: list[str], product_id: int | None) -> int:
+def map_offers(store: Store, offer_ids: list[str], product_id: int | None, *, read: Stamp | None = None) -> int:
     if product_id is not None:
         product = Product.get_or_none(Product.id == product_id)
         if product is None:
@@ -66,7 +90,8 @@ def map_offers(store: Store, offer_ids: list[str], product_id: int | None) -> in
         if product.inactive:
             raise MappingError(f"ConnectWise product {safe_text(product.description)} is inactive; choose an active one")
     with store.atomic():
-        changed = Offer.update(product_id=product_id, mapping_error=None, updated_at=now_utc()).where(
+        _refuse_if_changed(store, "offer", offer_ids, read, f"Offer {safe_text(offer_ids[0])}")
+        changed = Offer.update(product_id=product_id, mapping_error=None, updated_at=now_utc(), **stamped()).where(
             Offer.platform_id.in_(offer_ids)).execute()
         target = "unmapped" if product_id is None else f"mapped to product #{product_id}"
         _log(store, Category.PRODUCTS, f"{changed} offer(s) {target}", ", ".join(offer_ids[:50]))
@@ -89,7 +114,8 @@ def map_contract(store: Store, contract_id: str, agreement_id: int | None) -> in
                 raise MappingError(f"{_agreement_label(agreement)}, but contract {contract_id} is for "
                                    f"{company_label(company_id)}: choose an agreement of the contract's company")
             _refuse_other_company(agreement, line_changes.contract_lines_of_other_company(store, contract_id, agreement.company_id))
-        Contract.update(agreement_id=agreement_id, updated_at=now_utc()).where(Contract.platform_id == contract_id).execute()
+        Contract.update(agreement_id=agreement_id, updated_at=now_utc(), **stamped()).where(
+            Contract.platform_id == contract_id).execute()
         cleared = line_changes.clear_contract_line_agreements(store, contract_id)
         _log(store, Category.INVOICES, f"Contract {contract_id} {'unmapped' if agreement_id is None else f'mapped to agreement #{agreement_id}'}",
              f"{cleared} unsynced line(s) follow the contract")
@@ -140,7 +166,7 @@ def forget_gone_agreement(store: Store, contract_id: str) -> bool:
         contract = Contract.get_or_none(Contract.platform_id == contract_id)
         if contract is None or agreement_gone(contract.agreement_id, own=False) is None:
             return False
-        Contract.update(agreement_id=None, updated_at=now_utc()).where(Contract.platform_id == contract_id).execute()
+        Contract.update(agreement_id=None, updated_at=now_utc(), **stamped()).where(Contract.platform_id == contract_id).execute()
         _log(store, Category.INVOICES, f"Contract {contract_id} forgot agreement #{contract.agreement_id}",
              "it is gone from ConnectWise or no longer Active; the next sync chooses one (SPEC §8)")
     return True
@@ -205,9 +231,13 @@ def update_lines(store: Store, selection: Selection, change: LineChange) -> int:
     return _update_lines(store, lambda: line_changes.StagedLines.of_selection(store, selection), change)
 
 
-def update_line_ids(store: Store, line_ids: list[str], change: LineChange) -> int:
-    """`update_lines` for explicit lines (one row, or the rows a person marked), all or nothing."""
-    return _update_lines(store, lambda: line_changes.StagedLines.of_line_ids(store, line_ids), change)
+def update_line_ids(store: Store, line_ids: list[str], change: LineChange, *, read: Stamp | None = None) -> int:
+    """`update_lines` for explicit lines (one row, or the rows a person marked), all or nothing.
+    `read`: the one line's stamp when its editor opened it; someone's save since is refused."""
+    def stage() -> line_changes.StagedLines:
+        _refuse_if_changed(store, "line", line_ids, read, f"Line {safe_text(line_ids[0]) if line_ids else ''}")
+        return line_changes.StagedLines.of_line_ids(store, line_ids)
+    return _update_lines(store, stage, change)
 
 
 def _update_lines(store: Store, stage: Callable[[], line_changes.StagedLines], change: LineChange) -> int:
@@ -242,6 +272,7 @@ def _update_lines(store: Store, stage: Callable[[], line_changes.StagedLines], c
         for name in ("company_id", "product_id", "agreement_id"):
             if getattr(change, name) is not ...:
                 lines.set_override(name, getattr(change, name))
+        lines.stamp(**stamped())
         _log(store, Category.INVOICES, f"Updated {affected:,} line(s): {', '.join(change.fields())}",
              "; ".join(f"{name} = {getattr(change, name)}" for name in change.fields()))
     return affected

@@ -309,10 +309,12 @@ def _open_postgres(url: str, *, migrate: bool) -> Store:
                     postgres.create_schema(db, MODELS)
                 else:
                     for step in range(current, migrations.SCHEMA_VERSION):
-                        if step not in postgres.UPGRADES:
+                        upgrade = postgres.UPGRADES.get(step) or (
+                            migrations.MIGRATIONS[step] if migrations.MIGRATIONS[step] in migrations.PORTABLE else None)
+                        if upgrade is None:
                             raise StoreError(f"database {label} is at schema {current}: this cw-tui has no "
                                              f"PostgreSQL step from version {step}")
-                        postgres.UPGRADES[step](db)
+                        upgrade(db)
                 postgres.mark(db, APP_ID, migrations.SCHEMA_VERSION)
     except StoreError:
         db.close()

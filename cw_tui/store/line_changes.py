@@ -10,6 +10,7 @@ from typing import Any
 
 from cw_tui.rules.vocabulary import RECURRING_CHARGE_TYPES
 from cw_tui.store.database import Store
+from cw_tui.store.fields import utc_to_text
 from cw_tui.store.grid import Selection
 
 EDITABLE = "sync_status IN ('not_synced', 'error')"  # synced and in-flight lines are read-only
@@ -137,6 +138,11 @@ class StagedLines:
     def set_charge_end(self, end: date | None) -> None:
         self.store.db.execute_sql(f"UPDATE invoice_line SET charge_end = ?, charge_end_badge = 'user' WHERE {_STAGED}",
                                   [end.isoformat() if end is not None else None])
+
+    def stamp(self, changed_by: str, changed_at) -> None:
+        """Who changed the staged lines, and when (store/changes.py)."""
+        self.store.db.execute_sql(f"UPDATE invoice_line SET changed_by = ?, changed_at = ? WHERE {_STAGED}",
+                                  [changed_by, utc_to_text(changed_at)])
 
     def set_override(self, field: str, value: int | None) -> None:
         """The line's own company, product or agreement (None: it follows its organization,

@@ -79,8 +79,20 @@ def _v6_undo(db: pw.Database) -> None:
     db.execute_sql('CREATE INDEX "journal_undoes_id" ON "journal" ("undoes_id")')
 
 
+def _who_changed(db: pw.Database) -> None:
+    """Team mode (issue 17): who last changed a mapping or a line, and when: a person's change
+    (an edit, a bulk update, auto-match), not a load's refresh (that is `updated_at`). A save
+    compares `changed_at` with the one its editor read: another's save in between is refused."""
+    for table in ("organization", "offer", "contract", "invoice_line"):
+        for column in ("changed_by", "changed_at"):
+            db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" TEXT')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
-    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal, _v6_undo,
+    _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal, _v6_undo, _who_changed,
 ]
+# Steps written in SQL that PostgreSQL takes as well: a PostgreSQL database made by an older
+# cw-tui is upgraded by these too (postgres.UPGRADES has the others' PostgreSQL form).
+PORTABLE: set[Callable[[pw.Database], None]] = {_v6_undo, _who_changed}
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,9 @@ class Organization(BaseModel):
     mapping_error = pw.TextField(null=True)
     first_seen_at = UTCDateTimeField()
     updated_at = UTCDateTimeField()
+    # who last changed it by hand (an edit, a bulk update, auto-match), and when (migrations._who_changed)
+    changed_by = pw.TextField(null=True)
+    changed_at = UTCDateTimeField(null=True)
 
 
 class Offer(BaseModel):
@@ -38,6 +41,9 @@ class Offer(BaseModel):
     product_id = pw.IntegerField(null=True, index=True)
     mapping_error = pw.TextField(null=True)
     updated_at = UTCDateTimeField()
+    # who last changed it by hand (an edit, a bulk update, auto-match), and when (migrations._who_changed)
+    changed_by = pw.TextField(null=True)
+    changed_at = UTCDateTimeField(null=True)
 
 
 class Contract(BaseModel):
@@ -53,6 +59,9 @@ class Contract(BaseModel):
     # v2: a sync creating this contract's agreement (SPEC §8 rule 4) claims it first
     agreement_claimed_by = pw.TextField(null=True)
     agreement_claimed_at = UTCDateTimeField(null=True)
+    # who last changed it by hand (an edit, a bulk update, auto-match), and when (migrations._who_changed)
+    changed_by = pw.TextField(null=True)
+    changed_at = UTCDateTimeField(null=True)
 
 
 class InvoiceLine(BaseModel):
@@ -98,6 +107,9 @@ class InvoiceLine(BaseModel):
     # so an unknown outcome is resolved by looking the marker up on that agreement.
     posted_agreement_id = pw.IntegerField(null=True)
     posted_run_id = pw.IntegerField(null=True)
+    # who last changed it by hand (an edit, a bulk update, auto-match), and when (migrations._who_changed)
+    changed_by = pw.TextField(null=True)
+    changed_at = UTCDateTimeField(null=True)
 
     class Meta:
         indexes = (

@@ -19,8 +19,6 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import peewee as pw
 
-from cw_tui.store.migrations import _v6_undo
-
 try:
     import psycopg
 except ImportError:  # SQLite users need no driver
@@ -254,7 +252,7 @@ def lock_migrations(db: pw.Database, app_id: int) -> None:
 # Steps from version i to i+1 for a PostgreSQL database made by an older cw-tui (a new one is
 # created from the models at the current version). The SQLite steps that are plain ALTER TABLEs
 # run here as they are.
-UPGRADES: dict[int, object] = {5: _v6_undo}
+UPGRADES: dict[int, object] = {}
 FIRST_VERSION = 4
 
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cw_tui.store.changes import Stamp, stamp_of
 from cw_tui.store.database import Store
 from cw_tui.store.line_sql import LINE_MAPPING_JOINS
 from cw_tui.store.models import InvoiceLine, LogEntry, Offer, Organization
 from cw_tui.store.status_reads import offer_figures, organization_figures
 
-__all__ = ["LINE_FOR_EDIT", "LogRecord", "line_for_edit", "line_organization", "loaded_periods", "log_record",
+__all__ = ["LINE_FOR_EDIT", "LogRecord", "Stamp", "change_stamp", "line_for_edit", "line_organization", "loaded_periods", "log_record",
            "newest_log_id", "offer_figures", "offer_name", "organization_figures", "organization_name"]
 
 
@@ -36,6 +37,12 @@ def line_for_edit(store: Store, line_id: str) -> dict[str, Any] | None:
             LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id)
             WHERE l.line_id = ?""", (line_id,)).fetchone()
     return None if row is None else dict(zip(LINE_FOR_EDIT, row, strict=True))
+
+
+def change_stamp(store: Store, kind: str, key: str) -> Stamp:
+    """Who last changed a row by hand, and when (kind: organization | offer | contract | line):
+    an editor reads it when it opens, and its save is refused if another's came in between."""
+    return stamp_of(store, kind, key) or Stamp()
 
 
 def line_organization(store: Store, line_id: str) -> str | None:

@@ -18,7 +18,7 @@ class EditActions(MappingBase):
     @guarded
     def action_edit(self) -> None:
         from cw_tui.screens.pickers import COMPANIES, PRODUCTS, PickerModal
-        from cw_tui.services.mapping import MappingError, map_offers, map_organizations
+        from cw_tui.services.mapping import ChangedMeanwhile, MappingError, map_offers, map_organizations
 
         current = self._current_row()
         if current is None:
@@ -34,14 +34,17 @@ class EditActions(MappingBase):
             kind, suggest, apply = PRODUCTS, queries.offer_name(store, key), map_offers
         if suggest is None:
             return  # gone since the page was read
+        read = queries.change_stamp(store, "organization" if tab == "organizations" else "offer", key)
 
         def chosen(value) -> None:
             if value is None:
                 return
             try:
-                apply(store, [key], None if value[0] == "clear" else value[0])
+                apply(store, [key], None if value[0] == "clear" else value[0], read=read)
             except MappingError as error:
                 self.app.notify(str(error), severity="error", markup=False)
+                if isinstance(error, ChangedMeanwhile):
+                    grid.reload()  # someone else saved it meanwhile: show it as it is now
                 return
             grid.reload()
 
@@ -49,7 +52,14 @@ class EditActions(MappingBase):
 
     def _edit_line(self, key: str) -> None:
         from cw_tui.screens.mapping_modals import LineEditModal
-        from cw_tui.services.mapping import LineChange, MappingError, forget_gone_agreement, map_contract, update_line_ids
+        from cw_tui.services.mapping import (
+            ChangedMeanwhile,
+            LineChange,
+            MappingError,
+            forget_gone_agreement,
+            map_contract,
+            update_line_ids,
+        )
 
         line = self._line(key)
         if line is None:
@@ -59,6 +69,7 @@ class EditActions(MappingBase):
             return
         store = self.app.store
         grid = self._grid()
+        read = queries.change_stamp(store, "line", key)  # a colleague's save after this one is refused
 
         def apply(changes: dict, scope: str) -> None:
             def value(name: str):
@@ -76,9 +87,11 @@ class EditActions(MappingBase):
                         agreement = ...
                     change = LineChange(company_id=value("company"), product_id=value("product"), agreement_id=agreement,
                                         charge_start=changes.get("start", ...), charge_end=changes.get("end", ...))
-                    update_line_ids(store, [key], change)
+                    update_line_ids(store, [key], change, read=read)
             except MappingError as error:
                 self.app.notify(str(error), severity="error", markup=False)
+                if isinstance(error, ChangedMeanwhile):
+                    grid.reload()  # someone else saved it meanwhile: show it as it is now
                 return
             self.app.notify("Line updated." if scope == "line" else f"Contract {line['contract_id']} updated.")
             grid.reload()
