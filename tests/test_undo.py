@@ -29,6 +29,7 @@ from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, set_up_as_finance
 
 OCT, NOV = "2026-10", "2026-11"
+pytestmark = pytest.mark.both_backends
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +62,14 @@ def _next_month_changes(folder: Path, period: str) -> None:
 
 
 @pytest.fixture
-def world(cli, autumn_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def world(cli, autumn_source: Path, tmp_path: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     folder = tmp_path / "export"
     shutil.copytree(autumn_source, folder)
     monkeypatch.setenv("CW_TUI_USER", "finance.ben")
     with sandbox_thread(seed=11) as sandbox:
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "undo.sqlite3"
+        db = new_db("undo")
         set_up_as_finance(cli, db, folder, OCT)
         yield sandbox, db, folder
 
