@@ -56,11 +56,11 @@ def main(source: str, db_path: str, schema: str) -> None:
                     int(quantity * unit_price * MICRO), cells[currency], starts.isoformat(),
                     ends.isoformat() if ends else None, starts.isoformat(), "default",
                     ends.isoformat() if ends else None, "default", None, None, None, "not_synced", None, None, None,
-                    None, None, "2026-12-01T00:00:00Z", None, None,
+                    None, None, "2026-12-01T00:00:00Z", None, None, None, None,  # ..., changed_by, changed_at
                 )
 
         connection.execute("BEGIN IMMEDIATE")
-        connection.executemany(f"INSERT INTO invoice_line VALUES ({','.join('?' * 35)})", rows())
+        connection.executemany(f"INSERT INTO invoice_line VALUES ({','.join('?' * 37)})", rows())
         connection.execute("COMMIT")
     connection.close()
 
