@@ -195,7 +195,7 @@ async def refresh_agreements(store: Store, client: ConnectWiseClient, *, allow_s
     agreements = await client.agreements()
 
     def apply() -> None:
-        with store.atomic():
+        with store.atomic("IMMEDIATE"):  # two refreshes at once take turns (PostgreSQL too)
             Agreement.delete().execute()
             _insert(Agreement, agreement_rows(agreements, now_utc()))
 

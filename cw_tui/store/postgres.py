@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import os
 import re
+from contextlib import contextmanager
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -204,9 +205,18 @@ def position(haystack, needle) -> pw.Node:
     return pw.fn.strpos(haystack, needle)
 
 
+WRITE_LOCK = 0x63777475  # 'cwtu': the transaction lock IMMEDIATE stands for
+
+
+@contextmanager
 def atomic(db: pw.Database, lock_type: str | None):
-    """A transaction: SQLite's lock modes (IMMEDIATE) mean nothing here."""
-    return db.atomic()
+    """A transaction. IMMEDIATE (SQLite: take the write lock up front) takes a transaction-level
+    advisory lock here, so that such transactions (claims, a cache refresh that deletes and
+    inserts) run one at a time as they do on SQLite, instead of failing on each other's keys."""
+    with db.atomic() as transaction:
+        if lock_type == "IMMEDIATE":
+            db.execute_sql("SELECT pg_advisory_xact_lock(?)", (WRITE_LOCK,))
+        yield transaction
 
 
 def month_end_sql(day_sql: str) -> str:
