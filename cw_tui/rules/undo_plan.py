@@ -249,8 +249,7 @@ def plan_undo(run_id: int, period: str | None, written: list[Written], *, undone
         if w.action != "new_agreement" or w.id in undone or w.agreement_id is None:
             continue
         items.append(_agreement_item(w, agreements.get(w.agreement_id), deleted_on[w.agreement_id]))
-    plan = UndoPlan(run_id, period, items, skipped)
-    return UndoPlan(run_id, period, items, skipped, fingerprint(plan))
+    return UndoPlan(run_id, period, items, skipped, fingerprint(run_id, items))
 
 
 def _base(w: Written, kind: str, **fields: Any) -> UndoItem:
@@ -351,9 +350,9 @@ def _agreement_item(w: Written, now: AgreementNow | None, deleted: int) -> UndoI
     return UndoItem(KEEP, **base, reason="kept", detail=f"created by the run, but {why}: it stays")
 
 
-def fingerprint(plan: UndoPlan) -> str:
+def fingerprint(run_id: int, items: list[UndoItem]) -> str:
     """What a person confirms: every item's kind, target and change (not the wording)."""
     rows = [[i.kind, i.entry_id, i.addition_id, i.agreement_id, i.reason, sorted(i.line_ids), _plain(i.changes)]
-            for i in plan.items]
-    text = json.dumps([plan.run_id, rows], sort_keys=True, separators=(",", ":"))
+            for i in items]
+    text = json.dumps([run_id, rows], sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -15,6 +15,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
+import peewee as pw
+
 from cw_tui.rules.additions import VALUE_FIELDS, AdditionValues
 from cw_tui.rules.undo_plan import Later, Written
 from cw_tui.rules.words import plural
@@ -95,12 +97,6 @@ def run_kind(store: Store, run_id: int) -> str | None:
     return row.kind if row is not None else None
 
 
-def undo_runs_of(store: Store, run_id: int) -> list[tuple[int, str, str | None]]:
-    """The undo runs of `run_id`: (id, state, owner), oldest first."""
-    return list(SyncRun.select(SyncRun.id, SyncRun.state, SyncRun.owner).where(
-        (SyncRun.kind == "undo") & (SyncRun.undoes_run_id == run_id)).order_by(SyncRun.id).tuples())
-
-
 # --- claims
 
 def claim(store: Store, owner: str, run_id: int, subscription_ids: list[str], contract_ids: list[str]) -> list[str]:
@@ -138,8 +134,6 @@ def claim(store: Store, owner: str, run_id: int, subscription_ids: list[str], co
 
 
 def _count() -> Any:
-    import peewee as pw
-
     return pw.fn.COUNT(pw.SQL("*"))
 
 
@@ -242,11 +236,3 @@ def resolve_attempts(store: Store, entry_id: int, run_id: int, applied: bool) ->
                         else f"not applied in ConnectWise when undo run {run_id} looked"),
             **({} if applied else {"error_message": "not applied in ConnectWise"}),
         ).where(where).execute()
-
-
-def subscription_values(store: Store, subscription_id: str) -> AdditionValues | None:
-    row = SubscriptionAddition.get_or_none(SubscriptionAddition.subscription_id == subscription_id)
-    if row is None or row.product_id is None or row.quantity is None or row.effective_date is None:
-        return None
-    return AdditionValues(row.product_id, row.quantity, row.unit_price, row.unit_cost, row.effective_date,
-                          row.cancelled_date, row.description or "", row.invoice_description or "")

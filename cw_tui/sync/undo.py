@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from cw_tui.rules import undo_plan as rules
@@ -152,7 +151,7 @@ async def _agreements_now(client: ConnectWiseClient, created: list[rules.Written
     return dict(zip(ids, await asyncio.gather(*(one(a) for a in ids)), strict=True))
 
 
-async def _unresolved(store: Store, client: ConnectWiseClient, detail: journal.RunDetail) -> list[rules.Written]:
+async def _unresolved(client: ConnectWiseClient, detail: journal.RunDetail) -> list[rules.Written]:
     """The run's creates whose outcome is still not known (it was killed, an answer was lost):
     the ones ConnectWise holds count as created by the run (they are undone too)."""
     unknown = [a for a in detail.actions if a.action == "create" and a.outcome in ("pending", "unknown")
@@ -178,7 +177,7 @@ async def prepare_undo(store: Store, client: ConnectWiseClient, run_id: int, *, 
     Sends nothing and writes nothing but the release of dead runs' claims."""
     release_stale_claims(store, resolved_by=resolved_by)
     detail = _target(store, run_id)
-    unresolved = await _unresolved(store, client, detail)
+    unresolved = await _unresolved(client, detail)
     written = store_undo.written(detail.actions) + unresolved
     ids = [w.id for w in written]
     undone = store_undo.undone_by(store, ids)
@@ -243,63 +242,59 @@ class _Undo:
         assert item.agreement_id is not None and item.addition_id is not None
         return await _one(self.client, item.agreement_id, item.addition_id)
 
-    async def delete(self, item: UndoItem) -> None:
-        self.earlier_attempts(item)
-        assert item.agreement_id is not None and item.addition_id is not None
-        entry: int | None = None
+    async def send(self, item: UndoItem, action: str, request: Callable[[], Awaitable[Any]],
+                   applied: Callable[[AdditionValues | None], bool], final: tuple[type[ConnectWiseError], ...],
+                   **fields: Any) -> int | None:
+        """Journal, send, and on a lost or odd answer read the Addition back: `applied(what it
+        holds)` says whether ConnectWise took it; if not, send again (at most ATTEMPTS times).
+        `final` errors are ConnectWise's refusal: not looked at, not retried. Returns the done
+        entry, or None when it failed (recorded)."""
         for attempt in range(ATTEMPTS):
-            entry = self.begin(item, "delete", before=item.held)
+            entry = self.begin(item, action, **fields)
             try:
-                await self.client.delete_addition(item.agreement_id, item.addition_id)
-                break
+                await request()
+                return entry
             except ConnectWiseError as error:
-                if isinstance(error, (RequestRejected, PermissionDenied, AuthenticationFailed)):
+                if isinstance(error, final):
                     self.error(item, entry, error, looked=False)
-                    return
+                    return None
                 try:
-                    still = await self.look(item)  # a lost answer, a retry answered 404: is it gone?
+                    now = await self.look(item)  # a lost answer, a retry answered 404: did it apply?
                 except ConnectWiseError as second:
                     self.error(item, entry, second, looked=False)
-                    return
-                if still is None:
-                    break
+                    return None
+                if applied(now):
+                    return entry
                 journal.failed(self.store, entry, status=error.status, code=error.code,
                                message=f"not applied: {system_log.redact(error.message)}"[:2000])
                 if attempt == ATTEMPTS - 1:
                     self.error(item, None, error, looked=True)
-                    return
-        assert entry is not None
-        self.result.lines_not_synced += store_undo.deleted(self.store, self.owner, entry, addition_id=item.addition_id,
+        return None
+
+    async def delete(self, item: UndoItem) -> None:
+        self.earlier_attempts(item)
+        agreement_id, addition_id = item.agreement_id, item.addition_id
+        assert agreement_id is not None and addition_id is not None
+        entry = await self.send(item, "delete", lambda: self.client.delete_addition(agreement_id, addition_id),
+                                lambda now: now is None, (RequestRejected, PermissionDenied, AuthenticationFailed),
+                                before=item.held)
+        if entry is None:
+            return
+        self.result.lines_not_synced += store_undo.deleted(self.store, self.owner, entry, addition_id=addition_id,
                                                            subscription_id=item.subscription_id, line_ids=item.line_ids)
         self.result.deleted += 1
 
     async def patch(self, item: UndoItem, action: str) -> None:
         """A restore (the values held before) or an end (a cancelled date after the invoiced months)."""
         self.earlier_attempts(item)
-        assert item.agreement_id is not None and item.addition_id is not None and item.restore_to is not None
-        entry: int | None = None
-        for attempt in range(ATTEMPTS):
-            entry = self.begin(item, action, sent=item.changes, before=item.held, after=item.restore_to)
-            try:
-                await self.client.patch_addition(item.agreement_id, item.addition_id, item.changes)
-                break
-            except ConnectWiseError as error:
-                if isinstance(error, (RequestRejected, NotFound, PermissionDenied, AuthenticationFailed)):
-                    self.error(item, entry, error, looked=False)
-                    return
-                try:
-                    now = await self.look(item)
-                except ConnectWiseError as second:
-                    self.error(item, entry, second, looked=False)
-                    return
-                if now == item.restore_to:
-                    break
-                journal.failed(self.store, entry, status=error.status, code=error.code,
-                               message=f"not applied: {system_log.redact(error.message)}"[:2000])
-                if attempt == ATTEMPTS - 1:
-                    self.error(item, None, error, looked=True)
-                    return
-        assert entry is not None
+        agreement_id, addition_id = item.agreement_id, item.addition_id
+        assert agreement_id is not None and addition_id is not None and item.restore_to is not None
+        entry = await self.send(item, action, lambda: self.client.patch_addition(agreement_id, addition_id, item.changes),
+                                lambda now: now == item.restore_to,
+                                (RequestRejected, NotFound, PermissionDenied, AuthenticationFailed),
+                                sent=item.changes, before=item.held, after=item.restore_to)
+        if entry is None:
+            return
         lines = item.line_ids if action == "restore" else ()
         self.result.lines_not_synced += store_undo.restored(self.store, self.owner, entry, subscription_id=item.subscription_id,
                                                             values=item.restore_to, line_ids=lines)
@@ -348,10 +343,9 @@ class _Undo:
 
 async def run_undo(store: Store, client: ConnectWiseClient, run_id: int, *, expect_plan: str | None = None,
                    end_invoiced: bool = False, progress: Callable[[int, int], None] | None = None,
-                   trigger: str = "cli", today: date | None = None) -> UndoResult:
+                   trigger: str = "cli") -> UndoResult:
     """Undo sync run `run_id` (see the module's docstring). With `expect_plan` (the fingerprint a
     person confirmed) a plan that differs sends nothing and raises PlanChanged."""
-    del today  # the plan does not depend on the day: ConnectWise's invoices say what is closed
     started = time.monotonic()
     calls_before = client.api_calls
     detail = _target(store, run_id)
