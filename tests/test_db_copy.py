@@ -219,3 +219,83 @@ def test_must_show_4_the_demo_store_moves_to_postgres_and_posts_nothing_again(
         assert cli("--db", pg, "reconcile", "--period", P2, "--json").json()["mismatches"] == []
         ids = [r["id"] for r in cli("--db", pg, "runs", "--json").json()]
         assert len(ids) == len(set(ids))
+
+
+# ---- the README's roles: an owner that runs migrations, an app role with only the rights it needs
+
+ROLE_SETUP_AS_OWNER = [  # README, "Team mode: the roles" (run connected to the database as its owner)
+    "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+    "GRANT USAGE ON SCHEMA public TO {app}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {app}",
+]
+
+
+@pytest.fixture
+def roles(pg_server, pg_databases):
+    """A database owned by an owner role, and an app role, set up as the README says."""
+    import os
+
+    import psycopg
+
+    suffix = os.getpid()
+    owner, app, name = f"cwtui_owner_{suffix}", f"cwtui_app_{suffix}", f"team_{suffix}"
+    admin = psycopg.connect(pg_server.url(), autocommit=True)
+    for sql in (f"CREATE ROLE {owner} LOGIN", f"CREATE ROLE {app} LOGIN", f"CREATE DATABASE {name} OWNER {owner}",
+                f"REVOKE ALL ON DATABASE {name} FROM PUBLIC", f"GRANT CONNECT, TEMPORARY ON DATABASE {name} TO {app}"):
+        admin.execute(sql)
+    base = pg_server.url(name)
+    urls = {who: base.replace("cwtui@", f"{role}@") for who, role in (("owner", owner), ("app", app))}
+    with psycopg.connect(urls["owner"], autocommit=True) as connection:
+        for sql in ROLE_SETUP_AS_OWNER:
+            connection.execute(sql.format(owner=owner, app=app))
+    yield urls
+    from cw_tui.store import database
+
+    for url in urls.values():
+        entry = database._OPEN.pop(url, None)
+        if entry is not None and not entry[0].is_closed():
+            entry[0].close()
+    admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    admin.execute(f"DROP ROLE IF EXISTS {app}")
+    admin.execute(f"DROP ROLE IF EXISTS {owner}")
+    admin.close()
+
+
+def test_the_app_role_syncs_but_leaves_migrations_to_the_owner(cli, roles, demo_folder: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # a migration due (here the first: the schema itself): the app role is told who must run it
+    refused = cli("--db", roles["app"], "status")
+    assert refused.code == 2, refused.err
+    assert "db migrate" in refused.err and "owner" in refused.err and "Traceback" not in refused.err
+    assert cli("--db", roles["app"], "db", "migrate").code == 2
+
+    migrated = cli("--db", roles["owner"], "db", "migrate", "--json")
+    assert migrated.code == 0, migrated.err
+    assert migrated.json()["schema_before"] == 0 and migrated.json()["schema"] == SCHEMA_VERSION
+    assert "nothing to do" in cli("--db", roles["owner"], "db", "migrate").out
+    # an upgrade due on a database in use (its mark one step back): refused with the same words
+    import psycopg
+
+    with psycopg.connect(roles["owner"], autocommit=True) as connection:
+        connection.execute("UPDATE cw_tui_meta SET value = value - 1 WHERE key = 'schema_version'")
+        older = cli("--db", roles["app"], "status")
+        assert older.code == 2 and f"is at schema {SCHEMA_VERSION - 1}, this cw-tui needs {SCHEMA_VERSION}" in older.err
+        assert "db migrate" in older.err and "must be owner" in older.err, older.err
+        mark = connection.execute("SELECT value FROM cw_tui_meta WHERE key = 'schema_version'").fetchone()[0]
+        assert mark == SCHEMA_VERSION - 1  # rolled back: nothing changed
+        connection.execute("UPDATE cw_tui_meta SET value = value + 1 WHERE key = 'schema_version'")
+
+    with SandboxThread(build_sandbox(7)) as running:
+        for key, value in cw_env(running).items():
+            monkeypatch.setenv(key, value)
+        set_up_as_finance(cli, roles["app"], demo_folder, P1, sync=True)
+        assert_exactly_once(running, roles["app"])
+    assert "nothing to do" in cli("--db", roles["app"], "db", "migrate").out
+
+    # the app role may not change the schema, whatever it tries
+    with psycopg.connect(roles["app"], autocommit=True) as connection:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute('ALTER TABLE "invoice_line" ADD COLUMN "x" TEXT')
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            connection.execute('CREATE TABLE "x" ("y" TEXT)')

@@ -15,19 +15,18 @@ from cw_tui.store import SCHEMA_VERSION, open_store
 
 
 def cmd_db_copy(args: argparse.Namespace) -> int:
-    with _store(args) as store:
-        with render.progress("Copying", enabled=not args.json) as bar:
-            notes = _notes(enabled=not args.json and not sys.stderr.isatty())
+    with _store(args) as store, render.progress("Copying", enabled=not args.json) as bar:
+        notes = _notes(enabled=not args.json and not sys.stderr.isatty())
 
-            def progress(table: str, done: int, total: int) -> None:
-                bar(done, total)
-                notes(table, done, total)
+        def progress(table: str, done: int, total: int) -> None:
+            bar(done, total)
+            notes(table, done, total)
 
-            try:
-                result = db_copy.copy_store(store, args.to, progress)
-            except db_copy.TargetNotEmpty as refused:
-                print(f"cw-tui: refused: {safe_text(str(refused))}", file=sys.stderr)
-                return EXIT_PARTIAL
+        try:
+            result = db_copy.copy_store(store, args.to, progress)
+        except db_copy.TargetNotEmpty as refused:
+            print(f"cw-tui: refused: {safe_text(str(refused))}", file=sys.stderr)
+            return EXIT_PARTIAL
     if args.json:
         _print_json(result.to_json())
         return EXIT_OK
