@@ -72,6 +72,16 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(cli, journaled, tmp_path: P
     assert cli("--db", pg, "status", "--json").json()["periods"] == cli("--db", source, "status", "--json").json()["periods"]
 
 
+def test_postgres_to_postgres(cli, journaled, tmp_path: Path, new_db) -> None:
+    source = tmp_path / "journal.sqlite3"
+    first, second = new_db("a", migrated=False), new_db("b", migrated=False)
+    assert cli("--db", source, "db", "copy", "--to", first).code == 0
+    result = cli("--db", first, "db", "copy", "--to", second, "--json")
+    assert result.code == 0, result.err
+    assert result.json()["source"] == redact(first) and dump(second) == dump(source)
+    assert cli("--db", first, "db", "copy", "--to", first).code == 2  # itself
+
+
 def test_the_table_says_what_was_copied(cli, journaled, tmp_path: Path, new_db) -> None:
     pg = new_db("pg", migrated=False)
     result = cli("--db", tmp_path / "journal.sqlite3", "db", "copy", "--to", pg)
