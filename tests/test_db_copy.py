@@ -51,6 +51,10 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(cli, journaled, tmp_path: P
     original = dump(source)
     assert original["journal"] and original["sync_run"] and original["log_entry"] and original["setting"]
     assert any(r["sync_status"] == "synced" and r["addition_id"] for r in original["invoice_line"])
+    from tests.app_helpers import FIXED_CREDENTIALS
+
+    # ConnectWise credentials are not in the store (a file of the user's): none to copy or show
+    assert FIXED_CREDENTIALS.private_key not in json.dumps(original, default=str)
     pg = new_db("pg", migrated=False)  # a new, empty database: the copy gives it the schema
 
     there = cli("--db", source, "db", "copy", "--to", pg, "--json")
@@ -67,6 +71,7 @@ def test_sqlite_to_postgres_and_back_keeps_every_row(cli, journaled, tmp_path: P
     assert again.code == 0, again.err
     assert counts(again) == counts(there)
     assert dump(back) == original
+    assert FIXED_CREDENTIALS.private_key not in there.out + there.err + again.out + again.err
     # the app's own reads agree on the copy: run history, the journal, the synced lines
     assert cli("--db", back, "runs", "--json").json() == cli("--db", source, "runs", "--json").json()
     assert cli("--db", pg, "status", "--json").json()["periods"] == cli("--db", source, "status", "--json").json()["periods"]
@@ -309,3 +314,24 @@ def test_the_app_role_syncs_but_leaves_migrations_to_the_owner(cli, roles, demo_
             connection.execute('ALTER TABLE "invoice_line" ADD COLUMN "x" TEXT')
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             connection.execute('CREATE TABLE "x" ("y" TEXT)')
+
+
+def test_db_migrate_upgrades_an_older_sqlite_file(cli, tmp_path: Path) -> None:
+    import sqlite3
+
+    from cw_tui.store import APP_ID
+    from cw_tui.store.schema_v1 import STATEMENTS
+
+    old = tmp_path / "v1.sqlite3"
+    con = sqlite3.connect(old)
+    for statement in STATEMENTS:  # schema version 1, as the first release wrote it
+        con.execute(statement)
+    con.execute(f"PRAGMA application_id = {APP_ID}")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    result = cli("--db", old, "db", "migrate", "--json")
+    assert result.code == 0, result.err
+    assert result.json() == {"database": str(old), "schema_before": 1, "schema": SCHEMA_VERSION}
+    again = cli("--db", old, "db", "migrate")
+    assert again.code == 0 and f"is at schema {SCHEMA_VERSION}, this cw-tui's: nothing to do" in again.out
