@@ -19,6 +19,7 @@ RUNS = {
     "grid_bench": (["--lines", "500", "--repeat", "2"], "bulk_update_50k_ms_p95"),
     "sync_bench": (["--lines", "20", "--latency-ms", "1"], "ratio_to_ideal"),
     "startup_bench": (["--repeat", "1"], "configured_first_paint_s"),
+    "db_copy_bench": (["--lines", "200", "--repeat", "1"], "full_sqlite_to_sqlite_ratio_to_floor"),
 }
 
 

@@ -26,9 +26,16 @@ from cw_tui.cli.commands import (
     cmd_status,
     cmd_sync_organizations,
 )
+from cw_tui.cli.db_commands import cmd_db_copy, cmd_db_migrate
 from cw_tui.cli.runs_commands import cmd_runs, cmd_runs_show
 from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
 from cw_tui.cli.undo_commands import cmd_undo
+
+
+def _db_usage(args: argparse.Namespace) -> int:
+    from cw_tui.cli.common import UsageError
+
+    raise UsageError("db needs a command: `cw-tui db copy --to TARGET` or `cw-tui db migrate`")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,6 +159,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-invoiced", action="store_true",
                    help="an Addition ConnectWise has invoiced is ended after the invoiced months instead of refused")
     p.add_argument("--json", action="store_true")
+
+    p = command("db", _db_usage, "the database itself: copy it into another (moving in), upgrade its schema")
+    db = p.add_subparsers(dest="db_command", metavar="copy|migrate")
+    copy = db.add_parser("copy", parents=[common], help="copy this database (--db) into an empty one: a SQLite file "
+                         "or postgresql://user@host/db",
+                         description="Copy every table of the current database (--db, $CW_TUI_DB) into TARGET, which "
+                                     "must be empty: its schema is brought to this cw-tui's, the rows are copied in "
+                                     "one transaction, and every table's count is checked. Exit 1 if TARGET has rows.")
+    copy.set_defaults(handler=cmd_db_copy)
+    copy.add_argument("--to", required=True, metavar="TARGET", help="a postgresql:// URL (no password: ~/.pgpass) "
+                                                                    "or a SQLite file")
+    copy.add_argument("--json", action="store_true")
+    migrate = db.add_parser("migrate", parents=[common], help="upgrade the database to this cw-tui's schema "
+                            "(PostgreSQL: run it as the owner role)",
+                            description="Upgrade the database (--db) to this cw-tui's schema. Other commands do it "
+                                        "when they open the database; on PostgreSQL the app role may not change the "
+                                        "schema, so the owner role runs this.")
+    migrate.set_defaults(handler=cmd_db_migrate)
+    migrate.add_argument("--json", action="store_true")
 
     p = command("status", cmd_status, "mapping and sync status of organizations, products and periods")
     p.add_argument("--json", action="store_true")

@@ -302,7 +302,7 @@ def _open_postgres(url: str, *, migrate: bool) -> Store:
                              f"knows {migrations.SCHEMA_VERSION}); upgrade cw-tui")
         db.bind(MODELS, bind_refs=False, bind_backrefs=False)
         if migrate and version < migrations.SCHEMA_VERSION:
-            with db.atomic():
+            with postgres.owner_migrates(db, label, version, migrations.SCHEMA_VERSION), db.atomic():
                 postgres.lock_migrations(db, APP_ID)
                 current = postgres.user_version(db)  # another process may have done it meanwhile
                 if current == 0:

@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import peewee as pw
 
+from cw_tui.store.errors import StoreError
+
 try:
     import psycopg
 except ImportError:  # SQLite users need no driver
@@ -257,6 +259,28 @@ def mark(db: pw.Database, app_id: int, version: int) -> None:
 def lock_migrations(db: pw.Database, app_id: int) -> None:
     """Two processes upgrading at once take turns (released at the transaction's end)."""
     db.execute_sql("SELECT pg_advisory_xact_lock(?)", (int(app_id),))
+
+
+@contextmanager
+def owner_migrates(db: pw.Database, label: str, version: int, target: int):
+    """A schema upgrade the connected role may not make (team mode: the app role has no right
+    to change the schema) is refused with who must run it, instead of a bare "permission
+    denied" (the upgrade's transaction is rolled back: nothing changed)."""
+    try:
+        yield
+    except pw.DatabaseError as error:  # peewee wraps the driver's errors
+        text = _first_line(error).lower()
+        if "permission denied" not in text and "must be owner" not in text:
+            raise
+        try:
+            role = db.connection().info.user
+        except (pw.DatabaseError, AttributeError):
+            role = "this role"
+        what = "has no cw-tui schema yet" if version == 0 else f"is at schema {version}, this cw-tui needs {target}"
+        raise StoreError(
+            f"database {label} {what}, and role {role} may not change the schema ({_first_line(error)}). Have the "
+            f"database's owner role run the upgrade: cw-tui --db postgresql://OWNER@HOST/DB db migrate; nothing was "
+            "changed") from None
 
 
 # Steps from version i to i+1 for a PostgreSQL database made by an older cw-tui (a new one is

@@ -206,12 +206,23 @@ class EditActions(MappingBase):
         from cw_tui.services.line_detail import line_detail
 
         if self.query_one(TabbedContent).active != "invoices":
-            self.app.notify("v shows an invoice line's detail: use it on the Invoices tab.")
+            self.app.notify("v shows an invoice line's detail on the Invoices tab, an organization's on the Organizations tab.")
             return
         key = self.query_one("#grid-invoices", SqlGrid).current_key()
         detail = line_detail(self.app.store, key) if key is not None else None
         if detail is not None:
             self.app.push_screen(LineDetailModal(detail))
+
+    @guarded
+    def action_organization_detail(self) -> None:
+        """`v` on the Organizations tab: the read-only detail of the organization under the cursor."""
+        from cw_tui.screens.organization_detail import OrganizationDetailModal
+        from cw_tui.services.organization_detail import organization_detail
+
+        key = self.query_one("#grid-organizations", SqlGrid).current_key()
+        detail = organization_detail(self.app.store, key) if key is not None else None
+        if detail is not None:
+            self.app.push_screen(OrganizationDetailModal(detail))
 
     BUTTON_ACTIONS = {
         "sync-organizations": "sync_organizations", "automatch": "automatch", "toggle-excluded": "toggle_excluded",

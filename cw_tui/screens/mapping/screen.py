@@ -55,6 +55,8 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
         Binding("right_square_bracket", "tab(1)", "Next tab", id="mapping.next_tab", show=False),
         Binding("left_square_bracket", "tab(-1)", "Previous tab", id="mapping.previous_tab", show=False),
         Binding("ctrl+r", "reload", "Refresh", id="mapping.refresh"),
+        # v on the Organizations tab; not in the key bar, which has no room left there at 80 columns
+        Binding("v", "organization_detail", "Organization detail", id="mapping.organization_detail", show=False),
     ]
     TAB_ACTIONS = {
         "sync_organizations": "organizations", "automatch": "organizations",
@@ -99,10 +101,10 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
         self._fill_periods()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """`v` (an invoice line's detail) is offered on the Invoices tab only."""
-        if action == "line_detail":
+        """`v` is an invoice line's detail on the Invoices tab, an organization's on the Organizations tab."""
+        if action in ("line_detail", "organization_detail"):
             contents = self.query(TabbedContent)
-            return bool(contents) and contents.first().active == "invoices"
+            return bool(contents) and contents.first().active == ("invoices" if action == "line_detail" else "organizations")
         return super().check_action(action, parameters)
 
     def refresh_data(self) -> None:
