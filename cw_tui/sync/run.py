@@ -10,8 +10,9 @@ Exactly once, whatever happens:
 - A line becomes Synced only with the ID of the Addition that holds it; synced lines are
   never posted again, and re-loads never touch them.
 - The journal (store/journal.py) gets one entry per write, committed before its request is
-  sent, then completed with the outcome. If the journal cannot be written, nothing more is
-  sent: the run stops.
+  sent, then completed with the outcome (the entries of requests going out together are
+  committed in one transaction: _JournalBatch). If the journal cannot be written, nothing
+  more is sent: the run stops.
 """
 
 from __future__ import annotations
