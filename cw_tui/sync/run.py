@@ -325,8 +325,9 @@ class _Run:
                 if addition is not None:
                     break
                 entry = await self.journal_begin("create", line_ids=action.line_ids, marker=action.marker,
-                                           agreement_id=agreement_id, subscription_id=action.subscription_id,
-                                           customer=action.customer, currency=action.currency, sent=body, after=action.values)
+                                                 agreement_id=agreement_id, subscription_id=action.subscription_id,
+                                                 customer=action.customer, currency=action.currency, sent=body,
+                                                 after=action.values)
                 try:
                     addition = await self.client.create_addition(agreement_id, body)
                     if action.subscription_id:  # before the subscription is recorded active (its own transaction)
@@ -444,9 +445,9 @@ class _Run:
             self._known_addition(action.marker, action.agreement_id, action.addition_id)
         journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
         entry = await self.journal_begin("update", line_ids=action.line_ids, marker=action.marker,
-                                   agreement_id=action.agreement_id, addition_id=action.addition_id,
-                                   subscription_id=action.subscription_id, customer=action.customer,
-                                   currency=action.currency, sent=action.changes, before=before, after=action.values)
+                                         agreement_id=action.agreement_id, addition_id=action.addition_id,
+                                         subscription_id=action.subscription_id, customer=action.customer,
+                                         currency=action.currency, sent=action.changes, before=before, after=action.values)
         try:
             addition = await self.client.patch_addition(action.agreement_id, action.addition_id, action.changes)
         except ConnectWiseError as error:
@@ -477,9 +478,9 @@ class _Run:
         sent = {"cancelledDate": f"{action.cancelled_date.isoformat()}T00:00:00Z"}
         base = recorded or before  # what cw-tui last meant it to hold, ended
         entry = await self.journal_begin("cancel", marker=action.marker, agreement_id=action.agreement_id,
-                                   addition_id=action.addition_id, subscription_id=action.subscription_id,
-                                   customer=action.customer, currency=action.currency, sent=sent, before=before,
-                                   after=replace(base, cancelled_date=action.cancelled_date) if base else None)
+                                         addition_id=action.addition_id, subscription_id=action.subscription_id,
+                                         customer=action.customer, currency=action.currency, sent=sent, before=before,
+                                         after=replace(base, cancelled_date=action.cancelled_date) if base else None)
         try:
             await self.client.patch_addition(action.agreement_id, action.addition_id, sent)
         except ConnectWiseError as error:
