@@ -1,5 +1,6 @@
 """Issue 15 in the app: the Runs screen, a run's actions, the line's journal, Reconciliation.
-Pilot tests on the real app, the real sandbox on a loopback socket and real SQLite."""
+Pilot tests on the real app, the real sandbox on a loopback socket and real SQLite (the
+Reconciliation screen on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,12 @@ P1 = "2026-09"
 
 
 @pytest.fixture
-def synced(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def synced(cli, demo_folder: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     """A sandbox, and a store set up as a finance user does, with P1 synced through the CLI."""
     with sandbox_thread(seed=7) as sandbox:
         for key, value in cw_env(sandbox).items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "finance.sqlite3"
+        db = new_db("finance")
         set_up_as_finance(cli, db, demo_folder, P1, sync=True)
         yield sandbox, db
 
@@ -34,6 +35,7 @@ def _grid_texts(grid) -> list[str]:
     return [" | ".join("" if v is None else str(v) for v in row) for row in (grid.page.rows if grid.page else [])]
 
 
+@pytest.mark.both_backends
 def test_reconciliation_names_a_changed_and_a_deleted_addition(synced) -> None:
     asyncio.run(_reconciliation(synced))
 

@@ -1,6 +1,7 @@
 """Issue 10, part 6: an empty, redirected or cut-short answer from ConnectWise never wipes the
 cache. The real CLI against the real sandbox on a loopback socket, with the sandbox's odd
-answers switched on; each test ends with the store."""
+answers switched on; each test ends with the store. The guard's own tests (a shrunk list refused,
+--allow-shrink, the half rule, the sync stopped) run on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ P1 = "2026-09"
 CT = "application/vnd.connectwise.com+json; version=2025.1"  # what the sandbox answers with
 
 
-def cache(db: Path) -> dict[str, object]:
+def cache(db: Path | str) -> dict[str, object]:
     """Every cached ConnectWise row, and the time of the last organizations sync."""
     with open_store(db) as store:
         tables = {model.__name__: sorted(model.select().tuples()) for model in
@@ -29,14 +30,14 @@ def cache(db: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def synced(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_folder: Path):
+def synced(cli, new_db, monkeypatch: pytest.MonkeyPatch, demo_folder: Path):
     """A sandbox and a store after one good Sync Organizations (400 companies)."""
     with sandbox_thread() as sandbox:
         creds = sandbox.credentials
         for key, value in {"CW_URL": creds.url, "CW_COMPANY_ID": creds.company_id, "CW_PUBLIC_KEY": creds.public_key,
                            "CW_PRIVATE_KEY": creds.private_key, "CW_CLIENT_ID": creds.client_id}.items():
             monkeypatch.setenv(key, value)
-        db = tmp_path / "guard.sqlite3"
+        db = new_db("guard")
         for args in (("connect",), ("configure", "--platform-dir", demo_folder, "--agreement-type", "Cloud Services"),
                      ("sync-organizations",)):
             result = cli("--db", db, *args)
@@ -73,6 +74,7 @@ def test_an_odd_answer_never_changes_the_cache(synced, cli, odd: OddAnswer, code
         assert "nothing was changed" in result.err and "--allow-shrink" in result.err
 
 
+@pytest.mark.both_backends
 def test_allow_shrink_accepts_the_smaller_list(synced, cli) -> None:
     sandbox, db = synced
     sandbox.sandbox.faults.odd_answers.append(
@@ -91,6 +93,7 @@ def test_allow_shrink_accepts_the_smaller_list(synced, cli) -> None:
     assert any(s.startswith("Smaller lists from ConnectWise accepted: companies 400 -> 3") for s in summaries)
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("count", "code"), [(200, 0), (199, 2)])
 def test_half_of_the_list_is_kept_more_than_half_dropped_is_refused(synced, cli, count: int, code: int) -> None:
     sandbox, db = synced
@@ -101,6 +104,7 @@ def test_half_of_the_list_is_kept_more_than_half_dropped_is_refused(synced, cli,
     assert len(cache(db)["Company"]) == (count if code == 0 else 400)
 
 
+@pytest.mark.both_backends
 def test_a_shrunk_agreements_list_stops_the_sync_and_the_dry_run_before_anything_is_sent(synced, cli) -> None:
     sandbox, db = synced
     for args in (("load-invoices", "--period", P1), ("automap", "--include")):

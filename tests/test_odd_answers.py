@@ -1,7 +1,9 @@
 """Issue 11, part 3: an odd answer from ConnectWise gets a message with the status, the content
 type and the start of the body (control characters made harmless, secrets masked), never a
 pydantic or JSON traceback, and changes nothing it should not. The real CLI and app against the
-real sandbox on a loopback socket, with its odd answers switched on (cw_tui/sandbox/odd_answers.py)."""
+real sandbox on a loopback socket, with its odd answers switched on (cw_tui/sandbox/odd_answers.py).
+The lists and the posting of Additions run on SQLite and on PostgreSQL (both_backends): nothing
+cached from an odd list, and exactly once under odd answers, on either store."""
 
 from __future__ import annotations
 
@@ -187,16 +189,17 @@ def test_settings_test_connection_shows_odd_answers_and_saves_nothing(tmp_path: 
 
 
 @pytest.fixture
-def connected(cli, demo_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def connected(cli, demo_folder: Path, new_db, monkeypatch: pytest.MonkeyPatch):
     with sandbox_thread(seed=7) as sandbox:
         connect_env(monkeypatch, sandbox)
-        db = tmp_path / "odd.sqlite3"
+        db = new_db("odd")
         for args in (("connect",), ("configure", "--platform-dir", demo_folder, "--agreement-type", "Cloud Services")):
             result = cli("--db", db, *args)
             assert result.code == 0, (args, result.err)
         yield sandbox, db
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("odd", "said"), [
     (OddAnswer("body", "/company/companies", {"text": "<!DOCTYPE html><html><head><title>Login</title>", "media_type": HTML}),
      f'GET /company/companies with 200 ({HTML}) that is not JSON: "<!DOCTYPE html><html><head><title>Login</title>"'),
@@ -236,6 +239,7 @@ def line_states(db: Path) -> dict[str, tuple[str, str | None]]:
         return {line.line_id: (line.sync_status, line.last_error) for line in InvoiceLine.select()}
 
 
+@pytest.mark.both_backends
 def test_posts_redirected_for_one_agreement_leave_its_lines_in_error_and_the_run_goes_on(cli, world) -> None:
     sandbox, db = world
     plan = cli("--db", db, "sync", "--period", P1, "--dry-run", "--json").json()
@@ -278,6 +282,7 @@ def test_posts_redirected_for_one_agreement_leave_its_lines_in_error_and_the_run
     assert len(counts) == len(plan["creates"])
 
 
+@pytest.mark.both_backends
 @pytest.mark.parametrize(("kind", "options"), [
     ("redirect", {"status": 303, "json_body": True}),  # applied, then "see other"
     ("body", {"text": '{"result": "created"}', "status": 201, "applied": True}),  # not an Addition
@@ -296,6 +301,7 @@ def test_every_tenth_post_applied_but_answered_oddly_is_found_not_posted_again(c
     assert len(assert_exactly_once(sandbox, db)) == summary["created"]
 
 
+@pytest.mark.both_backends
 def test_every_tenth_post_redirected_and_not_applied_is_posted_again_once(cli, world) -> None:
     """Not applied: the lookup finds nothing, so the line is posted again (at most three times
     in a run; a line whose every attempt was odd is Error, and the next sync resolves it)."""
@@ -320,6 +326,7 @@ def test_every_tenth_post_redirected_and_not_applied_is_posted_again_once(cli, w
     assert len(assert_exactly_once(sandbox, db)) == len(plan["creates"])
 
 
+@pytest.mark.both_backends
 def test_a_marker_list_with_a_record_that_is_not_an_addition_stops_the_sync_before_anything_is_sent(cli, world) -> None:
     sandbox, db = world
     state = sandbox.sandbox.state

@@ -1,7 +1,7 @@
 """Issue 10: exactly once against ConnectWise itself, not only against the local store; open
 months never cancel; the plan confirmed is the plan run; a month's reconciliation stays put.
 The real CLI and the real sandbox over a loopback socket; every test counts the Additions in
-ConnectWise through the API."""
+ConnectWise through the API. On SQLite and on PostgreSQL (a restored backup is SQLite's file copy)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,13 @@ from cw_tui.store import Agreement, InvoiceLine, Organization, SubscriptionAddit
 from tests.sandbox_helpers import sandbox_thread
 from tests.sync_helpers import assert_exactly_once, cw_env, cw_markers
 
+pytestmark = pytest.mark.both_backends
+
 P1, P2 = "2026-09", "2026-10"
 SETUP = ("connect",), ("sync-organizations",), ("automap", "--include")
 
 
-def set_up(cli, db: Path, folder: Path, *periods: str) -> None:
+def set_up(cli, db: Path | str, folder: Path, *periods: str) -> None:
     """A finance user's setup of a database against the ConnectWise already in use."""
     steps = [("connect",), ("configure", "--platform-dir", folder, "--agreement-type", "Cloud Services"),
              ("sync-organizations",), *(("load-invoices", "--period", p) for p in periods), ("automap", "--include")]
@@ -43,13 +45,13 @@ def sandbox(monkeypatch: pytest.MonkeyPatch):
         yield running
 
 
-def synced_additions(db: Path) -> dict[str, int]:
+def synced_additions(db: Path | str) -> dict[str, int]:
     with open_store(db):
         return {l.line_id: l.addition_id for l in InvoiceLine.select().where(InvoiceLine.sync_status == "synced")}
 
 
-def test_a_second_database_adopts_what_the_first_posted(cli, sandbox, demo_folder: Path, tmp_path: Path) -> None:
-    first, second = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3"
+def test_a_second_database_adopts_what_the_first_posted(cli, sandbox, demo_folder: Path, new_db) -> None:
+    first, second = new_db("a"), new_db("b")
     set_up(cli, first, demo_folder, P1)
     posted = cli("--db", first, "sync", "--period", P1, "--json").json()
     assert posted["created"] > 50 and posted["agreements_created"] > 0 and posted["errors"] == 0
@@ -71,6 +73,7 @@ def test_a_second_database_adopts_what_the_first_posted(cli, sandbox, demo_folde
     assert_exactly_once(sandbox, second)
 
 
+@pytest.mark.sqlite_only
 def test_a_restored_backup_posts_nothing_twice(cli, sandbox, demo_folder: Path, tmp_path: Path) -> None:
     db = tmp_path / "finance.sqlite3"
     set_up(cli, db, demo_folder, P1)
@@ -95,7 +98,7 @@ def _lines_of(path: Path) -> tuple[list[str], list[list[str]]]:
     return rows[0], rows[1:]
 
 
-def test_an_open_month_cancels_nothing_and_its_late_invoices_update(cli, sandbox, tmp_path: Path) -> None:
+def test_an_open_month_cancels_nothing_and_its_late_invoices_update(cli, sandbox, tmp_path: Path, new_db) -> None:
     """On the first days of a month: last month is synced; this month's invoices are partly
     still New. Its plan cancels nothing; once the invoices are Verified the subscriptions on
     them are updated in place: one Addition per marker, none cancelled, no gap."""
@@ -107,7 +110,7 @@ def test_an_open_month_cancels_nothing_and_its_late_invoices_update(cli, sandbox
     header, rows = _lines_of(month_file)
     status = header.index("invoice_status")
     assert sum(r[status] == "New" for r in rows) > 10
-    db = tmp_path / "finance.sqlite3"
+    db = new_db("finance")
     set_up(cli, db, folder, previous, current)
     assert cli("--db", db, "sync", "--period", previous).code == 0
     with open_store(db):
@@ -148,15 +151,17 @@ def test_an_open_month_cancels_nothing_and_its_late_invoices_update(cli, sandbox
     assert all(held[marker("S", s)] is None for s in live if marker("S", s) in counts)
 
 
-def test_the_plan_confirmed_is_the_plan_run(cli, sandbox, demo_folder: Path, tmp_path: Path) -> None:
-    db = tmp_path / "finance.sqlite3"
+def test_the_plan_confirmed_is_the_plan_run(cli, sandbox, demo_folder: Path, new_db) -> None:
+    db = new_db("finance")
     set_up(cli, db, demo_folder, P1)
     shown = cli("--db", db, "sync", "--period", P1, "--dry-run", "--json").json()
     assert len(shown["fingerprint"]) == 16
     assert cli("--db", db, "sync", "--period", P1, "--dry-run", "--json").json()["fingerprint"] == shown["fingerprint"]
     # someone excludes an organization meanwhile: the plan differs
     with open_store(db):
-        included = Organization.select().where(Organization.excluded == False, Organization.company_id.is_null(False)).first()  # noqa: E712
+        # the first by its ID (PostgreSQL keeps no row order without ORDER BY): one with lines this month
+        included = Organization.select().where(Organization.excluded == False, Organization.company_id.is_null(False)).order_by(  # noqa: E712
+            Organization.platform_id).first()
         Organization.update(excluded=True).where(Organization.platform_id == included.platform_id).execute()
     refused = cli("--db", db, "sync", "--period", P1, "--expect-plan", shown["fingerprint"])
     assert refused.code == 2 and "nothing was sent" in refused.err and "changed" in refused.err
@@ -181,8 +186,8 @@ def _change_quantities(folder: Path, period: str) -> None:
 
 
 def test_a_months_reconciliation_does_not_change_when_the_next_is_synced(cli, sandbox, demo_folder: Path,
-                                                                         tmp_path: Path) -> None:
-    db = tmp_path / "finance.sqlite3"
+                                                                         new_db) -> None:
+    db = new_db("finance")
     set_up(cli, db, demo_folder, P1)
     assert cli("--db", db, "sync", "--period", P1).code == 0
     before = cli("--db", db, "reconcile", "--period", P1, "--json")
@@ -214,13 +219,13 @@ def test_a_months_reconciliation_does_not_change_when_the_next_is_synced(cli, sa
     assert [m["marker"] for m in changed.json()["mismatches"]] == [marker("S", sub.subscription_id)]
 
 
-def test_a_line_on_another_companys_agreement_is_never_posted(cli, sandbox, demo_folder: Path, tmp_path: Path) -> None:
-    db = tmp_path / "finance.sqlite3"
+def test_a_line_on_another_companys_agreement_is_never_posted(cli, sandbox, demo_folder: Path, new_db) -> None:
+    db = new_db("finance")
     set_up(cli, db, demo_folder, P1)
     with open_store(db) as store:
         line_id, company_id = store.db.execute_sql(
             "SELECT l.line_id, o.company_id FROM invoice_line l JOIN organization o ON o.platform_id = l.organization_id "
-            "WHERE o.company_id IS NOT NULL AND o.excluded = 0 AND l.charge_type = 'Usage Fee' LIMIT 1").fetchone()
+            "WHERE o.company_id IS NOT NULL AND o.excluded = ? AND l.charge_type = 'Usage Fee' LIMIT 1", (False,)).fetchone()
         other = Agreement.select().where((Agreement.company_id != company_id) & (Agreement.status == "Active")).first()
         # written straight into the store, as an older cw-tui (or a hand edit) could have left it
         InvoiceLine.update(override_agreement_id=other.id).where(InvoiceLine.line_id == line_id).execute()
@@ -235,10 +240,10 @@ def test_a_line_on_another_companys_agreement_is_never_posted(cli, sandbox, demo
 
 
 def test_a_company_without_a_default_contact_leaves_its_lines_in_error_and_the_rest_posts(cli, sandbox, demo_folder: Path,
-                                                                                         tmp_path: Path) -> None:
+                                                                                         new_db) -> None:
     """The core's own reason (AgreementUnavailable), not a ConnectWise error: the lines that
     need a new agreement for that company say why, and every other line is posted."""
-    db = tmp_path / "finance.sqlite3"
+    db = new_db("finance")
     set_up(cli, db, demo_folder, P1)
     plan = cli("--db", db, "sync", "--period", P1, "--dry-run", "--json").json()
     company_id = plan["new_agreements"][0]["company_id"]

@@ -66,7 +66,8 @@ class ReconciliationScreen(AreaScreen):
             yield Static("", id="reconcile-busy")
             yield ProgressBar(id="reconcile-progress", show_eta=False)
         yield Static("", id="reconcile-summary")
-        yield SqlGrid(reconciliation_source(self.period), id="reconcile-grid", formatters={"status": status_badge},
+        yield SqlGrid(reconciliation_source(self.app.store, self.period), id="reconcile-grid",  # type: ignore[attr-defined]
+                      formatters={"status": status_badge},
                       summary=lambda page: f"{plural(page.total, 'row')} · enter: its Additions and lines")
 
     def on_mount(self) -> None:
@@ -91,7 +92,7 @@ class ReconciliationScreen(AreaScreen):
     def _period(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.period:
             self.period = event.value
-            self.query_one(SqlGrid).set_source(reconciliation_source(self.period))
+            self.query_one(SqlGrid).set_source(reconciliation_source(self.app.store, self.period))  # type: ignore[attr-defined]
             self._show_summary()
 
     def _show_summary(self, summary: reconciliation.Summary | None = None) -> None:
@@ -201,8 +202,9 @@ class ReconciliationItemsScreen(AreaScreen):
                      f"posted {reconciliation.cents(r['posted'])} ({plural(r['posted_count'], 'Addition')}) · "
                      f"ConnectWise now {reconciliation.cents(r['connectwise'])}")
         yield Static(title, classes="screen-title")
-        yield SqlGrid(reconciliation_items_source(r["period"], r["customer"], r["currency"]), id="reconcile-items-grid",
-                      formatters={"status": status_badge})
+        store = self.app.store  # type: ignore[attr-defined]
+        yield SqlGrid(reconciliation_items_source(store, r["period"], r["customer"], r["currency"]),
+                      id="reconcile-items-grid", formatters={"status": status_badge})
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -47,7 +47,8 @@ Reads for reconciliation (sync/reconcile.py)
 
 Writes (the sync engine's; each commits at once, before the request it records goes out)
 
-    begin(store, run, action, ...) -> int, done(...), failed(...), unknown(...),
+    begin(store, run, action, ...) -> int, begin_many(store, run, period, entries) -> [int],
+    done(...), failed(...), unknown(...),
     resolve_unknown(...), credit_adoption(...), pending_to_unknown(store, run_id),
     who() -> the person: $CW_TUI_USER, else the OS user.
 """
@@ -131,30 +132,67 @@ def _load(text: str | None) -> Any:
 
 # --- writes (the sync engine's)
 
-def begin(store: Store, run_id: int, period: str | None, action: str, *, person: str, line_ids: Iterable[str] = (),
-          marker: str | None = None, agreement_id: int | None = None, addition_id: int | None = None,
-          subscription_id: str | None = None, contract_id: str | None = None, customer: str = "", currency: str = "",
-          sent: Any = None, before: AdditionValues | dict | None = None, after: AdditionValues | None = None,
-          outcome: str = "pending", undoes_id: int | None = None) -> int:
-    """A journal entry, committed before its request is sent (outcome pending); an adoption,
-    which sends nothing, is written done. Returns its id. A failure here raises: the caller
-    sends nothing."""
+def _entry(run_id: int, period: str | None, action: str, *, person: str, line_ids: Iterable[str] = (),
+           marker: str | None = None, agreement_id: int | None = None, addition_id: int | None = None,
+           subscription_id: str | None = None, contract_id: str | None = None, customer: str = "", currency: str = "",
+           sent: Any = None, before: AdditionValues | dict | None = None, after: AdditionValues | None = None,
+           outcome: str = "pending", undoes_id: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """A journal row's columns, and its lines."""
     assert action in ACTIONS and outcome in OUTCOMES
     before_json = values_json(before) if isinstance(before, AdditionValues) else before
     now = now_utc()
-    lines = sorted(set(line_ids))
+    row = dict(run_id=run_id, period=period, action=action, marker=marker, agreement_id=agreement_id,
+               addition_id=addition_id, subscription_id=subscription_id, contract_id=contract_id, customer=customer or "",
+               currency=currency or "", sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
+               amount=after.amount if after is not None else None, outcome=outcome, written_at=now,
+               finished_at=now if outcome != "pending" else None, who=person, undoes_id=undoes_id)
+    return row, sorted(set(line_ids))
+
+
+def begin(store: Store, run_id: int, period: str | None, action: str, **fields: Any) -> int:
+    """A journal entry, committed before its request is sent (outcome pending); an adoption,
+    which sends nothing, is written done. Returns its id. A failure here raises: the caller
+    sends nothing. (`fields`: those of `_entry`, `person` among them.)"""
+    row, lines = _entry(run_id, period, action, **fields)
     with store.atomic():  # insert queries, no model instances: this runs once per request, on the event loop's thread
-        journal_id = JournalEntry.insert(
-            run_id=run_id, period=period, action=action, marker=marker, agreement_id=agreement_id, addition_id=addition_id,
-            subscription_id=subscription_id, contract_id=contract_id, customer=customer or "", currency=currency or "",
-            sent=_dump(sent), before=_dump(before_json), after=_dump(values_json(after)),
-            amount=after.amount if after is not None else None, outcome=outcome, written_at=now,
-            finished_at=now if outcome != "pending" else None, who=person, undoes_id=undoes_id,
-        ).execute()
+        journal_id = JournalEntry.insert(**row).execute()
         if lines:
             JournalLine.insert_many([(journal_id, lid) for lid in lines],
                                     fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
     return journal_id
+
+
+def begin_many(store: Store, run_id: int, period: str | None, entries: list[tuple[str, dict[str, Any]]]) -> list[int]:
+    """Journal entries (action, fields as `begin` takes them) committed together, in one
+    transaction: their ids, in order. The sync writes the entries of requests about to go out
+    at once this way (a group commit: none is sent before it returns). On PostgreSQL the rows
+    go in one pipelined batch, not one round trip each."""
+    if not entries:
+        return []
+    built = [_entry(run_id, period, action, **fields) for action, fields in entries]
+    names = list(built[0][0])
+    columns = [JournalEntry._meta.fields[name] for name in names]
+    rows = [tuple(column.db_value(row[name]) for column, name in zip(columns, names, strict=True)) for row, _ in built]
+    sql = (f"INSERT INTO journal ({', '.join(c.column_name for c in columns)}) "
+           f"VALUES ({', '.join('?' for _ in columns)})")
+    with store.atomic():
+        cursor = store.db.cursor()
+        if store.is_postgres:
+            cursor.executemany(sql + " RETURNING id", rows, returning=True)
+            ids = []
+            while True:
+                ids.append(cursor.fetchone()[0])
+                if not cursor.nextset():
+                    break
+        else:
+            ids = []
+            for row in rows:
+                cursor.execute(sql, row)
+                ids.append(cursor.lastrowid)
+        lines = [(journal_id, lid) for journal_id, (_, line_ids) in zip(ids, built, strict=True) for lid in line_ids]
+        for start in range(0, len(lines), _CHUNK):
+            JournalLine.insert_many(lines[start : start + _CHUNK], fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
+    return ids
 
 
 def done_many(store: Store, rows: list[tuple[int, int | None]]) -> None:

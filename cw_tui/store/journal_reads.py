@@ -3,8 +3,8 @@ runs, one run's actions (the journal), and the last reconciliation's rows per cu
 lines behind each. Sources of the shared grid engine (grid.py); they answer plain rows.
 
 Each month's last reconciliation is kept as one JSON value in the settings table
-(RECONCILIATION_REPORT + the month, written by services/reconciliation.py); its grids read it with SQLite's json_each, so they
-search, sort, filter and export as every other grid. No textual here."""
+(RECONCILIATION_REPORT + the month, written by services/reconciliation.py); its grids read it in SQL (SQLite's json_each,
+PostgreSQL's jsonb functions), so they search, sort, filter and export as every other grid. No textual here."""
 
 from __future__ import annotations
 
@@ -147,61 +147,85 @@ def report_key(period: str) -> str:
     return RECONCILIATION_REPORT + period
 
 
-def _report(period: str, path: str) -> str:
+def _report(store, period: str, part: str) -> str:
+    """The rows (or items) of the month's report as a table of (key, value): key the place in
+    the list from 0, value one JSON object. SQLite's json_each; on PostgreSQL the jsonb
+    elements with their ordinality, so keys and order are the same on both."""
     if len(period) != 7 or not period.replace("-", "").isdigit():
         raise ValueError(f"not a month: {period!r}")  # it goes into the SQL text: YYYY-MM only
-    return f"json_each((SELECT value FROM setting WHERE key = '{report_key(period)}'), '{path}')"
+    assert part in ("rows", "items")
+    value = f"(SELECT value FROM setting WHERE key = '{report_key(period)}')"
+    if store.is_postgres:
+        return (f"(SELECT e.ord - 1 AS key, e.value FROM jsonb_array_elements(CAST({value} AS jsonb) -> '{part}') "
+                "WITH ORDINALITY AS e(value, ord))")
+    return f"json_each({value}, '$.{part}')"
 
 
-def _j(alias: str, name: str) -> str:
-    return f"json_extract({alias}.value, '$.{name}')"
+def _fields(store):
+    """SQL for one field of a report's JSON object: text, or a number (amounts are micros)."""
+    if store.is_postgres:
+        def text(alias: str, name: str) -> str:
+            return f"({alias}.value ->> '{name}')"
+
+        def number(alias: str, name: str) -> str:
+            return f"CAST({alias}.value ->> '{name}' AS bigint)"
+
+        return text, number
+
+    def extract(alias: str, name: str) -> str:
+        return f"json_extract({alias}.value, '$.{name}')"
+
+    return extract, extract
 
 
-def reconciliation_source(period: str) -> GridSource:
+def reconciliation_source(store, period: str) -> GridSource:
     """The month's last reconciliation, per customer and currency (mismatched rows first)."""
+    t, n = _fields(store)
     return GridSource(
-        "reconciliation rows", f"{_report(period, '$.rows')} r",
+        "reconciliation rows", f"{_report(store, period, 'rows')} r",
         (
-            Column("customer", "Customer", _j("r", "customer"), searchable=True, text=True, width=20),
-            Column("currency", "Cur", _j("r", "currency"), filterable=True, width=3),
-            Column("status", "Status", _j("r", "status"), filterable=True, width=12),
-            Column("invoiced", "Invoiced", _j("r", "invoiced"), numeric=True, width=10, display=money_or_blank),
-            Column("posted", "Posted", _j("r", "posted"), numeric=True, width=10, display=money_or_blank),
-            Column("connectwise", "CW now", _j("r", "connectwise"), numeric=True, width=10, display=money_or_blank),
-            Column("reasons", "Reasons", _j("r", "reasons"), searchable=True, text=True, width=40),
-            Column("lines", "Lines", _j("r", "invoiced_lines"), numeric=True, width=6),
-            Column("additions", "Additions", _j("r", "posted_count"), numeric=True, width=9),
-            Column("not_posted", "Not posted", _j("r", "not_posted_lines"), numeric=True, width=10),
+            Column("customer", "Customer", t("r", "customer"), searchable=True, text=True, width=20),
+            Column("currency", "Cur", t("r", "currency"), filterable=True, width=3),
+            Column("status", "Status", t("r", "status"), filterable=True, width=12),
+            Column("invoiced", "Invoiced", n("r", "invoiced"), numeric=True, width=10, display=money_or_blank),
+            Column("posted", "Posted", n("r", "posted"), numeric=True, width=10, display=money_or_blank),
+            Column("connectwise", "CW now", n("r", "connectwise"), numeric=True, width=10, display=money_or_blank),
+            Column("reasons", "Reasons", t("r", "reasons"), searchable=True, text=True, width=40),
+            Column("lines", "Lines", n("r", "invoiced_lines"), numeric=True, width=6),
+            Column("additions", "Additions", n("r", "posted_count"), numeric=True, width=9),
+            Column("not_posted", "Not posted", n("r", "not_posted_lines"), numeric=True, width=10),
         ),
         key_sql="r.key", singular="reconciliation row",
         name_key="customer",
     )
 
 
-def reconciliation_items_source(period: str, customer: str, currency: str) -> GridSource:
+def reconciliation_items_source(store, period: str, customer: str, currency: str) -> GridSource:
     """The Additions and lines behind one row of the month's last reconciliation."""
+    t, n = _fields(store)
     return GridSource(
-        "reconciliation items", f"{_report(period, '$.items')} i",
+        "reconciliation items", f"{_report(store, period, 'items')} i",
         (
-            Column("status", "Status", _j("i", "status"), filterable=True, width=13),
-            Column("reason", "Reason", _j("i", "reason"), searchable=True, text=True, width=44),
-            Column("kind", "What", _j("i", "kind"), filterable=True, width=8),
-            Column("addition", "Addition", _j("i", "addition"), searchable=True, text=True, width=9),
-            Column("agreement", "Agreement", _j("i", "agreement"), numeric=True, searchable=True, width=9),
-            Column("invoiced", "Invoiced", _j("i", "invoiced"), numeric=True, width=12, display=money_or_blank),
-            Column("posted", "Posted", _j("i", "posted"), numeric=True, width=12, display=money_or_blank),
-            Column("connectwise", "CW now", _j("i", "connectwise"), numeric=True, width=12, display=money_or_blank),
-            Column("marker", "Marker", _j("i", "marker"), searchable=True, text=True, width=26),
-            Column("lines", "Lines", _j("i", "lines"), searchable=True, text=True, width=30),
+            Column("status", "Status", t("i", "status"), filterable=True, width=13),
+            Column("reason", "Reason", t("i", "reason"), searchable=True, text=True, width=44),
+            Column("kind", "What", t("i", "kind"), filterable=True, width=8),
+            Column("addition", "Addition", t("i", "addition"), searchable=True, text=True, width=9),
+            Column("agreement", "Agreement", n("i", "agreement"), numeric=True, searchable=True, width=9),
+            Column("invoiced", "Invoiced", n("i", "invoiced"), numeric=True, width=12, display=money_or_blank),
+            Column("posted", "Posted", n("i", "posted"), numeric=True, width=12, display=money_or_blank),
+            Column("connectwise", "CW now", n("i", "connectwise"), numeric=True, width=12, display=money_or_blank),
+            Column("marker", "Marker", t("i", "marker"), searchable=True, text=True, width=26),
+            Column("lines", "Lines", t("i", "lines"), searchable=True, text=True, width=30),
         ),
-        key_sql="i.key", where=f"{_j('i', 'customer')} = ? AND {_j('i', 'currency')} = ?",
+        key_sql="i.key", where=f"{t('i', 'customer')} = ? AND {t('i', 'currency')} = ?",
         params=(customer, currency), singular="reconciliation item", name_key="status",
     )
 
 
 def reconciliation_row(store, period: str, key: str) -> dict | None:
     """One row of the month's last reconciliation by its grid key (plain values)."""
-    found = store.db.execute_sql(f"SELECT r.value FROM {_report(period, '$.rows')} r WHERE r.key = ?",
+    value = "CAST(r.value AS text)" if store.is_postgres else "r.value"  # JSON text on both
+    found = store.db.execute_sql(f"SELECT {value} FROM {_report(store, period, 'rows')} r WHERE r.key = ?",
                                  (int(key),)).fetchone()
     return json.loads(found[0]) if found else None
 

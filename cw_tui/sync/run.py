@@ -10,8 +10,9 @@ Exactly once, whatever happens:
 - A line becomes Synced only with the ID of the Addition that holds it; synced lines are
   never posted again, and re-loads never touch them.
 - The journal (store/journal.py) gets one entry per write, committed before its request is
-  sent, then completed with the outcome. If the journal cannot be written, nothing more is
-  sent: the run stops.
+  sent, then completed with the outcome (the entries of requests going out together are
+  committed in one transaction: _JournalBatch). If the journal cannot be written, nothing
+  more is sent: the run stops.
 """
 
 from __future__ import annotations
@@ -77,6 +78,48 @@ from cw_tui.sync.results import SyncResult
 
 SYNCED_BATCH = 200  # posted lines recorded per transaction
 FLUSH_EVERY_S = 0.25  # ... or at least this often, so the grid shows each line's status as it goes
+JOURNAL_BATCH = 500  # journal entries of requests about to go out, committed per transaction
+
+
+class _JournalBatch:
+    """A group commit of journal entries: the entries that requests about to go out asked for
+    in one turn of the event loop are written in one transaction (on PostgreSQL one round trip,
+    not four per entry), and each request waits for its entry's commit before it is sent. A
+    request stopped while it waits has no entry and is never sent; a write that fails fails
+    every request of its batch: none is sent, and the run stops."""
+
+    def __init__(self, write: Callable[[list[tuple[str, dict[str, Any]]]], list[int]]) -> None:
+        self._write = write
+        self._waiting: list[tuple[str, dict[str, Any], asyncio.Future]] = []
+        self._scheduled = False
+
+    async def begin(self, action: str, fields: dict[str, Any]) -> int:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((action, fields, future))
+        if not self._scheduled:  # after the other tasks of this turn have asked for theirs
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._waiting = self._waiting[:JOURNAL_BATCH], self._waiting[JOURNAL_BATCH:]
+        self._scheduled = bool(self._waiting)
+        if self._waiting:
+            asyncio.get_running_loop().call_soon(self._flush)
+        batch = [b for b in batch if not b[2].done()]  # cancelled while waiting: not written, never sent
+        if not batch:
+            return
+        try:
+            ids = self._write([(action, fields) for action, fields, _ in batch])
+        except Exception as error:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        for (*_, future), journal_id in zip(batch, ids, strict=True):
+            if not future.done():
+                future.set_result(journal_id)
 
 
 class _Run:
@@ -102,11 +145,13 @@ class _Run:
         self.unresolved = journal.unresolved_markers(store)  # creates of earlier runs whose outcome is not known
         # what ConnectWise holds on the Additions to update or cancel, read before the run sends
         self.held: dict[int, AdditionValues | None] = {}
+        self._journal = _JournalBatch(lambda entries: journal.begin_many(store, run.id, period, entries))
 
     # --- the journal (each entry committed before its request; a failure stops the run)
 
-    def journal_begin(self, action: str, **fields: Any) -> int:
-        return journal.begin(self.store, self.run.id, self.period, action, person=self.person, **fields)
+    async def journal_begin(self, action: str, **fields: Any) -> int:
+        """The entry of a request, committed (with the others of this turn) before it is sent."""
+        return await self._journal.begin(action, {"person": self.person, **fields})
 
     def journal_error(self, entry: int, error: ConnectWiseError) -> None:
         journal.failed(self.store, entry, outcome="unknown" if isinstance(error, OutcomeUnknown) else "error",
@@ -230,7 +275,7 @@ class _Run:
     async def _create_agreement(self, new: NewAgreement, body: dict[str, Any]) -> tuple[int, bool]:
         """POST the agreement (journaled); a lost answer is looked up by name before a second POST."""
         for attempt in range(2):
-            entry = self.journal_begin("new_agreement", contract_id=new.contract_id, customer=new.name, sent=body)
+            entry = await self.journal_begin("new_agreement", contract_id=new.contract_id, customer=new.name, sent=body)
             try:
                 created = await self.client.create_agreement(body)
             except ConnectWiseError as error:
@@ -279,9 +324,10 @@ class _Run:
             for attempt in range(3):
                 if addition is not None:
                     break
-                entry = self.journal_begin("create", line_ids=action.line_ids, marker=action.marker,
-                                           agreement_id=agreement_id, subscription_id=action.subscription_id,
-                                           customer=action.customer, currency=action.currency, sent=body, after=action.values)
+                entry = await self.journal_begin("create", line_ids=action.line_ids, marker=action.marker,
+                                                 agreement_id=agreement_id, subscription_id=action.subscription_id,
+                                                 customer=action.customer, currency=action.currency, sent=body,
+                                                 after=action.values)
                 try:
                     addition = await self.client.create_addition(agreement_id, body)
                     if action.subscription_id:  # before the subscription is recorded active (its own transaction)
@@ -398,10 +444,10 @@ class _Run:
         else:
             self._known_addition(action.marker, action.agreement_id, action.addition_id)
         journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
-        entry = self.journal_begin("update", line_ids=action.line_ids, marker=action.marker,
-                                   agreement_id=action.agreement_id, addition_id=action.addition_id,
-                                   subscription_id=action.subscription_id, customer=action.customer,
-                                   currency=action.currency, sent=action.changes, before=before, after=action.values)
+        entry = await self.journal_begin("update", line_ids=action.line_ids, marker=action.marker,
+                                         agreement_id=action.agreement_id, addition_id=action.addition_id,
+                                         subscription_id=action.subscription_id, customer=action.customer,
+                                         currency=action.currency, sent=action.changes, before=before, after=action.values)
         try:
             addition = await self.client.patch_addition(action.agreement_id, action.addition_id, action.changes)
         except ConnectWiseError as error:
@@ -431,10 +477,10 @@ class _Run:
         journal.resolve_unknown_changes(self.store, action.marker, self.run.id, before)
         sent = {"cancelledDate": f"{action.cancelled_date.isoformat()}T00:00:00Z"}
         base = recorded or before  # what cw-tui last meant it to hold, ended
-        entry = self.journal_begin("cancel", marker=action.marker, agreement_id=action.agreement_id,
-                                   addition_id=action.addition_id, subscription_id=action.subscription_id,
-                                   customer=action.customer, currency=action.currency, sent=sent, before=before,
-                                   after=replace(base, cancelled_date=action.cancelled_date) if base else None)
+        entry = await self.journal_begin("cancel", marker=action.marker, agreement_id=action.agreement_id,
+                                         addition_id=action.addition_id, subscription_id=action.subscription_id,
+                                         customer=action.customer, currency=action.currency, sent=sent, before=before,
+                                         after=replace(base, cancelled_date=action.cancelled_date) if base else None)
         try:
             await self.client.patch_addition(action.agreement_id, action.addition_id, sent)
         except ConnectWiseError as error:
