@@ -3,7 +3,9 @@ setup is done (SPEC §3), with keys, mouse and the command palette."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,11 +22,6 @@ from cw_tui.keymap import load_keymap
 from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import AreaScreen
-from cw_tui.screens.dashboard import DashboardScreen
-from cw_tui.screens.help import HelpScreen
-from cw_tui.screens.logs import LogsScreen
-from cw_tui.screens.mapping import MappingScreen
-from cw_tui.screens.settings import SettingsScreen
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings as settings_service
 from cw_tui.services import system_log
@@ -33,8 +30,6 @@ from cw_tui.store import DATABASE_ERRORS, Store, StoreError, now_utc
 from cw_tui.store.errors import STORE_ERRORS
 from cw_tui.tasks import run_service
 from cw_tui.widgets.focus import FOCUS_CSS
-from cw_tui.widgets.grid import SqlGrid
-from cw_tui.widgets.tiles import Tile
 
 AREA_NAMES = {"dashboard": "Dashboard", "mapping": "Mapping", "logs": "System Logs", "settings": "Settings"}
 MAX_TOASTS = 3  # more would cover half of the grid
@@ -60,10 +55,36 @@ def terminal_is_light() -> bool:
     return background.isdigit() and int(background) in (7, 15)
 
 
+# Each area's screen is imported when it is first shown: the start imports the first one only
+# (Settings or the Dashboard), not the grids of Mapping and System Logs.
+SCREEN_CLASSES = {"dashboard": ("dashboard", "DashboardScreen"), "mapping": ("mapping", "MappingScreen"),
+                  "logs": ("logs", "LogsScreen"), "settings": ("settings", "SettingsScreen"), "help": ("help", "HelpScreen")}
+
+
+def screen_class(name: str) -> type[Screen]:
+    module, cls = SCREEN_CLASSES[name]
+    return getattr(importlib.import_module(f"cw_tui.screens.{module}"), cls)
+
+
+def shows(screen: Screen, name: str) -> bool:
+    """isinstance(screen, the class of `name`), without importing it: a screen whose module was
+    never imported cannot be one of its classes."""
+    module, cls = SCREEN_CLASSES[name]
+    loaded = sys.modules.get(f"cw_tui.screens.{module}")
+    return loaded is not None and isinstance(screen, getattr(loaded, cls))
+
+
+def _area_screen(name: str) -> Callable[[], Screen]:
+    def make() -> Screen:
+        return screen_class(name)()
+    make.__name__ = make.__qualname__ = SCREEN_CLASSES[name][1]
+    return make
+
+
 class CwTuiApp(App):
     TITLE = "cw-tui"
     SUB_TITLE = "Platform invoices into ConnectWise"
-    MODES = {"dashboard": DashboardScreen, "mapping": MappingScreen, "logs": LogsScreen, "settings": SettingsScreen}
+    MODES = {mode: _area_screen(mode) for mode in AREA_NAMES}
     BINDINGS = [
         # not in the key hints: the area bar at the top shows these keys, greyed out while gated
         Binding("1", "area('dashboard')", "Dashboard", id="app.dashboard", show=False),
@@ -126,13 +147,13 @@ class CwTuiApp(App):
         """The category of the area shown (on Mapping, of its tab)."""
         areas = [s for s in self.screen_stack if isinstance(s, AreaScreen)]
         area = areas[-1] if areas else None
-        if isinstance(area, MappingScreen):
+        if area is not None and shows(area, "mapping"):
             from textual.widgets import TabbedContent
 
             tab = area.query_one(TabbedContent).active
             return {"organizations": system_log.Category.ORGANIZATIONS,
                     "products": system_log.Category.PRODUCTS}.get(tab, system_log.Category.INVOICES)
-        return system_log.Category.SYNC if isinstance(area, DashboardScreen) else system_log.Category.CONFIGURATION
+        return system_log.Category.SYNC if area is not None and shows(area, "dashboard") else system_log.Category.CONFIGURATION
 
     # --------------------------------------------------------------- a database that fails
 
@@ -250,11 +271,11 @@ class CwTuiApp(App):
 
         def after() -> None:
             screen = self.screen
-            if isinstance(screen, MappingScreen) and detail:
+            if shows(screen, "mapping") and detail:
                 screen.show_tab(detail)
-            elif isinstance(screen, LogsScreen) and detail:
+            elif shows(screen, "logs") and detail:
                 screen.show_level(detail)
-            elif isinstance(screen, SettingsScreen) and detail:
+            elif shows(screen, "settings") and detail:
                 from textual.widgets import TabbedContent
 
                 screen.query_one(TabbedContent).active = detail
@@ -272,22 +293,24 @@ class CwTuiApp(App):
         kind = RunsScreen if which == "runs" else ReconciliationScreen
 
         def push() -> None:
-            while len(self.screen_stack) > 1 and not isinstance(self.screen, DashboardScreen):
+            while len(self.screen_stack) > 1 and not shows(self.screen, "dashboard"):
                 self.pop_screen()  # one at a time: Runs over Reconciliation over Runs would pile up
             self.push_screen(kind())
 
         self.call_after_refresh(push)
 
     def action_help(self) -> None:
-        if isinstance(self.screen, HelpScreen):
+        if shows(self.screen, "help"):
             return
         from cw_tui.screens.runs import RunActionsScreen, RunsScreen
+        from cw_tui.widgets.grid import SqlGrid
+        from cw_tui.widgets.tiles import Tile
 
-        groups = [("Everywhere", list(self.BINDINGS)), ("Dashboard", DashboardScreen.BINDINGS),
-                  ("Mapping", MappingScreen.BINDINGS), ("System Logs", LogsScreen.BINDINGS),
-                  ("Settings", SettingsScreen.BINDINGS), ("Runs", RunsScreen.BINDINGS),
+        groups = [("Everywhere", list(self.BINDINGS)), ("Dashboard", screen_class("dashboard").BINDINGS),
+                  ("Mapping", screen_class("mapping").BINDINGS), ("System Logs", screen_class("logs").BINDINGS),
+                  ("Settings", screen_class("settings").BINDINGS), ("Runs", RunsScreen.BINDINGS),
                   ("Run actions", RunActionsScreen.BINDINGS), ("Grids", SqlGrid.BINDINGS), ("Tiles", Tile.BINDINGS)]
-        self.push_screen(HelpScreen([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
+        self.push_screen(screen_class("help")([(w, [b for b in g if isinstance(b, Binding)]) for w, g in groups], self.keymap or {}))
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         # Textual's "Keys" opens its side panel; ours, below, lists every binding with its id

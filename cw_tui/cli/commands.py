@@ -441,11 +441,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(work, ignore_errors=True)
     return app.return_code or EXIT_OK  # an app that failed does not exit 0
 
-
-def cmd_app(args: argparse.Namespace) -> int:
-    from cw_tui.app import CwTuiApp
-
-    with _store(args) as store:
-        app = CwTuiApp(store)
-        app.run()
-    return app.return_code or EXIT_OK

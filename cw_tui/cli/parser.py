@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from cw_tui import __version__
 from cw_tui.rules.charge_dates import EndRule, StartRule
 
-if TYPE_CHECKING:
-    pass
 
-from cw_tui.cli.commands import (
-    cmd_automap,
-    cmd_configure,
-    cmd_connect,
-    cmd_demo,
-    cmd_demo_data,
-    cmd_export,
-    cmd_load_invoices,
-    cmd_load_products,
-    cmd_logs,
-    cmd_sandbox,
-    cmd_status,
-    cmd_sync_organizations,
-)
-from cw_tui.cli.db_commands import cmd_db_copy, cmd_db_migrate
-from cw_tui.cli.runs_commands import cmd_runs, cmd_runs_show
-from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
-from cw_tui.cli.undo_commands import cmd_undo
+def _later(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command's handler, imported when its command runs: `cw-tui` alone (the app) does not
+    wait for the modules of every other command (httpx, pydantic, the sync engine)."""
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(f"cw_tui.cli.{module}"), name)(args)
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
+cmd_automap = _later("commands", "cmd_automap")
+cmd_configure = _later("commands", "cmd_configure")
+cmd_connect = _later("commands", "cmd_connect")
+cmd_demo = _later("commands", "cmd_demo")
+cmd_demo_data = _later("commands", "cmd_demo_data")
+cmd_db_copy = _later("db_commands", "cmd_db_copy")
+cmd_db_migrate = _later("db_commands", "cmd_db_migrate")
+cmd_export = _later("commands", "cmd_export")
+cmd_load_invoices = _later("commands", "cmd_load_invoices")
+cmd_load_products = _later("commands", "cmd_load_products")
+cmd_logs = _later("commands", "cmd_logs")
+cmd_sandbox = _later("commands", "cmd_sandbox")
+cmd_status = _later("commands", "cmd_status")
+cmd_sync_organizations = _later("commands", "cmd_sync_organizations")
+cmd_runs = _later("runs_commands", "cmd_runs")
+cmd_runs_show = _later("runs_commands", "cmd_runs_show")
+cmd_reconcile = _later("sync_commands", "cmd_reconcile")
+cmd_sync = _later("sync_commands", "cmd_sync")
+cmd_undo = _later("undo_commands", "cmd_undo")
 
 
 def _db_usage(args: argparse.Namespace) -> int:
