@@ -656,8 +656,8 @@ class SqlGrid(Vertical):
         # counting a column's values reads every matching row: on the database thread
         loop = asyncio.get_running_loop()
         try:
-            values = await loop.run_in_executor(self.app.db_executor, distinct_values, self.app.store,  # type: ignore[attr-defined]
-                                                self.source, column.key, self.state)
+            values = await loop.run_in_executor(self.app.db_executor, lambda: distinct_values(  # type: ignore[attr-defined]
+                self.app.store, self.source, column.key, self.state, cache=self._cache))  # type: ignore[attr-defined]
         except Exception as error:
             self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
             return
