@@ -59,6 +59,12 @@ class Column:
     # index and each row's lines: (its alias, a FROM clause that starts with it and joins the
     # grid's base table). Pages come out in order without sorting every line.
     sort_driver: tuple[str, str] | None = None
+    # The column can hold NULL. One that cannot sorts without a NULLS clause on PostgreSQL,
+    # which can then walk its index.
+    nulls: bool = True
+    # An index of the source's rows leads with this column (after the source's `where`): a
+    # filter on it reads the rows it keeps, not every row.
+    filter_indexed: bool = False
 
     def shown(self, value: Any) -> str:
         return (self.display or plain)(value)
@@ -89,6 +95,10 @@ class GridSource:
     # walking an index of 100k rows costs one lookup per row, a scan reads pages in order.
     scan_where: str = ""
     scan_params: tuple = ()
+    # Columns whose values cost joins per row (a line's Mapping Status): on SQLite a grid's
+    # cache keeps them per row in a temp table while the data is unchanged, and sorts, filters
+    # and counts by them read that instead of joining every row again.
+    kept: tuple[str, ...] = ()
     singular: str = ""  # "invoice line": for a count of one
     # the column that names a row (an organization's name): it stays in view, after the mark,
     # when the columns scroll to the right
@@ -229,13 +239,19 @@ def _row_id(store: Store, source: GridSource) -> str:
     return source.rowid_sql if store.backend.HAS_ROWID else source.key_sql
 
 
-def _order_sql(source: GridSource, state: GridState, store: Store) -> str:
-    # Plain ORDER BY (NULLs first when ascending, as SQLite does; PostgreSQL is told so): an
-    # `x IS NULL` term would keep SQLite from walking an index and make it sort every row.
-    order = [(source.column(k).sql, desc) for k, desc in (state.sort or source.default_sort)]
+def _order_sql(source: GridSource, state: GridState, store: Store, reverse: bool = False) -> str:
+    # Plain ORDER BY (NULLs first when ascending, as SQLite does; PostgreSQL is told so where a
+    # column can hold them: a NULLS clause the index does not have keeps PostgreSQL from walking
+    # it): an `x IS NULL` term would keep SQLite from walking an index and make it sort every row.
+    # `reverse`: the exact opposite order (the key too), for pages read from the end.
     nulls_asc, nulls_desc = store.backend.NULLS_LIKE_SQLITE
-    terms = [f"{expr} {'DESC' + nulls_desc if desc else 'ASC' + nulls_asc}" for expr, desc in order]
-    return " ORDER BY " + ", ".join([*terms, source.key_sql])
+    terms = []
+    for key, desc in state.sort or source.default_sort:
+        column, desc = source.column(key), desc != reverse
+        nulls = (nulls_desc if desc else nulls_asc) if column.nulls else ""
+        terms.append(f"{column.sql} {'DESC' if desc else 'ASC'}{nulls}")
+    terms.append(f"{source.key_sql} {'DESC' if reverse else 'ASC'}")
+    return " ORDER BY " + ", ".join(terms)
 
 
 class GridCache:
@@ -261,12 +277,46 @@ class GridCache:
         self._match_search = ""
         self._match_scope: tuple | None = None
         self.match_count = 0
+        self._number = number
+        self._kept: dict[str, tuple] = {}  # column key -> the rows its temp table holds values of
 
     def check(self, store: Store) -> None:
         self._checked = self._current(store)
         if self._checked != self._version:
             self.counts.clear()
             self.match_table = self._match_key = self._match_scope = None
+            self._kept.clear()
+
+    def kept_source(self, store: Store, source: GridSource, state: GridState, also: str | None = None) -> GridSource:
+        """The source as the fast paths read it: each kept column that the state sorts or
+        filters by (or `also`) read from its temp table, filled now if it is not. SQLite only;
+        call check() first."""
+        used = {k for k, _ in state.sort} | {k for k, v in state.filters if v} | {also}
+        keys = [k for k in source.kept if k in used] if store.backend.HAS_ROWID and source.base else []
+        if not keys:
+            return source
+        columns, joins = list(source.columns), list(source.joins)
+        for key in keys:
+            table, alias = self._kept_table(store, source, key), f"kept_{key}"
+            at = next(n for n, c in enumerate(columns) if c.key == key)
+            columns[at] = replace(columns[at], sql=f"{alias}.kept_value", search_sql=None)
+            joins.append((alias, f"JOIN temp.{table} {alias} ON {alias}.kept_row = {source.rowid_sql}"))
+        return replace(source, columns=tuple(columns), joins=tuple(joins))
+
+    def _kept_table(self, store: Store, source: GridSource, key: str) -> str:
+        # names of their own: a query's `AS v` must not meet a column of the same name
+        table = f"grid_kept_{self._number}_{key}"
+        rows = (source.from_sql, source.where, source.params, source.scan_where, source.scan_params)
+        if self._kept.get(key) != rows:
+            column, scan = source.column(key), _where(source, GridState(), scan=True)
+            db = store.db
+            db.execute_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} (kept_row INTEGER PRIMARY KEY, kept_value)")
+            db.execute_sql(f"DELETE FROM temp.{table}")
+            db.execute_sql(f"INSERT INTO temp.{table} (kept_row, kept_value) SELECT {source.rowid_sql}, {column.sql} "
+                           f"FROM {source.from_for(scan.sql() + column.sql)}{scan.sql()}", scan.params)
+            self._kept[key] = rows
+            self._settle(store)
+        return table
 
     def _current(self, store: Store) -> tuple:
         return store.backend.change_marks(store.db)
@@ -283,6 +333,16 @@ class GridCache:
             self.counts[key] = store.db.execute_sql(f"SELECT COUNT(*) FROM {key[0]}{key[1]}", where.params).fetchone()[0]
             self._settle(store)
         return self.counts[key]
+
+    def _few_by_index(self, store: Store, source: GridSource, state: GridState) -> bool:
+        """Whether the filters on indexed columns keep few enough rows (a third at most) that
+        reading them through the index beats reading every row in file order. Their count
+        comes from the index alone."""
+        indexed = tuple((k, v) for k, v in state.filters if v and source.column(k).filter_indexed)
+        if state.search.strip() or not indexed:
+            return False
+        kept = self.count(store, source, _where(source, GridState(filters=indexed)))
+        return kept * 3 <= self.count(store, source, _where(source, GridState()))
 
     def matches(self, store: Store, source: GridSource, state: GridState) -> int:
         """Fill a temp table with the rowids that match the search and filters; their count."""
@@ -308,7 +368,7 @@ class GridCache:
                    f"{source.from_for(inside.sql())}{inside.sql()}")
             params = inside.params
         else:
-            scan = _where(source, state, scan=True)
+            scan = _where(source, state, scan=not self._few_by_index(store, source, state))
             sql = f"INSERT INTO temp.{target} (k) SELECT {source.rowid_sql} FROM {source.from_for(scan.sql())}{scan.sql()}"
             params = scan.params
         self.match_count = db.execute_sql(sql, params).rowcount
@@ -324,7 +384,17 @@ SORT_MATCHES_UP_TO = 20_000
 
 def _page_keys(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
                offset: int, limit: int) -> list:
-    order_sql = _order_sql(source, state, store)
+    """The row ids of one page. A page in the second half is read from the end, in the
+    opposite order: the last page costs what the first does (an OFFSET walks every row it skips)."""
+    if offset > (total - 1) // 2 and offset < total:
+        rows = min(limit, total - offset)
+        return _page_keys_in_order(store, source, state, matches, total, total - offset - rows, rows, True)[::-1]
+    return _page_keys_in_order(store, source, state, matches, total, offset, limit, False)
+
+
+def _page_keys_in_order(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
+                        offset: int, limit: int, reverse: bool) -> list:
+    order_sql = _order_sql(source, state, store, reverse)
     sort = state.sort or source.default_sort
     first = source.column(sort[0][0]) if sort else None
     rowid = _row_id(store, source)
@@ -361,13 +431,14 @@ def fetch_page(store: Store, source: GridSource, state: GridState, cache: GridCa
     if not source.base:
         return _fetch_page_simple(store, source, state)
     cache.check(store)
-    base = _where(source, GridState())
-    all_rows = cache.count(store, source, base)
+    fast = cache.kept_source(store, source, state)  # the page's rows are read from `source` below
+    base = _where(fast, GridState())
+    all_rows = cache.count(store, fast, base)
     narrowed = bool(state.search.strip() or any(values for _, values in state.filters))
-    total = cache.matches(store, source, state) if narrowed else all_rows
+    total = cache.matches(store, fast, state) if narrowed else all_rows
     page = _page_number(total, state)
     matches = cache.match_table if narrowed else None
-    rowids = _page_keys(store, source, state, matches, total, (page - 1) * state.page_size, state.page_size) if total else []
+    rowids = _page_keys(store, fast, state, matches, total, (page - 1) * state.page_size, state.page_size) if total else []
     rows: list = []
     if rowids:
         rowid = _row_id(store, source)
@@ -444,11 +515,18 @@ def matching_rows(store: Store, source: GridSource, state: GridState):
         where.params)
 
 
-def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200) -> list[tuple[Any, int]]:
-    """A filterable column's values with their counts, under the other active filters."""
+def distinct_values(store: Store, source: GridSource, key: str, state: GridState, limit: int = 200,
+                    cache: GridCache | None = None) -> list[tuple[Any, int]]:
+    """A filterable column's values with their counts, under the other active filters. With
+    the grid's `cache` (on its thread), kept columns are read from it."""
+    if cache is not None and source.base:
+        cache.check(store)
+        source = cache.kept_source(store, source, state, also=key)
     column = source.column(key)
-    # every matching row is read: in file order (SQLite)
-    where = _where(source, state, skip_filter=key, scan=store.backend.HAS_ROWID)
+    others = state.search.strip() or any(v for k, v in state.filters if v and k != key)
+    # every matching row is read: in file order (SQLite), unless an index of the column holds them all
+    scan = store.backend.HAS_ROWID and (bool(others) or not column.filter_indexed)
+    where = _where(source, state, skip_filter=key, scan=scan)
     return [tuple(r) for r in store.db.execute_sql(
         f"SELECT {column.sql} AS v, COUNT(*) FROM {source.from_for(where.sql() + column.sql)}{where.sql()} "
         f"GROUP BY v ORDER BY v{store.backend.NULLS_LIKE_SQLITE[0]} LIMIT ?",

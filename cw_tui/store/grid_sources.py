@@ -19,7 +19,7 @@ from cw_tui.rules.display import (
     sync_status_text,
 )
 from cw_tui.store.grid import Column, GridSource
-from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
+from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS, SHARED_COMPANIES
 
 
 def _logs_source() -> GridSource:
@@ -94,7 +94,7 @@ def _agreement_sql(type_id: int | None) -> str:
         f"WHEN COALESCE(l.override_agreement_id, c.agreement_id) IS NOT NULL "
         f"THEN COALESCE(ag.name, '#' || COALESCE(l.override_agreement_id, c.agreement_id)){tail}'mapped' "
         f"WHEN {company} IS NULL OR COALESCE(l.override_product_id, f.product_id) IS NULL "
-        f"OR (SELECT COUNT(*) FROM organization o2 WHERE o2.company_id = {company}) > 1 THEN NULL "
+        f"OR {company} IN ({SHARED_COMPANIES}) THEN NULL "
         f"ELSE COALESCE(COALESCE((SELECT CASE WHEN COUNT(*) = 1 THEN MAX(a2.name) END FROM agreement a2 "
         f"WHERE {active} AND {of_type}), (SELECT MIN(a2.name) FROM agreement a2 WHERE {active} "
         f"AND a2.name = substr(o.name || ' - ' || l.contract_id, 1, 100))){tail}'proposed', ''{tail}'new') END"
@@ -113,24 +113,25 @@ def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) 
         "LEFT JOIN agreement ag ON ag.id = COALESCE(l.override_agreement_id, c.agreement_id) "
         "LEFT JOIN agreement pa ON pa.id = l.posted_agreement_id",
         (
-            Column("invoice_date", "Invoice Date", "l.invoice_date", width=10, indexed=True),
+            Column("invoice_date", "Invoice Date", "l.invoice_date", width=10, indexed=True, nulls=False),
             Column("invoice_number", "Invoice #", "l.invoice_number", searchable=True, width=16, text=True),
             Column("organization", "Organization Name", "o.name", searchable=True, width=24,
                    search_sql="l.organization_id IN (SELECT platform_id FROM organization WHERE name LIKE ? ESCAPE '\\')",
-                   sort_driver=("o", "organization o CROSS JOIN invoice_line l ON l.organization_id = o.platform_id")),
+                   sort_driver=("o", "organization o CROSS JOIN invoice_line l ON l.organization_id = o.platform_id"), nulls=False),
             Column("contract", "Contract ID", "l.contract_id", searchable=True, width=10, text=True),
             Column("subscription", "Subscription Name", "l.subscription_name", searchable=True, width=24, text=True),
             Column("offer", "Offer Name", "f.name", searchable=True, width=24,
                    search_sql="l.offer_id IN (SELECT platform_id FROM offer WHERE name LIKE ? ESCAPE '\\')",
-                   sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id")),
-            Column("charge_type", "Charge Type", "l.charge_type", filterable=True, width=13),
+                   sort_driver=("f", "offer f CROSS JOIN invoice_line l ON l.offer_id = f.platform_id"), nulls=False),
+            Column("charge_type", "Charge Type", "l.charge_type", filterable=True, width=13, nulls=False, filter_indexed=True),
             Column("quantity", "Quantity", "l.quantity", numeric=True, width=10, display=quantity_text),
             # money to the cent on screen; the export holds the exact amounts
             Column("unit_price", "Unit Price", "l.unit_price", numeric=True, width=10, display=money_text,
                    csv=exact_money_text),
             Column("unit_cost", "Unit Cost", "l.unit_cost", numeric=True, width=10, display=money_text,
                    csv=exact_money_text),
-            Column("total", "Total", "l.total", numeric=True, width=11, display=money_text, csv=exact_money_text),
+            Column("total", "Total", "l.total", numeric=True, width=11, display=money_text, csv=exact_money_text,
+                   indexed=True, nulls=False),
             Column("currency", "Currency", "l.currency", filterable=True, width=8),
             Column("charge_start", "Charge Start Date", "l.charge_start || '|' || l.charge_start_badge", width=13,
                    display=dated_day, csv_extra=(("Charge Start Source", dated_source),)),
@@ -144,13 +145,15 @@ def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) 
                    display=lambda value, new=type_name: agreement_short(value, new), csv=agreement_full),
             Column("mapping", "Mapping Status", f"({LINE_MAPPING_STATUS})", filterable=True, width=10,
                    display=line_mapping_text),
-            Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10, display=sync_status_text),
+            Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10, display=sync_status_text,
+                   nulls=False, filter_indexed=True),
             # why ConnectWise refused an Error line (SPEC §5): on the row, not only in the edit form
             Column("error", "Error", "CASE WHEN l.sync_status = 'error' THEN l.last_error END", width=24),
             Column("last_sync", "Last Sync", "l.last_sync_at", width=16, display=local_minute, csv=iso_utc),
         ),
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
         name_key="organization",
+        kept=("mapping",),
         base="invoice_line l",
         joins=(
             ("o", "JOIN organization o ON o.platform_id = l.organization_id"),

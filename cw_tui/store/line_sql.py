@@ -11,15 +11,17 @@ LINE_MAPPING_JOINS = """
     JOIN offer f ON f.platform_id = l.offer_id
     JOIN contract c ON c.platform_id = l.contract_id
 """
-# Rule 5's count of organizations on the company is a correlated subquery: it runs (on the
-# organization.company_id index) only for mapped lines without an agreement.
-LINE_MAPPING_STATUS = """
+# Rule 5 (a company of several organizations needs the agreement chosen) asks whether the
+# line's company is one of the shared ones: an uncorrelated IN, which SQLite and PostgreSQL
+# each evaluate once per query (an ephemeral index, a hashed subplan), not a count per line.
+SHARED_COMPANIES = ("SELECT company_id FROM organization WHERE company_id IS NOT NULL "
+                    "GROUP BY company_id HAVING COUNT(*) > 1")
+LINE_MAPPING_STATUS = f"""
     CASE
         WHEN COALESCE(l.override_company_id, o.company_id) IS NULL
           OR COALESCE(l.override_product_id, f.product_id) IS NULL THEN 'unmapped'
         WHEN COALESCE(l.override_agreement_id, c.agreement_id) IS NULL
-          AND (SELECT COUNT(*) FROM organization o2
-               WHERE o2.company_id = COALESCE(l.override_company_id, o.company_id)) > 1 THEN 'unmapped'
+          AND COALESCE(l.override_company_id, o.company_id) IN ({SHARED_COMPANIES}) THEN 'unmapped'
         WHEN o.excluded THEN 'excluded'
         ELSE 'mapped'
     END

@@ -88,11 +88,32 @@ def _who_changed(db: pw.Database) -> None:
             db.execute_sql(f'ALTER TABLE "{table}" ADD COLUMN "{column}" TEXT')
 
 
+# The indexes of schema 8, as the models name them (models.InvoiceLine.Meta): (name, columns).
+GRID_INDEXES = (
+    ("invoice_line_period_invoice_date_line_id", ("period", "invoice_date", "line_id")),
+    ("invoice_line_period_total_line_id", ("period", "total", "line_id")),
+    ("invoice_line_period_charge_type", ("period", "charge_type")),
+)
+
+
+def _v8_grid_indexes(db: pw.Database) -> None:
+    """The Invoices grid works on one period at a time, whatever else the store holds: its
+    sorts (Invoice Date, Total) walk an index of the period in the grid's order, the
+    line ID (the tie-breaker) included, so a page is read without sorting the period; a
+    Charge Type filter reads only the period's lines of those types. (period, invoice_date)
+    gives way to its longer form."""
+    db.execute_sql('DROP INDEX IF EXISTS "invoice_line_period_invoice_date"')
+    for name, columns in GRID_INDEXES:
+        quoted = ", ".join(f'"{column}"' for column in columns)
+        db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "invoice_line" ({quoted})')
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
     _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal, _v6_undo, _who_changed,
+    _v8_grid_indexes,
 ]
 # Steps written in SQL that PostgreSQL takes as well: a PostgreSQL database made by an older
 # cw-tui is upgraded by these too (postgres.UPGRADES has the others' PostgreSQL form).
-PORTABLE: set[Callable[[pw.Database], None]] = {_v6_undo, _who_changed}
+PORTABLE: set[Callable[[pw.Database], None]] = {_v6_undo, _who_changed, _v8_grid_indexes}
 SCHEMA_VERSION = len(MIGRATIONS)

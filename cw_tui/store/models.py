@@ -114,7 +114,10 @@ class InvoiceLine(BaseModel):
     class Meta:
         indexes = (
             (("period",), False),
-            (("period", "invoice_date"), False),
+            # the grid's sorts and filters of one period (migrations._v8_grid_indexes)
+            (("period", "invoice_date", "line_id"), False),
+            (("period", "total", "line_id"), False),
+            (("period", "charge_type"), False),
             (("period", "sync_status"), False),
             (("period", "organization_id"), False),
             (("period", "offer_id"), False),

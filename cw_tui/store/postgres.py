@@ -299,9 +299,15 @@ _versions = itertools.count(1)
 
 
 def change_marks(db: pw.Database) -> tuple:
-    """What tells a grid's cache that the database changed: nothing cheap does here (no
-    PRAGMA data_version), so a cache lives for one fetch."""
-    return (id(db.connection()), next(_versions), 0)
+    """What tells a grid's cache that the database changed: the server's current snapshot
+    (xmin:xmax:in-progress). A write commits only with a transaction ID that is new since
+    (xmax moves) or was in progress (it leaves the list), so the same snapshot twice means
+    the same committed data in between. Inside a transaction of this connection (its own
+    uncommitted writes) a cache lives for one fetch."""
+    connection = db.connection()
+    if db.in_transaction():
+        return (id(connection), next(_versions), 0)
+    return (id(connection), db.execute_sql("SELECT pg_current_snapshot()::text").fetchone()[0], 0)
 
 
 def running_operations(url: str) -> list[tuple]:

@@ -63,7 +63,11 @@ def offer_name(store: Store, platform_id: str) -> str | None:
 
 def loaded_periods(store: Store, limit: int | None = 15) -> list[str]:
     """The newest periods with invoice lines, newest first (all of them with limit=None)."""
-    sql = "SELECT DISTINCT period FROM invoice_line ORDER BY period DESC"
+    # one step down the period index per period (a DISTINCT would read an entry per line:
+    # 1.5 million of them with 15 months loaded)
+    sql = ("WITH RECURSIVE p(period) AS (SELECT MAX(period) FROM invoice_line UNION ALL "
+           "SELECT (SELECT MAX(period) FROM invoice_line WHERE period < p.period) FROM p WHERE p.period IS NOT NULL) "
+           "SELECT period FROM p WHERE period IS NOT NULL")
     if limit is None:
         return [r[0] for r in store.db.execute_sql(sql)]
     return [r[0] for r in store.db.execute_sql(sql + " LIMIT ?", (limit,))]

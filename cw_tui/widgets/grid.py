@@ -213,6 +213,7 @@ class SqlGrid(Vertical):
         self._cell_cache: dict[tuple[str, Any, int], list[Segment]] = {}  # ... cut to a width
         self._columns_cache: list = []
         self._widths: dict[str, int] = {}  # column key -> width, chosen for the page shown (_layout)
+        self._laid_out_width = -1  # the width _layout chose them for
         self._header_key: tuple | None = None
         self._header_cached: list[Text] = []
 
@@ -404,7 +405,8 @@ class SqlGrid(Vertical):
         their usual widths and the room left goes to the cut ones (names first)."""
         columns = self._row_columns()
         rows = list(self._rows.values())
-        room = self._available_width() - MARK_WIDTH - 2 * len(columns)
+        self._laid_out_width = self._available_width()
+        room = self._laid_out_width - MARK_WIDTH - 2 * len(columns)
         # a wide screen gives a long name more than its usual width even when the grid scrolls
         usual = max(0, room // 5)
         lows, highs = {}, {}
@@ -656,8 +658,8 @@ class SqlGrid(Vertical):
         # counting a column's values reads every matching row: on the database thread
         loop = asyncio.get_running_loop()
         try:
-            values = await loop.run_in_executor(self.app.db_executor, distinct_values, self.app.store,  # type: ignore[attr-defined]
-                                                self.source, column.key, self.state)
+            values = await loop.run_in_executor(self.app.db_executor, lambda: distinct_values(  # type: ignore[attr-defined]
+                self.app.store, self.source, column.key, self.state, cache=self._cache))  # type: ignore[attr-defined]
         except Exception as error:
             self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
             return
@@ -729,7 +731,9 @@ class SqlGrid(Vertical):
         self.header_clicked(event.x)
 
     def on_resize(self) -> None:
-        if self.page is not None:  # the width there is changed: the columns are laid out again, no query
+        # the width there is changed: the columns are laid out again, no query. A tab shown
+        # again at the width its rows were drawn for keeps them (a redraw cost a frame).
+        if self.page is not None and self._available_width() != self._laid_out_width:
             self._layout()
             self._draw_rows(self.table.cursor_row)
 
