@@ -208,7 +208,10 @@ def test_a_months_reconciliation_does_not_change_when_the_next_is_synced(cli, sa
 
     # a person changes an Addition in ConnectWise: the month that posted it reports it
     with open_store(db):
-        sub = SubscriptionAddition.select().where(SubscriptionAddition.state == "active").first()
+        # one that October bills, the first by ID (PostgreSQL keeps no row order without ORDER BY)
+        sub = (SubscriptionAddition.select()
+               .where((SubscriptionAddition.state == "active") & (SubscriptionAddition.last_period == P2))
+               .order_by(SubscriptionAddition.subscription_id).first())
 
     async def bump() -> None:
         async with ConnectWiseClient(sandbox.credentials) as client:
