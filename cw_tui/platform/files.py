@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cw_tui.rules.money import check_total, parse_decimal, shown
+from cw_tui.rules.money import MAX_TOTAL, check_total, parse_decimal, shown
 from cw_tui.rules.periods import parse_period, period_of
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus, parse_enum
 
@@ -254,10 +254,10 @@ def _iso_text(value: str) -> bool:
 _pick_line = operator.itemgetter(
     "line_id", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id", "subscription_id",
     "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity", "unit_price", "unit_cost", "currency",
-    "charge_start", "charge_end")
+    "charge_start", "charge_end")  # the same order as _LINE_CELLS
 
 
-def _fast_line(cells: dict[str, str], pick: Callable[[dict[str, str]], tuple[str, ...]] = _pick_line,
+def _fast_line(cells: Any, pick: Callable[[Any], tuple[str, ...]] = _pick_line,
                ) -> InvoiceLineRow | None:
     """The common case of an invoice line, checked inline: the same result as validate_row
     where the cells are plain (no spaces around, exact vocabulary, plain numbers), else None
@@ -671,6 +671,122 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
         lines.append(row)
     errors.raise_if_any()
     return PlatformData(organizations, offers, contracts, lines, skipped_new, new_subscriptions)
+
+
+class StreamedExport:
+    """The export read for a load line by line, never held: `lines()` yields each valid line
+    of the wanted files as it is read, with what it is to the load (OTHER, NEW or LOAD).
+
+    It checks what read_export checks, but stops at the first problem and sets `clean` to
+    False instead of saying what is wrong; read_export then reads the folder again and
+    reports every problem, exactly as ever. Two checks are the caller's: that no line ID is
+    given twice (OTHER and NEW lines are yielded for that alone) and `clean` after the last
+    line (a requested period may have no line). JSON invoice-line files are left to
+    read_export too (a JSON array is read whole anyway)."""
+
+    OTHER, NEW, LOAD = 0, 1, 2
+
+    def __init__(self, folder: Path | str, include: Callable[[InvoiceLineRow], bool],
+                 wanted_period: Callable[[str], bool], required: Collection[str] = ()) -> None:
+        self.export = export = find_export_files(folder)
+        errors = _Errors()
+        self.organizations: dict[str, OrganizationRow] = _unique(read_rows(export.organizations, ORGANIZATIONS, errors), ORGANIZATIONS, errors)
+        self.offers: dict[str, OfferRow] = _unique(read_rows(export.offers, OFFERS, errors), OFFERS, errors)
+        self.contracts: dict[str, ContractRow] = _unique(read_rows(export.contracts, CONTRACTS, errors), CONTRACTS, errors)
+        self.files = export.invoice_files_for(wanted_period)
+        self.clean = errors.total == 0 and all(path.suffix.lower() == ".csv" for path in self.files)
+        self._include = include
+        self._required = set(required)
+        self.skipped_new: dict[str, int] = {}
+        self.new_subscriptions: dict[str, set[str]] = {}  # period -> subscriptions on New invoices
+
+    def lines(self) -> Iterator[tuple[int, InvoiceLineRow, str]]:
+        """(OTHER, NEW or LOAD; the line; its period), in the order of the files."""
+        if not self.clean:
+            return
+        found: set[str] = set()
+        organizations, contracts, offers = self.organizations, self.contracts, self.offers
+        include, new = self._include, InvoiceStatus.NEW
+        for path in self.files:
+            file_period = _file_period(path)
+            count = 0
+            for row in self._file_lines(path):
+                count += 1
+                period = period_of(row.invoice_date)
+                if file_period is None:
+                    found.add(period)
+                elif period != file_period:
+                    self.clean = False
+                    return
+                if not include(row):
+                    yield self.OTHER, row, period
+                    continue
+                contract = contracts.get(row.contract_id)
+                if (row.organization_id not in organizations or contract is None
+                        or contract.organization_id != row.organization_id or row.offer_id not in offers
+                        or (row.charge_end is not None and row.charge_end < row.charge_start)
+                        or abs(row.quantity * row.unit_price) >= MAX_TOTAL):
+                    self.clean = False
+                    return
+                if row.invoice_status is new:
+                    self.skipped_new[period] = self.skipped_new.get(period, 0) + 1
+                    self.new_subscriptions.setdefault(period, set()).add(row.subscription_id)
+                    yield self.NEW, row, period
+                    continue
+                yield self.LOAD, row, period
+            if not self.clean:
+                return
+            if count and file_period is not None:
+                found.add(file_period)
+            elif not count and file_period in self._required:
+                self.clean = False
+                return
+        if not self._required <= found:
+            self.clean = False
+
+    def _file_lines(self, path: Path) -> Iterator[InvoiceLineRow]:
+        """The valid lines of one CSV file, streamed; at the first problem `clean` turns False."""
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as file:
+                reader = csv.reader(file)
+                header = next(reader, None)
+                columns = [c.strip().lower() for c in header or ()]
+                if (not columns or any(c not in columns for c in INVOICE_LINES.required_columns())
+                        or len({c for c in columns if c}) != len([c for c in columns if c])):
+                    self.clean = False
+                    return
+                width = len(columns)
+                known = [c for c in columns if c in INVOICE_LINES.columns]
+                # the cells by their place in the row, where every column is there
+                pick = (operator.itemgetter(*(columns.index(c) for c in _LINE_CELLS))
+                        if all(c in columns for c in _LINE_CELLS) else None)
+                end = reader.line_num
+                for cells in reader:
+                    start, end = end + 1, reader.line_num
+                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                        continue
+                    if len(cells) != width:
+                        self.clean = False
+                        return
+                    row = _fast_line(cells, pick) if pick is not None else None
+                    if row is None or end > start:
+                        raw = dict(zip(columns, cells, strict=False))
+                        if end > start and any("\n" in raw[c] or "\r" in raw[c] for c in known):
+                            self.clean = False
+                            return
+                        if row is None:
+                            row, problems = validate_row(InvoiceLineRow, raw)
+                            if problems:
+                                self.clean = False
+                                return
+                    yield row
+        except (OSError, UnicodeDecodeError, csv.Error):
+            self.clean = False
+
+
+_LINE_CELLS = ("line_id", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id",
+               "subscription_id", "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity",
+               "unit_price", "unit_cost", "currency", "charge_start", "charge_end")
 
 
 def _missing_periods(export: ExportFolder, files: list[Path], periods: list[str], errors: _Errors) -> None:

@@ -1,0 +1,194 @@
+"""The staging table of a Platform load (platform/importer.py decides; this module holds the
+SQL). The export's lines are streamed into it, and what the load finds (lines loaded for
+another period, lines it would remove, what a re-load changed) and what it writes are SQL
+over it and invoice_line: nothing of the file is held in Python, whatever its size.
+
+On SQLite the table lives in a private on-disk database attached for the load (temp tables
+are kept in memory here, temp_store=2, and a million lines would not fit the memory target);
+on PostgreSQL it is a temporary table of the session.
+
+    kind: OTHER a line of another period (read only to find line IDs given twice),
+          NEW a line of a New invoice (skipped), LOAD a line of this load
+    seq: the line's place in the export, so reports name lines in file order
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from cw_tui.store.database import Store
+
+OTHER, NEW, LOAD = 0, 1, 2
+UNTOUCHABLE = "('synced', 'claimed')"  # a line a load leaves be: ConnectWise's, or a running sync's
+
+# (column, type): what a load computes of a line, in invoice_line's own column names and types
+STAGED = (
+    ("line_id", "TEXT"), ("period", "TEXT"), ("invoice_number", "TEXT"), ("invoice_date", "TEXT"),
+    ("invoice_status", "TEXT"), ("organization_id", "TEXT"), ("contract_id", "TEXT"), ("subscription_id", "TEXT"),
+    ("subscription_name", "TEXT"), ("offer_id", "TEXT"), ("charge_type", "TEXT"), ("billing_cycle", "TEXT"),
+    ("quantity", "BIGINT"), ("unit_price", "BIGINT"), ("unit_cost", "BIGINT"), ("total", "BIGINT"),
+    ("currency", "TEXT"), ("platform_charge_start", "TEXT"), ("platform_charge_end", "TEXT"),
+    ("charge_start", "TEXT"), ("charge_start_badge", "TEXT"), ("charge_end", "TEXT"), ("charge_end_badge", "TEXT"),
+)
+STAGED_COLUMNS = tuple(c for c, _ in STAGED)
+_DATES = ("charge_start", "charge_start_badge", "charge_end", "charge_end_badge")
+# every staged column but the key: a refreshed line whose values all match is only re-stamped
+_REFRESHED = [c for c in STAGED_COLUMNS if c != "line_id"]
+CHUNK = 5_000  # lines fetched at a time where Python must look at them
+
+
+def _marks(count: int) -> str:
+    return ",".join("?" * count)
+
+
+class Staging:
+    """One load's staging table on the store's connection. Use it outside a transaction
+    (SQLite attaches its database then), and `close()` it at the end."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.sqlite = not store.backend.__name__.endswith("postgres")
+        self.table = "load_stage.load_line" if self.sqlite else "load_line"
+        # SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM: NULL-safe "differs"
+        self.differs = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
+        if self.sqlite and not any(r[1] == "load_stage" for r in store.db.execute_sql("PRAGMA database_list")):
+            store.db.execute_sql("ATTACH DATABASE '' AS load_stage")  # '': private, on disk, gone when detached
+            store.db.execute_sql("PRAGMA load_stage.cache_size = -16384")  # 16 MiB; the rest spills to its file
+            store.db.execute_sql("PRAGMA load_stage.journal_mode = off")  # scratch: a failed load drops it
+
+    def close(self) -> None:
+        db = self.store.db
+        db.execute_sql(f"DROP TABLE IF EXISTS {self.table}")
+        if self.sqlite and not db.in_transaction():
+            db.execute_sql("DETACH DATABASE load_stage")
+
+    def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
+        return self.store.db.execute_sql(sql, list(params))
+
+    # ------------------------------------------------------------ filling it
+
+    def reset(self) -> None:
+        """An empty table (inside the caller's transaction)."""
+        columns = ", ".join(f"{c} {t}" for c, t in STAGED)
+        self._execute(f"DROP TABLE IF EXISTS {self.table}")
+        temp = "" if self.sqlite else "TEMP "
+        self._execute(f"CREATE {temp}TABLE {self.table} ({columns}, seq BIGINT NOT NULL, kind INTEGER NOT NULL)")
+
+    def add(self, rows: Iterable[tuple]) -> None:
+        """Stream rows (STAGED_COLUMNS, then seq and kind) in: one executemany (COPY on PostgreSQL)."""
+        names = [*STAGED_COLUMNS, "seq", "kind"]
+        cursor = self.store.db.cursor()
+        if self.sqlite:
+            cursor.executemany(f"INSERT INTO {self.table} ({', '.join(names)}) VALUES ({_marks(len(names))})", rows)
+            return
+        with cursor.copy(f"COPY {self.table} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def index(self) -> bool:
+        """Index the lines by ID; False when a line ID was given twice (the export is then
+        read again in full, which says where)."""
+        name = "load_stage.load_line_id" if self.sqlite else "load_line_id"
+        self._execute(f"CREATE INDEX {name} ON load_line (line_id)")
+        twice = self._execute(f"SELECT line_id FROM {self.table} GROUP BY line_id HAVING COUNT(*) > 1 LIMIT 1").fetchone()
+        if not self.sqlite:
+            self._execute(f"ANALYZE {self.table}")  # autovacuum never analyses a temporary table
+        return twice is None
+
+    # ------------------------------------------------------------ what the load finds
+
+    def _incoming(self) -> str:
+        return f"SELECT 1 FROM {self.table} s WHERE s.line_id = invoice_line.line_id AND s.kind = {LOAD}"
+
+    def loaded_elsewhere(self) -> list[tuple[str, str, str, str]]:
+        """(line ID, its period in the export, its period in the store, its sync status) of the
+        lines of this load already stored for another period."""
+        return [tuple(r) for r in self._execute(
+            f"SELECT s.line_id, s.period, l.period, l.sync_status FROM {self.table} s "
+            f"JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} AND l.period <> s.period")]
+
+    def gone(self, periods: list[str]) -> Iterator[tuple[str, str, str]]:
+        """(period, line ID, sync status) of the stored lines of these periods not in this load."""
+        yield from self._execute(
+            f"SELECT period, line_id, sync_status FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
+            f"AND NOT EXISTS ({self._incoming()})", periods)
+
+    def _changed_sql(self, columns: Iterable[str]) -> str:
+        return "(" + " OR ".join(f"s.{c} {self.differs} l.{c}" for c in columns) + ")"
+
+    def period_counts(self, compared: list[str]) -> list[tuple]:
+        """Per period of this load: (period, added, kept synced, synced and changed, refreshed,
+        refreshed and changed, then per compared column the refreshed lines it changed on)."""
+        changed = self._changed_sql(compared)
+        refreshed = f"l.line_id IS NOT NULL AND l.sync_status NOT IN {UNTOUCHABLE}"
+        kept = f"l.sync_status IN {UNTOUCHABLE}"
+        sums = [
+            "l.line_id IS NULL", kept, f"{kept} AND {changed}", refreshed, f"{refreshed} AND {changed}",
+            *(f"{refreshed} AND s.{c} {self.differs} l.{c}" for c in compared),
+        ]
+        select = ", ".join(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)" for condition in sums)
+        return [tuple(r) for r in self._execute(
+            f"SELECT s.period, {select} FROM {self.table} s LEFT JOIN invoice_line l ON l.line_id = s.line_id "
+            f"WHERE s.kind = {LOAD} GROUP BY s.period")]
+
+    def changed_lines(self, period: str, compared: list[str], limit: int) -> list[tuple]:
+        """The first `limit` refreshed lines of the period (in file order) whose compared
+        columns changed: (line ID, the new values..., the stored values...)."""
+        new = ", ".join(f"s.{c}" for c in compared)
+        old = ", ".join(f"l.{c}" for c in compared)
+        return [tuple(r) for r in self._execute(
+            f"SELECT s.line_id, {new}, {old} FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id "
+            f"WHERE s.kind = {LOAD} AND s.period = ? AND l.sync_status NOT IN {UNTOUCHABLE} "
+            f"AND {self._changed_sql(compared)} ORDER BY s.seq LIMIT ?", [period, limit])]
+
+    def typed_dates(self) -> Iterator[list[tuple]]:
+        """In chunks: the refreshed lines with a date a person typed: (seq, invoice date, charge
+        type, billing cycle, Platform start, Platform end, stored start, its badge, stored
+        end, its badge)."""
+        after = -1
+        while True:
+            chunk = [tuple(r) for r in self._execute(
+                f"SELECT s.seq, s.invoice_date, s.charge_type, s.billing_cycle, s.platform_charge_start, "
+                f"s.platform_charge_end, l.charge_start, l.charge_start_badge, l.charge_end, l.charge_end_badge "
+                f"FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} "
+                f"AND s.seq > ? AND l.sync_status NOT IN {UNTOUCHABLE} "
+                f"AND (l.charge_start_badge = 'user' OR l.charge_end_badge = 'user') ORDER BY s.seq LIMIT ?",
+                [after, CHUNK])]
+            if not chunk:
+                return
+            yield chunk
+            after = chunk[-1][0]
+
+    def set_dates(self, rows: list[tuple]) -> None:
+        """(charge start, its badge, charge end, its badge, seq) of staged lines."""
+        self.store.db.cursor().executemany(
+            f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in _DATES)} WHERE seq = ? AND kind = {LOAD}", rows)
+
+    # ------------------------------------------------------------ writing
+
+    def apply(self, periods: list[str], loaded_at: str) -> None:
+        """Write the load (inside the caller's write transaction): remove the unsynced lines of
+        `periods` not in it, refresh the unsynced lines it has (what a person set is kept:
+        overrides, typed dates, posting state), add the new ones; synced and claimed lines
+        are left as they are."""
+        t = self.table
+        self._execute(f"DELETE FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
+                      f"AND sync_status NOT IN {UNTOUCHABLE} AND NOT EXISTS ({self._incoming()})", periods)
+        refreshed = f"s.line_id = invoice_line.line_id AND s.kind = {LOAD} AND invoice_line.sync_status NOT IN {UNTOUCHABLE}"
+        changed = " OR ".join(f"s.{c} {self.differs} invoice_line.{c}" for c in _REFRESHED)
+        # a line the Platform changed gets every value; the others (most, at a re-load) only
+        # the new load time, which leaves the table's indexes as they are
+        sets = ", ".join(f"{c} = s.{c}" for c in _REFRESHED)
+        self._execute(f"UPDATE invoice_line SET {sets}, claimed_by = NULL, claimed_at = NULL, loaded_at = ? "
+                      f"FROM {t} s WHERE {refreshed} AND ({changed})", [loaded_at])
+        self._execute(f"UPDATE invoice_line SET loaded_at = ? FROM {t} s WHERE {refreshed} "
+                      f"AND invoice_line.loaded_at {self.differs} ?", [loaded_at, loaded_at])
+        self._execute(f"UPDATE invoice_line SET claimed_by = NULL, claimed_at = NULL "
+                      f"WHERE claimed_by IS NOT NULL AND sync_status NOT IN {UNTOUCHABLE} AND EXISTS ({self._incoming()})")
+        columns = ", ".join(STAGED_COLUMNS)
+        self._execute(
+            f"INSERT INTO invoice_line ({columns}, sync_status, loaded_at) "
+            f"SELECT {', '.join(f's.{c}' for c in STAGED_COLUMNS)}, 'not_synced', ? FROM {t} s "
+            f"WHERE s.kind = {LOAD} AND NOT EXISTS (SELECT 1 FROM invoice_line l WHERE l.line_id = s.line_id) "
+            "ORDER BY s.seq", [loaded_at])
