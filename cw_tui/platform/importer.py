@@ -17,26 +17,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import peewee as pw
 
 from cw_tui.platform.files import (
     InvoiceLineRow,
+    LineCells,
     PlatformData,
     PlatformDataError,
     StreamedExport,
+    cells_of,
     locate_lines,
     period_filter,
     read_export,
     since_filter,
 )
 from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
-from cw_tui.rules.money import line_total, to_micros
+from cw_tui.rules.money import total_micros
+from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus
 from cw_tui.services import system_log
 from cw_tui.services.activity import recorded
 from cw_tui.services.system_log import Category, Level
-from cw_tui.rules.vocabulary import BillingCycle, ChargeType
 from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, line_loads, line_staging, now_utc, utc_to_text
 from cw_tui.store.line_staging import LOAD
 
@@ -180,19 +181,41 @@ assert set(_LINE_COLUMNS) == {f.column_name for f in InvoiceLine._meta.sorted_fi
 assert _LINE_COLUMNS[: len(line_staging.STAGED_COLUMNS)] == line_staging.STAGED_COLUMNS
 
 
-def _staged_values(row: InvoiceLineRow, period: str, rules: ChargeDateRules) -> tuple:
+class _ChargeDates:
+    """charge_dates_at_load of a streamed line, as stored text. The lines of a month share a few
+    hundred combinations of dates, type and cycle: each is worked out once."""
+
+    LIMIT = 20_000  # combinations kept (a bound, whatever the file)
+
+    def __init__(self, rules: ChargeDateRules) -> None:
+        self.rules = rules
+        self.known: dict[tuple, tuple[str, str, str | None, str]] = {}
+
+    def __call__(self, line: LineCells) -> tuple[str, str, str | None, str]:
+        key = (line.charge_type, line.billing_cycle, line.invoice_date, line.charge_start, line.charge_end)
+        found = self.known.get(key)
+        if found is None:
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            dates = charge_dates_at_load(LineDates(
+                date.fromisoformat(line.invoice_date), line.charge_type, line.billing_cycle,
+                date.fromisoformat(line.charge_start), date.fromisoformat(line.charge_end) if line.charge_end else None,
+            ), self.rules)
+            found = self.known[key] = (dates.start.isoformat(), dates.start_badge.value,
+                                       dates.end.isoformat() if dates.end else None, dates.end_badge.value)
+        return found
+
+
+_TEXT = {member: member.value for enum in (InvoiceStatus, ChargeType, BillingCycle) for member in enum}
+
+
+def _staged_values(line: LineCells, period: str, dates: _ChargeDates) -> tuple:
     """What a load computes of a line (line_staging.STAGED_COLUMNS), before what a person typed."""
-    dates = charge_dates_at_load(
-        LineDates(row.invoice_date, row.charge_type, row.billing_cycle, row.charge_start, row.charge_end), rules)
-    return (
-        row.line_id, period, row.invoice_number, row.invoice_date.isoformat(), row.invoice_status.value,
-        row.organization_id, row.contract_id, row.subscription_id, row.subscription_name, row.offer_id,
-        row.charge_type.value, row.billing_cycle.value, to_micros(row.quantity), to_micros(row.unit_price),
-        to_micros(row.unit_cost), to_micros(line_total(row.quantity, row.unit_price)), row.currency,
-        row.charge_start.isoformat(), row.charge_end.isoformat() if row.charge_end else None,
-        dates.start.isoformat(), dates.start_badge.value, dates.end.isoformat() if dates.end else None,
-        dates.end_badge.value,
-    )
+    (line_id, number, day, status, org, contract, sub, sub_name, offer, charge, cycle, quantity, unit_price,
+     unit_cost, currency, start, end) = line
+    return (line_id, period, number, day, _TEXT[status], org, contract, sub, sub_name, offer, _TEXT[charge],
+            _TEXT[cycle], quantity, unit_price, unit_cost, total_micros(quantity, unit_price), currency, start, end,
+            *dates(line))
 
 
 _UNSTAGED = (None,) * (len(line_staging.STAGED_COLUMNS) - 1)
@@ -242,19 +265,20 @@ def _stage(store: Store, staging: line_staging.Staging, folder: Path | str, peri
     every problem, as ever; a folder it reads without one (JSON files) is staged from that.
     Returns where the lines' references are, and their IDs."""
     include, wanted = period_filter(periods)
-    scan = StreamedExport(folder, include, wanted, required=periods)  # missing files: PlatformDataError
+    scan = StreamedExport(folder, wanted, required=periods)  # missing files: PlatformDataError
     ids: tuple[set[str], set[str], set[str]] = (set(), set(), set())
     orgs, offers, contracts = ids
+    dates = _ChargeDates(rules)
 
     def streamed() -> Iterator[tuple]:
-        for seq, (kind, row, period) in enumerate(scan.lines()):
+        for seq, (kind, line, period) in enumerate(scan.lines()):
             if kind == LOAD:
-                orgs.add(row.organization_id)
-                offers.add(row.offer_id)
-                contracts.add(row.contract_id)
-                yield (*_staged_values(row, period, rules), seq, LOAD)
+                orgs.add(line.organization_id)
+                offers.add(line.offer_id)
+                contracts.add(line.contract_id)
+                yield (*_staged_values(line, period, dates), seq, LOAD)
             else:
-                yield (row.line_id, *_UNSTAGED, seq, kind)
+                yield (line.line_id, *_UNSTAGED, seq, kind)
 
     with store.atomic():  # only the staging table is written: the store is not locked yet
         staging.reset()
@@ -264,7 +288,7 @@ def _stage(store: Store, staging: line_staging.Staging, folder: Path | str, peri
     data = read_export(folder, include, wanted, required=periods)  # raises PlatformDataError
     with store.atomic():
         staging.reset()
-        staging.add((*_staged_values(row, row.period, rules), seq, LOAD) for seq, row in enumerate(data.lines))
+        staging.add((*_staged_values(cells_of(row), row.period, dates), seq, LOAD) for seq, row in enumerate(data.lines))
         staging.index()
     return data, _reference_ids(data.lines)
 
