@@ -5,13 +5,21 @@ line by line writes and reports what the in-memory read would."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import operator
+from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cw_tui.platform.files import _LINE_CELLS, InvoiceLineRow, _fast_cells, cells_of, validate_row
+from cw_tui.platform.importer import load_invoices
+from cw_tui.rules.charge_dates import ChargeDateRules
 from cw_tui.rules.money import (
     MAX_TOTAL,
     check_total,
@@ -22,6 +30,8 @@ from cw_tui.rules.money import (
     total_micros,
     total_too_large,
 )
+from cw_tui.store import InvoiceLine, open_store
+from tests.conftest import db_connect
 from tests.test_platform_fast_rows import ODD, PLAIN
 
 _PICK = operator.itemgetter(*range(len(_LINE_CELLS)))
@@ -77,3 +87,90 @@ def test_only_the_plain_form_has_micro_units(text: str) -> None:
     micros = plain_micros(text)
     if micros is not None:
         assert micros == to_micros(parse_decimal(text))
+
+
+# ---------------------------------------------------------------- the streamed load, on both backends
+
+TARGET = "2026-09"
+TARGET_FILE = f"invoice_lines_{TARGET}.csv"
+FIRST, LATER = datetime(2026, 10, 2, tzinfo=UTC), datetime(2026, 10, 9, tzinfo=UTC)
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline="")))
+
+
+def _write(path: Path, rows: list[list[str]]) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+
+
+def _lines(target) -> list[tuple]:
+    with db_connect(target) as connection:
+        return connection.execute("SELECT * FROM invoice_line ORDER BY line_id").fetchall()
+
+
+@pytest.mark.both_backends
+def test_a_reload_of_the_same_file_changes_nothing_but_the_load_time(store, db_target, demo_folder: Path) -> None:
+    rules = ChargeDateRules.defaults()
+    load_invoices(store, demo_folder, [TARGET], rules, now=FIRST)
+    before = _lines(db_target)
+    report = load_invoices(store, demo_folder, [TARGET], rules, now=LATER)
+    stats = report.periods[0]
+    assert (stats.added, stats.changed, stats.removed, stats.refreshed) == (0, 0, 0, len(before))
+    assert stats.changed_fields == {} and stats.changed_lines == {}
+    after = _lines(db_target)
+    at = [d[0] for d in db_connect_description(db_target)].index("loaded_at")
+    assert [r[:at] + r[at + 1:] for r in after] == [r[:at] + r[at + 1:] for r in before]
+    assert {r[at] for r in after} == {"2026-10-09T00:00:00.000000Z"}
+
+
+def db_connect_description(target) -> list[tuple]:
+    with db_connect(target) as connection:
+        cursor = connection.execute("SELECT * FROM invoice_line WHERE 1 = 0")
+        return list(cursor.description)
+
+
+@pytest.mark.both_backends
+def test_a_reload_names_the_first_changed_lines_in_file_order_and_counts_every_field(store, demo_folder: Path) -> None:
+    rules = ChargeDateRules.defaults()
+    load_invoices(store, demo_folder, [TARGET], rules, now=FIRST)
+    path = demo_folder / TARGET_FILE
+    rows = _rows(path)
+    header = rows[0]
+    plain = [i for i in range(1, len(rows)) if rows[i][header.index("invoice_status")] != "New"]
+    changed = plain[:25]
+    for i in changed:
+        rows[i][header.index("quantity")] = "4242"
+    for i in changed[:3]:
+        rows[i][header.index("subscription_name")] = "Renamed"
+    # a stale claim on an unsynced line is cleared by the refresh, as a fresh row had none
+    stale = rows[plain[30]][0]
+    InvoiceLine.update(claimed_by="gone-host", claimed_at=FIRST).where(InvoiceLine.line_id == stale).execute()
+    _write(path, rows)
+    stats = load_invoices(store, demo_folder, [TARGET], rules, now=LATER).periods[0]
+    assert stats.changed == 25
+    assert stats.changed_fields == {"quantity": 25, "subscription name": 3}
+    assert list(stats.changed_lines) == [rows[i][0] for i in changed[:20]]
+    assert stats.changed_lines[rows[changed[0]][0]] == ["subscription name", "quantity"]
+    assert stats.changed_lines[rows[changed[5]][0]] == ["quantity"]
+    assert InvoiceLine.get_by_id(rows[changed[0]][0]).quantity == Decimal(4242)
+    claim = InvoiceLine.get_by_id(stale)
+    assert (claim.claimed_by, claim.claimed_at) == (None, None)
+
+
+@pytest.mark.both_backends
+def test_a_json_export_loads_the_same_lines_as_its_csv(store, db_target, demo_folder: Path, new_db) -> None:
+    """JSON invoice lines take the full read (read_export), and land in the same staging."""
+    rules = ChargeDateRules.defaults()
+    load_invoices(store, demo_folder, [TARGET], rules, now=FIRST)
+    path = demo_folder / TARGET_FILE
+    rows = _rows(path)
+    path.unlink()
+    (demo_folder / f"invoice_lines_{TARGET}.json").write_text(
+        json.dumps([dict(zip(rows[0], r, strict=True)) for r in rows[1:]]), encoding="utf-8")
+    other = new_db("json")
+    with open_store(other) as json_store:
+        load_invoices(json_store, demo_folder, [TARGET], rules, now=FIRST)
+    assert _lines(other) == _lines(db_target)

@@ -236,12 +236,6 @@ def _typed_dates(chunk: list[tuple], rules: ChargeDateRules) -> list[tuple]:
     return updates
 
 
-def _compared_names(values: tuple) -> list[str]:
-    """The names of the compared fields that differ: `values` is the new ones, then the stored ones."""
-    count = len(COMPARED_COLUMNS)
-    return [name for i, (_, name) in enumerate(COMPARED_COLUMNS) if values[i] != values[count + i]]
-
-
 def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, *,
                   allow_removals: str | None = None, now: datetime | None = None) -> InvoiceLoad:
     """Load the invoice lines of `periods` (YYYY-MM) from the export folder. Raises
@@ -303,11 +297,13 @@ def _load_invoices(store: Store, staging: line_staging.Staging, folder: Path | s
     compared = [c for c, _ in COMPARED_COLUMNS]
 
     with recorded(store, "invoices", ", ".join(periods)), store.atomic("IMMEDIATE"):
+        staging.match(compared)
         elsewhere = staging.loaded_elsewhere()
         if elsewhere:
             raise _LoadedElsewhere(sorted(elsewhere))
         removals: dict[str, list[str]] = {}
-        for period, line_id, status in staging.gone(periods):
+        any_gone = staging.any_gone(periods)
+        for period, line_id, status in staging.gone(periods) if any_gone else ():
             if status in UNTOUCHABLE_STATUSES:
                 by_period[period].kept_synced += 1
             else:
@@ -317,19 +313,19 @@ def _load_invoices(store: Store, staging: line_staging.Staging, folder: Path | s
             need = RemovalsNeedConsent({p: sorted(ids) for p, ids in sorted(removals.items())})
             if allow_removals != need.consent:
                 raise need
-            del removals, need
+            del need
 
-        for period, added, kept, synced_changed, refreshed, changed, *fields in staging.period_counts(compared):
+        for period, (lines, kept, synced_changed, refreshed, changed, *fields) in staging.period_counts(compared).items():
             stats = by_period[period]
-            stats.added, stats.refreshed, stats.changed = added, refreshed, changed
+            stats.added, stats.refreshed, stats.changed = lines - kept - refreshed, refreshed, changed
             stats.kept_synced += kept
             stats.synced_changed = synced_changed
             stats.changed_fields = {name: count for (_, name), count in zip(COMPARED_COLUMNS, fields, strict=True) if count}
-            for values in staging.changed_lines(period, compared, CHANGED_SHOWN):
-                stats.changed_lines[values[0]] = _compared_names(values[1:])
+            for line_id, mask in staging.changed_lines(period, CHANGED_SHOWN):
+                stats.changed_lines[line_id] = [name for i, (_, name) in enumerate(COMPARED_COLUMNS) if mask >> i & 1]
         for chunk in staging.typed_dates():
             staging.set_dates(_typed_dates(chunk, rules))
-        staging.apply(periods, loaded_at)
+        staging.apply(periods, loaded_at, removals=bool(removals), new_lines=any(p.added for p in report.periods))
 
         (report.organizations_added, report.offers_added, report.contracts_added) = _upsert_references(store, data, ids, now)
         counts = dict(

@@ -50,6 +50,7 @@ class Staging:
         self.store = store
         self.sqlite = not store.backend.__name__.endswith("postgres")
         self.table = "load_stage.load_line" if self.sqlite else "load_line"
+        self.matched = "load_stage.load_match" if self.sqlite else "load_match"
         # SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM: NULL-safe "differs"
         self.differs = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
         if self.sqlite and not any(r[1] == "load_stage" for r in store.db.execute_sql("PRAGMA database_list")):
@@ -59,7 +60,8 @@ class Staging:
 
     def close(self) -> None:
         db = self.store.db
-        db.execute_sql(f"DROP TABLE IF EXISTS {self.table}")
+        for table in (self.table, self.matched):
+            db.execute_sql(f"DROP TABLE IF EXISTS {table}")
         if self.sqlite and not db.in_transaction():
             db.execute_sql("DETACH DATABASE load_stage")
 
@@ -69,11 +71,16 @@ class Staging:
     # ------------------------------------------------------------ filling it
 
     def reset(self) -> None:
-        """An empty table (inside the caller's transaction)."""
+        """Empty tables (inside the caller's transaction)."""
         columns = ", ".join(f"{c} {t}" for c, t in STAGED)
-        self._execute(f"DROP TABLE IF EXISTS {self.table}")
+        key = "INTEGER PRIMARY KEY" if self.sqlite else "BIGINT NOT NULL"  # SQLite: the rowid, appended in order
         temp = "" if self.sqlite else "TEMP "
-        self._execute(f"CREATE {temp}TABLE {self.table} ({columns}, seq BIGINT NOT NULL, kind INTEGER NOT NULL)")
+        for table in (self.table, self.matched):
+            self._execute(f"DROP TABLE IF EXISTS {table}")
+        self._execute(f"CREATE {temp}TABLE {self.table} ({columns}, seq {key}, kind INTEGER NOT NULL)")
+        # the staged lines the store holds already: what they are there, found in one pass
+        self._execute(f"CREATE {temp}TABLE {self.matched} (seq {key}, line_id TEXT, period TEXT, stored_period TEXT, "
+                      "status TEXT, mask BIGINT, differs INTEGER, typed INTEGER, claimed INTEGER, at BIGINT)")
 
     def add(self, rows: Iterable[tuple]) -> None:
         """Stream rows (STAGED_COLUMNS, then seq and kind) in: one executemany (COPY on PostgreSQL)."""
@@ -89,8 +96,10 @@ class Staging:
     def index(self) -> bool:
         """Index the lines by ID; False when a line ID was given twice (the export is then
         read again in full, which says where)."""
-        name = "load_stage.load_line_id" if self.sqlite else "load_line_id"
-        self._execute(f"CREATE INDEX {name} ON load_line (line_id)")
+        prefix = "load_stage." if self.sqlite else ""
+        self._execute(f"CREATE INDEX {prefix}load_line_id ON load_line (line_id)")
+        if not self.sqlite:
+            self._execute("CREATE UNIQUE INDEX load_line_seq ON load_line (seq)")
         twice = self._execute(f"SELECT line_id FROM {self.table} GROUP BY line_id HAVING COUNT(*) > 1 LIMIT 1").fetchone()
         if not self.sqlite:
             self._execute(f"ANALYZE {self.table}")  # autovacuum never analyses a temporary table
@@ -98,15 +107,34 @@ class Staging:
 
     # ------------------------------------------------------------ what the load finds
 
-    def _incoming(self) -> str:
-        return f"SELECT 1 FROM {self.table} s WHERE s.line_id = invoice_line.line_id AND s.kind = {LOAD}"
+    def match(self, compared: list[str]) -> None:
+        """One pass over the staged lines the store holds: each one's stored period and status,
+        which compared columns changed (a bit each, in `compared` order), whether another stored
+        value changed, whether a person typed one of its dates, whether a sync's claim is left
+        on it, and (SQLite) its rowid. Inside the write transaction."""
+        mask = " + ".join(f"CASE WHEN s.{c} {self.differs} l.{c} THEN {1 << i} ELSE 0 END" for i, c in enumerate(compared))
+        # the stored values a re-load refreshes beyond the compared ones (charge dates follow the rules)
+        differs = " OR ".join(f"s.{c} {self.differs} l.{c}" for c in _REFRESHED if c not in compared)
+        at = "l.rowid" if self.sqlite else "NULL"
+        self._execute(
+            f"INSERT INTO {self.matched} (seq, line_id, period, stored_period, status, mask, differs, typed, claimed, at) "
+            f"SELECT s.seq, s.line_id, s.period, l.period, l.sync_status, {mask}, CASE WHEN {differs} THEN 1 ELSE 0 END, "
+            "CASE WHEN l.charge_start_badge = 'user' OR l.charge_end_badge = 'user' THEN 1 ELSE 0 END, "
+            "CASE WHEN l.claimed_by IS NOT NULL OR l.claimed_at IS NOT NULL THEN 1 ELSE 0 END, "
+            f"{at} FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} ORDER BY s.seq")
 
     def loaded_elsewhere(self) -> list[tuple[str, str, str, str]]:
         """(line ID, its period in the export, its period in the store, its sync status) of the
         lines of this load already stored for another period."""
         return [tuple(r) for r in self._execute(
-            f"SELECT s.line_id, s.period, l.period, l.sync_status FROM {self.table} s "
-            f"JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} AND l.period <> s.period")]
+            f"SELECT line_id, period, stored_period, status FROM {self.matched} WHERE stored_period <> period")]
+
+    def any_gone(self, periods: list[str]) -> bool:
+        """Whether the store holds lines of these periods that are not in this load."""
+        marks = _marks(len(periods))
+        stored = self._execute(f"SELECT COUNT(*) FROM invoice_line WHERE period IN ({marks})", periods).fetchone()[0]
+        matched = self._execute(f"SELECT COUNT(*) FROM {self.matched} WHERE stored_period IN ({marks})", periods).fetchone()[0]
+        return stored > matched
 
     def gone(self, periods: list[str]) -> Iterator[tuple[str, str, str]]:
         """(period, line ID, sync status) of the stored lines of these periods not in this load."""
@@ -114,33 +142,34 @@ class Staging:
             f"SELECT period, line_id, sync_status FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
             f"AND NOT EXISTS ({self._incoming()})", periods)
 
-    def _changed_sql(self, columns: Iterable[str]) -> str:
-        return "(" + " OR ".join(f"s.{c} {self.differs} l.{c}" for c in columns) + ")"
+    def _incoming(self) -> str:
+        return f"SELECT 1 FROM {self.table} s WHERE s.line_id = invoice_line.line_id AND s.kind = {LOAD}"
 
-    def period_counts(self, compared: list[str]) -> list[tuple]:
-        """Per period of this load: (period, added, kept synced, synced and changed, refreshed,
+    def period_counts(self, compared: list[str]) -> dict[str, tuple]:
+        """Per period of this load: (lines, kept synced, synced and changed, refreshed,
         refreshed and changed, then per compared column the refreshed lines it changed on)."""
-        changed = self._changed_sql(compared)
-        refreshed = f"l.line_id IS NOT NULL AND l.sync_status NOT IN {UNTOUCHABLE}"
-        kept = f"l.sync_status IN {UNTOUCHABLE}"
-        sums = [
-            "l.line_id IS NULL", kept, f"{kept} AND {changed}", refreshed, f"{refreshed} AND {changed}",
-            *(f"{refreshed} AND s.{c} {self.differs} l.{c}" for c in compared),
-        ]
-        select = ", ".join(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)" for condition in sums)
-        return [tuple(r) for r in self._execute(
-            f"SELECT s.period, {select} FROM {self.table} s LEFT JOIN invoice_line l ON l.line_id = s.line_id "
-            f"WHERE s.kind = {LOAD} GROUP BY s.period")]
+        staged = dict(self._execute(f"SELECT period, COUNT(*) FROM {self.table} WHERE kind = {LOAD} GROUP BY period"))
+        counts = {period: [0] * (4 + len(compared)) for period in staged}
+        for period, kept, changed, count in self._execute(
+                f"SELECT period, CASE WHEN status IN {UNTOUCHABLE} THEN 1 ELSE 0 END AS kept, "
+                f"CASE WHEN mask <> 0 THEN 1 ELSE 0 END AS changed, COUNT(*) FROM {self.matched} "
+                "GROUP BY period, kept, changed"):
+            found = counts[period]
+            found[0 if kept else 2] += count
+            if changed:
+                found[1 if kept else 3] += count
+        bits = ", ".join(f"SUM(CASE WHEN (mask & {1 << i}) <> 0 THEN 1 ELSE 0 END)" for i in range(len(compared)))
+        for period, *fields in self._execute(  # over the changed lines only: few, mostly
+                f"SELECT period, {bits} FROM {self.matched} WHERE mask <> 0 AND status NOT IN {UNTOUCHABLE} GROUP BY period"):
+            counts[period][4:] = fields
+        return {period: (count, *counts[period]) for period, count in staged.items()}
 
-    def changed_lines(self, period: str, compared: list[str], limit: int) -> list[tuple]:
+    def changed_lines(self, period: str, limit: int) -> list[tuple[str, int]]:
         """The first `limit` refreshed lines of the period (in file order) whose compared
-        columns changed: (line ID, the new values..., the stored values...)."""
-        new = ", ".join(f"s.{c}" for c in compared)
-        old = ", ".join(f"l.{c}" for c in compared)
+        columns changed: (line ID, the bits of the columns, as in match)."""
         return [tuple(r) for r in self._execute(
-            f"SELECT s.line_id, {new}, {old} FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id "
-            f"WHERE s.kind = {LOAD} AND s.period = ? AND l.sync_status NOT IN {UNTOUCHABLE} "
-            f"AND {self._changed_sql(compared)} ORDER BY s.seq LIMIT ?", [period, limit])]
+            f"SELECT line_id, mask FROM {self.matched} WHERE period = ? AND status NOT IN {UNTOUCHABLE} AND mask <> 0 "
+            "ORDER BY seq LIMIT ?", [period, limit])]
 
     def typed_dates(self) -> Iterator[list[tuple]]:
         """In chunks: the refreshed lines with a date a person typed: (seq, invoice date, charge
@@ -151,9 +180,8 @@ class Staging:
             chunk = [tuple(r) for r in self._execute(
                 f"SELECT s.seq, s.invoice_date, s.charge_type, s.billing_cycle, s.platform_charge_start, "
                 f"s.platform_charge_end, l.charge_start, l.charge_start_badge, l.charge_end, l.charge_end_badge "
-                f"FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} "
-                f"AND s.seq > ? AND l.sync_status NOT IN {UNTOUCHABLE} "
-                f"AND (l.charge_start_badge = 'user' OR l.charge_end_badge = 'user') ORDER BY s.seq LIMIT ?",
+                f"FROM {self.matched} m JOIN {self.table} s ON s.seq = m.seq JOIN invoice_line l ON l.line_id = m.line_id "
+                f"WHERE m.typed = 1 AND m.status NOT IN {UNTOUCHABLE} AND m.seq > ? ORDER BY m.seq LIMIT ?",
                 [after, CHUNK])]
             if not chunk:
                 return
@@ -163,32 +191,39 @@ class Staging:
     def set_dates(self, rows: list[tuple]) -> None:
         """(charge start, its badge, charge end, its badge, seq) of staged lines."""
         self.store.db.cursor().executemany(
-            f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in _DATES)} WHERE seq = ? AND kind = {LOAD}", rows)
+            f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in _DATES)} WHERE seq = ?", rows)
 
     # ------------------------------------------------------------ writing
 
-    def apply(self, periods: list[str], loaded_at: str) -> None:
-        """Write the load (inside the caller's write transaction): remove the unsynced lines of
-        `periods` not in it, refresh the unsynced lines it has (what a person set is kept:
-        overrides, typed dates, posting state), add the new ones; synced and claimed lines
-        are left as they are."""
-        t = self.table
-        self._execute(f"DELETE FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
-                      f"AND sync_status NOT IN {UNTOUCHABLE} AND NOT EXISTS ({self._incoming()})", periods)
-        refreshed = f"s.line_id = invoice_line.line_id AND s.kind = {LOAD} AND invoice_line.sync_status NOT IN {UNTOUCHABLE}"
-        changed = " OR ".join(f"s.{c} {self.differs} invoice_line.{c}" for c in _REFRESHED)
-        # a line the Platform changed gets every value; the others (most, at a re-load) only
-        # the new load time, which leaves the table's indexes as they are
+    def apply(self, periods: list[str], loaded_at: str, *, removals: bool, new_lines: bool) -> None:
+        """Write the load (inside the caller's write transaction, after match): remove the
+        unsynced lines of `periods` not in it (`removals`: there are some), refresh the
+        unsynced lines it has (what a person set is kept: overrides, typed dates, posting
+        state), add the new ones (`new_lines`: there are some); synced and claimed lines are
+        left as they are."""
+        t, m = self.table, self.matched
+        if removals:
+            self._execute(f"DELETE FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
+                          f"AND sync_status NOT IN {UNTOUCHABLE} AND NOT EXISTS ({self._incoming()})", periods)
+        row = "invoice_line.rowid = m.at" if self.sqlite else "invoice_line.line_id = m.line_id"
+        key, found = ("rowid", "at") if self.sqlite else ("line_id", "line_id")
+        refreshed = f"m.status NOT IN {UNTOUCHABLE}"
+        changed = "(m.mask <> 0 OR m.differs = 1 OR m.typed = 1)"
+        # a line the Platform changed (or with a typed date) gets every value; the others (most,
+        # at a re-load) only the new load time, which leaves the table's indexes as they are
         sets = ", ".join(f"{c} = s.{c}" for c in _REFRESHED)
         self._execute(f"UPDATE invoice_line SET {sets}, claimed_by = NULL, claimed_at = NULL, loaded_at = ? "
-                      f"FROM {t} s WHERE {refreshed} AND ({changed})", [loaded_at])
-        self._execute(f"UPDATE invoice_line SET loaded_at = ? FROM {t} s WHERE {refreshed} "
-                      f"AND invoice_line.loaded_at {self.differs} ?", [loaded_at, loaded_at])
-        self._execute(f"UPDATE invoice_line SET claimed_by = NULL, claimed_at = NULL "
-                      f"WHERE claimed_by IS NOT NULL AND sync_status NOT IN {UNTOUCHABLE} AND EXISTS ({self._incoming()})")
-        columns = ", ".join(STAGED_COLUMNS)
-        self._execute(
-            f"INSERT INTO invoice_line ({columns}, sync_status, loaded_at) "
-            f"SELECT {', '.join(f's.{c}' for c in STAGED_COLUMNS)}, 'not_synced', ? FROM {t} s "
-            f"WHERE s.kind = {LOAD} AND NOT EXISTS (SELECT 1 FROM invoice_line l WHERE l.line_id = s.line_id) "
-            "ORDER BY s.seq", [loaded_at])
+                      f"FROM {m} m JOIN {t} s ON s.seq = m.seq WHERE {row} AND {refreshed} AND {changed}", [loaded_at])
+        self._execute(f"UPDATE invoice_line SET loaded_at = ?, claimed_by = NULL, claimed_at = NULL "
+                      f"WHERE {key} IN (SELECT {found} FROM {m} m WHERE {refreshed} AND NOT {changed} AND m.claimed = 1)",
+                      [loaded_at])
+        self._execute(f"UPDATE invoice_line SET loaded_at = ? "
+                      f"WHERE {key} IN (SELECT {found} FROM {m} m WHERE {refreshed} AND NOT {changed} AND m.claimed = 0)",
+                      [loaded_at])
+        if new_lines:
+            columns = ", ".join(STAGED_COLUMNS)
+            self._execute(
+                f"INSERT INTO invoice_line ({columns}, sync_status, loaded_at) "
+                f"SELECT {', '.join(f's.{c}' for c in STAGED_COLUMNS)}, 'not_synced', ? FROM {t} s "
+                f"WHERE s.kind = {LOAD} AND NOT EXISTS (SELECT 1 FROM {m} m WHERE m.seq = s.seq) ORDER BY s.seq",
+                [loaded_at])
