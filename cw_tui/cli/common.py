@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from cw_tui.rules.vocabulary import parse_enum
 from cw_tui.services import credentials as credential_store
 from cw_tui.services import settings
-from cw_tui.services.connectwise import ConnectWiseClient
 from cw_tui.services.paths import default_database_path, is_database_url
 from cw_tui.store import (
     Store,
@@ -24,7 +23,7 @@ from cw_tui.store import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from cw_tui.services.connectwise import ConnectWiseClient
 
 
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE = 0, 1, 2
@@ -102,6 +101,8 @@ def _assignment(text: str, keys: type, values: type, option: str) -> tuple[Any, 
 
 
 def _client(**options: Any) -> ConnectWiseClient:
+    from cw_tui.services.connectwise import ConnectWiseClient  # here: most commands need no HTTP client
+
     creds = credential_store.current()
     if creds is None or not creds.complete():
         missing = ", ".join(creds.missing()) if creds else "all"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,23 +13,34 @@ from cw_tui.rules.charge_dates import EndRule, StartRule
 if TYPE_CHECKING:
     pass
 
-from cw_tui.cli.commands import (
-    cmd_automap,
-    cmd_configure,
-    cmd_connect,
-    cmd_demo,
-    cmd_demo_data,
-    cmd_export,
-    cmd_load_invoices,
-    cmd_load_products,
-    cmd_logs,
-    cmd_sandbox,
-    cmd_status,
-    cmd_sync_organizations,
-)
-from cw_tui.cli.runs_commands import cmd_runs, cmd_runs_show
-from cw_tui.cli.sync_commands import cmd_reconcile, cmd_sync
-from cw_tui.cli.undo_commands import cmd_undo
+def _lazy(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """A command's handler, imported when it runs: a command pays only for what it uses
+    (`load-invoices` needs no HTTP client, `status` no sandbox)."""
+
+    def handler(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), name)(args)
+
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
+cmd_automap = _lazy("cw_tui.cli.commands", "cmd_automap")
+cmd_configure = _lazy("cw_tui.cli.commands", "cmd_configure")
+cmd_connect = _lazy("cw_tui.cli.commands", "cmd_connect")
+cmd_demo = _lazy("cw_tui.cli.commands", "cmd_demo")
+cmd_demo_data = _lazy("cw_tui.cli.commands", "cmd_demo_data")
+cmd_export = _lazy("cw_tui.cli.commands", "cmd_export")
+cmd_load_products = _lazy("cw_tui.cli.commands", "cmd_load_products")
+cmd_logs = _lazy("cw_tui.cli.commands", "cmd_logs")
+cmd_sandbox = _lazy("cw_tui.cli.commands", "cmd_sandbox")
+cmd_status = _lazy("cw_tui.cli.commands", "cmd_status")
+cmd_sync_organizations = _lazy("cw_tui.cli.commands", "cmd_sync_organizations")
+cmd_load_invoices = _lazy("cw_tui.cli.load_command", "cmd_load_invoices")
+cmd_runs = _lazy("cw_tui.cli.runs_commands", "cmd_runs")
+cmd_runs_show = _lazy("cw_tui.cli.runs_commands", "cmd_runs_show")
+cmd_reconcile = _lazy("cw_tui.cli.sync_commands", "cmd_reconcile")
+cmd_sync = _lazy("cw_tui.cli.sync_commands", "cmd_sync")
+cmd_undo = _lazy("cw_tui.cli.undo_commands", "cmd_undo")
 
 
 def build_parser() -> argparse.ArgumentParser:
