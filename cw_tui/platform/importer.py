@@ -253,20 +253,22 @@ def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: C
 
 
 def _stage(store: Store, staging: line_staging.Staging, folder: Path | str, periods: list[str],
-           rules: ChargeDateRules) -> tuple[PlatformData | StreamedExport, tuple[set[str], set[str], set[str]]]:
+           rules: ChargeDateRules) -> tuple[PlatformData | StreamedExport, tuple[set[str], set[str], set[str]], dict[str, int]]:
     """Stream the export's lines into the staging table (nothing of the store is written).
     At the first problem the folder is read again in full by read_export, which raises with
     every problem, as ever; a folder it reads without one (JSON files) is staged from that.
-    Returns where the lines' references are, and their IDs."""
+    Returns where the lines' references are, their IDs, and the lines of each period."""
     include, wanted = period_filter(periods)
     scan = StreamedExport(folder, wanted, required=periods)  # missing files: PlatformDataError
     ids: tuple[set[str], set[str], set[str]] = (set(), set(), set())
     orgs, offers, contracts = ids
     dates = _ChargeDates(rules)
+    staged: dict[str, int] = {}  # period -> its lines in this load
 
     def streamed() -> Iterator[tuple]:
         for seq, (kind, line, period) in enumerate(scan.lines()):
             if kind == LOAD:
+                staged[period] = staged.get(period, 0) + 1
                 orgs.add(line.organization_id)
                 offers.add(line.offer_id)
                 contracts.add(line.contract_id)
@@ -278,18 +280,21 @@ def _stage(store: Store, staging: line_staging.Staging, folder: Path | str, peri
         staging.reset()
         staging.add(streamed())
         if scan.clean and staging.index():
-            return scan, ids
+            return scan, ids, staged
     data = read_export(folder, include, wanted, required=periods)  # raises PlatformDataError
     with store.atomic():
         staging.reset()
         staging.add((*_staged_values(cells_of(row), row.period, dates), seq, LOAD) for seq, row in enumerate(data.lines))
         staging.index()
-    return data, _reference_ids(data.lines)
+    staged.clear()
+    for row in data.lines:
+        staged[row.period] = staged.get(row.period, 0) + 1
+    return data, _reference_ids(data.lines), staged
 
 
 def _load_invoices(store: Store, staging: line_staging.Staging, folder: Path | str, periods: list[str],
                    rules: ChargeDateRules, allow_removals: str | None, now: datetime | None) -> InvoiceLoad:
-    data, ids = _stage(store, staging, folder, periods, rules)  # raises PlatformDataError; nothing written yet
+    data, ids, staged = _stage(store, staging, folder, periods, rules)  # raises PlatformDataError; nothing written yet
     now = now or now_utc()
     loaded_at = utc_to_text(now)
     report = InvoiceLoad(periods=[PeriodLoad(p, skipped_new=data.skipped_new.get(p, 0)) for p in periods])
@@ -315,7 +320,7 @@ def _load_invoices(store: Store, staging: line_staging.Staging, folder: Path | s
                 raise need
             del need
 
-        for period, (lines, kept, synced_changed, refreshed, changed, *fields) in staging.period_counts(compared).items():
+        for period, (lines, kept, synced_changed, refreshed, changed, *fields) in staging.period_counts(staged, compared).items():
             stats = by_period[period]
             stats.added, stats.refreshed, stats.changed = lines - kept - refreshed, refreshed, changed
             stats.kept_synced += kept

@@ -14,6 +14,9 @@ on PostgreSQL it is a temporary table of the session.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,6 +39,7 @@ _DATES = ("charge_start", "charge_start_badge", "charge_end", "charge_end_badge"
 # every staged column but the key: a refreshed line whose values all match is only re-stamped
 _REFRESHED = [c for c in STAGED_COLUMNS if c != "line_id"]
 CHUNK = 5_000  # lines fetched at a time where Python must look at them
+UPDATE_SLICE = 20_000  # lines refreshed by one UPDATE
 
 
 def _marks(count: int) -> str:
@@ -46,6 +50,11 @@ class Staging:
     """One load's staging table on the store's connection. Use it outside a transaction
     (SQLite attaches its database then), and `close()` it at the end."""
 
+    # While a load runs, SQLite reads through a small page cache and no memory map: a load
+    # walks each page once or twice, and a 64 MiB cache and a mapped file would only add
+    # their size to the process's memory (the grids' settings come back at close()).
+    LOAD_PRAGMAS = (("cache_size", -4096), ("mmap_size", 0))
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.sqlite = not store.backend.__name__.endswith("postgres")
@@ -53,17 +62,33 @@ class Staging:
         self.matched = "load_stage.load_match" if self.sqlite else "load_match"
         # SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM: NULL-safe "differs"
         self.differs = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
-        if self.sqlite and not any(r[1] == "load_stage" for r in store.db.execute_sql("PRAGMA database_list")):
-            store.db.execute_sql("ATTACH DATABASE '' AS load_stage")  # '': private, on disk, gone when detached
-            store.db.execute_sql("PRAGMA load_stage.cache_size = -16384")  # 16 MiB; the rest spills to its file
-            store.db.execute_sql("PRAGMA load_stage.journal_mode = off")  # scratch: a failed load drops it
+        self.folder: str | None = None
+        self.pragmas: list[tuple[str, Any]] = []
+        if self.sqlite:
+            db = store.db
+            self.pragmas = [(name, db.execute_sql(f"PRAGMA main.{name}").fetchone()[0]) for name, _ in self.LOAD_PRAGMAS]
+            for name, value in self.LOAD_PRAGMAS:
+                db.execute_sql(f"PRAGMA main.{name} = {int(value)}")
+            # A file of its own, not a temp database: with temp_store=2 (the grids') that would
+            # be held in memory, a million lines of it.
+            self.folder = tempfile.mkdtemp(prefix="cw-tui-load-")
+            db.execute_sql("ATTACH DATABASE ? AS load_stage", [os.path.join(self.folder, "stage.sqlite3")])
+            db.execute_sql("PRAGMA load_stage.cache_size = -4096")  # 4 MiB; the rest is in the file
+            db.execute_sql("PRAGMA load_stage.journal_mode = off")  # scratch: a failed load drops it
+            db.execute_sql("PRAGMA load_stage.synchronous = off")
 
     def close(self) -> None:
         db = self.store.db
-        for table in (self.table, self.matched):
-            db.execute_sql(f"DROP TABLE IF EXISTS {table}")
-        if self.sqlite and not db.in_transaction():
-            db.execute_sql("DETACH DATABASE load_stage")
+        try:
+            for table in (self.table, self.matched):
+                db.execute_sql(f"DROP TABLE IF EXISTS {table}")
+            if self.sqlite:
+                db.execute_sql("DETACH DATABASE load_stage")
+                for name, value in self.pragmas:
+                    db.execute_sql(f"PRAGMA main.{name} = {int(value)}")
+        finally:
+            if self.folder is not None:
+                shutil.rmtree(self.folder, ignore_errors=True)
 
     def _execute(self, sql: str, params: Iterable[Any] = ()) -> Any:
         return self.store.db.execute_sql(sql, list(params))
@@ -145,24 +170,21 @@ class Staging:
     def _incoming(self) -> str:
         return f"SELECT 1 FROM {self.table} s WHERE s.line_id = invoice_line.line_id AND s.kind = {LOAD}"
 
-    def period_counts(self, compared: list[str]) -> dict[str, tuple]:
-        """Per period of this load: (lines, kept synced, synced and changed, refreshed,
-        refreshed and changed, then per compared column the refreshed lines it changed on)."""
-        staged = dict(self._execute(f"SELECT period, COUNT(*) FROM {self.table} WHERE kind = {LOAD} GROUP BY period"))
-        counts = {period: [0] * (4 + len(compared)) for period in staged}
-        for period, kept, changed, count in self._execute(
-                f"SELECT period, CASE WHEN status IN {UNTOUCHABLE} THEN 1 ELSE 0 END AS kept, "
-                f"CASE WHEN mask <> 0 THEN 1 ELSE 0 END AS changed, COUNT(*) FROM {self.matched} "
-                "GROUP BY period, kept, changed"):
-            found = counts[period]
-            found[0 if kept else 2] += count
-            if changed:
-                found[1 if kept else 3] += count
+    def period_counts(self, staged: dict[str, int], compared: list[str]) -> dict[str, tuple]:
+        """Per period of this load (`staged`: its lines): (lines, kept synced, synced and
+        changed, refreshed, refreshed and changed, then per compared column the refreshed lines
+        it changed on). One scan a period, no sort: the memory of a count stays flat."""
+        kept, refreshed = f"status IN {UNTOUCHABLE}", f"status NOT IN {UNTOUCHABLE}"
+        sums = ", ".join(f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)" for condition in (
+            kept, f"{kept} AND mask <> 0", refreshed, f"{refreshed} AND mask <> 0"))
         bits = ", ".join(f"SUM(CASE WHEN (mask & {1 << i}) <> 0 THEN 1 ELSE 0 END)" for i in range(len(compared)))
-        for period, *fields in self._execute(  # over the changed lines only: few, mostly
-                f"SELECT period, {bits} FROM {self.matched} WHERE mask <> 0 AND status NOT IN {UNTOUCHABLE} GROUP BY period"):
-            counts[period][4:] = fields
-        return {period: (count, *counts[period]) for period, count in staged.items()}
+        counts = {}
+        for period, lines in staged.items():
+            totals = self._execute(f"SELECT {sums} FROM {self.matched} WHERE period = ?", [period]).fetchone()
+            fields = self._execute(f"SELECT {bits} FROM {self.matched} WHERE period = ? AND mask <> 0 AND {refreshed}",
+                                   [period]).fetchone()  # over the changed lines only: few, mostly
+            counts[period] = (lines, *(v or 0 for v in totals), *(v or 0 for v in fields))
+        return counts
 
     def changed_lines(self, period: str, limit: int) -> list[tuple[str, int]]:
         """The first `limit` refreshed lines of the period (in file order) whose compared
@@ -206,20 +228,22 @@ class Staging:
             self._execute(f"DELETE FROM invoice_line WHERE period IN ({_marks(len(periods))}) "
                           f"AND sync_status NOT IN {UNTOUCHABLE} AND NOT EXISTS ({self._incoming()})", periods)
         row = "invoice_line.rowid = m.at" if self.sqlite else "invoice_line.line_id = m.line_id"
-        key, found = ("rowid", "at") if self.sqlite else ("line_id", "line_id")
         refreshed = f"m.status NOT IN {UNTOUCHABLE}"
         changed = "(m.mask <> 0 OR m.differs = 1 OR m.typed = 1)"
         # a line the Platform changed (or with a typed date) gets every value; the others (most,
         # at a re-load) only the new load time, which leaves the table's indexes as they are
         sets = ", ".join(f"{c} = s.{c}" for c in _REFRESHED)
-        self._execute(f"UPDATE invoice_line SET {sets}, claimed_by = NULL, claimed_at = NULL, loaded_at = ? "
-                      f"FROM {m} m JOIN {t} s ON s.seq = m.seq WHERE {row} AND {refreshed} AND {changed}", [loaded_at])
-        self._execute(f"UPDATE invoice_line SET loaded_at = ?, claimed_by = NULL, claimed_at = NULL "
-                      f"WHERE {key} IN (SELECT {found} FROM {m} m WHERE {refreshed} AND NOT {changed} AND m.claimed = 1)",
-                      [loaded_at])
-        self._execute(f"UPDATE invoice_line SET loaded_at = ? "
-                      f"WHERE {key} IN (SELECT {found} FROM {m} m WHERE {refreshed} AND NOT {changed} AND m.claimed = 0)",
-                      [loaded_at])
+        last = self._execute(f"SELECT MAX(seq) FROM {m}").fetchone()[0]
+        # in slices of the file: SQLite gathers an UPDATE ... FROM's rows before it writes them
+        for low in range(0, (last or -1) + 1, UPDATE_SLICE):
+            in_slice = f"m.seq >= {low} AND m.seq < {low + UPDATE_SLICE}"
+            self._execute(f"UPDATE invoice_line SET {sets}, claimed_by = NULL, claimed_at = NULL, loaded_at = ? "
+                          f"FROM {m} m JOIN {t} s ON s.seq = m.seq WHERE {row} AND {in_slice} AND {refreshed} "
+                          f"AND {changed}", [loaded_at])
+            self._execute(f"UPDATE invoice_line SET loaded_at = ?, claimed_by = NULL, claimed_at = NULL FROM {m} m "
+                          f"WHERE {row} AND {in_slice} AND {refreshed} AND NOT {changed} AND m.claimed = 1", [loaded_at])
+            self._execute(f"UPDATE invoice_line SET loaded_at = ? FROM {m} m "
+                          f"WHERE {row} AND {in_slice} AND {refreshed} AND NOT {changed} AND m.claimed = 0", [loaded_at])
         if new_lines:
             columns = ", ".join(STAGED_COLUMNS)
             self._execute(
