@@ -174,3 +174,59 @@ def test_a_json_export_loads_the_same_lines_as_its_csv(store, db_target, demo_fo
     with open_store(other) as json_store:
         load_invoices(json_store, demo_folder, [TARGET], rules, now=FIRST)
     assert _lines(other) == _lines(db_target)
+
+
+@pytest.mark.both_backends
+def test_lines_in_any_order_load_and_report_as_in_file_order(store, db_target, demo_folder: Path, new_db) -> None:
+    """The staging table is indexed as the lines come (no sort afterwards): an export whose
+    line IDs are not in order loads the same lines, and a re-load still names changed lines
+    in the order of the file."""
+    rules = ChargeDateRules.defaults()
+    load_invoices(store, demo_folder, [TARGET], rules, now=FIRST)
+    path = demo_folder / TARGET_FILE
+    rows = _rows(path)
+    header, body = rows[0], rows[1:][::-1]
+    _write(path, [header, *body])
+    other = new_db("reversed")
+    with open_store(other) as reversed_store:
+        load_invoices(reversed_store, demo_folder, [TARGET], rules, now=FIRST)
+        assert _lines(other) == _lines(db_target)
+        plain = [r for r in body if r[header.index("invoice_status")] != "New"]
+        for row in plain[:5]:
+            row[header.index("quantity")] = "77"
+        _write(path, [header, *body])
+        stats = load_invoices(reversed_store, demo_folder, [TARGET], rules, now=LATER).periods[0]
+    assert list(stats.changed_lines) == [r[0] for r in plain[:5]]
+    assert plain[0][0] > plain[4][0]  # file order, not line ID order
+
+
+def test_a_load_leaves_the_connection_as_it_found_it(tmp_path: Path, demo_folder: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """On SQLite the staging table is a scratch file attached for the load, read through a
+    small cache and no memory map: afterwards the store's own settings are back, a temp table
+    of the grids' is still there, and the scratch file is gone, after a good load and a bad one."""
+    import tempfile
+
+    from cw_tui.platform.files import PlatformDataError
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    rules = ChargeDateRules.defaults()
+    with open_store(tmp_path / "store.sqlite3") as store:
+        db = store.db
+        settings = {name: db.execute_sql(f"PRAGMA {name}").fetchone()[0]
+                    for name in ("cache_size", "mmap_size", "temp_store")}
+        db.execute_sql("CREATE TEMP TABLE grid_rows (line_id TEXT)")
+        db.execute_sql("INSERT INTO grid_rows VALUES ('kept')")
+        load_invoices(store, demo_folder, [TARGET], rules, now=FIRST)
+        path = demo_folder / TARGET_FILE
+        rows = _rows(path)
+        rows[1][rows[0].index("quantity")] = "many"
+        _write(path, rows)
+        with pytest.raises(PlatformDataError):
+            load_invoices(store, demo_folder, [TARGET], rules, now=LATER)
+        assert {name: db.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in settings} == settings
+        assert [r[1] for r in db.execute_sql("PRAGMA database_list")] == ["main", "temp"]
+        assert db.execute_sql("SELECT line_id FROM grid_rows").fetchall() == [("kept",)]
+    assert list(scratch.iterdir()) == []

@@ -74,6 +74,7 @@ class Staging:
             self.folder = tempfile.mkdtemp(prefix="cw-tui-load-")
             db.execute_sql("ATTACH DATABASE ? AS load_stage", [os.path.join(self.folder, "stage.sqlite3")])
             db.execute_sql("PRAGMA load_stage.cache_size = -4096")  # 4 MiB; the rest is in the file
+            db.execute_sql("PRAGMA load_stage.mmap_size = 0")  # it inherits the store's 256 MiB map
             db.execute_sql("PRAGMA load_stage.journal_mode = off")  # scratch: a failed load drops it
             db.execute_sql("PRAGMA load_stage.synchronous = off")
 
@@ -103,6 +104,10 @@ class Staging:
         for table in (self.table, self.matched):
             self._execute(f"DROP TABLE IF EXISTS {table}")
         self._execute(f"CREATE {temp}TABLE {self.table} ({columns}, seq {key}, kind INTEGER NOT NULL)")
+        if self.sqlite:
+            # Indexed as the lines come: CREATE INDEX afterwards sorts them all, and SQLite's
+            # sort spills to temp files, which temp_store=2 holds in memory (300 MB at 1M lines).
+            self._execute("CREATE INDEX load_stage.load_line_id ON load_line (line_id)")
         # the staged lines the store holds already: what they are there, found in one pass
         self._execute(f"CREATE {temp}TABLE {self.matched} (seq {key}, line_id TEXT, period TEXT, stored_period TEXT, "
                       "status TEXT, mask BIGINT, differs INTEGER, typed INTEGER, claimed INTEGER, at BIGINT)")
@@ -121,9 +126,8 @@ class Staging:
     def index(self) -> bool:
         """Index the lines by ID; False when a line ID was given twice (the export is then
         read again in full, which says where)."""
-        prefix = "load_stage." if self.sqlite else ""
-        self._execute(f"CREATE INDEX {prefix}load_line_id ON load_line (line_id)")
-        if not self.sqlite:
+        if not self.sqlite:  # COPY into a bare table, then index: the sort is the server's
+            self._execute("CREATE INDEX load_line_id ON load_line (line_id)")
             self._execute("CREATE UNIQUE INDEX load_line_seq ON load_line (seq)")
         twice = self._execute(f"SELECT line_id FROM {self.table} GROUP BY line_id HAVING COUNT(*) > 1 LIMIT 1").fetchone()
         if not self.sqlite:
