@@ -238,9 +238,11 @@ class Staging:
         # at a re-load) only the new load time, which leaves the table's indexes as they are
         sets = ", ".join(f"{c} = s.{c}" for c in _REFRESHED)
         last = self._execute(f"SELECT MAX(seq) FROM {m}").fetchone()[0]
-        # in slices of the file: SQLite gathers an UPDATE ... FROM's rows before it writes them
-        for low in range(0, (last or -1) + 1, UPDATE_SLICE):
-            in_slice = f"m.seq >= {low} AND m.seq < {low + UPDATE_SLICE}"
+        # SQLite: in slices of the file, as it gathers an UPDATE ... FROM's rows in memory before
+        # it writes them. PostgreSQL: whole, as each slice would scan both tables again.
+        width = UPDATE_SLICE if self.sqlite else (last or 0) + 1
+        for low in range(0, (last or -1) + 1, width):
+            in_slice = f"m.seq >= {low} AND m.seq < {low + width}"
             self._execute(f"UPDATE invoice_line SET {sets}, claimed_by = NULL, claimed_at = NULL, loaded_at = ? "
                           f"FROM {m} m JOIN {t} s ON s.seq = m.seq WHERE {row} AND {in_slice} AND {refreshed} "
                           f"AND {changed}", [loaded_at])
