@@ -151,6 +151,8 @@ class Staging:
             "CASE WHEN l.charge_start_badge = 'user' OR l.charge_end_badge = 'user' THEN 1 ELSE 0 END, "
             "CASE WHEN l.claimed_by IS NOT NULL OR l.claimed_at IS NOT NULL THEN 1 ELSE 0 END, "
             f"{at} FROM {self.table} s JOIN invoice_line l ON l.line_id = s.line_id WHERE s.kind = {LOAD} ORDER BY s.seq")
+        if not self.sqlite:
+            self._execute(f"ANALYZE {self.matched}")  # the counts and writes below plan by its size
 
     def loaded_elsewhere(self) -> list[tuple[str, str, str, str]]:
         """(line ID, its period in the export, its period in the store, its sync status) of the
