@@ -4,7 +4,9 @@
 
 The export is generated once. Each repeat then runs, one after the other in the same run:
 - the floor (benchmarks/import_floor.py: only csv, Decimal, date.fromisoformat and one SQLite
-  executemany of the same rows into a table of the same shape), as a process of its own;
+  executemany of the same rows into a table of the same shape), as a process of its own, twice:
+  into the store's invoice_line with its indexes (the floor the targets are measured against),
+  and into the bare table without them (what the indexes cost);
 - `cw-tui load-invoices` into a fresh store, as a process of its own (startup included);
 - the same command again on that store: a re-load of the same period.
 Prints the medians, the ratio of ours to the floor, the re-load's ratio to the first load and
@@ -52,13 +54,16 @@ def _run(argv: list[str], env: dict[str, str]) -> tuple[float, float, str]:
     return elapsed, usage.ru_maxrss / 1024, text
 
 
-def _schema(path: Path, tmp: Path) -> None:
-    """The store's own invoice_line table and indexes, for the floor."""
-    with open_store(tmp / "schema.sqlite3"):
-        pass
+def _schema(path: Path, tmp: Path, *, indexes: bool = True) -> None:
+    """The store's own invoice_line table (and its indexes), for the floor."""
+    if not (tmp / "schema.sqlite3").exists():
+        with open_store(tmp / "schema.sqlite3"):
+            pass
+    kinds = "('table', 'index')" if indexes else "('table')"
     with sqlite3.connect(tmp / "schema.sqlite3") as connection:
         ddl = [sql for (sql,) in connection.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'invoice_line' AND sql IS NOT NULL ORDER BY type DESC")]
+            f"SELECT sql FROM sqlite_master WHERE tbl_name = 'invoice_line' AND sql IS NOT NULL AND type IN {kinds} "
+            "ORDER BY type DESC")]
     path.write_text(";\n".join(ddl) + ";\n")
 
 
@@ -76,22 +81,27 @@ def main() -> None:
             summary = pool.submit(write_demo_data, folder, seed=1, organizations=organizations, months=1,
                                   end_month=PERIOD, subscriptions_per_organization=20).result()
         generate_s = time.perf_counter() - t0
-        schema = tmp / "schema.sql"
+        schema, bare = tmp / "schema.sql", tmp / "bare.sql"
         _schema(schema, tmp)
+        _schema(bare, tmp, indexes=False)
         source = folder / f"invoice_lines_{PERIOD}.csv"
         env = {**os.environ, "CW_TUI_CONFIG_DIR": str(tmp / "config"), "PYTHONPATH": str(ROOT)}
         (tmp / "config").mkdir()
         floor_s, floor_mb, load_s, load_mb, reload_s, reload_mb = [], [], [], [], [], []
+        bare_s, bare_mb = [], []
         floor_lines = loaded = 0
-        for run in range(args.repeat):  # interleaved: the machine's load hits all three alike
-            floor_db = tmp / f"floor-{run}.sqlite3"
-            s, mb, _ = _run([sys.executable, str(ROOT / "benchmarks" / "import_floor.py"), str(source), str(floor_db),
-                             str(schema)], env)
-            floor_s.append(s)
-            floor_mb.append(mb)
-            with sqlite3.connect(floor_db) as connection:
-                floor_lines = connection.execute("SELECT COUNT(*) FROM invoice_line").fetchone()[0]
-            floor_db.unlink()
+        load_averages = [os.getloadavg()[0]]
+        for run in range(args.repeat):  # interleaved: the machine's load hits all alike
+            for ddl, times, peaks in ((schema, floor_s, floor_mb), (bare, bare_s, bare_mb)):
+                floor_db = tmp / f"floor-{run}.sqlite3"
+                s, mb, _ = _run([sys.executable, str(ROOT / "benchmarks" / "import_floor.py"), str(source),
+                                 str(floor_db), str(ddl)], env)
+                times.append(s)
+                peaks.append(mb)
+                with sqlite3.connect(floor_db) as connection:
+                    floor_lines = connection.execute("SELECT COUNT(*) FROM invoice_line").fetchone()[0]
+                for path in tmp.glob(f"floor-{run}.sqlite3*"):
+                    path.unlink()
             db = tmp / f"bench-{run}.sqlite3"
             command = [sys.executable, "-m", "cw_tui", "--db", str(db), "load-invoices", "--platform-dir", str(folder),
                        "--period", PERIOD]
@@ -103,24 +113,31 @@ def main() -> None:
                 loaded = connection.execute("SELECT COUNT(*) FROM invoice_line").fetchone()[0]
             for path in tmp.glob(f"bench-{run}.sqlite3*"):
                 path.unlink()
+            load_averages.append(os.getloadavg()[0])
     if floor_lines != loaded:
         raise SystemExit(f"the floor wrote {floor_lines} lines, the load {loaded}: not the same work")
-    floor, ours, again = (statistics.median(v) for v in (floor_s, load_s, reload_s))
+    floor, bare_floor, ours, again = (statistics.median(v) for v in (floor_s, bare_s, load_s, reload_s))
     report("import_bench", {
         "lines_in_export": summary.lines,
         "lines_loaded": loaded,
         "generate_s": round(generate_s, 2),
         "repeats": args.repeat,
+        "load_average_1min": [round(v, 2) for v in load_averages],  # before, then after each repeat
         "floor_s_median": round(floor, 2),
+        "floor_unindexed_s_median": round(bare_floor, 2),
         "load_s_median": round(ours, 2),
         "ratio_to_floor": round(ours / floor, 2),
+        "ratio_to_unindexed_floor": round(ours / bare_floor, 2),
         "reload_s_median": round(again, 2),
+        "reload_ratio_to_floor": round(again / floor, 2),
         "reload_ratio_to_load": round(again / ours, 2),
         "lines_per_s_median": round(loaded / ours),
         "floor_peak_rss_mb": round(max(floor_mb), 1),
+        "floor_unindexed_peak_rss_mb": round(max(bare_mb), 1),
         "load_peak_rss_mb": round(max(load_mb), 1),
         "reload_peak_rss_mb": round(max(reload_mb), 1),
         "floor_s_runs": [round(v, 2) for v in floor_s],
+        "floor_unindexed_s_runs": [round(v, 2) for v in bare_s],
         "load_s_runs": [round(v, 2) for v in load_s],
         "reload_s_runs": [round(v, 2) for v in reload_s],
         "target_ratio_to_floor": 1.5,

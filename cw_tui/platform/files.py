@@ -25,7 +25,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from cw_tui.rules.money import check_total, parse_decimal, shown
+from cw_tui.rules.money import check_total, parse_decimal, plain_micros, shown, to_micros, total_too_large
 from cw_tui.rules.periods import parse_period, period_of
 from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus, parse_enum
 
@@ -245,6 +245,7 @@ _EXACT = {enum: {m.value: m for m in enum} for enum in (InvoiceStatus, ChargeTyp
 _STATUSES, _CHARGE_TYPES, _CYCLES = _EXACT[InvoiceStatus], _EXACT[ChargeType], _EXACT[BillingCycle]
 _new_line = tuple.__new__
 _fromisoformat = date.fromisoformat
+_plain_micros = plain_micros
 
 
 def _iso_text(value: str) -> bool:
@@ -254,10 +255,10 @@ def _iso_text(value: str) -> bool:
 _pick_line = operator.itemgetter(
     "line_id", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id", "subscription_id",
     "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity", "unit_price", "unit_cost", "currency",
-    "charge_start", "charge_end")
+    "charge_start", "charge_end")  # the same order as _LINE_CELLS
 
 
-def _fast_line(cells: dict[str, str], pick: Callable[[dict[str, str]], tuple[str, ...]] = _pick_line,
+def _fast_line(cells: Any, pick: Callable[[Any], tuple[str, ...]] = _pick_line,
                ) -> InvoiceLineRow | None:
     """The common case of an invoice line, checked inline: the same result as validate_row
     where the cells are plain (no spaces around, exact vocabulary, plain numbers), else None
@@ -278,6 +279,68 @@ def _fast_line(cells: dict[str, str], pick: Callable[[dict[str, str]], tuple[str
             line_id, number, _fromisoformat(day), _STATUSES[status], org, contract, sub, sub_name,
             offer, _CHARGE_TYPES[charge], _CYCLES[cycle], parse_decimal(qty), parse_decimal(price), parse_decimal(cost),
             currency.upper(), _fromisoformat(start), _fromisoformat(end) if end else None,
+        ))
+    except (KeyError, ValueError):
+        return None
+
+
+class LineCells(NamedTuple):
+    """A valid invoice line in the form the store keeps it: dates as ISO text, amounts as
+    integer micro-units (a load streams these, and compares and writes them as they are)."""
+
+    line_id: str
+    invoice_number: str
+    invoice_date: str
+    invoice_status: InvoiceStatus
+    organization_id: str
+    contract_id: str
+    subscription_id: str
+    subscription_name: str
+    offer_id: str
+    charge_type: ChargeType
+    billing_cycle: BillingCycle
+    quantity: int
+    unit_price: int
+    unit_cost: int
+    currency: str
+    charge_start: str
+    charge_end: str | None
+
+
+def cells_of(row: InvoiceLineRow) -> LineCells:
+    """A checked row in the store's form."""
+    return LineCells(
+        row.line_id, row.invoice_number, row.invoice_date.isoformat(), row.invoice_status, row.organization_id,
+        row.contract_id, row.subscription_id, row.subscription_name, row.offer_id, row.charge_type, row.billing_cycle,
+        to_micros(row.quantity), to_micros(row.unit_price), to_micros(row.unit_cost), row.currency,
+        row.charge_start.isoformat(), row.charge_end.isoformat() if row.charge_end else None)
+
+
+def _fast_cells(cells: Any, pick: Callable[[Any], tuple[str, ...]]) -> LineCells | None:
+    """_fast_line straight to the store's form, without a Decimal or a date kept: the same as
+    cells_of(validate_row(...)) where the cells are plain, else None. (A 10-character text with
+    dashes at 4 and 7 that date.fromisoformat takes is YYYY-MM-DD in ASCII digits: its own
+    isoformat, so the text is kept.)"""
+    try:
+        line_id, number, day, status, org, contract, sub, sub_name, offer, charge, cycle, qty, price, cost, \
+            currency, start, end = pick(cells)
+        for value in (line_id, number, org, contract, sub, offer):
+            if not 0 < len(value) <= ID_LENGTH or value.strip() != value:
+                return None
+        if not 0 < len(sub_name) <= NAME_LENGTH or sub_name.strip() != sub_name:
+            return None
+        if not (len(day) == 10 and day[4] == "-" and day[7] == "-" and len(start) == 10 and start[4] == "-"
+                and start[7] == "-" and (not end or (len(end) == 10 and end[4] == "-" and end[7] == "-"))):
+            return None
+        if len(currency) != 3 or not currency.isascii() or not currency.isalpha():
+            return None
+        _fromisoformat(day), _fromisoformat(start), end and _fromisoformat(end)  # real days, or ValueError
+        quantity, unit_price, unit_cost = _plain_micros(qty), _plain_micros(price), _plain_micros(cost)
+        if quantity is None or unit_price is None or unit_cost is None:
+            return None
+        return _new_line(LineCells, (
+            line_id, number, day, _STATUSES[status], org, contract, sub, sub_name, offer, _CHARGE_TYPES[charge],
+            _CYCLES[cycle], quantity, unit_price, unit_cost, currency.upper(), start, end or None,
         ))
     except (KeyError, ValueError):
         return None
@@ -671,6 +734,122 @@ def read_export(folder: Path | str, include: Callable[[InvoiceLineRow], bool], w
         lines.append(row)
     errors.raise_if_any()
     return PlatformData(organizations, offers, contracts, lines, skipped_new, new_subscriptions)
+
+
+class StreamedExport:
+    """The export read for a load line by line, never held: `lines()` yields each valid line
+    of the wanted files as it is read, with what it is to the load (OTHER, NEW or LOAD).
+
+    It checks what read_export checks, but stops at the first problem and sets `clean` to
+    False instead of saying what is wrong; read_export then reads the folder again and
+    reports every problem, exactly as ever. Two checks are the caller's: that no line ID is
+    given twice (OTHER and NEW lines are yielded for that alone) and `clean` after the last
+    line (a requested period may have no line). JSON invoice-line files are left to
+    read_export too (a JSON array is read whole anyway)."""
+
+    OTHER, NEW, LOAD = 0, 1, 2
+
+    def __init__(self, folder: Path | str, wanted_period: Callable[[str], bool], required: Collection[str] = ()) -> None:
+        self.export = export = find_export_files(folder)
+        errors = _Errors()
+        self.organizations: dict[str, OrganizationRow] = _unique(read_rows(export.organizations, ORGANIZATIONS, errors), ORGANIZATIONS, errors)
+        self.offers: dict[str, OfferRow] = _unique(read_rows(export.offers, OFFERS, errors), OFFERS, errors)
+        self.contracts: dict[str, ContractRow] = _unique(read_rows(export.contracts, CONTRACTS, errors), CONTRACTS, errors)
+        self.files = export.invoice_files_for(wanted_period)
+        self.clean = errors.total == 0 and all(path.suffix.lower() == ".csv" for path in self.files)
+        self._wanted = wanted_period  # the periods of this load (files of other months are not read)
+        self._required = set(required)
+        self.skipped_new: dict[str, int] = {}
+        self.new_subscriptions: dict[str, set[str]] = {}  # period -> subscriptions on New invoices
+
+    def lines(self) -> Iterator[tuple[int, LineCells, str]]:
+        """(OTHER, NEW or LOAD; the line; its period), in the order of the files."""
+        if not self.clean:
+            return
+        found: set[str] = set()
+        organizations, contracts, offers = self.organizations, self.contracts, self.offers
+        wanted, new = self._wanted, InvoiceStatus.NEW
+        for path in self.files:
+            file_period = _file_period(path)
+            count = 0
+            for line in self._file_lines(path):
+                count += 1
+                period = line.invoice_date[:7]
+                if file_period is None:
+                    found.add(period)
+                elif period != file_period:
+                    self.clean = False
+                    return
+                if not wanted(period):
+                    yield self.OTHER, line, period
+                    continue
+                contract = contracts.get(line.contract_id)
+                if (line.organization_id not in organizations or contract is None
+                        or contract.organization_id != line.organization_id or line.offer_id not in offers
+                        or (line.charge_end is not None and line.charge_end < line.charge_start)
+                        or total_too_large(line.quantity, line.unit_price)):
+                    self.clean = False
+                    return
+                if line.invoice_status is new:
+                    self.skipped_new[period] = self.skipped_new.get(period, 0) + 1
+                    self.new_subscriptions.setdefault(period, set()).add(line.subscription_id)
+                    yield self.NEW, line, period
+                    continue
+                yield self.LOAD, line, period
+            if not self.clean:
+                return
+            if count and file_period is not None:
+                found.add(file_period)
+            elif not count and file_period in self._required:
+                self.clean = False
+                return
+        if not self._required <= found:
+            self.clean = False
+
+    def _file_lines(self, path: Path) -> Iterator[LineCells]:
+        """The valid lines of one CSV file, streamed; at the first problem `clean` turns False."""
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as file:
+                reader = csv.reader(file)
+                header = next(reader, None)
+                columns = [c.strip().lower() for c in header or ()]
+                if (not columns or any(c not in columns for c in INVOICE_LINES.required_columns())
+                        or len({c for c in columns if c}) != len([c for c in columns if c])):
+                    self.clean = False
+                    return
+                width = len(columns)
+                known = [c for c in columns if c in INVOICE_LINES.columns]
+                # the cells by their place in the row, where every column is there
+                pick = (operator.itemgetter(*(columns.index(c) for c in _LINE_CELLS))
+                        if all(c in columns for c in _LINE_CELLS) else None)
+                end = reader.line_num
+                for cells in reader:
+                    start, end = end + 1, reader.line_num
+                    if not cells or (len(cells) == 1 and not cells[0].strip()):
+                        continue
+                    if len(cells) != width:
+                        self.clean = False
+                        return
+                    line = _fast_cells(cells, pick) if pick is not None else None
+                    if line is None or end > start:
+                        raw = dict(zip(columns, cells, strict=False))
+                        if end > start and any("\n" in raw[c] or "\r" in raw[c] for c in known):
+                            self.clean = False
+                            return
+                        if line is None:
+                            row, problems = validate_row(InvoiceLineRow, raw)
+                            if problems:
+                                self.clean = False
+                                return
+                            line = cells_of(row)
+                    yield line
+        except (OSError, UnicodeDecodeError, csv.Error):
+            self.clean = False
+
+
+_LINE_CELLS = ("line_id", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id",
+               "subscription_id", "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity",
+               "unit_price", "unit_cost", "currency", "charge_start", "charge_end")
 
 
 def _missing_periods(export: ExportFolder, files: list[Path], periods: list[str], errors: _Errors) -> None:

@@ -17,25 +17,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 import peewee as pw
 
 from cw_tui.platform.files import (
     InvoiceLineRow,
+    LineCells,
     PlatformData,
     PlatformDataError,
+    StreamedExport,
+    cells_of,
     locate_lines,
     period_filter,
     read_export,
     since_filter,
 )
 from cw_tui.rules.charge_dates import Badge, ChargeDateRules, LineDates, charge_dates_at_load
-from cw_tui.rules.money import line_total, to_micros
+from cw_tui.rules.money import total_micros
+from cw_tui.rules.vocabulary import BillingCycle, ChargeType, InvoiceStatus
 from cw_tui.services import system_log
 from cw_tui.services.activity import recorded
 from cw_tui.services.system_log import Category, Level
-from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, line_loads, now_utc, utc_to_text
+from cw_tui.store import InvoiceLine, LoadedPeriod, PeriodNewSubscription, Store, line_loads, line_staging, now_utc, utc_to_text
+from cw_tui.store.line_staging import LOAD
 
 # A line in these states belongs to ConnectWise (or to a running sync): a load leaves it be.
 UNTOUCHABLE_STATUSES = ("synced", "claimed")
@@ -134,14 +138,12 @@ class ProductLoad:
     offers_added: int = 0
 
 
-def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLineRow], now: datetime, *,
-                       with_orgs: bool = True, with_offers: bool = True) -> tuple[int, int, int]:
-    """Insert or refresh the organizations, offers and contracts that `lines` refer to.
-    Mappings and the Excluded flag are kept; new organizations start excluded."""
+def _upsert_references(store: Store, data: PlatformData | StreamedExport, ids: tuple[set[str], set[str], set[str]],
+                       now: datetime) -> tuple[int, int, int]:
+    """Insert or refresh the organizations, offers and contracts of these IDs (organization,
+    offer, contract). Mappings and the Excluded flag are kept; new organizations start excluded."""
     stamp = utc_to_text(now)
-    org_ids = {line.organization_id for line in lines} if with_orgs else set()
-    offer_ids = {line.offer_id for line in lines} if with_offers else set()
-    contract_ids = {line.contract_id for line in lines} if with_orgs else set()
+    org_ids, offer_ids, contract_ids = ids
     before = [line_loads.existing_ids(store, t, ids) for t, ids in (("organization", org_ids), ("offer", offer_ids), ("contract", contract_ids))]
 
     line_loads.upsert(store, "organization",
@@ -160,6 +162,13 @@ def _upsert_references(store: Store, data: PlatformData, lines: list[InvoiceLine
     return (len(org_ids - before[0]), len(offer_ids - before[1]), len(contract_ids - before[2]))
 
 
+def _reference_ids(lines: Iterable[InvoiceLineRow], *, with_orgs: bool = True,
+                   with_offers: bool = True) -> tuple[set[str], set[str], set[str]]:
+    return ({line.organization_id for line in lines} if with_orgs else set(),
+            {line.offer_id for line in lines} if with_offers else set(),
+            {line.contract_id for line in lines} if with_orgs else set())
+
+
 _LINE_COLUMNS = (
     "line_id", "period", "invoice_number", "invoice_date", "invoice_status", "organization_id", "contract_id",
     "subscription_id", "subscription_name", "offer_id", "charge_type", "billing_cycle", "quantity", "unit_price",
@@ -169,64 +178,62 @@ _LINE_COLUMNS = (
     "loaded_at", "posted_agreement_id", "posted_run_id", "changed_by", "changed_at",
 )
 assert set(_LINE_COLUMNS) == {f.column_name for f in InvoiceLine._meta.sorted_fields}, "InvoiceLine changed: update _LINE_COLUMNS"
-_NO_KEPT: dict[str, Any] = {}
+assert _LINE_COLUMNS[: len(line_staging.STAGED_COLUMNS)] == line_staging.STAGED_COLUMNS
 
 
-def _line_values(row: InvoiceLineRow, kept: dict[str, Any] | None, rules: ChargeDateRules, loaded_at: str) -> tuple:
-    """The stored row of a line (in _LINE_COLUMNS order), merging what a person edited."""
-    kept = kept or _NO_KEPT
-    user_start = date.fromisoformat(kept["charge_start"]) if kept.get("charge_start_badge") == Badge.USER else None
-    user_end_set = kept.get("charge_end_badge") == Badge.USER
-    user_end = date.fromisoformat(kept["charge_end"]) if user_end_set and kept.get("charge_end") else None
-    dates = charge_dates_at_load(
-        LineDates(row.invoice_date, row.charge_type, row.billing_cycle, row.charge_start, row.charge_end),
-        rules, user_start=user_start, user_end=user_end, user_end_set=user_end_set,
-    )
-    return (
-        row.line_id, row.period, row.invoice_number, row.invoice_date.isoformat(), row.invoice_status.value,
-        row.organization_id, row.contract_id, row.subscription_id, row.subscription_name, row.offer_id,
-        row.charge_type.value, row.billing_cycle.value, to_micros(row.quantity), to_micros(row.unit_price),
-        to_micros(row.unit_cost), to_micros(line_total(row.quantity, row.unit_price)), row.currency,
-        row.charge_start.isoformat(), row.charge_end.isoformat() if row.charge_end else None,
-        dates.start.isoformat(), dates.start_badge.value, dates.end.isoformat() if dates.end else None,
-        dates.end_badge.value, kept.get("override_company_id"), kept.get("override_product_id"),
-        kept.get("override_agreement_id"), kept.get("sync_status", "not_synced"), kept.get("addition_id"),
-        kept.get("last_error"), kept.get("last_sync_at"), None, None, loaded_at,
-        # an earlier attempt may have reached ConnectWise: keep where, so the marker is looked up
-        kept.get("posted_agreement_id"), kept.get("posted_run_id"),
-        kept.get("changed_by"), kept.get("changed_at"),  # who edited it by hand, and when (team mode)
-    )
+class _ChargeDates:
+    """charge_dates_at_load of a streamed line, as stored text. The lines of a month share a few
+    hundred combinations of dates, type and cycle: each is worked out once."""
+
+    LIMIT = 20_000  # combinations kept (a bound, whatever the file)
+
+    def __init__(self, rules: ChargeDateRules) -> None:
+        self.rules = rules
+        self.known: dict[tuple, tuple[str, str, str | None, str]] = {}
+
+    def __call__(self, line: LineCells) -> tuple[str, str, str | None, str]:
+        key = (line.charge_type, line.billing_cycle, line.invoice_date, line.charge_start, line.charge_end)
+        found = self.known.get(key)
+        if found is None:
+            if len(self.known) >= self.LIMIT:
+                self.known.clear()
+            dates = charge_dates_at_load(LineDates(
+                date.fromisoformat(line.invoice_date), line.charge_type, line.billing_cycle,
+                date.fromisoformat(line.charge_start), date.fromisoformat(line.charge_end) if line.charge_end else None,
+            ), self.rules)
+            found = self.known[key] = (dates.start.isoformat(), dates.start_badge.value,
+                                       dates.end.isoformat() if dates.end else None, dates.end_badge.value)
+        return found
 
 
-_KEPT_COLUMNS = [
-    "line_id", "period", "sync_status", "charge_start", "charge_start_badge", "charge_end", "charge_end_badge",
-    "override_company_id", "override_product_id", "override_agreement_id", "addition_id", "last_error", "last_sync_at",
-    "posted_agreement_id", "posted_run_id", "changed_by", "changed_at",
-]
+_TEXT = {member: member.value for enum in (InvoiceStatus, ChargeType, BillingCycle) for member in enum}
 
 
-_READ_COLUMNS = _KEPT_COLUMNS + [c for c, _ in COMPARED_COLUMNS]
-_COMPARED_AT = [(_LINE_COLUMNS.index(c), c, name) for c, name in COMPARED_COLUMNS]
+def _staged_values(line: LineCells, period: str, dates: _ChargeDates) -> tuple:
+    """What a load computes of a line (line_staging.STAGED_COLUMNS), before what a person typed."""
+    (line_id, number, day, status, org, contract, sub, sub_name, offer, charge, cycle, quantity, unit_price,
+     unit_cost, currency, start, end) = line
+    return (line_id, period, number, day, _TEXT[status], org, contract, sub, sub_name, offer, _TEXT[charge],
+            _TEXT[cycle], quantity, unit_price, unit_cost, total_micros(quantity, unit_price), currency, start, end,
+            *dates(line))
 
 
-def _existing_lines(store: Store, periods: list[str], line_ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Stored lines of these periods, and stored lines (of any period) with these IDs."""
-    found: dict[str, dict[str, Any]] = {}
-    for values in line_loads.stored_lines(store, _READ_COLUMNS, periods, line_ids):
-        found.setdefault(values[0], dict(zip(_READ_COLUMNS, values, strict=False)))
-    return found
+_UNSTAGED = (None,) * (len(line_staging.STAGED_COLUMNS) - 1)
 
 
-def _changes(values: tuple, kept: dict[str, Any]) -> list[str]:
-    """The Platform fields of a stored line that the export now holds otherwise."""
-    return [name for index, column, name in _COMPARED_AT if values[index] != kept[column]]
-
-
-def _count_changes(stats: PeriodLoad, line_id: str, changed: list[str]) -> None:
-    for name in changed:
-        stats.changed_fields[name] = stats.changed_fields.get(name, 0) + 1
-    if len(stats.changed_lines) < CHANGED_SHOWN:
-        stats.changed_lines[line_id] = changed
+def _typed_dates(chunk: list[tuple], rules: ChargeDateRules) -> list[tuple]:
+    """The dates of re-loaded lines a person typed a date on: theirs win (SPEC §9)."""
+    updates = []
+    for seq, invoiced, charge_type, cycle, start, end, kept_start, start_badge, kept_end, end_badge in chunk:
+        user_end_set = end_badge == Badge.USER
+        dates = charge_dates_at_load(
+            LineDates(date.fromisoformat(invoiced), ChargeType(charge_type), BillingCycle(cycle),
+                      date.fromisoformat(start), date.fromisoformat(end) if end else None),
+            rules, user_start=date.fromisoformat(kept_start) if start_badge == Badge.USER else None,
+            user_end=date.fromisoformat(kept_end) if user_end_set and kept_end else None, user_end_set=user_end_set)
+        updates.append((dates.start.isoformat(), dates.start_badge.value, dates.end.isoformat() if dates.end else None,
+                        dates.end_badge.value, seq))
+    return updates
 
 
 def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules, *,
@@ -236,67 +243,96 @@ def load_invoices(store: Store, folder: Path | str, periods: list[str], rules: C
     consent code of the lines the load would remove; either way nothing is written."""
     with _no_gc_pauses():
         periods = sorted(set(periods))
+        staging = line_staging.Staging(store)
         try:
-            return _load_invoices(store, folder, periods, rules, allow_removals, now)
+            return _load_invoices(store, staging, folder, periods, rules, allow_removals, now)
         except _LoadedElsewhere as elsewhere:
             raise PlatformDataError(_loaded_elsewhere_errors(folder, elsewhere.lines)) from None
+        finally:
+            staging.close()
 
 
-def _load_invoices(store: Store, folder: Path | str, periods: list[str], rules: ChargeDateRules,
-                   allow_removals: str | None, now: datetime | None) -> InvoiceLoad:
+def _stage(store: Store, staging: line_staging.Staging, folder: Path | str, periods: list[str],
+           rules: ChargeDateRules) -> tuple[PlatformData | StreamedExport, tuple[set[str], set[str], set[str]], dict[str, int]]:
+    """Stream the export's lines into the staging table (nothing of the store is written).
+    At the first problem the folder is read again in full by read_export, which raises with
+    every problem, as ever; a folder it reads without one (JSON files) is staged from that.
+    Returns where the lines' references are, their IDs, and the lines of each period."""
     include, wanted = period_filter(periods)
-    data = read_export(folder, include, wanted, required=periods)  # raises PlatformDataError; nothing written yet
+    scan = StreamedExport(folder, wanted, required=periods)  # missing files: PlatformDataError
+    ids: tuple[set[str], set[str], set[str]] = (set(), set(), set())
+    orgs, offers, contracts = ids
+    dates = _ChargeDates(rules)
+    staged: dict[str, int] = {}  # period -> its lines in this load
+
+    def streamed() -> Iterator[tuple]:
+        for seq, (kind, line, period) in enumerate(scan.lines()):
+            if kind == LOAD:
+                staged[period] = staged.get(period, 0) + 1
+                orgs.add(line.organization_id)
+                offers.add(line.offer_id)
+                contracts.add(line.contract_id)
+                yield (*_staged_values(line, period, dates), seq, LOAD)
+            else:
+                yield (line.line_id, *_UNSTAGED, seq, kind)
+
+    with store.atomic():  # only the staging table is written: the store is not locked yet
+        staging.reset()
+        staging.add(streamed())
+        if scan.clean and staging.index():
+            return scan, ids, staged
+    data = read_export(folder, include, wanted, required=periods)  # raises PlatformDataError
+    with store.atomic():
+        staging.reset()
+        staging.add((*_staged_values(cells_of(row), row.period, dates), seq, LOAD) for seq, row in enumerate(data.lines))
+        staging.index()
+    staged.clear()
+    for row in data.lines:
+        staged[row.period] = staged.get(row.period, 0) + 1
+    return data, _reference_ids(data.lines), staged
+
+
+def _load_invoices(store: Store, staging: line_staging.Staging, folder: Path | str, periods: list[str],
+                   rules: ChargeDateRules, allow_removals: str | None, now: datetime | None) -> InvoiceLoad:
+    data, ids, staged = _stage(store, staging, folder, periods, rules)  # raises PlatformDataError; nothing written yet
     now = now or now_utc()
     loaded_at = utc_to_text(now)
     report = InvoiceLoad(periods=[PeriodLoad(p, skipped_new=data.skipped_new.get(p, 0)) for p in periods])
     by_period = {p.period: p for p in report.periods}
+    compared = [c for c, _ in COMPARED_COLUMNS]
 
     with recorded(store, "invoices", ", ".join(periods)), store.atomic("IMMEDIATE"):
-        existing = _existing_lines(store, periods, [line.line_id for line in data.lines])
-        incoming = {line.line_id: line.period for line in data.lines}
-        elsewhere = [(line_id, incoming[line_id], kept["period"], kept["sync_status"])
-                     for line_id, kept in existing.items() if line_id in incoming and kept["period"] != incoming[line_id]]
+        staging.match(compared)
+        elsewhere = staging.loaded_elsewhere()
         if elsewhere:
             raise _LoadedElsewhere(sorted(elsewhere))
-        to_delete = []
         removals: dict[str, list[str]] = {}
-        for line_id, kept in existing.items():
-            gone = line_id not in incoming
-            if kept["sync_status"] in UNTOUCHABLE_STATUSES:
-                if gone:
-                    by_period[kept["period"]].kept_synced += 1
-                continue
-            to_delete.append(line_id)
-            if gone:
-                by_period[kept["period"]].removed += 1
-                removals.setdefault(kept["period"], []).append(line_id)
+        any_gone = staging.any_gone(periods)
+        for period, line_id, status in staging.gone(periods) if any_gone else ():
+            if status in UNTOUCHABLE_STATUSES:
+                by_period[period].kept_synced += 1
+            else:
+                by_period[period].removed += 1
+                removals.setdefault(period, []).append(line_id)
         if removals:
             need = RemovalsNeedConsent({p: sorted(ids) for p, ids in sorted(removals.items())})
             if allow_removals != need.consent:
                 raise need
+            del need
 
-        def rows() -> Iterator[tuple]:
-            for line in data.lines:
-                kept = existing.get(line.line_id)
-                stats = by_period[line.period]
-                values = _line_values(line, kept, rules, loaded_at)
-                if kept and kept["sync_status"] in UNTOUCHABLE_STATUSES:
-                    stats.kept_synced += 1
-                    if _changes(values, kept):
-                        stats.synced_changed += 1
-                    continue
-                if kept:
-                    stats.refreshed += 1
-                    changed = _changes(values, kept)
-                    if changed:
-                        stats.changed += 1
-                        _count_changes(stats, line.line_id, changed)
-                else:
-                    stats.added += 1
-                yield values
+        for period, (lines, kept, synced_changed, refreshed, changed, *fields) in staging.period_counts(staged, compared).items():
+            stats = by_period[period]
+            stats.added, stats.refreshed, stats.changed = lines - kept - refreshed, refreshed, changed
+            stats.kept_synced += kept
+            stats.synced_changed = synced_changed
+            stats.changed_fields = {name: count for (_, name), count in zip(COMPARED_COLUMNS, fields, strict=True) if count}
+            for line_id, mask in staging.changed_lines(period, CHANGED_SHOWN):
+                stats.changed_lines[line_id] = [name for i, (_, name) in enumerate(COMPARED_COLUMNS) if mask >> i & 1]
+        for chunk in staging.typed_dates():
+            staging.set_dates(_typed_dates(chunk, rules))
+        staging.apply(periods, loaded_at, removals=bool(removals), new_lines=any(p.added for p in report.periods))
 
-        line_loads.replace_lines(store, to_delete, _LINE_COLUMNS, rows())
-        (report.organizations_added, report.offers_added, report.contracts_added) = _upsert_references(store, data, data.lines, now)
+        (report.organizations_added, report.offers_added, report.contracts_added) = _upsert_references(store, data, ids, now)
         counts = dict(
             InvoiceLine.select(InvoiceLine.period, pw.fn.COUNT(InvoiceLine.line_id))
             .where(InvoiceLine.period.in_(periods)).group_by(InvoiceLine.period).tuples()
@@ -352,7 +388,7 @@ def load_products(store: Store, folder: Path | str, since: date, *, now: datetim
     now = now or now_utc()
     report = ProductLoad(since=since)
     with store.atomic("IMMEDIATE"):
-        _, report.offers_added, _ = _upsert_references(store, data, data.lines, now, with_orgs=False)
+        _, report.offers_added, _ = _upsert_references(store, data, _reference_ids(data.lines, with_orgs=False), now)
         report.offers = len({line.offer_id for line in data.lines})
         system_log.write(
             store, Level.INFO, Category.PRODUCTS,
@@ -371,5 +407,5 @@ def refresh_organizations(store: Store, folder: Path | str, since: date, *, now:
         data = read_export(folder, include, wanted)
     now = now or now_utc()
     with store.atomic("IMMEDIATE"):
-        added, _, _ = _upsert_references(store, data, data.lines, now, with_offers=False)
+        added, _, _ = _upsert_references(store, data, _reference_ids(data.lines, with_offers=False), now)
     return len({line.organization_id for line in data.lines}), added

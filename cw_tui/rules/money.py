@@ -14,6 +14,7 @@ _FACTOR = 10**SCALE
 # micro-units stays far inside SQLite's 64-bit integers (9.2 * 10^18).
 MAX_AMOUNT = Decimal(10) ** 9  # |quantity|, |unit price| and |unit cost| are below this
 MAX_TOTAL = Decimal(10) ** 12  # |quantity * unit price| is below this
+_MAX_TOTAL_MICROS2 = 10**12 * _FACTOR**2  # MAX_TOTAL as a product of two amounts in micro-units
 
 # The documented form, within MAX_AMOUNT: ASCII digits only ([0-9], not \d, which takes any
 # script's digits), an optional minus, at most 6 decimals after a point with digits on both sides.
@@ -69,6 +70,32 @@ def check_total(quantity: Decimal, unit_price: Decimal) -> None:
     if abs(quantity * unit_price) >= MAX_TOTAL:
         raise ValueError(f"quantity × unit_price = {quantity * unit_price:,} is too large "
                          f"(a line total must be below {MAX_TOTAL:,} in absolute value)")
+
+
+def total_too_large(quantity_micros: int, unit_price_micros: int) -> bool:
+    """check_total in micro-units: exact integers, as Decimal's product of two amounts is."""
+    return abs(quantity_micros * unit_price_micros) >= _MAX_TOTAL_MICROS2
+
+
+def plain_micros(text: str) -> int | None:
+    """A number in the plain form parse_decimal takes at once, as micro-units (exact: at most
+    six decimals); None for any other text (parse_decimal then says what is wrong)."""
+    if _plain(text) is None:
+        return None
+    whole, _, decimals = text.partition(".")
+    return int(whole + decimals) * _SHIFT[len(decimals)]
+
+
+_plain = _PLAIN.fullmatch
+_SHIFT = tuple(10 ** (SCALE - d) for d in range(SCALE + 1))  # micro-units per unit of the last decimal
+
+
+def total_micros(quantity_micros: int, unit_price_micros: int) -> int:
+    """line_total in micro-units: the product rounded half to even to a micro-unit."""
+    whole, rest = divmod(quantity_micros * unit_price_micros, _FACTOR)
+    if rest * 2 > _FACTOR or (rest * 2 == _FACTOR and whole % 2):
+        whole += 1
+    return whole
 
 
 def to_micros(value: Decimal) -> int:
