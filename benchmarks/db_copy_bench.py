@@ -99,7 +99,7 @@ def main() -> None:
             os.environ["CW_TUI_CONFIG_DIR"] = str(Path(tmp) / "config")
             for size, label in ((max(1, args.lines // 10), "tenth"), (args.lines, "full")):
                 folder, db = Path(tmp) / f"export-{label}", Path(tmp) / f"{label}.sqlite3"
-                figures[f"{label}_lines"] = _in_child(build, folder, db, size)
+                figures[f"{label}_lines"] = _in_child(build, folder, db, size, 1)
                 floor = [_in_child(_read_all, str(db)) for _ in range(args.repeat)]
                 figures[f"{label}_rows"] = floor[0][2]
                 figures[f"{label}_floor_read_s_median"] = round(statistics.median(r[0] for r in floor), 2)
