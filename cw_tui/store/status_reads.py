@@ -20,6 +20,26 @@ def _count(condition: str) -> str:
     return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
+@contextmanager
+def _sparing_memory(store: Store) -> Iterator[None]:
+    """A read of every month's lines that does not keep them: on SQLite, for its length, no
+    mmap (a page read through it stays in the process's memory: up to 256 MiB) and a small
+    page cache (64 MiB per connection otherwise), so the Dashboard does not hold the store."""
+    if not store.backend.HAS_ROWID:
+        yield
+        return
+    db = store.db
+    mmap_size = db.execute_sql("PRAGMA mmap_size").fetchone()[0]
+    cache_size = db.execute_sql("PRAGMA cache_size").fetchone()[0]
+    db.execute_sql("PRAGMA mmap_size = 0")
+    db.execute_sql("PRAGMA cache_size = -4096")
+    try:
+        yield
+    finally:
+        db.execute_sql(f"PRAGMA cache_size = {int(cache_size)}")
+        db.execute_sql(f"PRAGMA mmap_size = {int(mmap_size)}")
+
+
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
 
 
@@ -60,7 +80,8 @@ def offer_figures(store: Store) -> tuple[int, int]:
 
 def last_posted_at(store: Store) -> datetime | None:
     """When the newest synced line was posted."""
-    text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
+    with _sparing_memory(store):  # every line is read (no index holds this)
+        text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
     return UTCDateTimeField().python_value(text)
 
 
@@ -72,26 +93,6 @@ def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]
             "SELECT currency, SUM(total), SUM(CASE WHEN sync_status = 'synced' THEN total ELSE 0 END) "
             "FROM invoice_line WHERE period = ? GROUP BY currency ORDER BY currency", (period,))
     }
-
-
-@contextmanager
-def _sparing_memory(store: Store) -> Iterator[None]:
-    """A read of every month's lines that does not keep them: on SQLite, for its length, no
-    mmap (a page read through it stays in the process's memory: up to 256 MiB) and a small
-    page cache (64 MiB per connection otherwise), so the Dashboard does not hold the store."""
-    if not store.backend.HAS_ROWID:
-        yield
-        return
-    db = store.db
-    mmap_size = db.execute_sql("PRAGMA mmap_size").fetchone()[0]
-    cache_size = db.execute_sql("PRAGMA cache_size").fetchone()[0]
-    db.execute_sql("PRAGMA mmap_size = 0")
-    db.execute_sql("PRAGMA cache_size = -4096")
-    try:
-        yield
-    finally:
-        db.execute_sql(f"PRAGMA cache_size = {int(cache_size)}")
-        db.execute_sql(f"PRAGMA mmap_size = {int(mmap_size)}")
 
 
 def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str, dict[str, Decimal]]:
