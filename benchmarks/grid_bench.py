@@ -268,7 +268,7 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
         await pilot.pause()
         await app.workers.wait_for_complete()
         timings["dashboard_ready"].append(time.perf_counter() - began)
-        memory.sample()
+        memory.sample("memory_after_dashboard")
         await pilot.press("2")
         await pilot.pause(0.5)
         screen = app.screen
@@ -366,7 +366,7 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
             await modal_open()
             timings["floor_modal_closed"].append(await clock.press("escape", lambda: app.screen is screen, grid_op=False))
             await pilot.pause(0.1)
-        memory.sample()
+        memory.sample("memory_after_sorts_filters_searches")
         number = grid.query_one(".page-number", Input)
         for n in range(repeat):  # the last page, then the first again (a page far from the last)
             grid.state = type(grid.state)(page_size=grid.state.page_size, page=1 + n)
@@ -385,6 +385,7 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
             grid.action_clear_marks()
             await pilot.pause(0.2)
             timings["mark_all"].append(await clock.press("ctrl+a", lambda: grid.all_matching))
+        memory.sample("memory_after_pages_marks")
         # 50,000 of the lines: mark all matching, set a Charge End Date on the first 50,000
         total = grid.page.total
         for n in range(max(3, repeat // 3)):
@@ -404,25 +405,37 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
             await pilot.pause()
             timings["bulk_update_50k"].append(time.perf_counter() - start)
             assert changed == min(50_000, total), changed
-            memory.sample()
+            memory.sample("memory_after_bulk_updates")
     store.close()
     return timings
 
 
 class _Memory:
     """The peak of the process's own memory (anonymous pages), sampled after each part; the
-    peak RSS (getrusage) also counts the database file's pages that SQLite reads through mmap."""
+    peak RSS (getrusage) also counts the database file's pages that SQLite reads through mmap.
+    Each part's sample (`phases`): the peak RSS so far, and RSS now as anonymous + file pages,
+    so the part that raised the peak shows."""
 
     peak_anon_mb = 0.0
 
-    def sample(self) -> None:
+    def __init__(self) -> None:
+        self.phases: dict[str, str] = {}
+
+    def sample(self, phase: str = "") -> None:
         try:
             with open("/proc/self/status") as status:
                 fields = dict(line.split(":", 1) for line in status)
         except OSError:
             return
-        anon = int(fields.get("RssAnon", "0 kB").split()[0]) / 1024
+
+        def mb(name: str) -> float:
+            return int(fields.get(name, "0 kB").split()[0]) / 1024
+
+        anon = mb("RssAnon")
         self.peak_anon_mb = max(self.peak_anon_mb, anon)
+        if phase:
+            self.phases[phase] = (f"peak RSS {mb('VmHWM'):.0f} MB; now anon {anon:.0f} + file {mb('RssFile'):.0f}"
+                                  f" + shmem {mb('RssShmem'):.0f} MB")
 
 
 memory = _Memory()
@@ -487,6 +500,7 @@ def main() -> None:
             figures[f"{name}_ratio_to_floor"] = round(statistics.median(values) / floor, 2) if floor else None
     figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
     figures["peak_anon_mb"] = round(memory.peak_anon_mb, 1)
+    figures.update(memory.phases)
     figures["peak_rss_mb_target"] = 200
     missed = [name for name in timings if name not in FLOORS and figures[f"{name}_ms_p95"] > figures[f"{name}_ms_target"]]
     figures["over_target"] = ", ".join(missed) or "none"

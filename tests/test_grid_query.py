@@ -143,3 +143,29 @@ def test_a_second_sort_key_is_added_turned_and_dropped() -> None:
     assert state.with_sort_key("total").sort == (("organization", False),)
     assert state.with_sort_key("organization").sort == (("organization", True), ("total", True))
     assert GridState(page=4).with_sort_key("total").page == 1
+
+
+def test_mapping_status_kept_per_row_lives_while_the_data_is_unchanged(store) -> None:
+    # on PostgreSQL too: filling the temp table takes a transaction ID of the grid's own, which
+    # moves the server's snapshot; the cache must tell that from another person's commit
+    database_thread = ThreadPoolExecutor(1)
+    cache = GridCache()
+    by_mapping = GridState(sort=(("mapping", False),), filters=(("mapping", frozenset({"unmapped", "mapped"})),))
+
+    def fetch(state: GridState):
+        return database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
+
+    def still_valid() -> bool:
+        return database_thread.submit(lambda: cache._version == store.backend.change_marks(store.db)).result()
+
+    first = fetch(by_mapping)
+    assert still_valid() and "mapping" in cache._kept
+    assert fetch(by_mapping).keys == first.keys and still_valid()
+    # a line's organization unmapped by another connection: the kept value is read again
+    line = InvoiceLine.get(InvoiceLine.line_id == first.keys[-1])
+    map_organizations(store, [line.organization_id], None)
+    assert not still_valid()
+    after = fetch(by_mapping)
+    plain = _fetch_page_simple(store, SOURCE, by_mapping)
+    assert (after.keys, after.rows, after.total) == (plain.keys, plain.rows, plain.total)
+    database_thread.shutdown()

@@ -2,7 +2,8 @@
 a `GridState` (search, sort, filters, page) becomes one SELECT ... LIMIT/OFFSET plus one
 COUNT. Sorting, filtering, searching and counting happen in the database, so a grid costs the
 same at 100 rows and at 100,000. SQLite's fast paths (rowids, a period's rowid range, temp
-tables of matches) are taken on SQLite only: on PostgreSQL rows are paged by their key. The app's grids are in grid_sources.py; nothing here imports
+tables of matches) are taken on SQLite only: on PostgreSQL rows are paged by their key. Both keep
+the costly columns per row in a temp table (GridSource.kept). The app's grids are in grid_sources.py; nothing here imports
 textual."""
 
 from __future__ import annotations
@@ -95,9 +96,9 @@ class GridSource:
     # walking an index of 100k rows costs one lookup per row, a scan reads pages in order.
     scan_where: str = ""
     scan_params: tuple = ()
-    # Columns whose values cost joins per row (a line's Mapping Status): on SQLite a grid's
-    # cache keeps them per row in a temp table while the data is unchanged, and sorts, filters
-    # and counts by them read that instead of joining every row again.
+    # Columns whose values cost joins per row (a line's Mapping Status): a grid's cache keeps
+    # them per row in a temp table while the data is unchanged, and sorts, filters and counts
+    # by them read that instead of joining every row again.
     kept: tuple[str, ...] = ()
     singular: str = ""  # "invoice line": for a count of one
     # the column that names a row (an organization's name): it stays in view, after the mark,
@@ -234,6 +235,30 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
     return where
 
 
+def _temp_schema(store: Store) -> str:
+    return "temp" if store.backend.HAS_ROWID else "pg_temp"
+
+
+def _snapshot(text: object) -> tuple[int, int, frozenset] | None:
+    """PostgreSQL's snapshot text xmin:xmax:in-progress as numbers; None for anything else."""
+    parts = str(text).split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), int(parts[1]), frozenset(int(x) for x in parts[2].split(",") if x)
+
+
+def _only_own_commit(before: object, after: object, own: int) -> bool:
+    """Whether the only transaction committed between two PostgreSQL snapshots is ours (`own`):
+    it was the next ID to be given out, the next one now follows it, and the same others are in
+    progress. Any other commit took an ID in the list (it would leave it) or after ours (xmax
+    would be further on)."""
+    was, now = _snapshot(before), _snapshot(after)
+    if was is None or now is None:
+        return False
+    xmin, xmax, running = was
+    return xmax == own and now == (xmin if running else own + 1, own + 1, running)
+
+
 def _row_id(store: Store, source: GridSource) -> str:
     """What identifies a row in the page queries: SQLite's rowid, else the source's key."""
     return source.rowid_sql if store.backend.HAS_ROWID else source.key_sql
@@ -289,33 +314,57 @@ class GridCache:
 
     def kept_source(self, store: Store, source: GridSource, state: GridState, also: str | None = None) -> GridSource:
         """The source as the fast paths read it: each kept column that the state sorts or
-        filters by (or `also`) read from its temp table, filled now if it is not. SQLite only;
-        call check() first."""
+        filters by (or `also`) read from its temp table, filled now if it is not. Call
+        check() first."""
         used = {k for k, _ in state.sort} | {k for k, v in state.filters if v} | {also}
-        keys = [k for k in source.kept if k in used] if store.backend.HAS_ROWID and source.base else []
+        keys = [k for k in source.kept if k in used] if source.base else []
         if not keys:
             return source
         columns, joins = list(source.columns), list(source.joins)
+        row, schema = _row_id(store, source), _temp_schema(store)
         for key in keys:
             table, alias = self._kept_table(store, source, key), f"kept_{key}"
             at = next(n for n, c in enumerate(columns) if c.key == key)
             columns[at] = replace(columns[at], sql=f"{alias}.kept_value", search_sql=None)
-            joins.append((alias, f"JOIN temp.{table} {alias} ON {alias}.kept_row = {source.rowid_sql}"))
+            joins.append((alias, f"JOIN {schema}.{table} {alias} ON {alias}.kept_row = {row}"))
         return replace(source, columns=tuple(columns), joins=tuple(joins))
 
     def _kept_table(self, store: Store, source: GridSource, key: str) -> str:
         # names of their own: a query's `AS v` must not meet a column of the same name
         table = f"grid_kept_{self._number}_{key}"
         rows = (source.from_sql, source.where, source.params, source.scan_where, source.scan_params)
-        if self._kept.get(key) != rows:
-            column, scan = source.column(key), _where(source, GridState(), scan=True)
-            db = store.db
+        if self._kept.get(key) == rows:
+            return table
+        column, scan = source.column(key), _where(source, GridState(), scan=store.backend.HAS_ROWID)
+        fill = (f"SELECT {_row_id(store, source)}, {column.sql} FROM {source.from_for(scan.sql() + column.sql)}"
+                f"{scan.sql()}")
+        db = store.db
+        if store.backend.HAS_ROWID:
             db.execute_sql(f"CREATE TEMP TABLE IF NOT EXISTS {table} (kept_row INTEGER PRIMARY KEY, kept_value)")
             db.execute_sql(f"DELETE FROM temp.{table}")
-            db.execute_sql(f"INSERT INTO temp.{table} (kept_row, kept_value) SELECT {source.rowid_sql}, {column.sql} "
-                           f"FROM {source.from_for(scan.sql() + column.sql)}{scan.sql()}", scan.params)
+            db.execute_sql(f"INSERT INTO temp.{table} (kept_row, kept_value) {fill}", scan.params)
             self._kept[key] = rows
             self._settle(store)
+            return table
+        # PostgreSQL: one transaction, so that the only transaction ID this fill takes is
+        # known (a temp table's writes take one too, and move the server's snapshot). Indexes
+        # by value, either way (the key ascends in both sorts): a sort walks one to the first
+        # page's rows. Built after the rows are in (cheaper than kept up row by row). ANALYZE:
+        # autovacuum never looks at temp tables, and the planner needs their size.
+        with db.atomic():
+            own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+            db.execute_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
+            db.execute_sql(f"CREATE TEMP TABLE {table} (kept_row TEXT NOT NULL, kept_value TEXT)")
+            db.execute_sql(f"INSERT INTO pg_temp.{table} (kept_row, kept_value) {fill}", scan.params)
+            db.execute_sql(f"ALTER TABLE pg_temp.{table} ADD PRIMARY KEY (kept_row)")
+            db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value, kept_row)")
+            db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value DESC, kept_row)")
+            db.execute_sql(f"ANALYZE pg_temp.{table}")
+        self._kept[key] = rows
+        current = self._current(store)
+        if _only_own_commit(self._checked[1], current[1], own):
+            self._checked = current  # the data read before the fill is the data now
+        self._settle(store)
         return table
 
     def _current(self, store: Store) -> tuple:

@@ -143,8 +143,9 @@ def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) 
             # the part of the name that tells the customer's agreements apart; the export: all of it
             Column("psa_agreement", "PSA Agreement Name", _agreement_sql(type_id), width=24,
                    display=lambda value, new=type_name: agreement_short(value, new), csv=agreement_full),
+            # never NULL (the CASE ends in ELSE): PostgreSQL sorts by walking its kept index
             Column("mapping", "Mapping Status", f"({LINE_MAPPING_STATUS})", filterable=True, width=10,
-                   display=line_mapping_text),
+                   display=line_mapping_text, nulls=False),
             Column("sync", "Status in PSA", "l.sync_status", filterable=True, width=10, display=sync_status_text,
                    nulls=False, filter_indexed=True),
             # why ConnectWise refused an Error line (SPEC §5): on the row, not only in the edit form

@@ -3,6 +3,8 @@ puts them together): plain values, amounts as Decimal."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,22 +20,49 @@ def _count(condition: str) -> str:
     return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
 
 
+@contextmanager
+def _sparing_memory(store: Store) -> Iterator[None]:
+    """A read of every month's lines that does not keep them: on SQLite, for its length, no
+    mmap (a page read through it stays in the process's memory: up to 256 MiB) and a small
+    page cache (64 MiB per connection otherwise), so the Dashboard does not hold the store."""
+    if not store.backend.HAS_ROWID:
+        yield
+        return
+    db = store.db
+    mmap_size = db.execute_sql("PRAGMA mmap_size").fetchone()[0]
+    cache_size = db.execute_sql("PRAGMA cache_size").fetchone()[0]
+    db.execute_sql("PRAGMA mmap_size = 0")
+    db.execute_sql("PRAGMA cache_size = -4096")
+    try:
+        yield
+    finally:
+        db.execute_sql(f"PRAGMA cache_size = {int(cache_size)}")
+        db.execute_sql(f"PRAGMA mmap_size = {int(mmap_size)}")
+
+
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
 
 
-def period_counts(store: Store) -> list[dict[str, Any]]:
-    """Per loaded period, newest first: lines by mapping status and by status in ConnectWise.
-    lines = mapped + unmapped + excluded = not_synced + synced + error."""
+def _in_periods(periods: list[str] | None) -> tuple[str, list[str]]:
+    if periods is None:
+        return "", []
+    return f" WHERE l.period IN ({','.join('?' * len(periods))})" if periods else " WHERE FALSE", list(periods)
+
+
+def period_counts(store: Store, periods: list[str] | None = None) -> list[dict[str, Any]]:
+    """Per loaded period (or per one of `periods`), newest first: lines by mapping status and
+    by status in ConnectWise. lines = mapped + unmapped + excluded = not_synced + synced + error."""
+    where, params = _in_periods(periods)
     sql = f"""
         SELECT period, COUNT(*),
             {_count("ms = 'mapped'")}, {_count("ms = 'unmapped'")}, {_count("ms = 'excluded'")},
             {_count("sync_status NOT IN ('synced', 'error')")}, {_count("sync_status = 'synced'")},
             {_count("sync_status = 'error'")}
         FROM (SELECT l.period, l.sync_status, {LINE_MAPPING_STATUS} AS ms
-              FROM invoice_line l {LINE_MAPPING_JOINS}) AS lines
+              FROM invoice_line l {LINE_MAPPING_JOINS}{where}) AS lines
         GROUP BY period ORDER BY period DESC
     """
-    return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql)]
+    return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql, params)]
 
 
 def organization_figures(store: Store) -> tuple[int, int, int]:
@@ -51,7 +80,8 @@ def offer_figures(store: Store) -> tuple[int, int]:
 
 def last_posted_at(store: Store) -> datetime | None:
     """When the newest synced line was posted."""
-    text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
+    with _sparing_memory(store):  # every line is read (no index holds this)
+        text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
     return UTCDateTimeField().python_value(text)
 
 
@@ -65,13 +95,15 @@ def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]
     }
 
 
-def posted_per_month(store: Store) -> dict[str, dict[str, Decimal]]:
-    """Per period, per currency: what is posted."""
+def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str, dict[str, Decimal]]:
+    """Per period (every one, or those of `periods`), per currency: what is posted."""
+    where, params = _in_periods(periods)
     result: dict[str, dict[str, Decimal]] = {}
-    for period, currency, posted in store.db.execute_sql(
-        "SELECT period, currency, SUM(total) FROM invoice_line WHERE sync_status = 'synced' "
-        "GROUP BY period, currency ORDER BY period"
-    ):
+    with _sparing_memory(store):
+        rows = store.db.execute_sql(
+            f"SELECT l.period, l.currency, SUM(l.total) FROM invoice_line l{where or ' WHERE TRUE'} "
+            "AND l.sync_status = 'synced' GROUP BY l.period, l.currency ORDER BY l.period", params).fetchall()
+    for period, currency, posted in rows:
         result.setdefault(period, {})[currency] = from_micros(posted or 0)
     return result
 
