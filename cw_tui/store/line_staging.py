@@ -53,28 +53,24 @@ class Staging:
     # While a load runs, SQLite reads through a small page cache and no memory map: a load
     # walks each page once or twice, and a 64 MiB cache and a mapped file would only add
     # their size to the process's memory (the grids' settings come back at close()).
-    LOAD_PRAGMAS = (("cache_size", -4096), ("mmap_size", 0))
-
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.sqlite = not store.backend.__name__.endswith("postgres")
+        self.sqlite = not store.is_postgres
         self.table = "load_stage.load_line" if self.sqlite else "load_line"
         self.matched = "load_stage.load_match" if self.sqlite else "load_match"
         # SQLite's IS NOT is PostgreSQL's IS DISTINCT FROM: NULL-safe "differs"
         self.differs = "IS NOT" if self.sqlite else "IS DISTINCT FROM"
         self.folder: str | None = None
-        self.pragmas: list[tuple[str, Any]] = []
+        self.restore_memory = store.backend.spare_memory(store.db)  # the store's own connection, for the load
         if self.sqlite:
             db = store.db
-            self.pragmas = [(name, db.execute_sql(f"PRAGMA main.{name}").fetchone()[0]) for name, _ in self.LOAD_PRAGMAS]
-            for name, value in self.LOAD_PRAGMAS:
-                db.execute_sql(f"PRAGMA main.{name} = {int(value)}")
             # A file of its own, not a temp database: with temp_store=2 (the grids') that would
             # be held in memory, a million lines of it.
             self.folder = tempfile.mkdtemp(prefix="cw-tui-load-")
             db.execute_sql("ATTACH DATABASE ? AS load_stage", [os.path.join(self.folder, "stage.sqlite3")])
-            db.execute_sql("PRAGMA load_stage.cache_size = -4096")  # 4 MiB; the rest is in the file
-            db.execute_sql("PRAGMA load_stage.mmap_size = 0")  # it inherits the store's 256 MiB map
+            # the scratch file spares memory too (it inherits the store's 256 MiB map); it is
+            # detached at close(), so there is nothing to put back
+            store.backend.spare_memory(db, "load_stage")
             db.execute_sql("PRAGMA load_stage.journal_mode = off")  # scratch: a failed load drops it
             db.execute_sql("PRAGMA load_stage.synchronous = off")
 
@@ -85,8 +81,7 @@ class Staging:
                 db.execute_sql(f"DROP TABLE IF EXISTS {table}")
             if self.sqlite:
                 db.execute_sql("DETACH DATABASE load_stage")
-                for name, value in self.pragmas:
-                    db.execute_sql(f"PRAGMA main.{name} = {int(value)}")
+            self.restore_memory()
         finally:
             if self.folder is not None:
                 shutil.rmtree(self.folder, ignore_errors=True)

@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 import os
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -296,6 +297,11 @@ def create_schema(db: pw.Database, models) -> None:
 
 
 _versions = itertools.count(1)
+
+
+def spare_memory(db: pw.Database, schema: str = "main") -> Callable[[], None]:
+    """The server keeps its pages, not this process: nothing to spare (sqlite.py: spare_memory)."""
+    return lambda: None
 
 
 def change_marks(db: pw.Database) -> tuple:

@@ -9,6 +9,7 @@ style); what differs between the two is asked of the store's backend, this modul
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import peewee as pw
@@ -34,6 +35,23 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
         },
         check_same_thread=False,
     )
+
+
+# A read or a load of every line that should not stay in the process: no mmap (a page read
+# through it stays mapped, up to the 256 MiB map) and a 4 MiB page cache (64 MiB otherwise).
+SPARING_PRAGMAS = (("cache_size", -4096), ("mmap_size", 0))
+
+
+def spare_memory(db: pw.Database, schema: str = "main") -> Callable[[], None]:
+    """Sets SPARING_PRAGMAS on `schema`; returns what puts the connection's own values back."""
+    before = [(name, db.execute_sql(f"PRAGMA {schema}.{name}").fetchone()[0]) for name, _ in SPARING_PRAGMAS]
+    for name, value in SPARING_PRAGMAS:
+        db.execute_sql(f"PRAGMA {schema}.{name} = {int(value)}")
+
+    def restore() -> None:
+        for name, value in before:
+            db.execute_sql(f"PRAGMA {schema}.{name} = {int(value)}")
+    return restore
 
 
 def position(haystack, needle) -> pw.Node:

@@ -22,22 +22,13 @@ def _count(condition: str) -> str:
 
 @contextmanager
 def _sparing_memory(store: Store) -> Iterator[None]:
-    """A read of every month's lines that does not keep them: on SQLite, for its length, no
-    mmap (a page read through it stays in the process's memory: up to 256 MiB) and a small
-    page cache (64 MiB per connection otherwise), so the Dashboard does not hold the store."""
-    if not store.backend.HAS_ROWID:
-        yield
-        return
-    db = store.db
-    mmap_size = db.execute_sql("PRAGMA mmap_size").fetchone()[0]
-    cache_size = db.execute_sql("PRAGMA cache_size").fetchone()[0]
-    db.execute_sql("PRAGMA mmap_size = 0")
-    db.execute_sql("PRAGMA cache_size = -4096")
+    """A read of every month's lines that does not keep them, so the Dashboard does not hold
+    the store (the backend's spare_memory, for the read's length)."""
+    restore = store.backend.spare_memory(store.db)
     try:
         yield
     finally:
-        db.execute_sql(f"PRAGMA cache_size = {int(cache_size)}")
-        db.execute_sql(f"PRAGMA mmap_size = {int(mmap_size)}")
+        restore()
 
 
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
