@@ -67,7 +67,8 @@ def _total(value: Decimal) -> str:
     return cents if value == value.quantize(Decimal("0.01")) else f"{cents} (exactly {number_text(value)})"
 
 
-def _company(company_id: int | None) -> str:
+def company_text(company_id: int | None) -> str:
+    """A cached ConnectWise company as a detail view names it (the line and the organization detail)."""
     if company_id is None:
         return ""
     company = Company.get_or_none(Company.id == company_id)
@@ -86,7 +87,8 @@ def _product(product_id: int | None) -> str:
     return f"{product.description} (#{product.id}{', inactive' if product.inactive else ''})"
 
 
-def _agreement(agreement_id: int | None) -> str:
+def agreement_text(agreement_id: int | None) -> str:
+    """A cached ConnectWise agreement as a detail view names it, with its state when not active."""
     if agreement_id is None:
         return ""
     agreement = Agreement.get_or_none(Agreement.id == agreement_id)
@@ -101,9 +103,9 @@ def _effective_agreement(line: InvoiceLine, contract: Contract | None, organizat
                          type_id: int | None) -> Field:
     """SPEC §8: which agreement receives the line, and by which rule."""
     if line.override_agreement_id is not None:
-        return Field("PSA Agreement", _agreement(line.override_agreement_id), "this line (its own PSA Agreement)")
+        return Field("PSA Agreement", agreement_text(line.override_agreement_id), "this line (its own PSA Agreement)")
     if contract is not None and contract.agreement_id is not None:
-        return Field("PSA Agreement", _agreement(contract.agreement_id), f"contract {contract.platform_id}")
+        return Field("PSA Agreement", agreement_text(contract.agreement_id), f"contract {contract.platform_id}")
     if company_id is None:
         return Field("PSA Agreement", "", "none yet: map the organization (or this line) to a company first")
     if organizations_on_company > 1:
@@ -113,12 +115,12 @@ def _effective_agreement(line: InvoiceLine, contract: Contract | None, organizat
            if a.status == "Active" and not a.cancelled]
     of_type = [a for a in own if a.type_id == type_id]
     if len(of_type) == 1:
-        return Field("PSA Agreement", _agreement(of_type[0].id),
+        return Field("PSA Agreement", agreement_text(of_type[0].id),
                      f"proposed: the company's one active {type_name} agreement (SPEC §8 rule 3)")
     name = agreement_name(organization.name if organization else line.organization_id, line.contract_id)
     named = sorted(a.id for a in own if a.name == name)
     if named:
-        return Field("PSA Agreement", _agreement(named[0]), "the company's agreement of this contract's name "
+        return Field("PSA Agreement", agreement_text(named[0]), "the company's agreement of this contract's name "
                                                            "(created by an earlier sync)")
     return Field("PSA Agreement", f"New agreement ({type_name})",
                  f"created on sync for contract {line.contract_id}, named {name!r} (SPEC §8 rule 4)")
@@ -198,7 +200,7 @@ def line_detail(store: Store, line_id: str) -> LineDetail | None:
     mapping = [
         Field("Mapping Status", status, "organization excluded from sync: its lines are never posted"
               if status == "Excluded" else ""),
-        Field("PSA Organization", _company(company_id) or "not mapped",
+        Field("PSA Organization", company_text(company_id) or "not mapped",
               "this line (its own PSA Organization)" if line.override_company_id is not None
               else f"organization {org_name}" if org_company is not None else "map the organization (Organizations tab)"),
         Field("PSA Product", _product(product_id) or "not mapped",
@@ -264,7 +266,7 @@ def _sync(line: InvoiceLine, charge_name: str, offer_name: str, product_id: int 
                             "the subscription's persistent Addition" if recurring else "this line's own Addition"))
     agreement_id = line.posted_agreement_id or (subscription.agreement_id if subscription else None)
     if agreement_id and (synced or line.sync_status in ("claimed", "error")):
-        fields.append(Field("Posted to agreement" if synced else "Last posted (or tried) to", _agreement(agreement_id)))
+        fields.append(Field("Posted to agreement" if synced else "Last posted (or tried) to", agreement_text(agreement_id)))
     fields.append(Field("Marker", owner, "serialNumber of the Addition: how cw-tui finds what it posted"))
     if line.last_sync_at:
         fields.append(Field("Synced at" if synced else "Last attempt", iso_utc(utc_to_text(line.last_sync_at))))

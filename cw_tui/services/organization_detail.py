@@ -12,7 +12,7 @@ from datetime import datetime
 import peewee as pw
 
 from cw_tui.rules.display import SYNC_STATUS
-from cw_tui.services.line_detail import Field, _agreement, _company
+from cw_tui.services.line_detail import Field, agreement_text, company_text
 from cw_tui.store import Contract, InvoiceLine, Organization, Store
 from cw_tui.store.changes import Stamp
 
@@ -54,7 +54,7 @@ def organization_detail(store: Store, platform_id: str) -> OrganizationDetail | 
         Field("Updated", local(org.updated_at), "its last change: a load from the Platform, or a mapping"),
     ]
     mapping = [
-        Field("PSA Organization", _company(org.company_id) or "not mapped",
+        Field("PSA Organization", company_text(org.company_id) or "not mapped",
               "" if org.company_id is not None else "e edits it; a auto-matches by name"),
         Field("In sync", "excluded" if org.excluded else "included",
               "its lines are never posted; x includes it" if org.excluded else "its mapped lines are posted by a sync"),
@@ -66,7 +66,7 @@ def organization_detail(store: Store, platform_id: str) -> OrganizationDetail | 
     changes = [Field("Mapping", stamp_text(org.changed_by, org.changed_at),
                      "its PSA Organization or inclusion in sync (an edit, a bulk update, auto-match)")]
     for contract in contracts[:CONTRACTS_SHOWN]:
-        agreement = _agreement(contract.agreement_id) or "no agreement chosen"
+        agreement = agreement_text(contract.agreement_id) or "no agreement chosen"
         changes.append(Field(f"Contract {contract.platform_id}", stamp_text(contract.changed_by, contract.changed_at),
                              f"its agreement: {agreement}"))
     if len(contracts) > CONTRACTS_SHOWN:
