@@ -153,13 +153,7 @@ def begin(store: Store, run_id: int, period: str | None, action: str, **fields: 
     """A journal entry, committed before its request is sent (outcome pending); an adoption,
     which sends nothing, is written done. Returns its id. A failure here raises: the caller
     sends nothing. (`fields`: those of `_entry`, `person` among them.)"""
-    row, lines = _entry(run_id, period, action, **fields)
-    with store.atomic():  # insert queries, no model instances: this runs once per request, on the event loop's thread
-        journal_id = JournalEntry.insert(**row).execute()
-        if lines:
-            JournalLine.insert_many([(journal_id, lid) for lid in lines],
-                                    fields=[JournalLine.journal_id, JournalLine.line_id]).execute()
-    return journal_id
+    return begin_many(store, run_id, period, [(action, fields)])[0]
 
 
 def begin_many(store: Store, run_id: int, period: str | None, entries: list[tuple[str, dict[str, Any]]]) -> list[int]:
