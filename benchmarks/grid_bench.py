@@ -420,6 +420,23 @@ class _Memory:
 
     def __init__(self) -> None:
         self.phases: dict[str, str] = {}
+        self._sqlite = None
+        try:  # SQLite's own heap (page caches, in-memory temp tables, sorts), if its library is found
+            import ctypes
+            import ctypes.util
+
+            library = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+            library.sqlite3_memory_used.restype = ctypes.c_int64
+            self._sqlite = library
+        except (OSError, AttributeError):
+            pass
+        # CW_TUI_BENCH_TRACEMALLOC=1: also the Python objects' memory per phase, and who holds
+        # the most (slow: the timings of such a run are not figures)
+        self.traced = bool(os.environ.get("CW_TUI_BENCH_TRACEMALLOC"))
+        if self.traced:
+            import tracemalloc
+
+            tracemalloc.start(8)
 
     def sample(self, phase: str = "") -> None:
         try:
@@ -434,8 +451,18 @@ class _Memory:
         anon = mb("RssAnon")
         self.peak_anon_mb = max(self.peak_anon_mb, anon)
         if phase:
+            held = f", SQLite's heap {self._sqlite.sqlite3_memory_used() / 2**20:.0f}" if self._sqlite else ""
+            if self.traced:
+                import tracemalloc
+
+                held += f", Python objects {tracemalloc.get_traced_memory()[0] / 2**20:.0f}"
+                print(f"{phase}: Python objects by where they were allocated", flush=True)
+                for stat in tracemalloc.take_snapshot().statistics("traceback")[:6]:
+                    print(f"  {stat.size / 2**20:6.1f} MB {stat.count:8} blocks", flush=True)
+                    for frame in stat.traceback.format(limit=4, most_recent_first=True)[::2]:
+                        print(f"      {frame.strip()}", flush=True)
             self.phases[phase] = (f"peak RSS {mb('VmHWM'):.0f} MB; now anon {anon:.0f} + file {mb('RssFile'):.0f}"
-                                  f" + shmem {mb('RssShmem'):.0f} MB")
+                                  f" + shmem {mb('RssShmem'):.0f} MB (of anon{held} MB)")
 
 
 memory = _Memory()

@@ -88,14 +88,17 @@ def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]
 
 def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str, dict[str, Decimal]]:
     """Per period (every one, or those of `periods`), per currency: what is posted."""
-    where, params = _in_periods(periods)
     result: dict[str, dict[str, Decimal]] = {}
     with _sparing_memory(store):
-        rows = store.db.execute_sql(
-            f"SELECT l.period, l.currency, SUM(l.total) FROM invoice_line l{where or ' WHERE TRUE'} "
-            "AND l.sync_status = 'synced' GROUP BY l.period, l.currency ORDER BY l.period", params).fetchall()
-    for period, currency, posted in rows:
-        result.setdefault(period, {})[currency] = from_micros(posted or 0)
+        if periods is None:
+            periods = [r[0] for r in store.db.execute_sql("SELECT DISTINCT period FROM invoice_line")]
+        # one period at a time: a GROUP BY sorts every row it reads first, and SQLite keeps a
+        # sort in memory (temp_store) whole: 12 months of lines took ~45 MB, one month's ~4 MB
+        for period in sorted(periods):
+            for currency, posted in store.db.execute_sql(
+                    "SELECT currency, SUM(total) FROM invoice_line WHERE period = ? AND sync_status = 'synced' "
+                    "GROUP BY currency ORDER BY currency", (period,)):
+                result.setdefault(period, {})[currency] = from_micros(posted or 0)
     return result
 
 
