@@ -53,7 +53,8 @@ def period_counts(store: Store, periods: list[str] | None = None) -> list[dict[s
               FROM invoice_line l {LINE_MAPPING_JOINS}{where}) AS lines
         GROUP BY period ORDER BY period DESC
     """
-    return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql, params)]
+    with _sparing_memory(store):  # each line of the periods is read once
+        return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql, params)]
 
 
 def organization_figures(store: Store) -> tuple[int, int, int]:
@@ -78,12 +79,13 @@ def last_posted_at(store: Store) -> datetime | None:
 
 def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]]:
     """Per currency: what the period's lines total, and what of it is posted."""
-    return {
-        currency: {"loaded": from_micros(loaded or 0), "posted": from_micros(posted or 0)}
-        for currency, loaded, posted in store.db.execute_sql(
-            "SELECT currency, SUM(total), SUM(CASE WHEN sync_status = 'synced' THEN total ELSE 0 END) "
-            "FROM invoice_line WHERE period = ? GROUP BY currency ORDER BY currency", (period,))
-    }
+    with _sparing_memory(store):  # each line of the period is read once
+        return {
+            currency: {"loaded": from_micros(loaded or 0), "posted": from_micros(posted or 0)}
+            for currency, loaded, posted in store.db.execute_sql(
+                "SELECT currency, SUM(total), SUM(CASE WHEN sync_status = 'synced' THEN total ELSE 0 END) "
+                "FROM invoice_line WHERE period = ? GROUP BY currency ORDER BY currency", (period,))
+        }
 
 
 def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str, dict[str, Decimal]]:
