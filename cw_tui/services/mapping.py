@@ -252,7 +252,7 @@ def _update_lines(store: Store, stage: Callable[[], line_changes.StagedLines], c
         if product is None or product.inactive:
             raise MappingError(f"ConnectWise product {change.product_id} is unknown or inactive")
     agreement = _check_agreement(change.agreement_id) if change.agreement_id is not ... else None
-    with store.atomic():
+    with line_changes.sparing_memory(store), store.atomic():
         lines = stage()
         affected = lines.count()
         _refuse_mismatched_agreements(lines, change, agreement)

@@ -1,15 +1,18 @@
-"""The Dashboard's reads of every month, made to spare memory (one period at a time, a small
-page cache): the figures are what one plain query over every line says, and the connection's
-own settings are back afterwards."""
+"""Reads and writes of many lines made to spare memory: the Dashboard's (one period at a time, a
+small page cache) and a bulk change of lines (a small page cache): the figures are what one
+plain query over every line says, and the connection's own settings are back afterwards, after
+a change refused too."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
 
 from cw_tui.rules.money import from_micros
-from cw_tui.store import status_reads
+from cw_tui.services.mapping import LineChange, MappingError, update_line_ids
+from cw_tui.store import InvoiceLine, status_reads
 from tests.app_helpers import seeded_store
 
 pytestmark = pytest.mark.both_backends
@@ -56,3 +59,16 @@ def test_the_dashboards_reads_put_the_connections_settings_back(store) -> None:
     status_reads.posted_per_month(store)
     assert {name: db.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in before} == before
     assert before["mmap_size"] == 0  # the store reads its pages into its page cache, not through a map
+
+
+def test_a_bulk_change_puts_the_connections_settings_back(store) -> None:
+    if store.is_postgres:
+        pytest.skip("PostgreSQL has no page cache settings per connection")
+    db = store.db
+    before = {name: db.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in ("cache_size", "mmap_size")}
+    lines = [r.line_id for r in InvoiceLine.select(InvoiceLine.line_id).where(InvoiceLine.sync_status == "not_synced")]
+    assert update_line_ids(store, lines, LineChange(charge_end=date(2030, 12, 31))) == len(lines)
+    assert {r.charge_end for r in InvoiceLine.select().where(InvoiceLine.line_id.in_(lines))} == {date(2030, 12, 31)}
+    with pytest.raises(MappingError):  # an end before the start: refused, nothing written
+        update_line_ids(store, lines, LineChange(charge_end=date(1990, 1, 1)))
+    assert {name: db.execute_sql(f"PRAGMA {name}").fetchone()[0] for name in before} == before
