@@ -122,3 +122,33 @@ def test_prefill_makes_the_kept_table_once_per_data(store) -> None:
     # a grid without kept columns has nothing to fill
     assert run(cache.prefill, store, GridSource("plain", SOURCE.from_sql, SOURCE.columns, SOURCE.key_sql)) is False
     database_thread.shutdown()
+
+
+def test_an_interrupted_prefill_leaves_nothing_half_made(store) -> None:
+    if store.is_postgres:
+        pytest.skip("a prefill is interrupted on SQLite only")
+    database_thread = ThreadPoolExecutor(1)
+    cache = GridCache()
+
+    def run(function, *args):
+        return database_thread.submit(function, *args).result()
+
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    cache.interrupt()  # nothing running: nothing happens, now or to the next statement
+    calls = []
+
+    def page_wanted() -> int:  # as the grid would, from another thread, while the fill runs
+        calls.append(1)
+        if len(calls) == 3:
+            cache.interrupt()
+        return 0
+
+    run(lambda: store.db.connection().set_progress_handler(page_wanted, 50))
+    assert run(cache.prefill, store, SOURCE) is False
+    run(lambda: store.db.connection().set_progress_handler(None, 0))
+    assert len(calls) >= 3 and "mapping" not in cache._kept
+    for desc in (False, True):  # made when needed
+        state = GridState(sort=(("mapping", desc),), page=2)
+        assert run(fetch_page, store, SOURCE, state, cache).keys == _fetch_page_simple(store, SOURCE, state).keys
+    assert run(cache.prefill, store, SOURCE) is False  # the fetches made it all
+    database_thread.shutdown()

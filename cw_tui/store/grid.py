@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -308,6 +309,10 @@ class GridCache:
         self._number = number
         self._kept: dict[str, tuple] = {}  # column key -> the rows its temp table holds values of
         self._kept_indexes: set[tuple[str, bool]] = set()  # (column key, descending) indexed
+        # a prefill running on the database thread: its connection, to interrupt it from another
+        self._filling: Any = None
+        self._stop = False
+        self._fill_lock = threading.Lock()
 
     def check(self, store: Store) -> None:
         self._checked = self._current(store)
@@ -357,19 +362,44 @@ class GridCache:
         """Fill the source's kept columns and their indexes now if they are not made for the
         data as it is, so that the first sort or filter by one finds them ready (on the grid's
         database thread, once a page is shown: ~250 ms at 100k lines). Whether anything was made.
-        The next fetch checks the data again: nothing here is trusted past a change."""
+        The next fetch checks the data again: nothing here is trusted past a change. On SQLite,
+        interrupt() stops it (a page is wanted): what it had not finished is made when needed."""
         if not source.base or not source.kept:
             return False
         self.check(store)
-        made = False
+        steps = []
         for key in source.kept:
-            made |= self._kept.get(key) != self._kept_rows(source)
-            table = self._kept_table(store, source, key)
-            if store.backend.HAS_ROWID and self._version is not None:
-                for desc in (False, True):
-                    made |= (key, desc) not in self._kept_indexes
-                    self._kept_index(store, table, key, desc)
-        return made
+            if self._kept.get(key) != self._kept_rows(source):
+                steps.append(lambda key=key: self._kept_table(store, source, key))
+            if store.backend.HAS_ROWID:
+                steps += [lambda key=key, desc=desc: self._kept_index(store, self._kept_table(store, source, key), key, desc)
+                          for desc in (False, True) if (key, desc) not in self._kept_indexes]
+        if not steps:
+            return False
+        with self._fill_lock:
+            self._stop = False
+            self._filling = store.db.connection() if store.backend.HAS_ROWID else None
+        try:
+            for step in steps:
+                if self._stop:
+                    return False
+                step()
+        except Exception:
+            if not self._stop:
+                raise
+            return False  # interrupted: the statement was rolled back, its table or index is not counted as made
+        finally:
+            with self._fill_lock:
+                self._filling = None
+        return True
+
+    def interrupt(self) -> None:
+        """Stop a prefill running on the database thread, from any thread (a grid wants a page
+        now): the statement it runs ends at once, and it starts no other. Nothing otherwise."""
+        with self._fill_lock:
+            if self._filling is not None:
+                self._stop = True
+                self._filling.interrupt()
 
     @staticmethod
     def _kept_rows(source: GridSource) -> tuple:
