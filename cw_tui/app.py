@@ -76,7 +76,13 @@ def shows(screen: Screen, name: str) -> bool:
 
 def _area_screen(name: str) -> Callable[[], Screen]:
     def make() -> Screen:
-        return screen_class(name)()
+        screen = screen_class(name)()
+        # A new screen gets its styles when it mounts. Textual's first switch to a mode takes
+        # the new screen's count of CSS updates (-1) as "behind the app's" and re-parses and
+        # re-applies every stylesheet, twice, before the screen is even mounted: about 40 ms
+        # of every start. Counted as up to date, it is styled once, at its mount.
+        screen._css_update_count = screen.app._css_update_count
+        return screen
     make.__name__ = make.__qualname__ = SCREEN_CLASSES[name][1]
     return make
 
@@ -112,6 +118,8 @@ class CwTuiApp(App):
         self.db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
         self.theme = "textual-light" if terminal_is_light() else "textual-dark"
         self._allowed: tuple[float, set[str]] | None = None
+        self._painted = False  # the first screen has been painted (Textual's Ready)
+        self._after_paint: list[Callable[[], object]] = []
         # No sliding tab underline: over SSH each animation frame is a screen update sent
         # down the line. TEXTUAL_ANIMATIONS still chooses, when set.
         if "TEXTUAL_ANIMATIONS" not in os.environ:
@@ -234,6 +242,20 @@ class CwTuiApp(App):
         self.switch_mode("dashboard" if self.setup_complete() else "settings")
         if self.watch_daily_sync:
             self.set_interval(30, self.check_daily_sync)
+
+    def after_first_paint(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the first screen has been painted: what a screen shows only
+        later (its hidden tabs) is mounted after the start. Later on, after the next refresh."""
+        if self._painted:
+            self.call_after_refresh(callback)
+        else:
+            self._after_paint.append(callback)
+
+    def on_ready(self) -> None:
+        self._painted = True
+        for callback in self._after_paint:
+            self.call_later(callback)
+        self._after_paint.clear()
 
     def on_unmount(self) -> None:
         self.db_executor.shutdown(wait=False, cancel_futures=True)
