@@ -74,9 +74,17 @@ def shows(screen: Screen, name: str) -> bool:
     return loaded is not None and isinstance(screen, getattr(loaded, cls))
 
 
+STYLES = Path(__file__).parent / "styles"
+# The styles read at the start are app.tcss (CSS_PATH) and the first area's: Textual parses and
+# matches every rule it is given. The rest come when their screen is first made or pushed.
+AREA_STYLES = {"settings": "settings.tcss", "dashboard": "dashboard.tcss"}
+LATER_STYLES = "screens.tcss"  # the other areas', Runs', Reconciliation's and every modal's
+
+
 def _area_screen(name: str) -> Callable[[], Screen]:
     def make() -> Screen:
         screen = screen_class(name)()
+        screen.app.read_styles(AREA_STYLES.get(name, LATER_STYLES))  # type: ignore[attr-defined]
         # A new screen gets its styles when it mounts. Textual's first switch to a mode takes
         # the new screen's count of CSS updates (-1) as "behind the app's" and re-parses and
         # re-applies every stylesheet, twice, before the screen is even mounted: about 40 ms
@@ -100,7 +108,7 @@ class CwTuiApp(App):
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
-    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # every screen's and modal's styles; absolute, so that a subclass elsewhere finds it too
+    CSS_PATH = STYLES / "app.tcss"  # what every screen shares (read_styles: each screen's own); absolute, so that a subclass elsewhere finds it too
     CSS = FOCUS_CSS  # the focus marks, shared with tests of widgets on their own
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
@@ -242,6 +250,19 @@ class CwTuiApp(App):
         self.switch_mode("dashboard" if self.setup_complete() else "settings")
         if self.watch_daily_sync:
             self.set_interval(30, self.check_daily_sync)
+
+    def read_styles(self, name: str) -> None:
+        """Adds a stylesheet of styles/ once, before the screens it styles are mounted (they
+        are styled at their mount; its rules name their screens, so nothing shown before
+        changes). Unlike a screen's CSS_PATH, for which Textual re-parses every stylesheet,
+        only the new file is parsed."""
+        path = STYLES / name
+        if not self.stylesheet.has_source(str(path)):
+            self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(str(path), ""), is_default_css=False)
+
+    def push_screen(self, screen, *args, **kwargs):  # type: ignore[override]
+        self.read_styles(LATER_STYLES)  # a modal's, Runs' or Reconciliation's
+        return super().push_screen(screen, *args, **kwargs)
 
     def after_first_paint(self, callback: Callable[[], object]) -> None:
         """Run `callback` once the first screen has been painted: what a screen shows only
