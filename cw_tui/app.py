@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -122,8 +121,7 @@ class CwTuiApp(App):
         self.watch_daily_sync = watch_daily_sync
         self._daily_done: str | None = None
         self.connection_timeout = 20.0  # Test Connection gives up after this many seconds
-        # grid queries run here, off the UI thread, on one warm SQLite connection
-        self.db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
+        self._db_executor = None
         self.theme = "textual-light" if terminal_is_light() else "textual-dark"
         self._allowed: tuple[float, set[str]] | None = None
         self._painted = False  # the first screen has been painted (Textual's Ready)
@@ -132,6 +130,16 @@ class CwTuiApp(App):
         # down the line. TEXTUAL_ANIMATIONS still chooses, when set.
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
+
+    @property
+    def db_executor(self):
+        """Where the grids' queries run, off the UI thread, on one warm SQLite connection;
+        made at the first grid (the Dashboard and Settings have none)."""
+        if self._db_executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
+        return self._db_executor
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -279,7 +287,8 @@ class CwTuiApp(App):
         self._after_paint.clear()
 
     def on_unmount(self) -> None:
-        self.db_executor.shutdown(wait=False, cancel_futures=True)
+        if self._db_executor is not None:
+            self._db_executor.shutdown(wait=False, cancel_futures=True)
 
     # --------------------------------------------------------------- navigation
 

@@ -314,7 +314,8 @@ class Dictionary(Vertical):
 
         yield Static("Platform terms and their ConnectWise names.", classes="section")
         table = DataTable(id="dictionary-table", cursor_type="none", zebra_stripes=True)
-        table.add_columns("Platform term", "ConnectWise term")
+        # Text, not markup: a str label would import Rich's emoji table (30 ms) to look for :codes:
+        table.add_columns(Text("Platform term"), Text("ConnectWise term"))
         for row in DICTIONARY:
             table.add_row(*row)
         yield table
