@@ -8,7 +8,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -74,9 +73,23 @@ def shows(screen: Screen, name: str) -> bool:
     return loaded is not None and isinstance(screen, getattr(loaded, cls))
 
 
+STYLES = Path(__file__).parent / "styles"
+# The styles read at the start are app.tcss (CSS_PATH) and the first area's: Textual parses and
+# matches every rule it is given. The rest come when their screen is first made or pushed.
+AREA_STYLES = {"settings": "settings.tcss", "dashboard": "dashboard.tcss"}
+LATER_STYLES = "screens.tcss"  # the other areas', Runs', Reconciliation's and every modal's
+
+
 def _area_screen(name: str) -> Callable[[], Screen]:
     def make() -> Screen:
-        return screen_class(name)()
+        screen = screen_class(name)()
+        screen.app.read_styles(AREA_STYLES.get(name, LATER_STYLES))  # type: ignore[attr-defined]
+        # A new screen gets its styles when it mounts. Textual's first switch to a mode takes
+        # the new screen's count of CSS updates (-1) as "behind the app's" and re-parses and
+        # re-applies every stylesheet, twice, before the screen is even mounted: about 40 ms
+        # of every start. Counted as up to date, it is styled once, at its mount.
+        screen._css_update_count = screen.app._css_update_count
+        return screen
     make.__name__ = make.__qualname__ = SCREEN_CLASSES[name][1]
     return make
 
@@ -94,7 +107,7 @@ class CwTuiApp(App):
         Binding("question_mark,f1", "help", "Help", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
-    CSS_PATH = Path(__file__).parent / "styles" / "app.tcss"  # every screen's and modal's styles; absolute, so that a subclass elsewhere finds it too
+    CSS_PATH = STYLES / "app.tcss"  # what every screen shares (read_styles: each screen's own); absolute, so that a subclass elsewhere finds it too
     CSS = FOCUS_CSS  # the focus marks, shared with tests of widgets on their own
 
     def __init__(self, store: Store, *, clock: Callable[[], datetime] | None = None,
@@ -108,14 +121,25 @@ class CwTuiApp(App):
         self.watch_daily_sync = watch_daily_sync
         self._daily_done: str | None = None
         self.connection_timeout = 20.0  # Test Connection gives up after this many seconds
-        # grid queries run here, off the UI thread, on one warm SQLite connection
-        self.db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
+        self._db_executor = None
         self.theme = "textual-light" if terminal_is_light() else "textual-dark"
         self._allowed: tuple[float, set[str]] | None = None
+        self._painted = False  # the first screen has been painted (Textual's Ready)
+        self._after_paint: list[Callable[[], object]] = []
         # No sliding tab underline: over SSH each animation frame is a screen update sent
         # down the line. TEXTUAL_ANIMATIONS still chooses, when set.
         if "TEXTUAL_ANIMATIONS" not in os.environ:
             self.animation_level = "none"
+
+    @property
+    def db_executor(self):
+        """Where the grids' queries run, off the UI thread, on one warm SQLite connection;
+        made at the first grid (the Dashboard and Settings have none)."""
+        if self._db_executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._db_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cw-tui-db")
+        return self._db_executor
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -235,8 +259,36 @@ class CwTuiApp(App):
         if self.watch_daily_sync:
             self.set_interval(30, self.check_daily_sync)
 
+    def read_styles(self, name: str) -> None:
+        """Adds a stylesheet of styles/ once, before the screens it styles are mounted (they
+        are styled at their mount; its rules name their screens, so nothing shown before
+        changes). Unlike a screen's CSS_PATH, for which Textual re-parses every stylesheet,
+        only the new file is parsed."""
+        path = STYLES / name
+        if not self.stylesheet.has_source(str(path)):
+            self.stylesheet.add_source(path.read_text(encoding="utf-8"), read_from=(str(path), ""), is_default_css=False)
+
+    def push_screen(self, screen, *args, **kwargs):  # type: ignore[override]
+        self.read_styles(LATER_STYLES)  # a modal's, Runs' or Reconciliation's
+        return super().push_screen(screen, *args, **kwargs)
+
+    def after_first_paint(self, callback: Callable[[], object]) -> None:
+        """Run `callback` once the first screen has been painted: what a screen shows only
+        later (its hidden tabs) is mounted after the start. Later on, after the next refresh."""
+        if self._painted:
+            self.call_after_refresh(callback)
+        else:
+            self._after_paint.append(callback)
+
+    def on_ready(self) -> None:
+        self._painted = True
+        for callback in self._after_paint:
+            self.call_later(callback)
+        self._after_paint.clear()
+
     def on_unmount(self) -> None:
-        self.db_executor.shutdown(wait=False, cancel_futures=True)
+        if self._db_executor is not None:
+            self._db_executor.shutdown(wait=False, cancel_futures=True)
 
     # --------------------------------------------------------------- navigation
 

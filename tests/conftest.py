@@ -183,7 +183,7 @@ def db_connect(target: Path | str):
     if isinstance(target, str) and target.startswith("postgresql://"):
         import psycopg
 
-        from cw_tui.store.postgres import QmarkCursor
+        from cw_tui.store.psycopg_driver import QmarkCursor
 
         return psycopg.connect(target, cursor_factory=QmarkCursor)
     import sqlite3

@@ -8,6 +8,7 @@ import gc
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -38,6 +39,7 @@ class AreaScreen(Screen):
     # Set when the user comes back to this area from another one; a modal closing over the
     # screen does not reload everything (the action behind the modal reloads what it changed).
     stale = False
+    _painted = False  # shown once: until then its styles are the ones its mount gave it
 
     def compose_area(self) -> ComposeResult:
         yield from ()
@@ -52,6 +54,10 @@ class AreaScreen(Screen):
         # reach, they no longer make each full collection take 60-80 ms (a visible stall in
         # the middle of a key press); what is created later is collected as usual.
         self.call_after_refresh(gc.freeze)
+        self.call_after_refresh(self._first_painted)
+
+    def _first_painted(self) -> None:
+        self._painted = True
 
     def guard(self, callback: Callable[..., Any]) -> Callable[..., Any]:
         """`guarded` for a callback (a modal's answer)."""
@@ -72,7 +78,12 @@ class AreaScreen(Screen):
         for bar in self.query(AreaBar):
             bar.refresh_gating()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        if not self._painted:
+            # The resumes of a screen's first switch (Textual posts two) would apply every
+            # style of every widget again, just after its mount applied them: about a third of
+            # a start's styling. Later resumes refresh them as Textual does.
+            event.refresh_styles = False
         self.refresh_gating()
         if self.stale:
             self.stale = False

@@ -9,21 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.lazy import Lazy
-from textual.widgets import (
-    Button,
-    Collapsible,
-    DataTable,
-    Input,
-    Label,
-    LoadingIndicator,
-    Select,
-    Static,
-    Switch,
-    TabbedContent,
-    TabPane,
-    Tabs,
-)
+from textual.widgets import Button, Collapsible, Input, Label, LoadingIndicator, Select, Static, TabbedContent, TabPane, Tabs
 
 from cw_tui.rules.charge_dates import END_RULE_LABELS, START_RULE_LABELS, EndRule, StartRule
 from cw_tui.rules.safe_text import safe_text
@@ -94,16 +80,22 @@ class SettingsScreen(AreaScreen):
                     yield Button("Save", id="save", variant="primary")
                     yield LoadingIndicator()
                 yield Static("", id="test-status")
-            with TabPane("Configuration", id="configuration"):
-                # mounted after the first paint: it is most of this screen's widgets
-                yield Lazy(ConfigurationForm())
-            with TabPane("Dictionary", id="dictionary"):
-                yield Lazy(Dictionary())
+            # their content is mounted after the first paint (mount_hidden_tabs): the
+            # Configuration form is most of this screen's widgets
+            yield TabPane("Configuration", id="configuration")
+            yield TabPane("Dictionary", id="dictionary")
 
     def on_mount(self) -> None:
         self.fill_credentials()
         self.refresh_banner()
         self._focus_next_step()
+        self.app.after_first_paint(self.mount_hidden_tabs)  # type: ignore[attr-defined]
+
+    async def mount_hidden_tabs(self) -> None:
+        for pane_id, content in (("configuration", ConfigurationForm), ("dictionary", Dictionary)):
+            for pane in self.query(f"TabPane#{pane_id}"):  # none when the app ends before
+                if not pane.children:
+                    await pane.mount(content())
 
     def _focus_next_step(self) -> None:
         """The first empty field, or Test Connection when all are filled (the demo)."""
@@ -318,9 +310,12 @@ class SettingsScreen(AreaScreen):
 
 class Dictionary(Vertical):
     def compose(self) -> ComposeResult:
+        from textual.widgets import DataTable  # imported when the tab is mounted, after the first paint
+
         yield Static("Platform terms and their ConnectWise names.", classes="section")
         table = DataTable(id="dictionary-table", cursor_type="none", zebra_stripes=True)
-        table.add_columns("Platform term", "ConnectWise term")
+        # Text, not markup: a str label would import Rich's emoji table (30 ms) to look for :codes:
+        table.add_columns(Text("Platform term"), Text("ConnectWise term"))
         for row in DICTIONARY:
             table.add_row(*row)
         yield table
@@ -330,6 +325,8 @@ class ConfigurationForm(VerticalScroll):
     """Settings → Configuration: agreement type, charge-date rules, names, daily sync, folder."""
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import Switch  # imported when the tab is mounted, after the first paint
+
         with Grid(classes="form"):
             yield Label("Agreement Type *")
             with Horizontal():
@@ -374,7 +371,7 @@ class ConfigurationForm(VerticalScroll):
         config = settings_service.load_configuration(self.app.store)  # type: ignore[attr-defined]
         self._set_type_options(active_agreement_types(), config.agreement_type.id if config.agreement_type else None)
         self.query_one("#platform-dir", Input).value = config.platform_dir or ""
-        self.query_one("#daily-sync", Switch).value = config.daily_sync
+        self.query_one("#daily-sync").value = config.daily_sync  # type: ignore[attr-defined]
         for charge_type in ChargeType:
             self.query_one(f"#end-{_slug(charge_type)}", Select).value = config.rules.end_rule(charge_type).value
             self.query_one(f"#name-{_slug(charge_type)}", Input).value = config.charge_type_names.get(charge_type, "")
@@ -438,7 +435,7 @@ class ConfigurationForm(VerticalScroll):
         types = {t.id: t.name for t in active_agreement_types()}
         config.agreement_type = settings_service.AgreementTypeChoice(id=int(chosen), name=types.get(int(chosen), str(chosen)))
         config.platform_dir = self.query_one("#platform-dir", Input).value.strip() or None
-        config.daily_sync = self.query_one("#daily-sync", Switch).value
+        config.daily_sync = self.query_one("#daily-sync").value  # type: ignore[attr-defined]
         config.end_rules = {t: EndRule(self.query_one(f"#end-{_slug(t)}", Select).value) for t in ChargeType
                             if self.query_one(f"#end-{_slug(t)}", Select).value != EndRule.DEFAULT.value}
         config.start_rules = {c: StartRule(self.query_one(f"#start-{_slug(c)}", Select).value) for c in BillingCycle

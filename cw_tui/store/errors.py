@@ -6,16 +6,14 @@ import sqlite3
 
 import peewee as pw
 
-try:
-    from psycopg import Error as _PostgresError  # the driver's own, from a cursor used directly
-except ImportError:
-    _PostgresError = sqlite3.DatabaseError
-
 
 class StoreError(Exception):
     """The database cannot be used; the message says why and what to do."""
 
 
-DATABASE_ERRORS = (pw.DatabaseError, sqlite3.DatabaseError, _PostgresError, pw.OperationalError, pw.InterfaceError)
-# everything the database can refuse with: a driver error, or our StoreError that names it
+# Everything the database can refuse with. No driver class of PostgreSQL: the store raises
+# peewee's errors for psycopg's (store/psycopg_driver.py), so that a SQLite store never
+# imports psycopg.
+DATABASE_ERRORS = (pw.DatabaseError, sqlite3.DatabaseError, pw.OperationalError, pw.InterfaceError)
+# and our StoreError, which names what the database refused and what to do
 STORE_ERRORS = (*DATABASE_ERRORS, StoreError)

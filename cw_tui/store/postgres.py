@@ -23,11 +23,6 @@ import peewee as pw
 
 from cw_tui.store.errors import StoreError
 
-try:
-    import psycopg
-except ImportError:  # SQLite users need no driver
-    psycopg = None
-
 URL_PREFIXES = ("postgresql://", "postgres://")
 # A plain transaction: PostgreSQL has no database-wide write lock to take up front. Conflicting
 # writers wait on each other's rows, and lock_timeout (CW_TUI_LOCK_TIMEOUT) bounds the wait.
@@ -145,20 +140,19 @@ def pyformat(sql: str, params) -> tuple[str, object]:
     return sql, params
 
 
-if psycopg is not None:
-    class QmarkCursor(psycopg.Cursor):
-        """A psycopg cursor that takes the store's SQL: every raw statement of the store runs
-        through here, whether by execute_sql or on the cursor (the bulk loads)."""
+def driver():
+    """The psycopg driver module (store/psycopg_driver.py), imported at the first PostgreSQL
+    database: a SQLite store never imports psycopg."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as error:  # not installed, or without its libpq
+        raise pw.ImproperlyConfigured(f"{NO_DRIVER} ({error})") from None
+    from cw_tui.store import psycopg_driver
 
-        def execute(self, query, params=None, **kwargs):
-            if isinstance(query, str):
-                query, params = pyformat(query, params)
-            return super().execute(query, params, **kwargs)
+    return psycopg_driver
 
-        def executemany(self, query, params_seq, **kwargs):
-            if isinstance(query, str) and _has_qmark(query):
-                query = _translate(query, True)
-            return super().executemany(query, params_seq, **kwargs)
+
+NO_DRIVER = "PostgreSQL needs the psycopg driver: pip install 'cw-tui[postgres]'"
 
 
 class Database(pw.PostgresqlDatabase):
@@ -167,13 +161,19 @@ class Database(pw.PostgresqlDatabase):
     def __init__(self, url: str, lock_timeout_ms: int, require_tls: bool, **kwargs):
         self._lock_timeout_ms = lock_timeout_ms
         self._require_tls = require_tls
+        try:
+            self._driver = driver()
+        except pw.ImproperlyConfigured:
+            self._driver = None  # said when it connects: open_store tells it as a StoreError
+        else:
+            self.psycopg3_adapter = self._driver.Adapter  # what peewee's init makes its adapter of
         super().__init__(url, prefer_psycopg3=True, **kwargs)
 
     def _connect(self):
-        if psycopg is None:
-            raise pw.ImproperlyConfigured("PostgreSQL needs the psycopg driver: pip install 'cw-tui[postgres]'")
+        if self._driver is None:
+            raise pw.ImproperlyConfigured(NO_DRIVER)
         conn = super()._connect()
-        conn.cursor_factory = QmarkCursor
+        conn.cursor_factory = self._driver.QmarkCursor
         try:
             host = conn.info.host
             if not is_loopback(host) and not conn.pgconn.ssl_in_use and not sslmode_given(self.database):
@@ -319,7 +319,9 @@ def change_marks(db: pw.Database) -> tuple:
 def running_operations(url: str) -> list[tuple]:
     """The newest running operations whose process still holds their lock, read on a short
     connection of its own (the store's may be inside the transaction that waited)."""
-    if psycopg is None:
+    try:
+        psycopg = driver().psycopg
+    except pw.ImproperlyConfigured:
         return []
     try:
         with psycopg.connect(conninfo(url)[0], connect_timeout=3, autocommit=True) as connection:
@@ -347,6 +349,7 @@ class RunLock:
 
     def __init__(self, conninfo_url: str, run_id: int):
         self.run_id = int(run_id)
+        self._psycopg = psycopg = driver().psycopg
         self._connection = psycopg.connect(
             conninfo_url, autocommit=True, connect_timeout=10, application_name=f"cw-tui run {self.run_id}",
             keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
@@ -360,7 +363,7 @@ class RunLock:
         if not self._connection.closed:
             try:
                 self._connection.close()  # the session ends: the lock with it
-            except psycopg.Error:
+            except self._psycopg.Error:
                 pass
 
     def __enter__(self) -> RunLock:
@@ -373,11 +376,9 @@ class RunLock:
 def hold_run(db: Database, run_id: int) -> RunLock:
     """Take run `run_id`'s lock (call it in the transaction that creates the run's row, so
     that no other session ever sees the row running without its lock)."""
-    if psycopg is None:
-        raise pw.ImproperlyConfigured("PostgreSQL needs the psycopg driver: pip install 'cw-tui[postgres]'")
     try:
         return RunLock(db.database, run_id)
-    except psycopg.Error as error:
+    except driver().psycopg.Error as error:
         raise pw.OperationalError(_first_line(error)) from None
 
 
