@@ -45,7 +45,9 @@ class _ValueList(ToggleList):
 
 
 class FilterModal(ModalScreen[frozenset | None]):
-    """The multi-select list of a column's values."""
+    """The multi-select list of a column's values. One is kept per grid and filled anew each
+    time it opens (`show_values`): an installed screen is not removed when it closes, and its
+    removal cost the grid's screen a layout and a second full repaint a frame after the first."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
@@ -55,34 +57,69 @@ class FilterModal(ModalScreen[frozenset | None]):
     FilterModal Horizontal { height: auto; align-horizontal: right; }
     """
 
-    def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
-                 on_apply: Callable[[frozenset], None] | None = None, label: Callable[[Any], str] = str) -> None:
+    def __init__(self, title: str = "", values: list[tuple[Any, int]] | None = None, selected: frozenset = frozenset(),
+                 on_apply: Callable[[frozenset, Callable[[], None]], None] | None = None, label: Callable[[Any], str] = str) -> None:
         super().__init__()
+        self._composed = False
+        self.show_values(title, values or [], selected, on_apply, label)
+
+    def show_values(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
+                    on_apply: Callable[[frozenset, Callable[[], None]], None] | None = None, label: Callable[[Any], str] = str) -> None:
+        """The column and values to offer the next time the modal opens."""
         self.title_text = title
         self.values = values
         self.label = label  # a value as the grid shows it
         self.selected = selected
-        # called before the modal closes: the grid's query runs while the screen comes back
+        # on_apply(values, close): the grid queries, and calls close() once its page is shown
         self.on_apply = on_apply
+        self._closing = False
+        if self._composed:
+            self._fill()
 
     def _done(self, selected: frozenset) -> None:
-        if self.on_apply is not None:
-            self.on_apply(selected)
-        self.dismiss(selected)
+        if self._closing:  # applied already: it closes with the grid's new page
+            return
+        if self.on_apply is None:
+            self.dismiss(selected)
+            return
+        # the modal stays up until the grid has its filtered page (or a moment at most), then
+        # goes in the same repaint as the page comes in: one frame, not two
+        self._closing = True
+        self.on_apply(selected, lambda: self._close(selected))
+        self.set_timer(self.CLOSE_WAIT, lambda: self._close(selected))
+
+    CLOSE_WAIT = 0.3  # seconds the modal waits for the grid's page before it closes anyway
+
+    def _close(self, selected: frozenset) -> None:
+        if self._closing and self.app.screen is self:
+            self._closing = False
+            self.dismiss(selected)
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
-            yield _ValueList(*[  # values are data: shown literally
-                Selection(Text(f"{'(empty)' if v is None else safe_text(self.label(v))}  ({n:,})"), v, v in self.selected)
-                for v, n in self.values
-            ])
+            yield Label("", classes="filter-title")
+            yield _ValueList()
             with Horizontal():
                 yield Button("Clear", id="clear")
                 yield Button("Apply", id="apply", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one(SelectionList).focus()
+        self._composed = True
+        self._fill()
+
+    def _fill(self) -> None:
+        self.query_one(".filter-title", Label).update(
+            Text(f"Filter: {self.title_text}  (space toggles, enter applies)"))
+        values = self.query_one(_ValueList)
+        values.clear_options()
+        values.add_options([  # values are data: shown literally
+            Selection(Text(f"{'(empty)' if v is None else safe_text(self.label(v))}  ({n:,})"), v, v in self.selected)
+            for v, n in self.values
+        ])
+        if values.option_count:
+            values.highlighted = 0
+        values.scroll_home(animate=False)
+        self.set_focus(values)
 
     def action_apply(self) -> None:
         self._done(frozenset(self.query_one(SelectionList).selected))
@@ -216,6 +253,8 @@ class SqlGrid(Vertical):
         self._laid_out_width = -1  # the width _layout chose them for
         self._header_key: tuple | None = None
         self._header_cached: list[Text] = []
+        self._filter_modal: FilterModal | None = None  # installed once, filled anew each time
+        self._after_fetch: list[Callable[[], None]] = []  # run once the next fetch is done (shown or failed)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -257,7 +296,13 @@ class SqlGrid(Vertical):
     async def _fetch(self, source: GridSource, state: GridState) -> None:
         # One long-lived database thread for all grids: its SQLite connection and page cache
         # stay warm (a new thread per query would open a new, cold connection every time).
-        loop = asyncio.get_running_loop()
+        await self._fetch_and_show(asyncio.get_running_loop(), source, state)
+        # shown or failed (a fetch cancelled by a newer one leaves them to that one)
+        waiting, self._after_fetch = self._after_fetch, []
+        for callback in waiting:
+            callback()
+
+    async def _fetch_and_show(self, loop, source: GridSource, state: GridState) -> None:
         try:
             page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state,  # type: ignore[attr-defined]
                                               self._cache)
@@ -664,13 +709,30 @@ class SqlGrid(Vertical):
             self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
             return
 
-        def apply(selected: frozenset) -> None:
+        def apply(selected: frozenset, close: Callable[[], None]) -> None:
             self.all_matching = False
             self.state = self.state.with_filter(column.key, selected)
+            self._after_fetch.append(close)
             self.reload()
 
-        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key), on_apply=apply,
-                                         label=column.shown))
+        if self._filter_modal is None:
+            self._filter_modal = FilterModal()
+            self.app.install_screen(self._filter_modal, self._filter_name)
+        elif self._filter_modal in self.app.screen_stack:  # already open
+            return
+        self._filter_modal.show_values(column.title, values, self.state.filter_values(column.key), on_apply=apply,
+                                       label=column.shown)
+        self.app.push_screen(self._filter_name)
+
+    @property
+    def _filter_name(self) -> str:
+        return f"grid-filter-{id(self)}"
+
+    def on_unmount(self) -> None:
+        if self._filter_modal is not None and self._filter_modal not in self.app.screen_stack:
+            self.app.uninstall_screen(self._filter_modal)
+            if self._filter_modal.is_attached:
+                self._filter_modal.remove()
 
     def action_page(self, step: int) -> None:
         if self.page is None:
