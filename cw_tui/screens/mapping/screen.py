@@ -31,6 +31,7 @@ from cw_tui.store import queries
 from cw_tui.store.grid import GridSource, Page
 from cw_tui.store.grid_sources import invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.tabs import QuickTabbedContent
 
 
 class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, EditActions):
@@ -64,7 +65,7 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     }
 
     def compose_area(self) -> ComposeResult:
-        with TabbedContent(initial="organizations"):
+        with QuickTabbedContent(initial="organizations"):
             with TabPane("Organizations", id="organizations"):
                 with Horizontal(classes="toolbar"):
                     yield Button("Sync Organizations", id="sync-organizations", compact=True)
