@@ -297,10 +297,7 @@ class SqlGrid(Vertical):
         # One long-lived database thread for all grids: its SQLite connection and page cache
         # stay warm (a new thread per query would open a new, cold connection every time).
         await self._fetch_and_show(asyncio.get_running_loop(), source, state)
-        # shown or failed (a fetch cancelled by a newer one leaves them to that one)
-        waiting, self._after_fetch = self._after_fetch, []
-        for callback in waiting:
-            callback()
+        self._release_held()  # shown or failed (a fetch cancelled by a newer one leaves them to that one)
 
     async def _fetch_and_show(self, loop, source: GridSource, state: GridState) -> None:
         try:
@@ -665,16 +662,46 @@ class SqlGrid(Vertical):
         if focused is not self.query_one(".search", Input) and focused is not number:
             raise SkipAction()
         if focused is number:  # read once the digits typed before this key are in the box
+            if submit:  # the focus moving to the rows and the page typed: shown in one repaint
+                self._hold_repaints()
             number.call_later(self._page_typed, submit)
         focus_now(self.table)
+
+    HOLD = 0.3  # seconds at most that the screen waits for a page (see _hold_repaints)
+
+    def _hold_repaints(self) -> None:
+        """No repaint of the screen until this grid's next fetch is done (or HOLD seconds at
+        most): a change shown now (the focus, a closed box) and the page that follows it are
+        drawn in one frame, not two. The keys still go where they belong at once."""
+        app = self.app
+        app._begin_batch()  # Textual's batch_update, held across the fetch
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                app._end_batch()
+                app.screen.check_idle()  # its repaint timer runs again
+
+        self._after_fetch.append(release)
+        app.set_timer(self.HOLD, release)
 
     def _page_typed(self, submit: bool) -> None:
         number = self.query_one(".page-number", Input)
         if submit and number.value.isdigit():
             self.state = replace(self.state, page=max(1, int(number.value)))
             self.reload()
-        elif self.page is not None:
-            number.value = str(self.page.page)
+        else:
+            if self.page is not None:
+                number.value = str(self.page.page)
+            self._release_held()
+
+    def _release_held(self) -> None:
+        """Run the callbacks that wait for a fetch when none is coming."""
+        waiting, self._after_fetch = self._after_fetch, []
+        for callback in waiting:
+            callback()
 
     def action_sort(self) -> None:
         self._sort(self.current_column(), GridState.toggled_sort)
