@@ -227,10 +227,11 @@ class SqlGrid(Vertical):
     SqlGrid .grid-pager Button { min-width: 0; width: auto; height: 1; border: none; padding: 0 1; }
     SqlGrid .grid-pager Input { width: 8; height: 1; border: none; padding: 0 1; }
     SqlGrid .summary { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    SqlGrid .summary-line { height: 1; padding: 0 1; color: $text-muted; display: none; }
     """
 
     def __init__(self, source: GridSource, *, formatters: dict[str, Formatter] | None = None,
-                 summary: Callable[[Page], str] | None = None, page_size: int = 20, id: str | None = None) -> None:
+                 summary: Callable[[Page], str | list[str]] | None = None, page_size: int = 20, id: str | None = None) -> None:
         super().__init__(id=id)
         self.source = source
         self.formatters = formatters or {}
@@ -254,6 +255,7 @@ class SqlGrid(Vertical):
         self._header_key: tuple | None = None
         self._header_cached: list[Text] = []
         self._filter_modal: FilterModal | None = None  # installed once, filled anew each time
+        self._summary_shown: tuple[str, bool] | None = None  # the summary's text and whether beside the pager
         self._after_fetch: list[Callable[[], None]] = []  # run once the next fetch is done (shown or failed)
 
     def compose(self) -> ComposeResult:
@@ -269,6 +271,8 @@ class SqlGrid(Vertical):
             yield Button("Next ›", classes="next", compact=True)
             yield Label("", classes="range")
             yield Static("", classes="summary")
+        # the summary's own line, shown when it does not fit beside the pager (80 columns)
+        yield Static("", classes="summary-line")
 
     @property
     def table(self) -> GridTable:
@@ -618,10 +622,30 @@ class SqlGrid(Vertical):
 
     def _update_summary(self) -> None:
         if self.page is not None:
-            base = self.summary_text(self.page) if self.summary_text else \
+            # a summary may come in shorter forms too (longest first): the longest that fits
+            summary = self.summary_text(self.page) if self.summary_text else \
                 f"Showing {len(self.page.rows):,} of {plural(self.page.total, self.source.singular, self.source.name)}"
             marks = self.marked_count()
-            self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
+            variants = [(f"{marks:,} marked · " if marks else "") + text
+                        for text in ([summary] if isinstance(summary, str) else summary)]
+            beside, line = self.query_one(".summary", Static), self.query_one(".summary-line", Static)
+            # beside the pager where it fits whole, else on a line of its own under it (the
+            # line is shown or hidden only when that changes: a layout pass of the screen)
+            room = beside.content_region.width
+            if not room and not self.size.width:  # not laid out yet: on_resize comes back
+                text, fits = variants[0], True
+            else:
+                text = next((v for v in variants if cell_len(v) <= room), None)
+                fits = text is not None
+                if text is None:
+                    text = next((v for v in variants if cell_len(v) <= self.size.width - 2), variants[-1])
+            if (text, fits) == self._summary_shown:
+                return  # a tab shown again: nothing to repaint
+            self._summary_shown = (text, fits)
+            if line.display == fits:
+                line.display = not fits
+            beside.update(text if fits else "", layout=False)
+            line.update("" if fits else text, layout=False)
 
     def action_export(self) -> None:
         from pathlib import Path
@@ -825,6 +849,8 @@ class SqlGrid(Vertical):
         if self.page is not None and self._available_width() != self._laid_out_width:
             self._layout()
             self._draw_rows(self.table.cursor_row)
+        if self.page is not None:
+            self.call_after_refresh(self._update_summary)  # the room beside the pager, once laid out
 
     def on_key(self, event) -> None:
         table = self.table

@@ -170,12 +170,16 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
 
-    def _org_summary(self, page) -> str:
+    def _org_summary(self, page) -> list[str]:
         counts = queries.organization_figures(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {plural(page.total, 'organization')} · Total organizations: {counts[0]:,} | "
-                f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
+        return _summaries(f"Showing {len(page.rows):,} of {plural(page.total, 'organization')}", "organizations", counts)
 
-    def _product_summary(self, page) -> str:
+    def _product_summary(self, page) -> list[str]:
         counts = queries.offer_figures(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {plural(page.total, 'product')} · Total products: {counts[0]:,} | "
-                f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
+        return _summaries(f"Showing {len(page.rows):,} of {plural(page.total, 'product')}", "products", counts)
+
+
+def _summaries(showing: str, what: str, counts: tuple[int, int]) -> list[str]:
+    """The summary as SPEC words it, and shorter for 80 columns (the grid takes the longest that fits)."""
+    figures = f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}"
+    return [f"{showing} · Total {what}: {counts[0]:,} | {figures}", f"{showing} · Total: {counts[0]:,} | {figures}"]
