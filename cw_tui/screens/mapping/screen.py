@@ -104,9 +104,19 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`v` is an invoice line's detail on the Invoices tab, an organization's on the Organizations tab."""
         if action in ("line_detail", "organization_detail"):
-            contents = self.query(TabbedContent)
-            return bool(contents) and contents.first().active == ("invoices" if action == "line_detail" else "organizations")
+            contents = self._tabbed_content()
+            return contents is not None and contents.active == ("invoices" if action == "line_detail" else "organizations")
         return super().check_action(action, parameters)
+
+    _tabbed: TabbedContent | None = None
+
+    def _tabbed_content(self) -> TabbedContent | None:
+        """The page's tabs, found once: the key bar asks on every focus change, and a query
+        walked the whole page each time."""
+        if self._tabbed is None:
+            found = self.query(TabbedContent)
+            self._tabbed = found.first() if found else None
+        return self._tabbed
 
     def refresh_data(self) -> None:
         self._fill_periods()
