@@ -850,7 +850,12 @@ class SqlGrid(Vertical):
             self._layout()
             self._draw_rows(self.table.cursor_row)
         if self.page is not None:
-            self.call_after_refresh(self._update_summary)  # the room beside the pager, once laid out
+            self.call_after_refresh(self._summary_after_layout)
+
+    def _summary_after_layout(self) -> None:
+        """The room beside the pager, once laid out (not on a grid going away)."""
+        if self.is_attached and not self._pruning:
+            self._update_summary()
 
     def on_key(self, event) -> None:
         table = self.table
