@@ -45,7 +45,9 @@ class _ValueList(ToggleList):
 
 
 class FilterModal(ModalScreen[frozenset | None]):
-    """The multi-select list of a column's values."""
+    """The multi-select list of a column's values. One is kept per grid and filled anew each
+    time it opens (`show_values`): an installed screen is not removed when it closes, and its
+    removal cost the grid's screen a layout and a second full repaint a frame after the first."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
     DEFAULT_CSS = """
@@ -55,34 +57,69 @@ class FilterModal(ModalScreen[frozenset | None]):
     FilterModal Horizontal { height: auto; align-horizontal: right; }
     """
 
-    def __init__(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
-                 on_apply: Callable[[frozenset], None] | None = None, label: Callable[[Any], str] = str) -> None:
+    def __init__(self, title: str = "", values: list[tuple[Any, int]] | None = None, selected: frozenset = frozenset(),
+                 on_apply: Callable[[frozenset, Callable[[], None]], None] | None = None, label: Callable[[Any], str] = str) -> None:
         super().__init__()
+        self._composed = False
+        self.show_values(title, values or [], selected, on_apply, label)
+
+    def show_values(self, title: str, values: list[tuple[Any, int]], selected: frozenset,
+                    on_apply: Callable[[frozenset, Callable[[], None]], None] | None = None, label: Callable[[Any], str] = str) -> None:
+        """The column and values to offer the next time the modal opens."""
         self.title_text = title
         self.values = values
         self.label = label  # a value as the grid shows it
         self.selected = selected
-        # called before the modal closes: the grid's query runs while the screen comes back
+        # on_apply(values, close): the grid queries, and calls close() once its page is shown
         self.on_apply = on_apply
+        self._closing = False
+        if self._composed:
+            self._fill()
 
     def _done(self, selected: frozenset) -> None:
-        if self.on_apply is not None:
-            self.on_apply(selected)
-        self.dismiss(selected)
+        if self._closing:  # applied already: it closes with the grid's new page
+            return
+        if self.on_apply is None:
+            self.dismiss(selected)
+            return
+        # the modal stays up until the grid has its filtered page (or a moment at most), then
+        # goes in the same repaint as the page comes in: one frame, not two
+        self._closing = True
+        self.on_apply(selected, lambda: self._close(selected))
+        self.set_timer(self.CLOSE_WAIT, lambda: self._close(selected))
+
+    CLOSE_WAIT = 0.3  # seconds the modal waits for the grid's page before it closes anyway
+
+    def _close(self, selected: frozenset) -> None:
+        if self._closing and self.app.screen is self:
+            self._closing = False
+            self.dismiss(selected)
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Filter: {self.title_text}  (space toggles, enter applies)")
-            yield _ValueList(*[  # values are data: shown literally
-                Selection(Text(f"{'(empty)' if v is None else safe_text(self.label(v))}  ({n:,})"), v, v in self.selected)
-                for v, n in self.values
-            ])
+            yield Label("", classes="filter-title")
+            yield _ValueList()
             with Horizontal():
                 yield Button("Clear", id="clear")
                 yield Button("Apply", id="apply", variant="primary")
 
     def on_mount(self) -> None:
-        self.query_one(SelectionList).focus()
+        self._composed = True
+        self._fill()
+
+    def _fill(self) -> None:
+        self.query_one(".filter-title", Label).update(
+            Text(f"Filter: {self.title_text}  (space toggles, enter applies)"))
+        values = self.query_one(_ValueList)
+        values.clear_options()
+        values.add_options([  # values are data: shown literally
+            Selection(Text(f"{'(empty)' if v is None else safe_text(self.label(v))}  ({n:,})"), v, v in self.selected)
+            for v, n in self.values
+        ])
+        if values.option_count:
+            values.highlighted = 0
+        values.scroll_home(animate=False)
+        self.set_focus(values)
 
     def action_apply(self) -> None:
         self._done(frozenset(self.query_one(SelectionList).selected))
@@ -190,10 +227,11 @@ class SqlGrid(Vertical):
     SqlGrid .grid-pager Button { min-width: 0; width: auto; height: 1; border: none; padding: 0 1; }
     SqlGrid .grid-pager Input { width: 8; height: 1; border: none; padding: 0 1; }
     SqlGrid .summary { height: 1; padding: 0 1; color: $text-muted; width: 1fr; }
+    SqlGrid .summary-line { height: 1; padding: 0 1; color: $text-muted; display: none; }
     """
 
     def __init__(self, source: GridSource, *, formatters: dict[str, Formatter] | None = None,
-                 summary: Callable[[Page], str] | None = None, page_size: int = 20, id: str | None = None) -> None:
+                 summary: Callable[[Page], str | list[str]] | None = None, page_size: int = 20, id: str | None = None) -> None:
         super().__init__(id=id)
         self.source = source
         self.formatters = formatters or {}
@@ -216,6 +254,9 @@ class SqlGrid(Vertical):
         self._laid_out_width = -1  # the width _layout chose them for
         self._header_key: tuple | None = None
         self._header_cached: list[Text] = []
+        self._filter_modal: FilterModal | None = None  # installed once, filled anew each time
+        self._summary_shown: tuple[str, bool] | None = None  # the summary's text and whether beside the pager
+        self._after_fetch: list[Callable[[], None]] = []  # run once the next fetch is done (shown or failed)
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="grid-bar"):
@@ -230,6 +271,8 @@ class SqlGrid(Vertical):
             yield Button("Next ›", classes="next", compact=True)
             yield Label("", classes="range")
             yield Static("", classes="summary")
+        # the summary's own line, shown when it does not fit beside the pager (80 columns)
+        yield Static("", classes="summary-line")
 
     @property
     def table(self) -> GridTable:
@@ -257,7 +300,10 @@ class SqlGrid(Vertical):
     async def _fetch(self, source: GridSource, state: GridState) -> None:
         # One long-lived database thread for all grids: its SQLite connection and page cache
         # stay warm (a new thread per query would open a new, cold connection every time).
-        loop = asyncio.get_running_loop()
+        await self._fetch_and_show(asyncio.get_running_loop(), source, state)
+        self._release_held()  # shown or failed (a fetch cancelled by a newer one leaves them to that one)
+
+    async def _fetch_and_show(self, loop, source: GridSource, state: GridState) -> None:
         try:
             page = await loop.run_in_executor(self.app.db_executor, fetch_page, self.app.store, source, state,  # type: ignore[attr-defined]
                                               self._cache)
@@ -576,10 +622,30 @@ class SqlGrid(Vertical):
 
     def _update_summary(self) -> None:
         if self.page is not None:
-            base = self.summary_text(self.page) if self.summary_text else \
+            # a summary may come in shorter forms too (longest first): the longest that fits
+            summary = self.summary_text(self.page) if self.summary_text else \
                 f"Showing {len(self.page.rows):,} of {plural(self.page.total, self.source.singular, self.source.name)}"
             marks = self.marked_count()
-            self.query_one(".summary", Static).update((f"{marks:,} marked · " if marks else "") + base, layout=False)
+            variants = [(f"{marks:,} marked · " if marks else "") + text
+                        for text in ([summary] if isinstance(summary, str) else summary)]
+            beside, line = self.query_one(".summary", Static), self.query_one(".summary-line", Static)
+            # beside the pager where it fits whole, else on a line of its own under it (the
+            # line is shown or hidden only when that changes: a layout pass of the screen)
+            room = beside.content_region.width
+            if not room and not self.size.width:  # not laid out yet: on_resize comes back
+                text, fits = variants[0], True
+            else:
+                text = next((v for v in variants if cell_len(v) <= room), None)
+                fits = text is not None
+                if text is None:
+                    text = next((v for v in variants if cell_len(v) <= self.size.width - 2), variants[-1])
+            if (text, fits) == self._summary_shown:
+                return  # a tab shown again: nothing to repaint
+            self._summary_shown = (text, fits)
+            if line.display == fits:
+                line.display = not fits
+            beside.update(text if fits else "", layout=False)
+            line.update("" if fits else text, layout=False)
 
     def action_export(self) -> None:
         from pathlib import Path
@@ -620,16 +686,46 @@ class SqlGrid(Vertical):
         if focused is not self.query_one(".search", Input) and focused is not number:
             raise SkipAction()
         if focused is number:  # read once the digits typed before this key are in the box
+            if submit:  # the focus moving to the rows and the page typed: shown in one repaint
+                self._hold_repaints()
             number.call_later(self._page_typed, submit)
         focus_now(self.table)
+
+    HOLD = 0.3  # seconds at most that the screen waits for a page (see _hold_repaints)
+
+    def _hold_repaints(self) -> None:
+        """No repaint of the screen until this grid's next fetch is done (or HOLD seconds at
+        most): a change shown now (the focus, a closed box) and the page that follows it are
+        drawn in one frame, not two. The keys still go where they belong at once."""
+        app = self.app
+        app._begin_batch()  # Textual's batch_update, held across the fetch
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                app._end_batch()
+                app.screen.check_idle()  # its repaint timer runs again
+
+        self._after_fetch.append(release)
+        app.set_timer(self.HOLD, release)
 
     def _page_typed(self, submit: bool) -> None:
         number = self.query_one(".page-number", Input)
         if submit and number.value.isdigit():
             self.state = replace(self.state, page=max(1, int(number.value)))
             self.reload()
-        elif self.page is not None:
-            number.value = str(self.page.page)
+        else:
+            if self.page is not None:
+                number.value = str(self.page.page)
+            self._release_held()
+
+    def _release_held(self) -> None:
+        """Run the callbacks that wait for a fetch when none is coming."""
+        waiting, self._after_fetch = self._after_fetch, []
+        for callback in waiting:
+            callback()
 
     def action_sort(self) -> None:
         self._sort(self.current_column(), GridState.toggled_sort)
@@ -664,13 +760,30 @@ class SqlGrid(Vertical):
             self.app.notify(f"Could not list the values of {column.title}: {error}", severity="error")
             return
 
-        def apply(selected: frozenset) -> None:
+        def apply(selected: frozenset, close: Callable[[], None]) -> None:
             self.all_matching = False
             self.state = self.state.with_filter(column.key, selected)
+            self._after_fetch.append(close)
             self.reload()
 
-        self.app.push_screen(FilterModal(column.title, values, self.state.filter_values(column.key), on_apply=apply,
-                                         label=column.shown))
+        if self._filter_modal is None:
+            self._filter_modal = FilterModal()
+            self.app.install_screen(self._filter_modal, self._filter_name)
+        elif self._filter_modal in self.app.screen_stack:  # already open
+            return
+        self._filter_modal.show_values(column.title, values, self.state.filter_values(column.key), on_apply=apply,
+                                       label=column.shown)
+        self.app.push_screen(self._filter_name)
+
+    @property
+    def _filter_name(self) -> str:
+        return f"grid-filter-{id(self)}"
+
+    def on_unmount(self) -> None:
+        if self._filter_modal is not None and self._filter_modal not in self.app.screen_stack:
+            self.app.uninstall_screen(self._filter_modal)
+            if self._filter_modal.is_attached:
+                self._filter_modal.remove()
 
     def action_page(self, step: int) -> None:
         if self.page is None:
@@ -736,6 +849,13 @@ class SqlGrid(Vertical):
         if self.page is not None and self._available_width() != self._laid_out_width:
             self._layout()
             self._draw_rows(self.table.cursor_row)
+        if self.page is not None:
+            self.call_after_refresh(self._summary_after_layout)
+
+    def _summary_after_layout(self) -> None:
+        """The room beside the pager, once laid out (not on a grid going away)."""
+        if self.is_attached and not self._pruning:
+            self._update_summary()
 
     def on_key(self, event) -> None:
         table = self.table

@@ -264,6 +264,15 @@ class GridTable(ScrollView, can_focus=True):
 
     # --------------------------------------------------------------- drawing
 
+    def watch_has_focus(self, has_focus: bool) -> None:
+        super().watch_has_focus(has_focus)
+        # the scrollbars' colours follow the focus, and each bar posted its repaint from its own
+        # idle, after the screen's next frame: a second frame (~20 ms) for a bar 0 cells high.
+        # Posted now, it goes in the frame of the focus change.
+        for bar in (self._horizontal_scrollbar, self._vertical_scrollbar):
+            if bar is not None:
+                bar._check_refresh()
+
     def notify_style_update(self) -> None:
         self._styles.clear()
         super().notify_style_update()

@@ -31,6 +31,7 @@ from cw_tui.store import queries
 from cw_tui.store.grid import GridSource, Page
 from cw_tui.store.grid_sources import invoices_source, organizations_source, products_source
 from cw_tui.widgets.grid import SqlGrid
+from cw_tui.widgets.tabs import QuickTabbedContent
 
 
 class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, EditActions):
@@ -64,7 +65,7 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     }
 
     def compose_area(self) -> ComposeResult:
-        with TabbedContent(initial="organizations"):
+        with QuickTabbedContent(initial="organizations"):
             with TabPane("Organizations", id="organizations"):
                 with Horizontal(classes="toolbar"):
                     yield Button("Sync Organizations", id="sync-organizations", compact=True)
@@ -103,9 +104,19 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """`v` is an invoice line's detail on the Invoices tab, an organization's on the Organizations tab."""
         if action in ("line_detail", "organization_detail"):
-            contents = self.query(TabbedContent)
-            return bool(contents) and contents.first().active == ("invoices" if action == "line_detail" else "organizations")
+            contents = self._tabbed_content()
+            return contents is not None and contents.active == ("invoices" if action == "line_detail" else "organizations")
         return super().check_action(action, parameters)
+
+    _tabbed: TabbedContent | None = None
+
+    def _tabbed_content(self) -> TabbedContent | None:
+        """The page's tabs, found once: the key bar asks on every focus change, and a query
+        walked the whole page each time."""
+        if self._tabbed is None:
+            found = self.query(TabbedContent)
+            self._tabbed = found.first() if found else None
+        return self._tabbed
 
     def refresh_data(self) -> None:
         self._fill_periods()
@@ -169,12 +180,16 @@ class MappingScreen(OrganizationsActions, ProductsActions, InvoicesActions, Edit
     def action_best_practices(self) -> None:
         self.app.push_screen(BestPractices())
 
-    def _org_summary(self, page) -> str:
+    def _org_summary(self, page) -> list[str]:
         counts = queries.organization_figures(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {plural(page.total, 'organization')} · Total organizations: {counts[0]:,} | "
-                f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
+        return _summaries(f"Showing {len(page.rows):,} of {plural(page.total, 'organization')}", "organizations", counts)
 
-    def _product_summary(self, page) -> str:
+    def _product_summary(self, page) -> list[str]:
         counts = queries.offer_figures(self.app.store)  # type: ignore[attr-defined]
-        return (f"Showing {len(page.rows):,} of {plural(page.total, 'product')} · Total products: {counts[0]:,} | "
-                f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}")
+        return _summaries(f"Showing {len(page.rows):,} of {plural(page.total, 'product')}", "products", counts)
+
+
+def _summaries(showing: str, what: str, counts: tuple[int, int]) -> list[str]:
+    """The summary as SPEC words it, and shorter for 80 columns (the grid takes the longest that fits)."""
+    figures = f"Mapped: {counts[1]:,} | Unmapped: {counts[0] - counts[1]:,}"
+    return [f"{showing} · Total {what}: {counts[0]:,} | {figures}", f"{showing} · Total: {counts[0]:,} | {figures}"]

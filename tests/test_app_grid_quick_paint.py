@@ -1,0 +1,100 @@
+"""Issue 18: the grid's filter list, page box and tabs keep their keys and behaviour while
+they paint fewer frames: the filter list is one screen per grid, filled anew each time it opens
+and closed with the filtered page; enter in the page box holds the repaints until the page is
+shown, never longer; the tabs' underline follows the tab shown."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, SelectionList, TabbedContent
+from textual.widgets._tabs import Underline
+
+from cw_tui.screens.mapping import MappingScreen
+from cw_tui.widgets.grid import FilterModal, SqlGrid
+from tests.app_helpers import invoices_grid, make_app, run, wait_for
+
+
+def option_texts(modal: FilterModal) -> list[str]:
+    values = modal.query_one(SelectionList)
+    return [str(values.get_option_at_index(n).prompt) for n in range(values.option_count)]
+
+
+def test_the_filter_list_is_filled_anew_for_each_column_and_applies_with_the_page(seeded) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            grid = await invoices_grid(app, pilot)
+            grid.action_filter("charge_type")
+            await wait_for(pilot, lambda: isinstance(app.screen, FilterModal))
+            await pilot.pause()
+            first = app.screen
+            charge_types = option_texts(first)
+            assert charge_types and first.focused is first.query_one(SelectionList)
+            await pilot.press("escape")  # cancelled: nothing filtered, the rows have the keys again
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            assert not grid.state.filters and grid.table.has_focus
+
+            grid.action_filter("mapping")
+            await wait_for(pilot, lambda: isinstance(app.screen, FilterModal))
+            await pilot.pause()
+            assert app.screen is first  # the same screen, other values
+            statuses = option_texts(first)
+            assert statuses != charge_types and not first.query_one(SelectionList).selected
+            before = grid.page
+            await pilot.press("space", "enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            # it closed with the filtered page, not before it
+            assert grid.page is not before and grid.state.filter_values("mapping")
+            assert 0 < grid.page.total < before.total and grid.table.has_focus
+
+            grid.action_filter("mapping")  # the filter as it is, shown when the list opens again
+            await wait_for(pilot, lambda: isinstance(app.screen, FilterModal))
+            assert len(app.screen.query_one(SelectionList).selected) == 1
+            await pilot.click("#clear")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen) and not grid.state.filters)
+
+    run(scenario())
+
+
+def test_enter_in_the_page_box_shows_the_page_and_paints_again(seeded) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            grid = await invoices_grid(app, pilot)
+            number = grid.query_one(".page-number", Input)
+            number.focus()
+            await pilot.pause()
+            number.value = str(grid.page.pages)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: grid.page.page == grid.page.pages)
+            await pilot.pause()
+            assert app._batch_count == 0 and grid.table.has_focus  # the repaints held no longer
+            number.focus()
+            await pilot.pause()
+            number.value = ""  # nothing typed: no page to fetch, nothing held
+            await pilot.press("enter")
+            await pilot.pause()
+            assert app._batch_count == 0 and number.value == str(grid.page.page)
+
+    run(scenario())
+
+
+def test_the_underline_is_under_the_tab_shown(seeded) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("2")
+            await wait_for(pilot, lambda: isinstance(app.screen, MappingScreen))
+            await pilot.pause()
+            content = app.screen.query_one(TabbedContent)
+            underline = content.query_one(Underline)
+            for key, tab in (("right_square_bracket", "products"), ("right_square_bracket", "invoices"),
+                             ("left_square_bracket", "products")):
+                await pilot.press(key)
+                await wait_for(pilot, lambda tab=tab: content.active == tab)
+                await pilot.pause()
+                shown = content.query_one(f"#--content-tab-{tab}")
+                start, end = shown.virtual_region.shrink(shown.styles.gutter).column_span
+                assert (underline.highlight_start, underline.highlight_end) == (start, end)
+                assert app.screen.query_one(f"#grid-{tab}", SqlGrid).table.has_focus
+
+    run(scenario())
