@@ -98,3 +98,22 @@ def test_the_underline_is_under_the_tab_shown(seeded) -> None:
                 assert app.screen.query_one(f"#grid-{tab}", SqlGrid).table.has_focus
 
     run(scenario())
+
+
+def test_a_page_shown_a_moment_makes_its_kept_mapping_status_ahead_of_the_first_sort(seeded) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            grid = await invoices_grid(app, pilot)
+            cache = grid._cache
+            assert "mapping" not in cache._kept  # nothing made before the page has been shown a while
+            await wait_for(pilot, lambda: "mapping" in cache._kept and SqlGrid._prefilling is None)
+            made = dict(cache._kept)
+            grid.state = grid.state.with_sort_key("mapping")
+            before = grid.page
+            grid.reload()
+            await wait_for(pilot, lambda: grid.page is not before)
+            # the sort read the table made ahead: the same rows of the same data, not made again
+            assert cache._kept == made and grid.page.total == before.total
+
+    run(scenario())

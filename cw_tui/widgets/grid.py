@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -142,6 +142,7 @@ def focus_now(widget: Widget) -> None:
 MARK_WIDTH = 3  # " ● " before every row
 SPACE = Segment(" ")
 MAX_COLUMN_WIDTH = 60  # a cell longer than this is cut even where there is room
+PREFILL_AFTER_S = 1.0  # a page shown this long: its kept columns are made (see SqlGrid._fetch)
 
 
 def title_width(title: str) -> int:
@@ -167,6 +168,9 @@ def wrap_title(title: Text, width: int) -> list[Text]:
 
 class SqlGrid(Vertical):
     """A grid over a GridSource. Post `SqlGrid.RowChosen` on enter."""
+
+    # the cache whose prefill runs on the one database thread now (see _fetch), if any
+    _prefilling: ClassVar[GridCache | None] = None
 
     class RowChosen(Message):
         """Enter on a row. `control` is the grid, so `@on(SqlGrid.RowChosen, "#grid-invoices")` works."""
@@ -300,8 +304,28 @@ class SqlGrid(Vertical):
     async def _fetch(self, source: GridSource, state: GridState) -> None:
         # One long-lived database thread for all grids: its SQLite connection and page cache
         # stay warm (a new thread per query would open a new, cold connection every time).
-        await self._fetch_and_show(asyncio.get_running_loop(), source, state)
+        loop = asyncio.get_running_loop()
+        self._stop_prefill()
+        await self._fetch_and_show(loop, source, state)
         self._release_held()  # shown or failed (a fetch cancelled by a newer one leaves them to that one)
+        # Once the page has been shown a while, the kept columns (Mapping Status) are made for
+        # the first sort or filter by one; not at once: a bulk change's reload would otherwise
+        # make them while the next change runs. A newer fetch cancels this and stops a fill.
+        await asyncio.sleep(PREFILL_AFTER_S)
+        SqlGrid._prefilling = self._cache
+        try:
+            await loop.run_in_executor(self.app.db_executor, self._cache.prefill, self.app.store, source)  # type: ignore[attr-defined]
+        except Exception:
+            pass  # only ahead of need: a sort or filter makes what it needs, and says what failed
+        finally:
+            if SqlGrid._prefilling is self._cache:
+                SqlGrid._prefilling = None
+
+    @staticmethod
+    def _stop_prefill() -> None:
+        """Stop a prefill on the one database thread (any grid's), so this grid's query does not wait for it."""
+        if SqlGrid._prefilling is not None:
+            SqlGrid._prefilling.interrupt()
 
     async def _fetch_and_show(self, loop, source: GridSource, state: GridState) -> None:
         try:
@@ -660,6 +684,7 @@ class SqlGrid(Vertical):
 
         # every matching row is read and written: on the database thread, the screen stays live
         loop = asyncio.get_running_loop()
+        self._stop_prefill()
         try:
             count = await loop.run_in_executor(self.app.db_executor, export_csv, self.app.store, source, state, path)  # type: ignore[attr-defined]
         except OSError as error:
@@ -753,6 +778,7 @@ class SqlGrid(Vertical):
     async def _open_filter(self, column) -> None:
         # counting a column's values reads every matching row: on the database thread
         loop = asyncio.get_running_loop()
+        self._stop_prefill()
         try:
             values = await loop.run_in_executor(self.app.db_executor, lambda: distinct_values(  # type: ignore[attr-defined]
                 self.app.store, self.source, column.key, self.state, cache=self._cache))  # type: ignore[attr-defined]
