@@ -252,7 +252,9 @@ def _update_lines(store: Store, stage: Callable[[], line_changes.StagedLines], c
         if product is None or product.inactive:
             raise MappingError(f"ConnectWise product {change.product_id} is unknown or inactive")
     agreement = _check_agreement(change.agreement_id) if change.agreement_id is not ... else None
-    with line_changes.sparing_memory(store), store.atomic():
+    # each line is read and rewritten once: through the small page cache, outside the transaction
+    # (50,000 lines dirtied ~25 MB of pages that the grid's 64 MiB cache held until it closed)
+    with store.sparing_memory(), store.atomic():
         lines = stage()
         affected = lines.count()
         _refuse_mismatched_agreements(lines, change, agreement)

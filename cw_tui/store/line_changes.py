@@ -5,8 +5,6 @@ each field is one UPDATE: 50,000 lines take milliseconds."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -20,19 +18,6 @@ _RECURRING = ", ".join(f"'{t.value}'" for t in RECURRING_CHARGE_TYPES)
 CHUNK = 5000  # line IDs per IN list (within SQLite's 32,766 and PostgreSQL's 65,535 parameters)
 _CURRENT_COMPANY = "COALESCE(l.override_company_id, o.company_id)"
 UNCHANGED = ...  # a company not being changed: the line keeps the one it has
-
-
-@contextmanager
-def sparing_memory(store: Store) -> Iterator[None]:
-    """Around a change of many lines (outside its transaction): each line is read and rewritten
-    once, so through the backend's small page cache (SQLite: 4 MiB; the pages dirtied beyond it
-    go to the WAL before the commit) rather than the 64 MiB a grid's reads keep warm. 50,000
-    lines dirtied ~25 MB of pages, held until the connection closed."""
-    restore = store.backend.spare_memory(store.db)
-    try:
-        yield
-    finally:
-        restore()
 
 
 def _company_sql(new_company: Any) -> str:

@@ -3,8 +3,6 @@ puts them together): plain values, amounts as Decimal."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,17 +16,6 @@ from cw_tui.store.line_sql import LINE_MAPPING_JOINS, LINE_MAPPING_STATUS
 def _count(condition: str) -> str:
     """How many rows meet `condition` (a boolean is no number on PostgreSQL)."""
     return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
-
-
-@contextmanager
-def _sparing_memory(store: Store) -> Iterator[None]:
-    """A read of every month's lines that does not keep them, so the Dashboard does not hold
-    the store (the backend's spare_memory, for the read's length)."""
-    restore = store.backend.spare_memory(store.db)
-    try:
-        yield
-    finally:
-        restore()
 
 
 PERIOD_COUNTS = ("period", "lines", "mapped", "unmapped", "excluded", "not_synced", "synced", "error")
@@ -53,7 +40,7 @@ def period_counts(store: Store, periods: list[str] | None = None) -> list[dict[s
               FROM invoice_line l {LINE_MAPPING_JOINS}{where}) AS lines
         GROUP BY period ORDER BY period DESC
     """
-    with _sparing_memory(store):  # each line of the periods is read once
+    with store.sparing_memory():  # each line of the periods is read once
         return [dict(zip(PERIOD_COUNTS, row, strict=False)) for row in store.db.execute_sql(sql, params)]
 
 
@@ -72,14 +59,14 @@ def offer_figures(store: Store) -> tuple[int, int]:
 
 def last_posted_at(store: Store) -> datetime | None:
     """When the newest synced line was posted."""
-    with _sparing_memory(store):  # every line is read (no index holds this)
+    with store.sparing_memory():  # every line is read (no index holds this)
         text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
     return UTCDateTimeField().python_value(text)
 
 
 def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]]:
     """Per currency: what the period's lines total, and what of it is posted."""
-    with _sparing_memory(store):  # each line of the period is read once
+    with store.sparing_memory():  # each line of the period is read once
         return {
             currency: {"loaded": from_micros(loaded or 0), "posted": from_micros(posted or 0)}
             for currency, loaded, posted in store.db.execute_sql(
@@ -91,7 +78,7 @@ def amounts_of_period(store: Store, period: str) -> dict[str, dict[str, Decimal]
 def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str, dict[str, Decimal]]:
     """Per period (every one, or those of `periods`), per currency: what is posted."""
     result: dict[str, dict[str, Decimal]] = {}
-    with _sparing_memory(store):
+    with store.sparing_memory():
         if periods is None:
             periods = [r[0] for r in store.db.execute_sql("SELECT DISTINCT period FROM invoice_line")]
         # one period at a time: a GROUP BY sorts every row it reads first, and SQLite keeps a
