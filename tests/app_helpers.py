@@ -122,3 +122,14 @@ def hostile_store(path: Path, demo_folder: Path) -> Store:
 
 def run(coroutine) -> None:
     asyncio.run(coroutine)
+
+
+def assert_page_as_plain(database_thread, store, source, state, cache) -> None:
+    """The grid's fast path (fetch_page with its cache, on the grid's database thread) shows
+    what one plain SELECT of the same state shows: keys, rows, count, page and all_rows."""
+    from cw_tui.store.grid import _fetch_page_simple, fetch_page
+
+    fast = database_thread.submit(fetch_page, store, source, state, cache).result()
+    plain = database_thread.submit(_fetch_page_simple, store, source, state).result()
+    assert (fast.keys, fast.rows, fast.total, fast.page, fast.all_rows) == \
+           (plain.keys, plain.rows, plain.total, plain.page, plain.all_rows), state

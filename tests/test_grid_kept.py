@@ -17,7 +17,7 @@ from cw_tui.store import InvoiceLine, Offer, Organization
 from cw_tui.store import grid as grid_query
 from cw_tui.store.grid import GridCache, GridSource, GridState, _fetch_page_simple, fetch_page
 from cw_tui.store.grid_sources import invoices_source
-from tests.app_helpers import seeded_store
+from tests.app_helpers import assert_page_as_plain, seeded_store
 
 PERIOD = "2026-10"
 SOURCE = invoices_source(PERIOD)
@@ -86,10 +86,7 @@ def test_sorted_by_mapping_status_first_equals_one_plain_select(store, sort_matc
             compare(state)
 
     def compare(state: GridState) -> None:
-        fast = database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
-        plain = database_thread.submit(_fetch_page_simple, store, SOURCE, state).result()
-        assert (fast.keys, fast.rows, fast.total, fast.page, fast.all_rows) == \
-               (plain.keys, plain.rows, plain.total, plain.page, plain.all_rows), state
+        assert_page_as_plain(database_thread, store, SOURCE, state, cache)
 
     check()
     database_thread.shutdown()

@@ -20,7 +20,7 @@ from cw_tui.store import InvoiceLine, Organization
 from cw_tui.store import grid as grid_query
 from cw_tui.store.grid import GridCache, GridState, _fetch_page_simple, _where, distinct_values, fetch_page
 from cw_tui.store.grid_sources import invoices_source
-from tests.app_helpers import seeded_store
+from tests.app_helpers import assert_page_as_plain, seeded_store
 
 PERIOD = "2026-10"
 SOURCE = invoices_source(PERIOD)
@@ -98,10 +98,7 @@ def test_cached_pages_equal_one_plain_select(store, sort_matches_up_to: int, mon
             # with the grid's cache: kept columns (Mapping Status) read from it, on its thread
             assert database_thread.submit(lambda k=key: distinct_values(store, SOURCE, k, state, cache=cache)).result() \
                 == plain_values
-        fast = database_thread.submit(fetch_page, store, SOURCE, state, cache).result()
-        plain = database_thread.submit(_fetch_page_simple, store, SOURCE, state).result()
-        assert (fast.keys, fast.rows, fast.total, fast.page, fast.all_rows) == \
-               (plain.keys, plain.rows, plain.total, plain.page, plain.all_rows), state
+        assert_page_as_plain(database_thread, store, SOURCE, state, cache)
 
     check()
     database_thread.shutdown()
