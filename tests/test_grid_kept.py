@@ -147,5 +147,7 @@ def test_an_interrupted_prefill_leaves_nothing_half_made(store) -> None:
     for desc in (False, True):  # made when needed
         state = GridState(sort=(("mapping", desc),), page=2)
         assert run(fetch_page, store, SOURCE, state, cache).keys == _fetch_page_simple(store, SOURCE, state).keys
+    state = GridState(search="Har")  # the search text (SQLite), made by the first search of still data
+    assert run(fetch_page, store, SOURCE, state, cache).keys == _fetch_page_simple(store, SOURCE, state).keys
     assert run(cache.prefill, store, SOURCE) is False  # the fetches made it all
     database_thread.shutdown()

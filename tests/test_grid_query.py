@@ -3,8 +3,8 @@ plain SELECT over the grid's whole FROM clause shows, whatever the user does in 
 search, narrow the search, filter, sort, page, and change the data from another connection
 (the app writes from its workers while the grid reads on the database thread). The fast paths
 under test: counts and matches kept while the data is unchanged, a longer search narrowing the
-last matches, a filter read through its index, Mapping Status kept per row (SQLite), pages in
-the second half read from the end in the opposite order."""
+last matches, a filter read through its index, Mapping Status and the search text kept per row
+(SQLite), pages in the second half read from the end in the opposite order."""
 
 from __future__ import annotations
 
@@ -70,6 +70,11 @@ def write_something(store, n: int) -> None:
     orgs = Organization.select()
     org = orgs.order_by(Organization.platform_id).offset(n % orgs.count()).first()
     map_organizations(store, [org.platform_id], None if n % 2 else 250)
+    # and what a search finds: a line's own text, an organization's name (the kept search text)
+    if n % 2:
+        InvoiceLine.update(subscription_name=f"Harbor {n}").where(InvoiceLine.line_id == line.line_id).execute()
+    else:
+        Organization.update(name=f"{org.name} Exch").where(Organization.platform_id == org.platform_id).execute()
 
 
 @pytest.mark.parametrize("sort_matches_up_to", [grid_query.SORT_MATCHES_UP_TO, 0])

@@ -155,6 +155,7 @@ def invoices_source(period: str, agreement_type: tuple[int, str] | None = None) 
         key_sql="l.line_id", where="l.period = ?", params=(period,), default_sort=(("invoice_date", False),),
         name_key="organization",
         kept=("mapping",),
+        search_kept=True,
         base="invoice_line l",
         joins=(
             ("o", "JOIN organization o ON o.platform_id = l.organization_id"),

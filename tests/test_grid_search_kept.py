@@ -1,0 +1,128 @@
+"""The Invoices grid's kept search text (SQLite): each line's searchable columns in one narrow temp
+table, made once the data holds still, so a search reads it instead of every wide line. Whatever
+it holds, a search shows what one plain SELECT with a LIKE per column shows: after a rename, a
+change of a line's text on another connection, a line whose organization is missing, and a
+search holding the character that joins the columns."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from cw_tui.store import InvoiceLine, Organization
+from cw_tui.store.grid import GridCache, GridState, fetch_page
+from cw_tui.store.grid_sources import invoices_source
+from tests.app_helpers import assert_page_as_plain, seeded_store
+
+PERIOD = "2026-10"
+SOURCE = invoices_source(PERIOD)
+
+
+@pytest.fixture
+def store(new_db, demo_folder: Path):
+    s = seeded_store(new_db("s"), demo_folder)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def grid(store):
+    """(run on the grid's database thread, the grid's cache)."""
+    database_thread = ThreadPoolExecutor(1)
+    yield (lambda function, *args: database_thread.submit(function, *args).result()), GridCache(), database_thread
+    database_thread.shutdown()
+
+
+def kept_rows(run, store, cache) -> int | None:
+    table = f"grid_search_{cache._number}"
+    if not run(lambda: store.db.execute_sql(
+            "SELECT COUNT(*) FROM sqlite_temp_master WHERE name = ?", (table,)).fetchone()[0]):
+        return None
+    return run(lambda: store.db.execute_sql(f"SELECT COUNT(*) FROM temp.{table}").fetchone()[0])
+
+
+def test_a_search_reads_the_kept_text_made_once_the_data_holds_still(store, grid) -> None:
+    run, cache, thread = grid
+    lines = InvoiceLine.select().where(InvoiceLine.period == PERIOD).count()
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    assert kept_rows(run, store, cache) is None  # a page without a search keeps no text
+    # another connection writes between two fetches: the data is not still, the search scans
+    InvoiceLine.update(sync_status="error").where(InvoiceLine.line_id == InvoiceLine.select(
+        InvoiceLine.line_id).where(InvoiceLine.period == PERIOD).limit(1)).execute()
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Har"), cache)
+    assert kept_rows(run, store, cache) is None
+    # nothing written since: the next search (not a narrower one: that reads the last matches)
+    # makes the text, one row per line of the period
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Harbor"), cache)
+    assert kept_rows(run, store, cache) is None
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="INV"), cache)
+    assert kept_rows(run, store, cache) == lines
+    for search in ("a", "Har", "Harb", "INV-2026", "CTR-0000", "Exch", "%", "_", "\\", "'", "zzzq"):
+        assert_page_as_plain(thread, store, SOURCE, GridState(search=search), cache)
+    # with a filter, the search and the filter are one scan; narrowed after it, the kept text again
+    filtered = GridState(search="Ha", filters=(("sync", frozenset({"not_synced"})),))
+    assert_page_as_plain(thread, store, SOURCE, filtered, cache)
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Harbor", filters=filtered.filters), cache)
+
+
+def test_a_rename_or_a_changed_line_on_another_connection_is_found_by_its_new_text(store, grid) -> None:
+    run, cache, thread = grid
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Zephyrine"), cache)
+    assert kept_rows(run, store, cache)  # made, and finds nothing
+    line = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(InvoiceLine.line_id).first()
+    Organization.update(name="Zephyrine Ltd").where(Organization.platform_id == line.organization_id).execute()
+    page = run(fetch_page, store, SOURCE, GridState(search="Zephyrine"), cache)
+    assert line.line_id in page.keys or page.total > len(page.keys)
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Zephyrine"), cache)
+    run(fetch_page, store, SOURCE, GridState(search="Quokka"), cache)  # still: the text is made again
+    InvoiceLine.update(subscription_name="Quokka seats").where(InvoiceLine.line_id == line.line_id).execute()
+    page = run(fetch_page, store, SOURCE, GridState(search="Quokka"), cache)
+    assert page.keys == [line.line_id]
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Quokka"), cache)
+
+
+def test_a_line_whose_organization_is_missing_is_still_found(store, grid) -> None:
+    # the text is read with the lines' organizations and offers joined: a line without one is
+    # not in it, and then the kept text answers no search (the LIKE per column finds the line)
+    run, cache, thread = grid
+    line = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(InvoiceLine.line_id).first()
+    InvoiceLine.update(organization_id="no-such-organization").where(InvoiceLine.line_id == line.line_id).execute()
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    state = GridState(search=line.invoice_number)
+    page = run(fetch_page, store, SOURCE, state, cache)
+    assert kept_rows(run, store, cache) == InvoiceLine.select().where(InvoiceLine.period == PERIOD).count() - 1
+    assert page.total >= 1 and page.all_rows == InvoiceLine.select().where(InvoiceLine.period == PERIOD).count()
+    plain = run(lambda: store.db.execute_sql(
+        "SELECT COUNT(*) FROM invoice_line WHERE period = ? AND invoice_number LIKE ?",
+        (PERIOD, f"%{line.invoice_number}%")).fetchone()[0])
+    assert page.total == plain
+
+
+def test_a_search_holding_the_joining_character_matches_column_by_column(store, grid) -> None:
+    run, cache, thread = grid
+    line = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(InvoiceLine.line_id).first()
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    run(fetch_page, store, SOURCE, GridState(search="a"), cache)
+    assert kept_rows(run, store, cache)
+    # the end of one column and the start of the next, joined as the kept text joins them
+    organization = Organization.get(Organization.platform_id == line.organization_id)
+    across = f"{line.invoice_number[-3:]}\x1f{organization.name[:2]}"
+    page = run(fetch_page, store, SOURCE, GridState(search=across), cache)
+    assert page.total == 0
+    assert_page_as_plain(thread, store, SOURCE, GridState(search=across), cache)
+
+
+def test_a_prefill_makes_the_search_text_ahead_of_the_first_search(store, grid) -> None:
+    run, cache, thread = grid
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    assert run(cache.prefill, store, SOURCE) is True
+    assert kept_rows(run, store, cache) == InvoiceLine.select().where(InvoiceLine.period == PERIOD).count()
+    assert run(cache.prefill, store, SOURCE) is False
+    # written between: the search does not wait for the text to be made again, nor trust the old
+    InvoiceLine.update(subscription_name="Quokka seats").where(InvoiceLine.line_id == InvoiceLine.select(
+        InvoiceLine.line_id).where(InvoiceLine.period == PERIOD).limit(1)).execute()
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Quokka"), cache)
+    assert run(cache.prefill, store, SOURCE) is True
