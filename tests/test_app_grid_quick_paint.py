@@ -1,7 +1,8 @@
 """Issue 18: the grid's filter list, page box and tabs keep their keys and behaviour while
 they paint fewer frames: the filter list is one screen per grid, filled anew each time it opens
 and closed with the filtered page; enter in the page box holds the repaints until the page is
-shown, never longer; the tabs' underline follows the tab shown."""
+shown, never longer, and a key typed in the search until the page it finds (briefly at most); the
+tabs' underline follows the tab shown."""
 
 from __future__ import annotations
 
@@ -115,5 +116,49 @@ def test_a_page_shown_a_moment_makes_its_kept_mapping_status_ahead_of_the_first_
             await wait_for(pilot, lambda: grid.page is not before)
             # the sort read the table made ahead: the same rows of the same data, not made again
             assert cache._kept == made and grid.page.total == before.total
+
+    run(scenario())
+
+
+def test_a_key_typed_in_the_search_is_painted_with_the_page_it_finds(seeded) -> None:
+    async def scenario() -> None:
+        app = make_app(seeded)
+        async with app.run_test(size=(120, 40)) as pilot:
+            grid = await invoices_grid(app, pilot)
+            painted: list[tuple[object, str]] = []  # (the page shown, the box's text) at each repaint
+            screen, search = app.screen, grid.query_one(".search", Input)
+            paint = screen._compositor_refresh
+
+            def watched() -> None:
+                paint()
+                painted.append((grid.page, search.value))
+
+            screen._compositor_refresh = watched
+            await pilot.press("slash")
+            await pilot.pause()
+            before = grid.page
+            painted.clear()
+            await pilot.press("H")
+            await wait_for(pilot, lambda: grid.page is not before)
+            await pilot.pause()
+            # no frame with the letter and the old rows: the first frame has both new
+            assert painted and painted[0] == (grid.page, "H") and grid.page.total < before.total
+            assert app._batch_count == 0
+
+            # the database thread busy (a long query of another grid): the letter is seen at
+            # once all the same, the rows when they come
+            import threading
+
+            free = threading.Event()
+            app.db_executor.submit(free.wait, 5)
+            before = grid.page
+            painted.clear()
+            await pilot.press("a")
+            await pilot.pause(0.3)  # HOLD_SEARCH, well under it
+            assert grid.page is before and ("Ha" in {text for _, text in painted})
+            free.set()
+            await wait_for(pilot, lambda: grid.page is not before)
+            await pilot.pause()
+            assert painted[-1] == (grid.page, "Ha") and app._batch_count == 0
 
     run(scenario())
