@@ -20,6 +20,7 @@ from pathlib import Path
 import peewee as pw
 
 from cw_tui.store import migrations, postgres, sqlite
+from cw_tui.store.checkpoints import Checkpoints
 from cw_tui.store.errors import DATABASE_ERRORS, StoreError
 from cw_tui.store.models import MODELS, SyncRun
 
@@ -63,6 +64,9 @@ class Store:
                 _OPEN[key] = (entry[0], entry[1] - 1)
                 return
             del _OPEN[key]
+            checkpoints = _CHECKPOINTS.pop(key, None)
+            if checkpoints is not None:
+                checkpoints.stop()
         if not self.db.is_closed():
             self.db.close()
 
@@ -224,6 +228,7 @@ def describe_error(path: Path | str, error: BaseException) -> str:
 # time, and two objects on one file would give one thread two connections, each waiting for
 # the other's write lock.
 _OPEN: dict[str, tuple[pw.Database, int]] = {}
+_CHECKPOINTS: dict[str, Checkpoints] = {}  # an open SQLite file's checkpoint thread, by _OPEN's key
 
 
 def open_store(path: Path | str, *, migrate: bool = True, create_folder: bool = True) -> Store:
@@ -273,6 +278,7 @@ def open_store(path: Path | str, *, migrate: bool = True, create_folder: bool = 
         db.close()
         raise StoreError(describe_error(path, error)) from None
     _OPEN[key] = (db, 1)
+    _CHECKPOINTS[key] = Checkpoints(path).start()
     return Store(path, db)
 
 

@@ -37,6 +37,7 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
             # of 100k lines 80 -> 55 ms, the Mapping Status fill 250 -> 170 ms)
             "mmap_size": 0,
             "temp_store": 2,  # the grids' sets of matching rows are temp tables: keep them in memory
+            "wal_autocheckpoint": 0,  # a commit does not copy the log into the file: checkpoints.py does, after
         },
         check_same_thread=False,
     )
