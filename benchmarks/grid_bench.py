@@ -513,7 +513,7 @@ def main() -> None:
                 if url == "postgres-temp":
                     from tests.pg_server import start_server
 
-                    server = start_server()
+                    server = start_server(shared_buffers="128MB")  # PostgreSQL's default, not the suite's 32 MB
                     print(f"server: {server.version} from {server.bin_dir} started in {server.startup_seconds:.1f} s",
                           flush=True)
                     import psycopg

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -32,6 +33,54 @@ def test_a_new_database_gets_the_schema_and_the_version_mark(pg_databases) -> No
         assert s.path == url  # no password in it to hide
     with open_store(url) as s:  # reopened: nothing to do
         assert s.schema_version() == SCHEMA_VERSION
+    pg_databases.drop(url)
+
+
+def _fillfactor(url: str) -> list | None:
+    with db_connect(url) as connection:
+        return connection.execute("SELECT reloptions FROM pg_class WHERE relname = 'invoice_line'").fetchone()[0]
+
+
+def test_invoice_lines_leave_room_on_their_pages_new_or_upgraded(pg_databases) -> None:
+    """Schema 9: invoice lines fill their pages to 70% (postgres.room_for_updates), whether the
+    database is new or a schema 8 one upgraded; a bulk change then rewrites lines on their own
+    pages (HOT updates, no index entries)."""
+    from datetime import date as day
+
+    from cw_tui.services.mapping import LineChange, update_line_ids
+    from cw_tui.store import InvoiceLine
+
+    url = pg_databases.create(migrated=False)
+    open_store(url).close()
+    assert _fillfactor(url) == ["fillfactor=70"]
+    with db_connect(url) as connection:  # as schema 8 left it
+        connection.execute("ALTER TABLE invoice_line RESET (fillfactor)")
+        connection.execute("UPDATE cw_tui_meta SET value = 8 WHERE key = 'schema_version'")
+    with open_store(url) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert _fillfactor(url) == ["fillfactor=70"]
+        InvoiceLine.insert_many([dict(
+            line_id=f"L{n}", period="2026-11", invoice_number="I", invoice_date=day(2026, 11, 8), invoice_status="Processed",
+            organization_id="O", contract_id="C", subscription_id=f"S{n}", subscription_name="n", offer_id="F",
+            charge_type="Usage Fee", billing_cycle="None", quantity=Decimal(1), unit_price=Decimal(1), unit_cost=Decimal(1),
+            total=Decimal(1), currency="USD", platform_charge_start=day(2026, 11, 1), charge_start=day(2026, 11, 1),
+            sync_status="not_synced", loaded_at=now_utc()) for n in range(200)]).execute()
+        with db_connect(url) as connection:
+            before = connection.execute("SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'invoice_line'"
+                                        ).fetchone()[0]
+        # a quarter of them (one line in four on each page): their new versions fit in the room left
+        assert update_line_ids(s, [f"L{n}" for n in range(0, 200, 4)], LineChange(charge_end=day(2026, 11, 30))) == 50
+        if s.db.execute_sql("SELECT 1 FROM pg_proc WHERE proname = 'pg_stat_force_next_flush'").fetchone():
+            s.db.execute_sql("SELECT pg_stat_force_next_flush()")  # PostgreSQL 15: counters sent at once
+        deadline = time.monotonic() + 20
+        while True:  # else the server's counters are sent within seconds of the transaction
+            with db_connect(url) as connection:
+                hot = connection.execute("SELECT n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'invoice_line'"
+                                         ).fetchone()[0] - before
+            if hot >= 45 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert hot >= 45, hot  # at 100%, only the last page's lines (a few) would be
     pg_databases.drop(url)
 
 

@@ -15,7 +15,7 @@ from cw_tui.store.grid import Selection
 
 EDITABLE = "sync_status IN ('not_synced', 'error')"  # synced and in-flight lines are read-only
 _RECURRING = ", ".join(f"'{t.value}'" for t in RECURRING_CHARGE_TYPES)
-CHUNK = 5000  # line IDs per IN list (within SQLite's 32,766 and PostgreSQL's 65,535 parameters)
+CHUNK = 5000  # line IDs per IN list (within SQLite's 32,766 parameters)
 _CURRENT_COMPANY = "COALESCE(l.override_company_id, o.company_id)"
 UNCHANGED = ...  # a company not being changed: the line keeps the one it has
 
@@ -103,6 +103,9 @@ class StagedLines:
         # each key once (the staging table's key is unique); no sort: a sort of 50,000 IDs
         # costs 15 ms, and each IN list is looked up in its own order anyway
         line_ids = list(dict.fromkeys(line_ids))
+        if not staged._by_rowid:  # PostgreSQL: one array parameter (330-450 ms of IN lists -> ~290 for 50,000)
+            staged._add("line_id = ANY(?)", [line_ids])
+            return staged
         for start in range(0, len(line_ids), CHUNK):
             chunk = list(line_ids[start : start + CHUNK])
             staged._add(f"line_id IN ({','.join('?' * len(chunk))})", chunk)

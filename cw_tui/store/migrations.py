@@ -108,10 +108,16 @@ def _v8_grid_indexes(db: pw.Database) -> None:
         db.execute_sql(f'CREATE INDEX IF NOT EXISTS "{name}" ON "invoice_line" ({quoted})')
 
 
+def _v9_room_for_updates(db: pw.Database) -> None:
+    """SQLite rewrites a changed row in place: nothing to do. PostgreSQL writes a new version of
+    the row, and when it fits on the row's own page, with no indexed column changed, no index
+    entry (a HOT update); its form (postgres.room_for_updates) leaves room on each page for that."""
+
+
 # Index i holds the step from version i to i+1. Never edit a released step: add a new one.
 MIGRATIONS: list[Callable[[pw.SqliteDatabase], None]] = [
     _v1_initial_schema, _v2_sync_engine, _v3_period_index, _v4_period_loads, _v5_journal, _v6_undo, _who_changed,
-    _v8_grid_indexes,
+    _v8_grid_indexes, _v9_room_for_updates,
 ]
 # Steps written in SQL that PostgreSQL takes as well: a PostgreSQL database made by an older
 # cw-tui is upgraded by these too (postgres.UPGRADES has the others' PostgreSQL form).
