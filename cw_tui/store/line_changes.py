@@ -83,11 +83,13 @@ class StagedLines:
             self.staged = "rowid IN (SELECT k FROM bulk_rows)"  # a condition on invoice_line
             self._key = "rowid"
         else:
-            db.execute_sql("CREATE TEMP TABLE IF NOT EXISTS bulk_lines (line_id TEXT PRIMARY KEY)")
-            db.execute_sql("DELETE FROM bulk_lines")
-            self.staged = "line_id IN (SELECT line_id FROM bulk_lines)"
+            # no key: each line is staged once (from invoice_line, or IDs made unique), and an
+            # index to keep up made staging 50,000 lines ~240 ms instead of ~140
+            db.execute_sql("CREATE TEMP TABLE IF NOT EXISTS bulk_line_ids (line_id TEXT NOT NULL)")
+            db.execute_sql("DELETE FROM bulk_line_ids")
+            self.staged = "line_id IN (SELECT line_id FROM bulk_line_ids)"
             self._key = "line_id"
-        self._table = "bulk_rows" if self._by_rowid else "bulk_lines"
+        self._table = "bulk_rows" if self._by_rowid else "bulk_line_ids"
         self._sets: dict[str, tuple[str, list[Any]]] = {}  # column -> (its new value's SQL, parameters)
 
     @classmethod
@@ -103,7 +105,7 @@ class StagedLines:
         # each key once (the staging table's key is unique); no sort: a sort of 50,000 IDs
         # costs 15 ms, and each IN list is looked up in its own order anyway
         line_ids = list(dict.fromkeys(line_ids))
-        if not staged._by_rowid:  # PostgreSQL: one array parameter (330-450 ms of IN lists -> ~290 for 50,000)
+        if not staged._by_rowid:  # PostgreSQL: one array parameter (ten IN lists of 5,000 took 330-450 ms)
             staged._add("line_id = ANY(?)", [line_ids])
             return staged
         for start in range(0, len(line_ids), CHUNK):
