@@ -126,3 +126,29 @@ def test_a_prefill_makes_the_search_text_ahead_of_the_first_search(store, grid) 
         InvoiceLine.line_id).where(InvoiceLine.period == PERIOD).limit(1)).execute()
     assert_page_as_plain(thread, store, SOURCE, GridState(search="Quokka"), cache)
     assert run(cache.prefill, store, SOURCE) is True
+
+
+def test_each_searched_column_is_found_in_any_chunk_of_the_kept_text(store, grid) -> None:
+    """The kept text is also kept per chunk of 64 lines (each column's distinct values), which a
+    search reads first: a value that only one column of one line holds, in a later chunk, is
+    found through it, whichever column holds it."""
+    from cw_tui.store import Offer
+
+    run, cache, thread = grid
+    import peewee as pw
+
+    lines = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(pw.SQL("rowid"))
+    assert lines.count() >= 66 + 12 * 4 + 1
+    picks = [lines.offset(66 + 12 * n).first() for n in range(5)]  # past the first chunk
+    InvoiceLine.update(invoice_number="QZINV-1").where(InvoiceLine.line_id == picks[0].line_id).execute()
+    Organization.update(name="Qzorg Ltd").where(Organization.platform_id == picks[1].organization_id).execute()
+    InvoiceLine.update(subscription_name="Qzsub four").where(InvoiceLine.line_id == picks[3].line_id).execute()
+    Offer.update(name="Qzoffer Five").where(Offer.platform_id == picks[4].offer_id).execute()
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    run(fetch_page, store, SOURCE, GridState(), cache)  # nothing written since: the next search keeps the text
+    # (a contract's ID is its lines' link to it: the ID it has, in lower case)
+    for token in ("QZINV-1", "qzorg", picks[2].contract_id.lower(), "zsub fo", "offer fiv"):
+        page = run(fetch_page, store, SOURCE, GridState(search=token), cache)
+        assert kept_rows(run, store, cache) == lines.count()
+        assert page.total >= 1, token
+        assert_page_as_plain(thread, store, SOURCE, GridState(search=token), cache)

@@ -487,13 +487,19 @@ class GridCache:
         made = db.execute_sql(
             f"INSERT INTO temp.{table} (kept_row, kept_text) SELECT {_row_id(store, source)}, {text} "
             f"FROM {source.from_for(scan.sql() + text)}{scan.sql()}", scan.params).rowcount
-        # the same text again, 64 rows' in one (joined by U+001E): a search first finds the chunks
-        # that hold it (a LIKE's cost is mostly per row), then looks only at their rows
+        # and per chunk of 64 rows (by rowid), each column's distinct values: a search first finds
+        # the chunks that hold it (a LIKE's cost is mostly per row; a chunk's text is ~30% of its
+        # rows'), then looks only at their rows. Made by the same scan: the data read between the
+        # two is checked as for one (_settle)
+        rowid = _row_id(store, source)
+        values = " || char(31) || ".join(f"group_concat(DISTINCT COALESCE(CAST({c.sql} AS TEXT), ''))"
+                                         for c in source.columns if c.searchable)
         db.execute_sql(f"DROP TABLE IF EXISTS temp.{table}_chunks")
         db.execute_sql(f"CREATE TEMP TABLE {table}_chunks (first_row INTEGER PRIMARY KEY, last_row INTEGER NOT NULL, "
                        "kept_text TEXT NOT NULL)")
-        db.execute_sql(f"INSERT INTO temp.{table}_chunks SELECT MIN(kept_row), MAX(kept_row), group_concat(kept_text, char(30)) "
-                       f"FROM temp.{table} GROUP BY kept_row >> {SEARCH_CHUNK_SHIFT}")
+        db.execute_sql(f"INSERT INTO temp.{table}_chunks SELECT MIN({rowid}), MAX({rowid}), {values} "
+                       f"FROM {source.from_for(scan.sql() + values)}{scan.sql()} GROUP BY {rowid} >> {SEARCH_CHUNK_SHIFT}",
+                       scan.params)
         self._search_whole = made == self.count(store, source, _where(source, GridState()))
         self._searched = rows
         self._settle(store)
@@ -571,8 +577,8 @@ class GridCache:
                    f"{source.from_for(inside.sql())}{inside.sql()}")
             params = inside.params
         elif searched and not filtered:
-            # a row's text is whole inside its chunk's: every row that holds the search is in a
-            # chunk that does (a chunk's match across two rows' texts only costs a look at its rows)
+            # each of a row's values is whole in its chunk's text: every row that holds the search
+            # is in a chunk that does (a match across two values only costs a look at its rows)
             sql = (f"INSERT INTO temp.{target} (k) SELECT s.kept_row FROM temp.{searched}_chunks c CROSS JOIN "
                    f"temp.{searched} s ON s.kept_row BETWEEN c.first_row AND c.last_row "
                    "WHERE c.kept_text LIKE ? ESCAPE '\\' AND s.kept_text LIKE ? ESCAPE '\\'")
@@ -587,9 +593,7 @@ class GridCache:
         return self.match_count
 
 
-# The kept search text's chunks: rows whose rowids share all but these low bits (64 rows). A
-# search of 100k lines' text: "Harbor" (4,177 lines) 14 -> 8 ms, a word no line holds 15-20 ->
-# 5-10 ms; a letter every line holds 13 -> 18 ms.
+# The kept search text's chunks: rows whose rowids share all but these low bits (64 rows).
 SEARCH_CHUNK_SHIFT = 6
 # A longer search looks only at the last one's matches if they are this few (a look at each
 # costs ~0.2 us; the kept text's chunks read 100k lines' in 5-18 ms).
