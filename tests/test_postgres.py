@@ -42,9 +42,9 @@ def _fillfactor(url: str) -> list | None:
 
 
 def test_invoice_lines_leave_room_on_their_pages_new_or_upgraded(pg_databases) -> None:
-    """Schema 9: invoice lines fill their pages to 70% (postgres.room_for_updates), whether the
-    database is new or a schema 8 one upgraded; a bulk change then rewrites lines on their own
-    pages (HOT updates, no index entries)."""
+    """Schema 9: invoice lines fill their pages to 70% (postgres.room_for_updates), and the synced
+    ones' posting times have an index, whether the database is new or a schema 8 one upgraded; a
+    bulk change then rewrites lines on their own pages (HOT updates, no index entries)."""
     from datetime import date as day
 
     from cw_tui.services.mapping import LineChange, update_line_ids
@@ -55,10 +55,14 @@ def test_invoice_lines_leave_room_on_their_pages_new_or_upgraded(pg_databases) -
     assert _fillfactor(url) == ["fillfactor=70"]
     with db_connect(url) as connection:  # as schema 8 left it
         connection.execute("ALTER TABLE invoice_line RESET (fillfactor)")
+        connection.execute("DROP INDEX invoice_line_posted")
         connection.execute("UPDATE cw_tui_meta SET value = 8 WHERE key = 'schema_version'")
     with open_store(url) as s:
         assert s.schema_version() == SCHEMA_VERSION
         assert _fillfactor(url) == ["fillfactor=70"]
+        plan = " ".join(r[0] for r in s.db.execute_sql(
+            "EXPLAIN SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'"))
+        assert "invoice_line_posted" in plan  # the Dashboard's last posting, from the index of synced lines
         InvoiceLine.insert_many([dict(
             line_id=f"L{n}", period="2026-11", invoice_number="I", invoice_date=day(2026, 11, 8), invoice_status="Processed",
             organization_id="O", contract_id="C", subscription_id=f"S{n}", subscription_name="n", offer_id="F",

@@ -127,6 +127,11 @@ class InvoiceLine(BaseModel):
         )
 
 
+# the newest posting of a synced line (the Dashboard's "last posted"), read without reading
+# every line: only synced lines are in it (migrations._v9_posted_lines)
+InvoiceLine.add_index(InvoiceLine.last_sync_at, where=(InvoiceLine.sync_status == "synced"), name="invoice_line_posted")
+
+
 class SubscriptionAddition(BaseModel):
     """The persistent Addition of a recurring subscription (SPEC §7): created once, then
     updated; cancelled when a later period has no recurring line for it."""

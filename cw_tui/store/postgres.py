@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import peewee as pw
 
+from cw_tui.store import migrations
 from cw_tui.store.errors import StoreError
 
 URL_PREFIXES = ("postgresql://", "postgres://")
@@ -296,7 +297,12 @@ def room_for_updates(db: pw.Database) -> None:
     db.execute_sql('ALTER TABLE "invoice_line" SET (fillfactor = 70)')
 
 
-UPGRADES: dict[int, object] = {8: room_for_updates}
+def _schema_9(db: pw.Database) -> None:
+    migrations._v9_posted_lines(db)
+    room_for_updates(db)
+
+
+UPGRADES: dict[int, object] = {8: _schema_9}
 FIRST_VERSION = 4
 
 
