@@ -285,23 +285,23 @@ def owner_migrates(db: pw.Database, label: str, version: int, target: int):
             "changed") from None
 
 
-# Steps from version i to i+1 for a PostgreSQL database made by an older cw-tui (a new one is
-# created from the models at the current version). The SQLite steps that are plain ALTER TABLEs
-# run here as they are.
 def room_for_updates(db: pw.Database) -> None:
     """Pages of invoice lines filled to 70%: a bulk change of 50,000 lines' dates or overrides
     (no indexed column) then writes the new row versions on their own pages, without an entry
-    in each of the table's eleven indexes (grid_bench: a plain UPDATE of 50,000 lines 2.3-3.9 s
+    in each of the table's indexes (grid_bench: a plain UPDATE of 50,000 lines 2.3-3.9 s
     at 100%, 0.5-0.6 s at 70%, for a table half as large again). Pages already written keep
     their fill until rewritten."""
     db.execute_sql('ALTER TABLE "invoice_line" SET (fillfactor = 70)')
 
 
 def _schema_9(db: pw.Database) -> None:
-    migrations._v9_posted_lines(db)
+    migrations._v9_posted_lines(db)  # the same SQL on both
     room_for_updates(db)
 
 
+# Steps from version i to i+1 for a PostgreSQL database made by an older cw-tui (a new one is
+# created from the models at the current version). The SQLite steps that are plain ALTER TABLEs
+# run here as they are.
 UPGRADES: dict[int, object] = {8: _schema_9}
 FIRST_VERSION = 4
 
