@@ -118,7 +118,8 @@ class InvoiceLine(BaseModel):
             (("period", "invoice_date", "line_id"), False),
             (("period", "total", "line_id"), False),
             (("period", "charge_type"), False),
-            (("period", "sync_status"), False),
+            # and what the Dashboard sums per period, read from the index alone (migrations._v9_dashboard_indexes)
+            (("period", "sync_status", "currency", "total"), False),
             (("period", "organization_id"), False),
             (("period", "offer_id"), False),
             (("contract_id",), False),
@@ -128,7 +129,7 @@ class InvoiceLine(BaseModel):
 
 
 # the newest posting of a synced line (the Dashboard's "last posted"), read without reading
-# every line: only synced lines are in it (migrations._v9_posted_lines)
+# every line: only synced lines are in it (migrations._v9_dashboard_indexes)
 InvoiceLine.add_index(InvoiceLine.last_sync_at, where=(InvoiceLine.sync_status == "synced"), name="invoice_line_posted")
 
 

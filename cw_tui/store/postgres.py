@@ -295,7 +295,7 @@ def room_for_updates(db: pw.Database) -> None:
 
 
 def _schema_9(db: pw.Database) -> None:
-    migrations._v9_posted_lines(db)  # the same SQL on both
+    migrations._v9_dashboard_indexes(db)  # the same SQL on both
     room_for_updates(db)
 
 

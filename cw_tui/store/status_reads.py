@@ -58,7 +58,7 @@ def offer_figures(store: Store) -> tuple[int, int]:
 
 
 def last_posted_at(store: Store) -> datetime | None:
-    """When the newest synced line was posted (from the index of synced lines' posting times)."""
+    """When the newest synced line was posted (read from the index of synced lines' posting times)."""
     text = store.db.execute_sql("SELECT MAX(last_sync_at) FROM invoice_line WHERE sync_status = 'synced'").fetchone()[0]
     return UTCDateTimeField().python_value(text)
 
@@ -80,8 +80,8 @@ def posted_per_month(store: Store, periods: list[str] | None = None) -> dict[str
     with store.sparing_memory():
         if periods is None:
             periods = [r[0] for r in store.db.execute_sql("SELECT DISTINCT period FROM invoice_line")]
-        # one period at a time: a GROUP BY sorts every row it reads first, and SQLite keeps a
-        # sort in memory (temp_store) whole: 12 months of lines took ~45 MB, one month's ~4 MB
+        # one period at a time, each read from the (period, sync status, currency, total) index
+        # alone, in its order (a GROUP BY of 12 months at once sorted them in memory: ~45 MB)
         for period in sorted(periods):
             for currency, posted in store.db.execute_sql(
                     "SELECT currency, SUM(total) FROM invoice_line WHERE period = ? AND sync_status = 'synced' "
