@@ -424,9 +424,7 @@ def plain_update(store, line_ids: list[str], end: date) -> float:
         sql, ids = "UPDATE invoice_line SET charge_end = ? WHERE line_id IN (SELECT value FROM json_each(?))", \
             json.dumps(line_ids)
     start = time.perf_counter()
-    # through the small page cache, as the service's bulk change (else this connection's cache
-    # would keep the 50,000 lines' pages: ~25 MB counted against the app's peak)
-    with store.sparing_memory(), store.atomic():
+    with store.atomic():
         store.db.execute_sql(sql, [end.isoformat(), ids])
     return time.perf_counter() - start
 
