@@ -446,6 +446,7 @@ class _Memory:
 
             library = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
             library.sqlite3_memory_used.restype = ctypes.c_int64
+            library.sqlite3_memory_highwater.restype = ctypes.c_int64
             self._sqlite = library
         except (OSError, AttributeError):
             pass
@@ -470,7 +471,8 @@ class _Memory:
         anon = mb("RssAnon")
         self.peak_anon_mb = max(self.peak_anon_mb, anon)
         if phase:
-            held = f", SQLite's heap {self._sqlite.sqlite3_memory_used() / 2**20:.0f}" if self._sqlite else ""
+            held = (f", SQLite's heap {self._sqlite.sqlite3_memory_used() / 2**20:.0f} (at most "
+                    f"{self._sqlite.sqlite3_memory_highwater(0) / 2**20:.0f} so far)") if self._sqlite else ""
             if self.traced:
                 import tracemalloc
 

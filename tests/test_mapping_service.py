@@ -197,3 +197,28 @@ def test_every_change_records_who_and_a_save_over_a_colleagues_is_refused(store,
     offer = Offer.select().first()
     map_offers(store, [offer.platform_id], 1001)
     assert Offer.get_by_id(offer.platform_id).changed_by == "finance.anna"
+
+
+def test_a_bulk_change_that_fails_half_way_changes_no_line(store) -> None:
+    """All or nothing: the database refuses one line in the middle of a bulk change (a trigger
+    stands in for a constraint), and every line keeps what it had. (On SQLite the UPDATE is OR
+    FAIL, which keeps no statement journal: the transaction's rollback undoes what it did.)"""
+    import peewee as pw
+
+    lines = list(InvoiceLine.select().where((InvoiceLine.period == PERIOD)
+                                            & InvoiceLine.sync_status.in_(["not_synced", "error"])).order_by(InvoiceLine.line_id))
+    middle = lines[len(lines) // 2].line_id
+    before = {l.line_id: (l.charge_end, l.charge_end_badge, l.changed_by) for l in lines}
+    if store.is_postgres:
+        store.db.execute_sql("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                             "RAISE EXCEPTION 'refused'; END $$")
+        store.db.execute_sql(f"CREATE TRIGGER boom BEFORE UPDATE ON invoice_line FOR EACH ROW "
+                             f"WHEN (NEW.line_id = '{middle}') EXECUTE FUNCTION boom()")
+    else:
+        store.db.execute_sql(f"CREATE TEMP TRIGGER boom BEFORE UPDATE ON main.invoice_line "
+                             f"WHEN NEW.line_id = '{middle}' BEGIN SELECT RAISE(FAIL, 'refused'); END")
+    with pytest.raises(pw.DatabaseError, match="refused"):
+        update_line_ids(store, [l.line_id for l in lines], LineChange(charge_end=date(2026, 12, 30)))
+    after = {l.line_id: (l.charge_end, l.charge_end_badge, l.changed_by)
+             for l in InvoiceLine.select().where(InvoiceLine.line_id.in_(list(before)))}
+    assert after == before

@@ -176,6 +176,6 @@ class StagedLines:
         self._sets["changed_at"] = ("?", [utc_to_text(changed_at)])
         sets, params = self._sets, [p for _, values in self._sets.values() for p in values]
         self.store.db.execute_sql(
-            f"UPDATE invoice_line SET {', '.join(f'{column} = {sql}' for column, (sql, _) in sets.items())} "
+            f"{self.store.backend.UPDATE_MANY} invoice_line SET {', '.join(f'{column} = {sql}' for column, (sql, _) in sets.items())} "
             f"WHERE {self.staged}", params)
         self._sets = {}

@@ -25,6 +25,7 @@ from cw_tui.store import migrations
 from cw_tui.store.errors import StoreError
 
 URL_PREFIXES = ("postgresql://", "postgres://")
+UPDATE_MANY = "UPDATE"  # sqlite.py: UPDATE_MANY
 # A plain transaction: PostgreSQL has no database-wide write lock to take up front. Conflicting
 # writers wait on each other's rows, and lock_timeout (CW_TUI_LOCK_TIMEOUT) bounds the wait.
 WRITE_LOCK = None
