@@ -151,3 +151,34 @@ def test_letters_of_other_cases_and_scripts_match_as_the_plain_search_matches(st
                    "ÆRØ", "ünïcode", "cole st"):
         assert_page_as_plain(thread, store, SOURCE, GridState(search=search), cache)
     assert run(fetch_page, store, SOURCE, GridState(search="ÉCOLE"), cache).total >= 1
+
+
+def test_the_kept_text_lives_while_the_data_is_unchanged(store, grid) -> None:
+    # PostgreSQL: making the table takes a transaction ID of the grid's own connection, which
+    # moves the server's snapshot; the cache must tell that from another connection's commit
+    run, cache, thread = grid
+
+    def still_valid() -> bool:
+        return run(lambda: cache._version == store.backend.change_marks(store.db))
+
+    def made_as() -> object:  # the table itself: made again, it is another
+        table = f"grid_search_{cache._number}"
+        if store.is_postgres:
+            return run(lambda: store.db.execute_sql("SELECT to_regclass('pg_temp.' || ?)::oid", (table,)).fetchone()[0])
+        return run(lambda: store.db.execute_sql("SELECT rootpage FROM sqlite_temp_master WHERE name = ?",
+                                                (table,)).fetchone()[0])
+
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    run(fetch_page, store, SOURCE, GridState(search="a"), cache)
+    assert kept_rows(run, store, cache) and still_valid()
+    made = made_as()
+    for search in ("Harbor", "INV", "zzzq"):
+        assert_page_as_plain(thread, store, SOURCE, GridState(search=search), cache)
+        assert still_valid() and made_as() == made
+    # another connection's commit: the text is not trusted, and made again once the data holds still
+    InvoiceLine.update(subscription_name="Quokka seats").where(InvoiceLine.line_id == InvoiceLine.select(
+        InvoiceLine.line_id).where(InvoiceLine.period == PERIOD).limit(1)).execute()
+    assert not still_valid()
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="Quokka"), cache)
+    assert run(fetch_page, store, SOURCE, GridState(search="Quokka"), cache).total == 1
+    assert_page_as_plain(thread, store, SOURCE, GridState(search="quokka"), cache)
