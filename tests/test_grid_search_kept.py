@@ -7,6 +7,7 @@ holding the character that joins the columns, and letters of other cases and scr
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -182,3 +183,41 @@ def test_the_kept_text_lives_while_the_data_is_unchanged(store, grid) -> None:
     assert_page_as_plain(thread, store, SOURCE, GridState(search="Quokka"), cache)
     assert run(fetch_page, store, SOURCE, GridState(search="Quokka"), cache).total == 1
     assert_page_as_plain(thread, store, SOURCE, GridState(search="quokka"), cache)
+
+
+@pytest.mark.postgres_only
+def test_a_prefill_interrupted_on_postgresql_stops_at_once_and_the_cache_stays_valid(store, grid) -> None:
+    # the fill waits for another connection's lock on the organizations; the grid wants a page:
+    # interrupt() cancels the statement, the fill's transaction rolls back, and the transaction
+    # ID it took is not mistaken for another connection's commit
+    import psycopg
+
+    run, cache, thread = grid
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    blocker = psycopg.connect(store.path)
+    watcher = psycopg.connect(store.path, autocommit=True)
+    try:
+        blocker.execute("LOCK TABLE organization IN ACCESS EXCLUSIVE MODE")
+        # the lock took a transaction ID, which the server's snapshot lists as in progress only
+        # once a later one has ended: one ends, before the prefill looks at the data
+        with psycopg.connect(store.path) as other:
+            other.execute("SELECT pg_current_xact_id()")
+        filling = thread.submit(cache.prefill, store, SOURCE)
+        began = time.monotonic()
+        while not watcher.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND query LIKE 'CREATE TEMP TABLE grid_search%%'").fetchone()[0]:
+            assert time.monotonic() - began < 30, "the fill never waited for the lock"
+            time.sleep(0.01)
+        cache.interrupt()
+        assert filling.result() is False
+        assert run(lambda: cache._version == store.backend.change_marks(store.db))
+    finally:
+        blocker.rollback()
+        blocker.close()
+        watcher.close()
+    assert kept_rows(run, store, cache) is None and cache._searched is None
+    cache.interrupt()  # nothing running: nothing happens, now or to the next statement
+    for search in ("Harbor", "INV"):
+        assert_page_as_plain(thread, store, SOURCE, GridState(search=search), cache)
+    assert kept_rows(run, store, cache) == InvoiceLine.select().where(InvoiceLine.period == PERIOD).count()
+    assert run(cache.prefill, store, SOURCE) is True  # Mapping Status, not made before the interrupt

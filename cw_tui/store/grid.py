@@ -12,6 +12,7 @@ import itertools
 import re
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -379,8 +380,8 @@ class GridCache:
         """Fill the source's kept columns and their indexes now if they are not made for the
         data as it is, so that the first sort or filter by one finds them ready (on the grid's
         database thread, once a page is shown: ~250 ms at 100k lines). Whether anything was made.
-        The next fetch checks the data again: nothing here is trusted past a change. On SQLite,
-        interrupt() stops it (a page is wanted): what it had not finished is made when needed."""
+        The next fetch checks the data again: nothing here is trusted past a change. interrupt()
+        stops it (a page is wanted): what it had not finished is made when needed."""
         if not source.base or not (source.kept or self._search_keepable(store, source)):
             return False
         self.check(store)
@@ -397,7 +398,7 @@ class GridCache:
             return False
         with self._fill_lock:
             self._stop = False
-            self._filling = store.db.connection() if store.backend.HAS_ROWID else None
+            self._filling = self._stopper(store)
         try:
             for step in steps:
                 if self._stop:
@@ -418,7 +419,45 @@ class GridCache:
         with self._fill_lock:
             if self._filling is not None:
                 self._stop = True
-                self._filling.interrupt()
+                with suppress(Exception):  # not stopped (a cancel request not delivered): it ends by itself
+                    self._filling()
+
+    @staticmethod
+    def _stopper(store: Store) -> Callable[[], None]:
+        """What stops the statement the grid's connection runs now. PostgreSQL: a cancel request,
+        which the server ignores from a connection between statements. interrupt() sends it with
+        the lock held that a prefill takes to end, so it is delivered before the database
+        thread's next statement (a page's query) is sent: it cannot cancel that one."""
+        connection = store.db.connection()
+        if store.backend.HAS_ROWID:
+            return connection.interrupt
+        cancel_safe = getattr(connection, "cancel_safe", None)  # psycopg 3.2: with a time limit
+        return (lambda: cancel_safe(timeout=2.0)) if cancel_safe else connection.cancel
+
+    def _in_own_transaction(self, store: Store, fill: Callable[[], Any]) -> Any:
+        """PostgreSQL: `fill` in one transaction, so that the only transaction ID it takes is
+        known (a temp table's writes take one too, and move the server's snapshot): if it is the
+        only one that ended since the data was read, the data read is the data now. So too when
+        an interrupted prefill rolled it back."""
+        db = store.db
+        own = None
+        try:
+            with db.atomic():
+                own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+                result = fill()
+        except Exception:
+            if own is not None and self._stop:
+                with suppress(Exception):
+                    self._trust_own(store, own)
+            raise
+        self._trust_own(store, own)
+        return result
+
+    def _trust_own(self, store: Store, own: int) -> None:
+        current = self._current(store)
+        if _only_own_commit(self._checked[1], current[1], own):
+            self._checked = current  # the data read before the fill is the data now
+        self._settle(store)
 
     @staticmethod
     def _kept_rows(source: GridSource) -> tuple:
@@ -446,13 +485,11 @@ class GridCache:
             self._kept_indexes -= {(key, False), (key, True)}
             self._settle(store)
             return table
-        # PostgreSQL: one transaction, so that the only transaction ID this fill takes is
-        # known (a temp table's writes take one too, and move the server's snapshot). Indexes
-        # by value, either way (the key ascends in both sorts): a sort walks one to the first
-        # page's rows. Built after the rows are in (cheaper than kept up row by row). ANALYZE:
-        # autovacuum never looks at temp tables, and the planner needs their size.
-        with db.atomic():
-            own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+        # PostgreSQL: one transaction of its own (_in_own_transaction). Indexes by value,
+        # either way (the key ascends in both sorts): a sort walks one to the first page's rows.
+        # Built after the rows are in (cheaper than kept up row by row). ANALYZE: autovacuum
+        # never looks at temp tables, and the planner needs their size.
+        def make() -> None:
             db.execute_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
             db.execute_sql(f"CREATE TEMP TABLE {table} (kept_row TEXT NOT NULL, kept_value TEXT)")
             db.execute_sql(f"INSERT INTO pg_temp.{table} (kept_row, kept_value) {fill}", scan.params)
@@ -460,11 +497,9 @@ class GridCache:
             db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value, kept_row)")
             db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value DESC, kept_row)")
             db.execute_sql(f"ANALYZE pg_temp.{table}")
+
+        self._in_own_transaction(store, make)
         self._kept[key] = rows
-        current = self._current(store)
-        if _only_own_commit(self._checked[1], current[1], own):
-            self._checked = current  # the data read before the fill is the data now
-        self._settle(store)
         return table
 
     @staticmethod
@@ -510,27 +545,24 @@ class GridCache:
     def _search_table_pg(self, store: Store, source: GridSource, table: str, rows: tuple) -> str:
         """PostgreSQL's kept search text: each row's key and lowered text (~300 ms at 100k lines;
         a search of it ~25 ms, of the lines with an ILIKE per column ~50 ms on three processes).
-        Made as _kept_table makes its table: in one transaction, whose ID is then known to be
-        the only commit since the data was read (or nothing made now is trusted past this fetch).
-        The key's primary index: a page of a common search walks the sort's index and looks each
-        line up in it. ANALYZE: the planner's guess of how many rows a search keeps."""
+        Made as _kept_table makes its table, in one transaction of its own. The key's primary
+        index: a page of a common search walks the sort's index and looks each line up in it.
+        ANALYZE: the planner's guess of how many rows a search keeps."""
         text, where = self._search_text(store, source), _where(source, GridState())
         lines = self.count(store, source, where)  # before the transaction: a count settles the cache
         db = store.db
-        with db.atomic():
-            own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+
+        def make() -> int:
             db.execute_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
             made = db.execute_sql(
                 f"CREATE TEMP TABLE {table} AS SELECT {_row_id(store, source)} AS kept_row, {text} AS kept_text "
                 f"FROM {source.from_for(where.sql() + text)}{where.sql()}", where.params).rowcount
             db.execute_sql(f"ALTER TABLE pg_temp.{table} ADD PRIMARY KEY (kept_row)")
             db.execute_sql(f"ANALYZE pg_temp.{table}")
-        self._search_whole = made == lines
+            return made
+
+        self._search_whole = self._in_own_transaction(store, make) == lines
         self._searched = rows
-        current = self._current(store)
-        if _only_own_commit(self._checked[1], current[1], own):
-            self._checked = current  # the data read before the fill is the data now
-        self._settle(store)
         return table
 
     def _searched_source(self, store: Store, source: GridSource, state: GridState) -> GridSource:
