@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cw_tui.store import InvoiceLine, Organization
+from cw_tui.store import grid as grid_query
 from cw_tui.store.grid import GridCache, GridState, fetch_page
 from cw_tui.store.grid_sources import invoices_source
 from tests.app_helpers import assert_page_as_plain, seeded_store
@@ -31,9 +32,14 @@ def store(new_db, demo_folder: Path):
     s.close()
 
 
-@pytest.fixture
-def grid(store):
-    """(run on the grid's database thread, the grid's cache)."""
+@pytest.fixture(params=["few", "many"])
+def grid(store, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """(run on the grid's database thread, the grid's cache). "many": on PostgreSQL every search
+    finds too many rows to be paged by their keys, so the pages read the kept text."""
+    if request.param == "many":
+        if not store.is_postgres:
+            pytest.skip("rows paged by their keys: PostgreSQL only")
+        monkeypatch.setattr(grid_query, "FEW_KEYS", 0)
     database_thread = ThreadPoolExecutor(1)
     yield (lambda function, *args: database_thread.submit(function, *args).result()), GridCache(), database_thread
     database_thread.shutdown()

@@ -112,9 +112,11 @@ class GridSource:
     # A grid's cache keeps each row's searchable text in a narrow temp table while the data is
     # unchanged, and a search reads that instead of every wide row (GridCache._search_table)
     search_kept: bool = False
-    # The search as one predicate with one `?` for its contains_pattern, instead of a LIKE per
-    # searchable column: on PostgreSQL, the cache's kept search text (GridCache.kept_source).
+    # The search as one predicate, instead of a LIKE per searchable column: on PostgreSQL, the
+    # cache's kept search text (GridCache.kept_source). Its parameters: `search_params`, or
+    # (None) one contains_pattern of the search.
     search_where: str = ""
+    search_params: tuple | None = None
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -227,7 +229,7 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
     search = state.search.strip()
     if search and source.search_where:
         where.parts.append(source.search_where)
-        where.params.append(contains_pattern(search))
+        where.params.extend([contains_pattern(search)] if source.search_params is None else source.search_params)
     elif search:
         like = contains_pattern(search)
         columns = [c for c in source.columns if c.searchable]
@@ -322,6 +324,8 @@ class GridCache:
         # what the kept search text holds rows of (None: not made), and whether it holds every row
         self._searched: tuple | None = None
         self._search_whole = False
+        # PostgreSQL: a search -> the keys of the rows whose kept text holds it, if few (else None)
+        self._few_keys: dict[str, tuple | None] = {}
         self._steady = False  # the data did not change since the fetch before this one
         # a prefill running on the database thread: its connection, to interrupt it from another
         self._filling: Any = None
@@ -337,6 +341,7 @@ class GridCache:
             self._kept.clear()
             self._kept_indexes.clear()
             self._searched = None
+            self._few_keys.clear()
 
     def kept_source(self, store: Store, source: GridSource, state: GridState, also: str | None = None) -> GridSource:
         """The source as the fast paths read it: each kept column that the state sorts or
@@ -562,21 +567,46 @@ class GridCache:
             return made
 
         self._search_whole = self._in_own_transaction(store, make) == lines
+        self._few_keys.clear()
         self._searched = rows
         return table
 
     def _searched_source(self, store: Store, source: GridSource, state: GridState) -> GridSource:
-        """PostgreSQL: the source whose search is one LIKE of the kept search text, by key, when
-        that text answers the state's search (made now if the data held still since the last
-        fetch). `~~` is LIKE itself: the store's SQL reads LIKE as ILIKE, which would lower
-        every row again. The pattern is lowered as ILIKE lowers it."""
+        """PostgreSQL: the source whose search reads the kept search text, when that text answers
+        the state's search (made now if the data held still since the last fetch): the keys of
+        its rows if few, else one LIKE of the text by key. `~~` is LIKE itself: the store's SQL
+        reads LIKE as ILIKE, which would lower every row again. The pattern is lowered as ILIKE
+        lowers it."""
         if store.backend.HAS_ROWID or not source.base:
             return source
-        table = self._searched_table(store, source, state.search.strip(), make=True)
+        search = state.search.strip()
+        table = self._searched_table(store, source, search, make=True)
         if table is None:
             return source
+        filters = tuple((k, v) for k, v in state.filters if v)
+        if filters and self._few_by_index(store, source, GridState(filters=filters)):
+            return source  # an index keeps few rows: a LIKE per column of those costs less than any scan
+        keys = self._few_matching(store, table, search)
+        if keys is not None:
+            # a rare search: the pages and counts look its rows up by key, instead of scanning the
+            # text again (the text of a search that finds many: the sort's first rows pass it soon)
+            return replace(source, search_where=f"{_row_id(store, source)} = ANY(string_to_array(?, chr(31)))",
+                           search_params=("\x1f".join(keys),))
         return replace(source, search_where=f"{_row_id(store, source)} IN "
                                             f"(SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?))")
+
+    def _few_matching(self, store: Store, table: str, search: str) -> tuple | None:
+        """PostgreSQL: the keys of the rows whose kept search text holds `search`, if at most
+        FEW_KEYS (one scan of the text at most: a search that finds many stops early), else None.
+        Also None for a key holding U+001F, which joins them."""
+        if search not in self._few_keys:
+            keys = tuple(r[0] for r in store.db.execute_sql(
+                f"SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?) LIMIT ?",
+                [contains_pattern(search), FEW_KEYS + 1]))
+            few = len(keys) <= FEW_KEYS and all(isinstance(k, str) and "\x1f" not in k for k in keys)
+            self._few_keys[search] = keys if few else None
+            self._settle(store)
+        return self._few_keys[search]
 
     def _searched_table(self, store: Store, source: GridSource, search: str, make: bool) -> str | None:
         """The kept search text that answers `search`, if there is one (made now if `make` and the
@@ -631,8 +661,13 @@ class GridCache:
             self.match_table = None
             # a search alone, answered by the kept search text (kept_source): counted there alone
             kept = self._searched_table(store, source, search, make=False) if source.search_where and not filtered else None
-            self.match_count = (self._counted(store, f"pg_temp.{kept}", _Where(["kept_text ~~ lower(?)"], [contains_pattern(search)]))
-                                if kept else self.count(store, source, where))
+            few = self._few_keys.get(search) if kept else None
+            if few is not None:
+                self.match_count = len(few)
+            elif kept:
+                self.match_count = self._counted(store, f"pg_temp.{kept}", _Where(["kept_text ~~ lower(?)"], [contains_pattern(search)]))
+            else:
+                self.match_count = self.count(store, source, where)
             self._match_key = key
             return self.match_count
         scope = (source.from_sql, source.where, source.params, state.filters)
@@ -669,6 +704,8 @@ class GridCache:
 # A sorted set of matching rows this small is sorted whole; a larger one is paged by walking
 # the sort's index (or driver) and skipping rows that do not match.
 SORT_MATCHES_UP_TO = 20_000
+# PostgreSQL: a search found in this many rows at most is paged by their keys (GridCache._few_matching)
+FEW_KEYS = 1000
 
 
 def _page_keys(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
