@@ -227,3 +227,18 @@ def test_a_prefill_interrupted_on_postgresql_stops_at_once_and_the_cache_stays_v
         assert_page_as_plain(thread, store, SOURCE, GridState(search=search), cache)
     assert kept_rows(run, store, cache) == InvoiceLine.select().where(InvoiceLine.period == PERIOD).count()
     assert run(cache.prefill, store, SOURCE) is True  # Mapping Status, not made before the interrupt
+
+
+def test_a_search_typed_letter_by_letter_shows_what_the_plain_search_shows(store, grid) -> None:
+    # PostgreSQL: a longer search after a shorter one of few lines looks only at those; a line
+    # changed between two letters on another connection is found by its new text
+    run, cache, thread = grid
+    line = InvoiceLine.select().where(InvoiceLine.period == PERIOD).order_by(InvoiceLine.line_id).first()
+    run(fetch_page, store, SOURCE, GridState(), cache)
+    typed = line.invoice_number.lower()
+    for n in range(1, len(typed) + 1):
+        assert_page_as_plain(thread, store, SOURCE, GridState(search=typed[:n], sort=(("total", True),)), cache)
+        if n == len(typed) - 2:
+            InvoiceLine.update(invoice_number=f"{line.invoice_number}x").where(InvoiceLine.line_id == line.line_id).execute()
+    assert_page_as_plain(thread, store, SOURCE, GridState(search=f"{typed}X"), cache)
+    assert run(fetch_page, store, SOURCE, GridState(search=f"{typed}X"), cache).keys == [line.line_id]

@@ -598,11 +598,20 @@ class GridCache:
     def _few_matching(self, store: Store, table: str, search: str) -> tuple | None:
         """PostgreSQL: the keys of the rows whose kept search text holds `search`, if at most
         FEW_KEYS (one scan of the text at most: a search that finds many stops early), else None.
-        Also None for a key holding U+001F, which joins them."""
+        Also None for a key holding U+001F, which joins them. A longer search typed after a
+        shorter one of few rows looks only at those (ASCII: lower() of the longer holds that of
+        the shorter; a context-dependent lowering, ICU's final sigma, could break that)."""
         if search not in self._few_keys:
-            keys = tuple(r[0] for r in store.db.execute_sql(
-                f"SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?) LIMIT ?",
-                [contains_pattern(search), FEW_KEYS + 1]))
+            shorter = next((keys for typed, keys in self._few_keys.items()
+                            if keys is not None and typed in search and search.isascii()), None)
+            if shorter is not None:
+                keys = tuple(r[0] for r in store.db.execute_sql(
+                    f"SELECT kept_row FROM pg_temp.{table} WHERE kept_row = ANY(string_to_array(?, chr(31))) "
+                    f"AND kept_text ~~ lower(?)", ["\x1f".join(shorter), contains_pattern(search)]))
+            else:
+                keys = tuple(r[0] for r in store.db.execute_sql(
+                    f"SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?) LIMIT ?",
+                    [contains_pattern(search), FEW_KEYS + 1]))
             few = len(keys) <= FEW_KEYS and all(isinstance(k, str) and "\x1f" not in k for k in keys)
             self._few_keys[search] = keys if few else None
             self._settle(store)
