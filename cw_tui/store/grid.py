@@ -324,8 +324,8 @@ class GridCache:
         # what the kept search text holds rows of (None: not made), and whether it holds every row
         self._searched: tuple | None = None
         self._search_whole = False
-        # PostgreSQL: a search -> the keys of the rows whose kept text holds it, if few (else None)
-        self._few_keys: dict[str, tuple | None] = {}
+        # PostgreSQL: a search -> how many rows' kept text holds it, and their keys if few (else None)
+        self._kept_matches: dict[str, tuple[int, tuple | None]] = {}
         self._steady = False  # the data did not change since the fetch before this one
         # a prefill running on the database thread: its connection, to interrupt it from another
         self._filling: Any = None
@@ -341,7 +341,7 @@ class GridCache:
             self._kept.clear()
             self._kept_indexes.clear()
             self._searched = None
-            self._few_keys.clear()
+            self._kept_matches.clear()
 
     def kept_source(self, store: Store, source: GridSource, state: GridState, also: str | None = None) -> GridSource:
         """The source as the fast paths read it: each kept column that the state sorts or
@@ -567,7 +567,7 @@ class GridCache:
             return made
 
         self._search_whole = self._in_own_transaction(store, make) == lines
-        self._few_keys.clear()
+        self._kept_matches.clear()
         self._searched = rows
         return table
 
@@ -586,7 +586,7 @@ class GridCache:
         filters = tuple((k, v) for k, v in state.filters if v)
         if filters and self._few_by_index(store, source, GridState(filters=filters)):
             return source  # an index keeps few rows: a LIKE per column of those costs less than any scan
-        keys = self._few_matching(store, table, search)
+        _, keys = self._kept_matching(store, table, search)
         if keys is not None:
             # a rare search: the pages and counts look its rows up by key, instead of scanning the
             # text again (the text of a search that finds many: the sort's first rows pass it soon)
@@ -595,27 +595,28 @@ class GridCache:
         return replace(source, search_where=f"{_row_id(store, source)} IN "
                                             f"(SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?))")
 
-    def _few_matching(self, store: Store, table: str, search: str) -> tuple | None:
-        """PostgreSQL: the keys of the rows whose kept search text holds `search`, if at most
-        FEW_KEYS (one scan of the text at most: a search that finds many stops early), else None.
-        Also None for a key holding U+001F, which joins them. A longer search typed after a
-        shorter one of few rows looks only at those (ASCII: lower() of the longer holds that of
-        the shorter; a context-dependent lowering, ICU's final sigma, could break that)."""
-        if search not in self._few_keys:
-            shorter = next((keys for typed, keys in self._few_keys.items()
+    def _kept_matching(self, store: Store, table: str, search: str) -> tuple[int, tuple | None]:
+        """PostgreSQL: how many rows' kept search text holds `search`, and their keys if at most
+        FEW_KEYS (else None), in one scan of the text: the count, then the pages, need no other
+        (gathering the keys of a search found everywhere costs ~10 ms at 100k lines; a second
+        scan ~25). No keys either if one holds U+001F, which joins them for the pages. A longer
+        search typed after a shorter one of few rows looks only at those (ASCII: lower() of the
+        longer holds that of the shorter; a context-dependent lowering, ICU's final sigma, could
+        break that)."""
+        if search not in self._kept_matches:
+            shorter = next((keys for typed, (_, keys) in self._kept_matches.items()
                             if keys is not None and typed in search and search.isascii()), None)
-            if shorter is not None:
-                keys = tuple(r[0] for r in store.db.execute_sql(
-                    f"SELECT kept_row FROM pg_temp.{table} WHERE kept_row = ANY(string_to_array(?, chr(31))) "
-                    f"AND kept_text ~~ lower(?)", ["\x1f".join(shorter), contains_pattern(search)]))
-            else:
-                keys = tuple(r[0] for r in store.db.execute_sql(
-                    f"SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?) LIMIT ?",
-                    [contains_pattern(search), FEW_KEYS + 1]))
-            few = len(keys) <= FEW_KEYS and all(isinstance(k, str) and "\x1f" not in k for k in keys)
-            self._few_keys[search] = keys if few else None
+            inside = "kept_row = ANY(string_to_array(?, chr(31))) AND " if shorter is not None else ""
+            count, keys = store.db.execute_sql(
+                f"SELECT COUNT(*), CASE WHEN COUNT(*) <= ? THEN array_agg(kept_row) END FROM pg_temp.{table} "
+                f"WHERE {inside}kept_text ~~ lower(?)",
+                [FEW_KEYS, *(["\x1f".join(shorter)] if shorter is not None else []), contains_pattern(search)]).fetchone()
+            keys = tuple(keys or ()) if count <= FEW_KEYS else None
+            if keys and not all(isinstance(k, str) and "\x1f" not in k for k in keys):
+                keys = None
+            self._kept_matches[search] = (count, keys)
             self._settle(store)
-        return self._few_keys[search]
+        return self._kept_matches[search]
 
     def _searched_table(self, store: Store, source: GridSource, search: str, make: bool) -> str | None:
         """The kept search text that answers `search`, if there is one (made now if `make` and the
@@ -639,10 +640,7 @@ class GridCache:
         self._version = current if current[1] == self._checked[1] else None
 
     def count(self, store: Store, source: GridSource, where: _Where) -> int:
-        return self._counted(store, source.from_for(where.sql()), where)
-
-    def _counted(self, store: Store, from_sql: str, where: _Where) -> int:
-        key = (from_sql, where.sql(), tuple(where.params))
+        key = (source.from_for(where.sql()), where.sql(), tuple(where.params))
         if key not in self.counts:
             self.counts[key] = store.db.execute_sql(f"SELECT COUNT(*) FROM {key[0]}{key[1]}", where.params).fetchone()[0]
             self._settle(store)
@@ -670,11 +668,8 @@ class GridCache:
             self.match_table = None
             # a search alone, answered by the kept search text (kept_source): counted there alone
             kept = self._searched_table(store, source, search, make=False) if source.search_where and not filtered else None
-            few = self._few_keys.get(search) if kept else None
-            if few is not None:
-                self.match_count = len(few)
-            elif kept:
-                self.match_count = self._counted(store, f"pg_temp.{kept}", _Where(["kept_text ~~ lower(?)"], [contains_pattern(search)]))
+            if kept:
+                self.match_count = self._kept_matching(store, kept, search)[0]
             else:
                 self.match_count = self.count(store, source, where)
             self._match_key = key
@@ -713,7 +708,7 @@ class GridCache:
 # A sorted set of matching rows this small is sorted whole; a larger one is paged by walking
 # the sort's index (or driver) and skipping rows that do not match.
 SORT_MATCHES_UP_TO = 20_000
-# PostgreSQL: a search found in this many rows at most is paged by their keys (GridCache._few_matching)
+# PostgreSQL: a search found in this many rows at most is paged by their keys (GridCache._kept_matching)
 FEW_KEYS = 1000
 
 
