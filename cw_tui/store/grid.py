@@ -3,7 +3,8 @@ a `GridState` (search, sort, filters, page) becomes one SELECT ... LIMIT/OFFSET 
 COUNT. Sorting, filtering, searching and counting happen in the database, so a grid costs the
 same at 100 rows and at 100,000. SQLite's fast paths (rowids, a period's rowid range, temp
 tables of matches) are taken on SQLite only: on PostgreSQL rows are paged by their key. Both keep
-the costly columns per row in a temp table (GridSource.kept). The app's grids are in grid_sources.py; nothing here imports
+the costly columns per row in a temp table (GridSource.kept), and each row's searchable text
+(GridSource.search_kept). The app's grids are in grid_sources.py; nothing here imports
 textual."""
 
 from __future__ import annotations
