@@ -3,7 +3,8 @@ a `GridState` (search, sort, filters, page) becomes one SELECT ... LIMIT/OFFSET 
 COUNT. Sorting, filtering, searching and counting happen in the database, so a grid costs the
 same at 100 rows and at 100,000. SQLite's fast paths (rowids, a period's rowid range, temp
 tables of matches) are taken on SQLite only: on PostgreSQL rows are paged by their key. Both keep
-the costly columns per row in a temp table (GridSource.kept). The app's grids are in grid_sources.py; nothing here imports
+the costly columns per row in a temp table (GridSource.kept), and each row's searchable text
+(GridSource.search_kept). The app's grids are in grid_sources.py; nothing here imports
 textual."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import itertools
 import re
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
@@ -108,9 +110,14 @@ class GridSource:
     # The key as sorts break ties with it, when not key_sql: a kept column's copy of it (the
     # cache's kept_source), which an index of the kept table holds after the value.
     tie_sql: str = ""
-    # SQLite: a grid's cache keeps each row's searchable text in a narrow temp table while the
-    # data is unchanged, and a search reads that instead of every wide row (GridCache.searched)
+    # A grid's cache keeps each row's searchable text in a narrow temp table while the data is
+    # unchanged, and a search reads that instead of every wide row (GridCache._search_table)
     search_kept: bool = False
+    # The search as one predicate, instead of a LIKE per searchable column: on PostgreSQL, the
+    # cache's kept search text (GridCache.kept_source). Its parameters: `search_params`, or
+    # (None) one contains_pattern of the search.
+    search_where: str = ""
+    search_params: tuple | None = None
 
     def __post_init__(self) -> None:
         if not self.singular:
@@ -221,7 +228,10 @@ def _where(source: GridSource, state: GridState, *, skip_filter: str | None = No
         where.parts.append(source.where)
         where.params.extend(source.params)
     search = state.search.strip()
-    if search:
+    if search and source.search_where:
+        where.parts.append(source.search_where)
+        where.params.extend([contains_pattern(search)] if source.search_params is None else source.search_params)
+    elif search:
         like = contains_pattern(search)
         columns = [c for c in source.columns if c.searchable]
         where.parts.append(" OR ".join(c.search_sql or (f"{c.sql} LIKE ? ESCAPE '\\'" if c.text else f"CAST({c.sql} AS TEXT) LIKE ? ESCAPE '\\'")
@@ -315,6 +325,8 @@ class GridCache:
         # what the kept search text holds rows of (None: not made), and whether it holds every row
         self._searched: tuple | None = None
         self._search_whole = False
+        # PostgreSQL: a search -> how many rows' kept text holds it, and their keys if few (else None)
+        self._kept_matches: dict[str, tuple[int, tuple | None]] = {}
         self._steady = False  # the data did not change since the fetch before this one
         # a prefill running on the database thread: its connection, to interrupt it from another
         self._filling: Any = None
@@ -330,11 +342,14 @@ class GridCache:
             self._kept.clear()
             self._kept_indexes.clear()
             self._searched = None
+            self._kept_matches.clear()
 
     def kept_source(self, store: Store, source: GridSource, state: GridState, also: str | None = None) -> GridSource:
         """The source as the fast paths read it: each kept column that the state sorts or
         filters by (or `also`) read from its temp table, filled now if it is not. Call
-        check() first."""
+        check() first. On PostgreSQL, the search too reads the kept search text, when it answers
+        the search (SQLite reads that in matches(), into a temp table of matching rowids)."""
+        source = self._searched_source(store, source, state)
         used = {k for k, _ in state.sort} | {k for k, v in state.filters if v} | {also}
         keys = [k for k in source.kept if k in used] if source.base else []
         if not keys:
@@ -371,13 +386,13 @@ class GridCache:
         """Fill the source's kept columns and their indexes now if they are not made for the
         data as it is, so that the first sort or filter by one finds them ready (on the grid's
         database thread, once a page is shown: ~250 ms at 100k lines). Whether anything was made.
-        The next fetch checks the data again: nothing here is trusted past a change. On SQLite,
-        interrupt() stops it (a page is wanted): what it had not finished is made when needed."""
+        The next fetch checks the data again: nothing here is trusted past a change. interrupt()
+        stops it (a page is wanted): what it had not finished is made when needed."""
         if not source.base or not (source.kept or self._search_keepable(store, source)):
             return False
         self.check(store)
         steps = []
-        if self._search_keepable(store, source) and self._searched != self._search_rows(source):
+        if self._search_keepable(store, source) and self._searched != self._search_rows(store, source):
             steps.append(lambda: self._search_table(store, source))
         for key in source.kept:
             if self._kept.get(key) != self._kept_rows(source):
@@ -389,7 +404,7 @@ class GridCache:
             return False
         with self._fill_lock:
             self._stop = False
-            self._filling = store.db.connection() if store.backend.HAS_ROWID else None
+            self._filling = self._stopper(store)
         try:
             for step in steps:
                 if self._stop:
@@ -410,7 +425,45 @@ class GridCache:
         with self._fill_lock:
             if self._filling is not None:
                 self._stop = True
-                self._filling.interrupt()
+                with suppress(Exception):  # not stopped (a cancel request not delivered): it ends by itself
+                    self._filling()
+
+    @staticmethod
+    def _stopper(store: Store) -> Callable[[], None]:
+        """What stops the statement the grid's connection runs now. PostgreSQL: a cancel request,
+        which the server ignores from a connection between statements. interrupt() sends it with
+        the lock held that a prefill takes to end, so it is delivered before the database
+        thread's next statement (a page's query) is sent: it cannot cancel that one."""
+        connection = store.db.connection()
+        if store.backend.HAS_ROWID:
+            return connection.interrupt
+        cancel_safe = getattr(connection, "cancel_safe", None)  # psycopg 3.2: with a time limit
+        return (lambda: cancel_safe(timeout=2.0)) if cancel_safe else connection.cancel
+
+    def _in_own_transaction(self, store: Store, fill: Callable[[], Any]) -> Any:
+        """PostgreSQL: `fill` in one transaction, so that the only transaction ID it takes is
+        known (a temp table's writes take one too, and move the server's snapshot): if it is the
+        only one that ended since the data was read, the data read is the data now. So too when
+        an interrupted prefill rolled it back."""
+        db = store.db
+        own = None
+        try:
+            with db.atomic():
+                own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+                result = fill()
+        except Exception:
+            if own is not None and self._stop:
+                with suppress(Exception):
+                    self._trust_own(store, own)
+            raise
+        self._trust_own(store, own)
+        return result
+
+    def _trust_own(self, store: Store, own: int) -> None:
+        current = self._current(store)
+        if _only_own_commit(self._checked[1], current[1], own):
+            self._checked = current  # the data read before the fill is the data now
+        self._settle(store)
 
     @staticmethod
     def _kept_rows(source: GridSource) -> tuple:
@@ -438,13 +491,11 @@ class GridCache:
             self._kept_indexes -= {(key, False), (key, True)}
             self._settle(store)
             return table
-        # PostgreSQL: one transaction, so that the only transaction ID this fill takes is
-        # known (a temp table's writes take one too, and move the server's snapshot). Indexes
-        # by value, either way (the key ascends in both sorts): a sort walks one to the first
-        # page's rows. Built after the rows are in (cheaper than kept up row by row). ANALYZE:
-        # autovacuum never looks at temp tables, and the planner needs their size.
-        with db.atomic():
-            own = int(db.execute_sql("SELECT pg_current_xact_id()::text").fetchone()[0])
+        # PostgreSQL: one transaction of its own (_in_own_transaction). Indexes by value,
+        # either way (the key ascends in both sorts): a sort walks one to the first page's rows.
+        # Built after the rows are in (cheaper than kept up row by row). ANALYZE: autovacuum
+        # never looks at temp tables, and the planner needs their size.
+        def make() -> None:
             db.execute_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
             db.execute_sql(f"CREATE TEMP TABLE {table} (kept_row TEXT NOT NULL, kept_value TEXT)")
             db.execute_sql(f"INSERT INTO pg_temp.{table} (kept_row, kept_value) {fill}", scan.params)
@@ -452,35 +503,42 @@ class GridCache:
             db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value, kept_row)")
             db.execute_sql(f"CREATE INDEX ON pg_temp.{table} (kept_value DESC, kept_row)")
             db.execute_sql(f"ANALYZE pg_temp.{table}")
+
+        self._in_own_transaction(store, make)
         self._kept[key] = rows
-        current = self._current(store)
-        if _only_own_commit(self._checked[1], current[1], own):
-            self._checked = current  # the data read before the fill is the data now
-        self._settle(store)
         return table
 
     @staticmethod
     def _search_keepable(store: Store, source: GridSource) -> bool:
-        return source.search_kept and store.backend.HAS_ROWID and bool(source.base)
+        return source.search_kept and bool(source.base)
 
     @staticmethod
-    def _search_text(source: GridSource) -> str:
+    def _search_text(store: Store, source: GridSource) -> str:
         """One text per row of every searchable column's, joined by U+001F: a search without that
-        character matches it exactly where it matches one of the columns (the LIKE is literal)."""
-        return " || char(31) || ".join(f"COALESCE(CAST({c.sql} AS TEXT), '')" for c in source.columns if c.searchable)
+        character matches it exactly where it matches one of the columns (the LIKE is literal).
+        PostgreSQL: in lower case, as its ILIKE compares a column (lower() of the text and of the
+        pattern), so that a search is a plain LIKE of the lowered pattern: the ILIKE's lower() of
+        every row was most of a search's time. One lower() of the joined text is each column's
+        lower() joined: the contexts a lowering looks at (ICU's final sigma, Turkish dotted I)
+        end at a character that is neither cased nor case-ignorable, as U+001F."""
+        joined = (" || char(31) || " if store.backend.HAS_ROWID else " || chr(31) || ").join(
+            f"COALESCE(CAST({c.sql} AS TEXT), '')" for c in source.columns if c.searchable)
+        return joined if store.backend.HAS_ROWID else f"lower({joined})"
 
-    def _search_rows(self, source: GridSource) -> tuple:
-        return (*self._kept_rows(source), self._search_text(source))
+    def _search_rows(self, store: Store, source: GridSource) -> tuple:
+        return (*self._kept_rows(source), self._search_text(store, source))
 
     def _search_table(self, store: Store, source: GridSource) -> str:
         """The kept search text: each row's rowid and _search_text, made for the data as it is
         (~180 ms at 100k lines; a search of it ~12 ms, of the lines themselves 60-180 ms). It
         answers a search only if it holds every row of the source: the joins its text needs
         (a line's organization and offer) could leave out a row the plain search would find."""
-        table, rows = f"grid_search_{self._number}", self._search_rows(source)
+        table, rows = f"grid_search_{self._number}", self._search_rows(store, source)
         if self._searched == rows:
             return table
-        text, scan = self._search_text(source), _where(source, GridState(), scan=True)
+        if not store.backend.HAS_ROWID:
+            return self._search_table_pg(store, source, table, rows)
+        text, scan = self._search_text(store, source), _where(source, GridState(), scan=True)
         db = store.db
         db.execute_sql(f"DROP TABLE IF EXISTS temp.{table}")
         db.execute_sql(f"CREATE TEMP TABLE {table} (kept_row INTEGER PRIMARY KEY, kept_text TEXT NOT NULL)")
@@ -505,13 +563,84 @@ class GridCache:
         self._settle(store)
         return table
 
+    def _search_table_pg(self, store: Store, source: GridSource, table: str, rows: tuple) -> str:
+        """PostgreSQL's kept search text: each row's key and lowered text (~250 ms at 100k lines;
+        a search of it ~25 ms, of the lines with an ILIKE per column ~50 ms on three processes).
+        Made as _kept_table makes its table, in one transaction of its own. The key's primary
+        index: a page of a common search walks the sort's index and looks each line up in it.
+        ANALYZE: the planner's guess of how many rows a search keeps."""
+        text, where = self._search_text(store, source), _where(source, GridState())
+        lines = self.count(store, source, where)  # before the transaction: a count settles the cache
+        db = store.db
+
+        def make() -> int:
+            db.execute_sql(f"DROP TABLE IF EXISTS pg_temp.{table}")
+            made = db.execute_sql(
+                f"CREATE TEMP TABLE {table} AS SELECT {_row_id(store, source)} AS kept_row, {text} AS kept_text "
+                f"FROM {source.from_for(where.sql() + text)}{where.sql()}", where.params).rowcount
+            db.execute_sql(f"ALTER TABLE pg_temp.{table} ADD PRIMARY KEY (kept_row)")
+            db.execute_sql(f"ANALYZE pg_temp.{table} (kept_text)")  # the keys need none: their index is unique
+            return made
+
+        self._search_whole = self._in_own_transaction(store, make) == lines
+        self._kept_matches.clear()
+        self._searched = rows
+        return table
+
+    def _searched_source(self, store: Store, source: GridSource, state: GridState) -> GridSource:
+        """PostgreSQL: the source whose search reads the kept search text, when that text answers
+        the state's search (made now if the data held still since the last fetch): the keys of
+        its rows if few, else one LIKE of the text by key. `~~` is LIKE itself: the store's SQL
+        reads LIKE as ILIKE, which would lower every row again. The pattern is lowered as ILIKE
+        lowers it."""
+        if store.backend.HAS_ROWID or not source.base:
+            return source
+        search = state.search.strip()
+        table = self._searched_table(store, source, search, make=True)
+        if table is None:
+            return source
+        filters = tuple((k, v) for k, v in state.filters if v)
+        if filters and self._few_by_index(store, source, GridState(filters=filters)):
+            return source  # an index keeps few rows: a LIKE per column of those costs less than any scan
+        _, keys = self._kept_matching(store, table, search)
+        if keys is not None:
+            # a rare search: the pages and counts look its rows up by key, instead of scanning the
+            # text again (the text of a search that finds many: the sort's first rows pass it soon)
+            return replace(source, search_where=f"{_row_id(store, source)} = ANY(string_to_array(?, chr(31)))",
+                           search_params=("\x1f".join(keys),))
+        return replace(source, search_where=f"{_row_id(store, source)} IN "
+                                            f"(SELECT kept_row FROM pg_temp.{table} WHERE kept_text ~~ lower(?))")
+
+    def _kept_matching(self, store: Store, table: str, search: str) -> tuple[int, tuple | None]:
+        """PostgreSQL: how many rows' kept search text holds `search`, and their keys if at most
+        FEW_KEYS (else None), in one scan of the text: the count, then the pages, need no other
+        (gathering the keys of a search found everywhere costs ~10 ms at 100k lines; a second
+        scan ~25). No keys either if one holds U+001F, which joins them for the pages. A longer
+        search typed after a shorter one of few rows looks only at those (ASCII: lower() of the
+        longer holds that of the shorter; a context-dependent lowering, ICU's final sigma, could
+        break that)."""
+        if search not in self._kept_matches:
+            shorter = next((keys for typed, (_, keys) in self._kept_matches.items()
+                            if keys is not None and typed in search and search.isascii()), None)
+            inside = "kept_row = ANY(string_to_array(?, chr(31))) AND " if shorter is not None else ""
+            count, keys = store.db.execute_sql(
+                f"SELECT COUNT(*), CASE WHEN COUNT(*) <= ? THEN array_agg(kept_row) END FROM pg_temp.{table} "
+                f"WHERE {inside}kept_text ~~ lower(?)",
+                [FEW_KEYS, *(["\x1f".join(shorter)] if shorter is not None else []), contains_pattern(search)]).fetchone()
+            keys = tuple(keys or ()) if count <= FEW_KEYS else None
+            if keys and not all(isinstance(k, str) and "\x1f" not in k for k in keys):
+                keys = None
+            self._kept_matches[search] = (count, keys)
+            self._settle(store)
+        return self._kept_matches[search]
+
     def _searched_table(self, store: Store, source: GridSource, search: str, make: bool) -> str | None:
         """The kept search text that answers `search`, if there is one (made now if `make` and the
         data did not change since the last fetch: while lines are being written, each fetch
         would make it again for one search)."""
         if not search or "\x1f" in search or not self._search_keepable(store, source):
             return None
-        if self._searched != self._search_rows(source):
+        if self._searched != self._search_rows(store, source):
             if not (make and self._steady):
                 return None
             self._search_table(store, source)
@@ -549,19 +678,24 @@ class GridCache:
         key = (source.from_sql, source.where, source.params, where.sql(), tuple(where.params))
         if key == self._match_key:
             return self.match_count
+        search = state.search.strip()
+        filtered = any(values for _, values in state.filters)
         if not store.backend.HAS_ROWID:  # no rowids to keep: the pages are chosen with the predicate
             self.match_table = None
-            self.match_count = self.count(store, source, where)
+            # a search alone, answered by the kept search text (kept_source): counted there alone
+            kept = self._searched_table(store, source, search, make=False) if source.search_where and not filtered else None
+            if kept:
+                self.match_count = self._kept_matching(store, kept, search)[0]
+            else:
+                self.match_count = self.count(store, source, where)
             self._match_key = key
             return self.match_count
-        search = state.search.strip()
         scope = (source.from_sql, source.where, source.params, state.filters)
         narrower = bool(self._match_search) and self._match_search in search and scope == self._match_scope
         target = self._tables[1] if self.match_table == self._tables[0] else self._tables[0]
         db = store.db
         db.execute_sql(f"CREATE TEMP TABLE IF NOT EXISTS {target} (k INTEGER PRIMARY KEY)")
         db.execute_sql(f"DELETE FROM temp.{target}")
-        filtered = any(values for _, values in state.filters)
         # a search alone reads the kept search text; with filters, one scan checking both costs
         # less than looking each row it finds up for them, once most rows match
         searched = self._searched_table(store, source, search, make=not narrower and not filtered)
@@ -602,6 +736,8 @@ NARROW_UP_TO = 20_000
 # A sorted set of matching rows this small is sorted whole; a larger one is paged by walking
 # the sort's index (or driver) and skipping rows that do not match.
 SORT_MATCHES_UP_TO = 20_000
+# PostgreSQL: a search found in this many rows at most is paged by their keys (GridCache._kept_matching)
+FEW_KEYS = 1000
 
 
 def _page_keys(store: Store, source: GridSource, state: GridState, matches: str | None, total: int,
