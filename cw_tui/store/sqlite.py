@@ -42,9 +42,6 @@ def database(path: Path, busy_timeout_ms: int) -> pw.SqliteDatabase:
             "mmap_size": 0,
             "temp_store": 2,  # the grids' sets of matching rows are temp tables: keep them in memory
             "wal_autocheckpoint": 0,  # a commit does not copy the log into the file: checkpoints.py does, after
-            # the process's SQLite heap, all connections together (a grid's, the main thread's, a
-            # worker's, each with a page cache): past it, clean cached pages are given back first
-            "soft_heap_limit": 96 * 2**20,
         },
         check_same_thread=False,
     )
