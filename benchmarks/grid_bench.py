@@ -392,13 +392,15 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
         memory.sample("memory_after_pages_marks")
         # 50,000 of the lines: mark all matching, set a Charge End Date on the first 50,000
         total = grid.page.total
+        chosen = []
         for n in range(max(3, repeat // 3)):
             grid.set_search("")
             grid.set_filter("sync", frozenset())
             await pilot.pause(0.3)
             grid.action_mark_all()
             await pilot.pause(0.3)
-            half = sorted(selected_keys(store, grid.marked_selection()))[:50_000]
+            with store.sparing_memory():  # as the service reads a selection: through the small cache
+                half = sorted(selected_keys(store, grid.marked_selection()))[:50_000]
             before = grid.page
             start = time.perf_counter()
             # the service's path for marked lines: the first 50,000 of the marked, by line ID
@@ -410,6 +412,11 @@ async def measure(db: str, repeat: int) -> dict[str, list[float]]:
             timings["bulk_update_50k"].append(time.perf_counter() - start)
             assert changed == min(50_000, total), changed
             memory.sample("memory_after_bulk_updates")
+            chosen.append(half)
+        # the app's peak is taken before the floor's UPDATEs: each leaves its 50,000 lines'
+        # pages in this connection's page cache (~24 MB), which the app's own change does not
+        memory.app_peak_rss_mb = peak_rss_mb()
+        for n, half in enumerate(chosen):
             timings["floor_update_50k"].append(plain_update(store, half, date(2026, 11, 30 - n)))
     store.close()
     return timings
@@ -436,6 +443,7 @@ class _Memory:
     so the part that raised the peak shows."""
 
     peak_anon_mb = 0.0
+    app_peak_rss_mb = 0.0  # the peak RSS before the floors of the bulk update ran
 
     def __init__(self) -> None:
         self.phases: dict[str, str] = {}
@@ -547,7 +555,8 @@ def main() -> None:
             # the median over the floor's median (a page shown with no SQL, same run)
             own = statistics.median(timings["floor_update_50k"]) if name == "bulk_update_50k" else floor
             figures[f"{name}_ratio_to_floor"] = round(statistics.median(values) / own, 2) if own else None
-    figures["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    figures["peak_rss_mb"] = round(memory.app_peak_rss_mb or peak_rss_mb(), 1)
+    figures["peak_rss_mb_with_floors"] = round(peak_rss_mb(), 1)
     figures["peak_anon_mb"] = round(memory.peak_anon_mb, 1)
     figures.update(memory.phases)
     figures["peak_rss_mb_target"] = 200
