@@ -22,6 +22,7 @@ class Checkpoints:
     a later look."""
 
     INTERVAL = 0.25  # seconds between looks: how long a commit's pages stay in the log alone
+    FIRST_LOOK = 1.0  # the first, once the app's first screen is drawn (a start takes ~0.45 s)
 
     def __init__(self, path: Path | str) -> None:
         self._path = str(path)
@@ -45,9 +46,9 @@ class Checkpoints:
         except sqlite3.Error:
             return  # the store's own connection reports what is wrong with the file
         try:
-            seen = None
+            seen, wait = None, self.FIRST_LOOK
             while True:
-                stopping = self._stop.wait(self.INTERVAL)
+                stopping, wait = self._stop.wait(wait), self.INTERVAL
                 try:
                     # data_version changes when another connection commits: nothing new, nothing to copy
                     version = connection.execute("PRAGMA data_version").fetchone()[0]
