@@ -9,8 +9,10 @@ from cw_tui.rules.safe_text import safe_text
 from cw_tui.rules.words import plural
 from cw_tui.screens.base import guarded
 from cw_tui.screens.mapping.base import MappingBase
+from cw_tui.services import system_log
 from cw_tui.store import queries
 from cw_tui.store.grid import selected_keys
+from cw_tui.tasks import run_service
 from cw_tui.widgets.grid import SqlGrid
 
 
@@ -167,10 +169,16 @@ class EditActions(MappingBase):
             names = {"company": "company_id", "product": "product_id", "agreement": "agreement_id",
                      "start": "charge_start", "end": "charge_end"}
             change = LineChange(**{names[field]: chosen})
-            try:
-                done(update_lines(store, marked, change))
-            except MappingError as error:
-                self.app.notify(str(error), severity="error", markup=False)
+
+            def refused(error: BaseException) -> bool:
+                if isinstance(error, MappingError):
+                    self.app.notify(str(error), severity="error", markup=False)
+                    return True
+                return False
+
+            # in a thread: 50,000 lines take ~0.2 s on SQLite and over a second on PostgreSQL
+            run_service(self, "Bulk Update", lambda: update_lines(store, marked, change),
+                        category=system_log.Category.INVOICES, done=done, failed=refused, group="bulk-update")
 
         self.app.push_screen(BulkUpdateModal(store, count, marked), self.guard(bulk))
 
